@@ -1,0 +1,1 @@
+"""NumPy-only index runtime: build, save, load and search. Never imports jax."""

@@ -1,0 +1,44 @@
+"""Test set-up: 8 fake CPU devices (sharding tests), real data paths, the real MiniLM folder."""
+import os
+
+# Must happen before jax is imported anywhere in the test session.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _beir_root() -> Path:
+    root = Path(os.environ.get("JAXIR_BEIR_ROOT", REPO.parent / "shared" / "data" / "beir"))
+    if not (root / "scifact").is_dir():
+        # Fail, never skip: a silently skipped real-data test proves nothing.
+        raise FileNotFoundError(f"BEIR data not found at {root}; set JAXIR_BEIR_ROOT")
+    return root
+
+
+@pytest.fixture(scope="session")
+def beir_root() -> Path:
+    return _beir_root()
+
+
+@pytest.fixture(scope="session")
+def scifact_dir(beir_root) -> Path:
+    return beir_root / "scifact"
+
+
+@pytest.fixture(scope="session")
+def nfcorpus_dir(beir_root) -> Path:
+    return beir_root / "nfcorpus"
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    from jaxir.models.hf import default_model_dir
+
+    return default_model_dir()
