@@ -1,0 +1,157 @@
+"""ColBERTv2 residual codec in NumPy (the index runtime never imports JAX).
+
+Byte-for-byte twin of `jaxir.ops.residual` (see there for the formulas and the bit layout):
+  code = argmax_c <C_c, v>;  bucket(r_d) = #{cutoffs <= r_d};  v_hat = normalize(C_code + w[bucket])
+`fit_codec_numpy` is a small, JAX-free way to fit centroids and buckets (tests, tiny corpora);
+large indexes fit centroids with `jaxir.ops.kmeans` and pass them to `ResidualCodec`.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+NBITS_CHOICES = (1, 2, 4)
+_ASSIGN_BLOCK = 8192  # rows per [block, K] score matrix
+
+
+def check_nbits(nbits: int, dim: int | None = None) -> None:
+    """Raise ValueError unless nbits is 1, 2 or 4 and dim * nbits fills whole bytes."""
+    if nbits not in NBITS_CHOICES:
+        raise ValueError(f"nbits must be one of {NBITS_CHOICES}, got {nbits}")
+    if dim is not None and (dim * nbits) % 8:
+        raise ValueError(f"dim * nbits must be a multiple of 8, got dim={dim}, nbits={nbits}")
+
+
+def fit_buckets(residuals: np.ndarray, *, nbits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bucket cutoffs [B-1] and weights [B] (float32) from held-out residuals [M, D]."""
+    check_nbits(nbits)
+    b = 1 << nbits
+    values = np.asarray(residuals, np.float32).reshape(-1)
+    cutoff_q = np.arange(1, b, dtype=np.float32) / b
+    weight_q = (np.arange(b, dtype=np.float32) + 0.5) / b
+    return (np.quantile(values, cutoff_q).astype(np.float32),
+            np.quantile(values, weight_q).astype(np.float32))
+
+
+def quantize(residuals: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
+    """Bucket index per value: [..., D] -> [..., D] uint8, bucket = #{cutoffs <= value}."""
+    r = np.asarray(residuals, np.float32)
+    return np.searchsorted(np.asarray(cutoffs, np.float32), r, side="right").astype(np.uint8)
+
+
+def pack_bits(buckets: np.ndarray, *, nbits: int) -> np.ndarray:
+    """[..., D] bucket indices -> [..., D * nbits / 8] uint8 (ColBERT's bit layout)."""
+    buckets = np.asarray(buckets, np.uint8)
+    check_nbits(nbits, buckets.shape[-1])
+    bits = (buckets[..., None] >> np.arange(nbits, dtype=np.uint8)) & 1  # LSB first per dim
+    return np.packbits(bits.reshape(*buckets.shape[:-1], -1), axis=-1)
+
+
+def unpack_bits(packed: np.ndarray, *, nbits: int) -> np.ndarray:
+    """Inverse of `pack_bits`: [..., P] uint8 -> [..., P * 8 / nbits] uint8."""
+    check_nbits(nbits)
+    packed = np.asarray(packed)
+    if packed.dtype != np.uint8:
+        raise ValueError(f"packed residuals must be uint8, got {packed.dtype}")
+    bits = np.unpackbits(packed, axis=-1).reshape(*packed.shape[:-1], -1, nbits)
+    return (bits << np.arange(nbits, dtype=np.uint8)).sum(axis=-1, dtype=np.uint8)
+
+
+def normalize(v: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation with an epsilon floor (zero rows stay zero)."""
+    norm = np.sqrt(np.sum(np.square(v), axis=-1, keepdims=True))
+    return v / np.maximum(norm, np.float32(1e-12))
+
+
+def assign_codes(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Nearest centroid by inner product, blocked: [N, D] x [K, D] -> [N] int32."""
+    c32 = np.asarray(centroids, np.float32)
+    out = np.empty(len(x), np.int32)
+    for s in range(0, len(x), _ASSIGN_BLOCK):
+        block = np.asarray(x[s:s + _ASSIGN_BLOCK], np.float32)
+        out[s:s + len(block)] = np.argmax(block @ c32.T, axis=1)
+    return out
+
+
+def decode(codes: np.ndarray, packed: np.ndarray, centroids: np.ndarray,
+           weights: np.ndarray, *, nbits: int) -> np.ndarray:
+    """codes [...], packed [..., P] -> [..., D] float32 unit vectors (v_hat)."""
+    buckets = unpack_bits(packed, nbits=nbits)
+    v = np.asarray(centroids[codes], np.float32) + np.asarray(weights, np.float32)[buckets]
+    return normalize(v)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResidualCodec:
+    """Centroids [K, D] (fp16 or fp32, used exactly as stored), cutoffs [B-1], weights [B]."""
+
+    centroids: np.ndarray
+    cutoffs: np.ndarray
+    weights: np.ndarray
+    nbits: int
+
+    def __post_init__(self):
+        check_nbits(self.nbits, self.dim)
+        b = 1 << self.nbits
+        if self.cutoffs.shape != (b - 1,) or self.weights.shape != (b,):
+            raise ValueError(f"nbits={self.nbits} needs cutoffs [{b - 1}] and weights [{b}], got "
+                             f"{self.cutoffs.shape} and {self.weights.shape}")
+
+    @property
+    def dim(self) -> int:
+        return int(self.centroids.shape[1])
+
+    @property
+    def bytes_per_vector(self) -> int:
+        """Packed residual bytes + 4 bytes of int32 code."""
+        return self.dim * self.nbits // 8 + 4
+
+    def compress(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[N, D] unit vectors -> (codes [N] int32, packed [N, D * nbits / 8] uint8)."""
+        x = np.asarray(x, np.float32)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"compress expects [N, {self.dim}] vectors, got {x.shape}")
+        codes = assign_codes(x, self.centroids)
+        residuals = x - np.asarray(self.centroids, np.float32)[codes]
+        return codes, pack_bits(quantize(residuals, self.cutoffs), nbits=self.nbits)
+
+    def decompress(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
+        """(codes [N], packed [N, P]) -> [N, D] float32 unit vectors."""
+        return decode(codes, packed, self.centroids, self.weights, nbits=self.nbits)
+
+
+def kmeans_numpy(x: np.ndarray, k: int, *, iters: int = 4, seed: int = 0) -> np.ndarray:
+    """Small spherical k-means (float32, NumPy): [N, D] -> [min(k, N), D] unit centroids."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, np.float32)
+    k = min(k, len(x))
+    centroids = normalize(x[rng.choice(len(x), size=k, replace=False)])
+    for _ in range(iters):
+        codes = assign_codes(x, centroids)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, codes, x)
+        counts = np.bincount(codes, minlength=k)
+        # Empty clusters keep their previous centroid.
+        centroids = np.where(counts[:, None] > 0, normalize(sums), centroids)
+    return centroids
+
+
+def fit_codec_numpy(sample: np.ndarray, k: int, nbits: int, *, seed: int = 0, iters: int = 4,
+                    heldout_frac: float = 0.05, max_heldout: int = 50_000,
+                    centroid_dtype=np.float16) -> ResidualCodec:
+    """Fit centroids on a sample of token vectors [M, D] and buckets on a held-out part.
+
+    As in ColBERTv2: shuffle, hold out min(5%, 50k) vectors, k-means the rest (k clamped to the
+    number of training vectors), fit buckets on the held-out residuals.
+    """
+    sample = np.asarray(sample, np.float32)
+    if sample.ndim != 2 or len(sample) < 2:
+        raise ValueError(f"fit_codec_numpy needs a [M >= 2, D] sample, got {sample.shape}")
+    order = np.random.default_rng(seed).permutation(len(sample))
+    n_held = max(1, min(int(heldout_frac * len(sample)), max_heldout))
+    train, held = sample[order[n_held:]], sample[order[:n_held]]
+    centroids = kmeans_numpy(train, k, iters=iters, seed=seed).astype(centroid_dtype)
+    c32 = centroids.astype(np.float32)
+    cutoffs, weights = fit_buckets(held - c32[assign_codes(held, c32)], nbits=nbits)
+    return ResidualCodec(centroids, cutoffs, weights, nbits)

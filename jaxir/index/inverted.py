@@ -1,0 +1,199 @@
+"""Posting lists (term -> doc indices, weights), shared by BM25 and learned sparse retrieval.
+
+CSR by term: the postings of term t are `postings[offsets[t]:offsets[t+1]]` (int32 doc indices,
+ascending) with `weights[...]` stored as float32, float16, or uint8 (w ≈ stored * scale, scale =
+max w / 255, so each posting is off by at most scale / 2).
+
+Scoring is score-at-a-time: s(d) = Σ_t q_t · w_{t,d}, accumulated term by term into a float32
+buffer of all N docs, then the top k non-zero scores are kept (score desc, lower index first).
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jaxir.errors import DataError, IndexFormatError
+from jaxir.index.flat import top_k_rows
+from jaxir.index.store import load_index, save_index
+
+WEIGHT_DTYPES = ("float32", "float16", "uint8")
+METHOD = "sparse"
+
+
+class NoKnownTermsWarning(UserWarning):
+    """A query had no term with postings in the index; its result is empty."""
+
+
+def _quantize(weights: np.ndarray, dtype: str) -> tuple[np.ndarray, float]:
+    """float64 weights [P] -> (stored [P] in `dtype`, scale)."""
+    if dtype == "float32":
+        return weights.astype(np.float32), 1.0
+    if dtype == "float16":
+        if weights.size and np.abs(weights).max() > np.finfo(np.float16).max:
+            raise ValueError(f"weights up to {np.abs(weights).max()} overflow float16")
+        return weights.astype(np.float16), 1.0
+    if dtype == "uint8":
+        if weights.size and weights.min() < 0:
+            raise ValueError(f"uint8 postings need weights >= 0, got min {weights.min()}")
+        scale = float(weights.max()) / 255.0 if weights.size and weights.max() > 0 else 1.0
+        return np.clip(np.rint(weights / scale), 0, 255).astype(np.uint8), scale
+    raise ValueError(f"dtype must be one of {WEIGHT_DTYPES}, got {dtype!r}")
+
+
+def _check_coo(docs: np.ndarray, terms: np.ndarray, weights: np.ndarray, n_docs: int, vocab_size: int):
+    if not (docs.shape == terms.shape == weights.shape) or docs.ndim != 1:
+        raise ValueError(f"docs {docs.shape}, terms {terms.shape}, weights {weights.shape} must be equal 1-D")
+    if docs.size and (docs.min() < 0 or docs.max() >= n_docs):
+        raise DataError(f"doc index {docs.min()}..{docs.max()} outside [0, {n_docs})")
+    if terms.size and (terms.min() < 0 or terms.max() >= vocab_size):
+        bad = int(docs[np.argmax((terms < 0) | (terms >= vocab_size))])
+        raise DataError(f"doc {bad}: term id outside [0, {vocab_size})")
+    if not np.isfinite(weights).all():
+        raise DataError(f"doc {int(docs[np.argmin(np.isfinite(weights))])}: non-finite weight")
+    if n_docs >= 2**31:
+        raise ValueError(f"{n_docs} docs exceed the int32 posting limit")
+
+
+@dataclass
+class InvertedIndex:
+    """offsets [V+1] int64; postings [P] int32; weights [P] (WEIGHT_DTYPES); n_docs; scale."""
+
+    offsets: np.ndarray
+    postings: np.ndarray
+    weights: np.ndarray
+    n_docs: int
+    scale: float = 1.0
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.offsets) - 1
+
+    @classmethod
+    def from_coo(cls, docs, terms, weights, *, n_docs: int, vocab_size: int, dtype: str = "float32"):
+        """Postings from coordinate triples (doc index, term id, weight) [P]; zero weights dropped.
+
+        A (doc, term) pair may occur only once (DataError names the doc otherwise).
+        """
+        docs, terms = np.asarray(docs, np.int64), np.asarray(terms, np.int64)
+        weights = np.asarray(weights, np.float64)
+        _check_coo(docs, terms, weights, n_docs, vocab_size)
+        keep = weights != 0
+        docs, terms, weights = docs[keep], terms[keep], weights[keep]
+        order = np.lexsort((docs, terms))
+        docs, terms, weights = docs[order], terms[order], weights[order]
+        repeated = (np.diff(terms) == 0) & (np.diff(docs) == 0)
+        if repeated.any():
+            i = int(np.argmax(repeated))
+            raise DataError(f"doc {docs[i]}: term {terms[i]} occurs twice; sum its weights first")
+        offsets = np.zeros(vocab_size + 1, np.int64)
+        np.cumsum(np.bincount(terms, minlength=vocab_size), out=offsets[1:])
+        stored, scale = _quantize(weights, dtype)
+        return cls(offsets, docs.astype(np.int32), stored, n_docs, scale)
+
+    @classmethod
+    def build(cls, docs: Iterable, *, vocab_size: int | None = None, dtype: str = "float32"):
+        """Streamed build from per-document (term_ids [T], weights [T]) pairs, in doc order."""
+        doc_parts, term_parts, weight_parts = [], [], []
+        n_docs = 0
+        for n_docs, (term_ids, weights) in enumerate(docs, start=1):
+            term_ids, weights = np.asarray(term_ids, np.int64), np.asarray(weights, np.float64)
+            if term_ids.shape != weights.shape or term_ids.ndim != 1:
+                raise DataError(f"doc {n_docs - 1}: term_ids {term_ids.shape} vs weights {weights.shape}")
+            doc_parts.append(np.full(len(term_ids), n_docs - 1, np.int64))
+            term_parts.append(term_ids)
+            weight_parts.append(weights)
+        if n_docs == 0:
+            raise DataError("cannot build an inverted index from zero documents")
+        terms = np.concatenate(term_parts)
+        if vocab_size is None:
+            vocab_size = int(terms.max()) + 1 if terms.size else 0
+        docs_flat, weights_flat = np.concatenate(doc_parts), np.concatenate(weight_parts)
+        return cls.from_coo(docs_flat, terms, weights_flat, n_docs=n_docs, vocab_size=vocab_size, dtype=dtype)
+
+    def _known(self, term_ids, query_weights) -> tuple[np.ndarray, np.ndarray]:
+        term_ids = np.asarray(term_ids, np.int64).reshape(-1)
+        query_weights = np.asarray(query_weights, np.float32).reshape(-1)
+        if term_ids.shape != query_weights.shape:
+            raise ValueError(f"term_ids {term_ids.shape} and query_weights {query_weights.shape} differ")
+        known = (term_ids >= 0) & (term_ids < self.vocab_size)
+        return term_ids[known], query_weights[known]
+
+    def _accumulate(self, term_ids, query_weights) -> tuple[np.ndarray, int]:
+        """(scores [N] float32, number of postings read)."""
+        terms, qw = self._known(term_ids, query_weights)
+        scores = np.zeros(self.n_docs, np.float32)
+        starts, ends = self.offsets[terms].tolist(), self.offsets[terms + 1].tolist()
+        for q, start, end in zip((qw * np.float32(self.scale)).tolist(), starts, ends):
+            w = self.weights[start:end]
+            w = w if w.dtype == np.float32 else w.astype(np.float32)
+            # Doc indices within one posting list are unique, so fancy-index += is exact.
+            scores[self.postings[start:end]] += np.float32(q) * w
+        return scores, sum(ends) - sum(starts)
+
+    def score_all(self, term_ids, query_weights) -> np.ndarray:
+        """Scores of all docs [N] float32 for one query (term_ids [T], query_weights [T]).
+
+        s(d) = Σ_t q_t · w_{t,d}; ids outside [0, V) are ignored; repeated ids add up.
+        """
+        return self._accumulate(term_ids, query_weights)[0]
+
+    def search(self, term_ids, query_weights, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k docs with a non-zero score: (doc indices [<=k] int64, scores [<=k] float32).
+
+        A query none of whose terms has postings warns (NoKnownTermsWarning) and returns empty arrays.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        scores, touched = self._accumulate(term_ids, query_weights)
+        if touched == 0:
+            warnings.warn(f"no query term has postings (term ids {list(np.ravel(term_ids))[:8]}); "
+                          "returning an empty result", NoKnownTermsWarning, stacklevel=2)
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        cand = np.flatnonzero(scores)
+        top_scores, top_indices = top_k_rows(scores[cand][None], cand[None], min(k, cand.size))
+        return top_indices[0], top_scores[0]
+
+    def search_batch(self, queries: Iterable, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`search` over many (term_ids, query_weights) pairs."""
+        return [self.search(term_ids, weights, k) for term_ids, weights in queries]
+
+    def postings_touched(self, term_ids) -> int:
+        """Number of postings a query with these term ids reads (unknown ids read none)."""
+        terms, _ = self._known(term_ids, np.zeros(np.size(term_ids), np.float32))
+        return int((self.offsets[terms + 1] - self.offsets[terms]).sum())
+
+    def nonzeros_per_doc(self) -> np.ndarray:
+        """Number of stored postings per document [N] int64."""
+        return np.bincount(self.postings, minlength=self.n_docs).astype(np.int64)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"offsets": self.offsets, "postings": self.postings, "weights": self.weights}
+
+    def to_meta(self) -> dict:
+        return {"n_docs": self.n_docs, "vocab_size": self.vocab_size,
+                "weight_dtype": str(self.weights.dtype), "scale": self.scale}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict, *, where: str = "index"):
+        """Rebuild from `to_arrays()` / `to_meta()` output (e.g. loaded memory maps); checks consistency."""
+        # Plain ndarray views of the maps: np.memmap slicing costs Python overhead per query term.
+        offsets, postings, weights = (np.asarray(arrays[n]).view(np.ndarray) for n in ("offsets", "postings", "weights"))
+        consistent = len(offsets) == meta["vocab_size"] + 1 and int(offsets[-1]) == len(postings) == len(weights)
+        if not consistent or str(weights.dtype) not in WEIGHT_DTYPES or postings.dtype != np.int32:
+            raise IndexFormatError(f"{where}: inconsistent postings ({len(offsets)} offsets, "
+                                   f"{len(postings)} postings, {weights.dtype}{list(weights.shape)} weights)")
+        return cls(offsets, postings, weights, int(meta["n_docs"]), float(meta["scale"]))
+
+    def save(self, path: str | Path, *, model_fingerprint: str, method: str = METHOD, meta: dict | None = None) -> Path:
+        meta = {**(meta or {}), **self.to_meta()}
+        return save_index(path, self.to_arrays(), method=method, model_fingerprint=model_fingerprint, meta=meta)
+
+    @classmethod
+    def load(cls, path: str | Path, *, model_fingerprint: str | None = None, method: str = METHOD,
+             mmap: bool = True, verify: bool = True) -> "InvertedIndex":
+        stored = load_index(path, method=method, model_fingerprint=model_fingerprint, mmap=mmap, verify=verify)
+        return cls.from_arrays(stored.arrays, stored.meta, where=str(path))

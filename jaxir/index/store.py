@@ -1,0 +1,226 @@
+"""Versioned on-disk index format: `manifest.json` + one `.npy` per array, memory-mapped on load.
+
+Layout of an index folder::
+
+    manifest.json   {"format_version": 1, "method": ..., "model_fingerprint": ..., "created": ...,
+                     "meta": {...}, "arrays": {name: {file, dtype, shape, nbytes, file_bytes, sha256}}}
+    <name>.npy      one per array (no pickles; unicode arrays such as doc ids are fine)
+
+`save_index` writes everything into a temporary folder beside the target, fsyncs it, and only then
+moves it into place, so a crash never leaves a half-written index under the target name.
+`load_index` checks version, method, model fingerprint, file sizes and headers (and checksums when
+`verify`) before handing out arrays, and raises `IndexFormatError` naming the file on any mismatch.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jaxir.errors import IndexFormatError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+_CHUNK = 1 << 22
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+@dataclass(frozen=True)
+class StoredIndex:
+    """A loaded index: `arrays` (memory-mapped when loaded with mmap), the manifest and its meta."""
+
+    path: Path
+    arrays: dict[str, np.ndarray]
+    manifest: dict
+
+    @property
+    def meta(self) -> dict:
+        return self.manifest.get("meta", {})
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_array(name: str, array: np.ndarray) -> np.ndarray:
+    if not _NAME.match(name):
+        raise ValueError(f"array name {name!r} must match [A-Za-z0-9_]+ (it becomes a file name)")
+    array = np.asarray(array)
+    if array.dtype.hasobject:
+        raise ValueError(f"array {name!r} has dtype {array.dtype}; object arrays cannot be stored")
+    return array
+
+
+def _write_array(folder: Path, name: str, array: np.ndarray) -> dict:
+    file = folder / f"{name}.npy"
+    np.save(file, np.ascontiguousarray(array), allow_pickle=False)
+    _fsync(file)
+    return {
+        "file": file.name,
+        "dtype": array.dtype.str,
+        "shape": list(array.shape),
+        "nbytes": int(array.nbytes),
+        "file_bytes": file.stat().st_size,
+        "sha256": _sha256(file),
+    }
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    """Rename `tmp` to `path`; an existing index there is removed only after the swap."""
+    if not path.exists():
+        os.replace(tmp, path)
+        return
+    if not (path / MANIFEST).is_file():
+        raise IndexFormatError(f"refusing to replace {path}: it exists and is not an index folder")
+    old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+    os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_index(
+    path: str | Path,
+    arrays: dict[str, np.ndarray],
+    *,
+    method: str,
+    model_fingerprint: str,
+    meta: dict | None = None,
+) -> Path:
+    """Write `arrays` and a manifest to the folder `path` (atomically replacing an old index)."""
+    path = Path(path)
+    checked = {name: _check_array(name, a) for name, a in arrays.items()}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "method": method,
+        "model_fingerprint": model_fingerprint,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "meta": meta or {},
+        "arrays": {},
+    }
+    json.dumps(manifest)  # fail on non-JSON meta before touching the disk
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        for name, array in checked.items():
+            manifest["arrays"][name] = _write_array(tmp, name, array)
+        text = json.dumps(manifest, indent=1)
+        (tmp / MANIFEST).write_text(text, encoding="utf-8")
+        _fsync(tmp / MANIFEST)
+        _fsync(tmp)
+        _move_into_place(tmp, path)
+        _fsync(path.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _read_manifest(path: Path) -> dict:
+    if not path.is_dir():
+        raise IndexFormatError(f"no index folder at {path}")
+    file = path / MANIFEST
+    if not file.is_file():
+        raise IndexFormatError(f"{file} is missing: {path} is not a jaxir index (or is incomplete)")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IndexFormatError(f"{file} is not valid JSON: {e}") from e
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("arrays"), dict):
+        raise IndexFormatError(f"{file} has no 'arrays' table")
+    return manifest
+
+
+def _check_identity(manifest: dict, path: Path, method: str | None, fingerprint: str | None) -> None:
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexFormatError(
+            f"{path} has format_version {version!r}; this jaxir reads version {FORMAT_VERSION}"
+        )
+    if method is not None and manifest.get("method") != method:
+        raise IndexFormatError(f"{path} holds a {manifest.get('method')!r} index, expected {method!r}")
+    if fingerprint is not None and manifest.get("model_fingerprint") != fingerprint:
+        raise IndexFormatError(
+            f"{path} was built with model {manifest.get('model_fingerprint')!r}, "
+            f"but the model in use is {fingerprint!r}"
+        )
+
+
+def _check_npy(file: Path, entry: dict) -> None:
+    """Size and header checks, so truncated or edited files fail here and not inside NumPy."""
+    size = file.stat().st_size
+    if size != entry.get("file_bytes"):
+        raise IndexFormatError(f"{file} has {size} bytes, manifest says {entry.get('file_bytes')} (truncated?)")
+    try:
+        with open(file, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = _HEADER_READERS.get(version)
+            if read_header is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, _, dtype = read_header(f)
+            offset = f.tell()
+    except (ValueError, SyntaxError) as e:
+        raise IndexFormatError(f"{file} has a corrupt .npy header: {e}") from e
+    if list(shape) != entry.get("shape") or dtype.str != entry.get("dtype"):
+        raise IndexFormatError(
+            f"{file} holds {dtype.str}{list(shape)}, manifest says {entry.get('dtype')}{entry.get('shape')}"
+        )
+    if size - offset != entry.get("nbytes"):
+        raise IndexFormatError(f"{file} has {size - offset} data bytes, expected {entry.get('nbytes')}")
+
+
+def _load_array(path: Path, name: str, entry: dict, *, mmap: bool, verify: bool) -> np.ndarray:
+    file_name = str(entry.get("file", ""))
+    if Path(file_name).name != file_name or not file_name.endswith(".npy"):
+        raise IndexFormatError(f"{path / MANIFEST}: array {name!r} names a bad file {file_name!r}")
+    file = path / file_name
+    if not file.is_file():
+        raise IndexFormatError(f"{file} (array {name!r}) is missing")
+    _check_npy(file, entry)
+    if verify and _sha256(file) != entry.get("sha256"):
+        raise IndexFormatError(f"{file} (array {name!r}) fails its sha256 checksum: the file is corrupt")
+    # An empty file region cannot be memory-mapped; empty arrays are read normally.
+    use_mmap = mmap and entry.get("nbytes", 0) > 0
+    return np.load(file, mmap_mode="r" if use_mmap else None, allow_pickle=False)
+
+
+def load_index(
+    path: str | Path,
+    *,
+    method: str | None = None,
+    model_fingerprint: str | None = None,
+    mmap: bool = True,
+    verify: bool = True,
+) -> StoredIndex:
+    """Read an index folder; `method` / `model_fingerprint`, when given, must match the manifest."""
+    path = Path(path)
+    manifest = _read_manifest(path)
+    _check_identity(manifest, path, method, model_fingerprint)
+    arrays = {
+        name: _load_array(path, name, entry, mmap=mmap, verify=verify)
+        for name, entry in manifest["arrays"].items()
+    }
+    return StoredIndex(path=path, arrays=arrays, manifest=manifest)

@@ -1,0 +1,174 @@
+"""Flax (linen) BERT encoder.
+
+Parity target: transformers' PyTorch `BertModel` (last hidden states within 1e-4 in fp32).
+Differences that are only about speed: Q, K and V are one fused [H, 3H] projection, and attention
+runs in the [B, heads, T, d] layout (about 3x faster on CPU than a [B, T, heads, d] einsum).
+
+The encoder takes a (B, L) padding mask or a full (B, L, L) attention mask, and can run a
+sub-range of layers (`start_layer`/`end_layer`, resuming from given `hidden_states`), which
+MICE (split stack) and I3 need.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 384
+    num_layers: int = 6
+    num_heads: int = 12
+    intermediate_size: int = 1536
+    max_position: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    hidden_act: str = "gelu"
+    pad_token_id: int = 0
+    # Compute dtype (fp32 reference; bf16 on accelerators). Params stay fp32 (master weights).
+    dtype: Any = jnp.float32
+
+    @classmethod
+    def from_hf(cls, cfg: dict, **overrides) -> "BertConfig":
+        if cfg.get("model_type", "bert") != "bert":
+            raise ValueError(f"only BERT configs are supported, got model_type={cfg.get('model_type')}")
+        return cls(
+            vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"],
+            num_layers=cfg["num_hidden_layers"], num_heads=cfg["num_attention_heads"],
+            intermediate_size=cfg["intermediate_size"],
+            max_position=cfg["max_position_embeddings"],
+            type_vocab_size=cfg.get("type_vocab_size", 2),
+            layer_norm_eps=cfg.get("layer_norm_eps", 1e-12),
+            hidden_act=cfg.get("hidden_act", "gelu"), pad_token_id=cfg.get("pad_token_id", 0),
+            **overrides,
+        )
+
+    @classmethod
+    def tiny(cls, **overrides) -> "BertConfig":
+        """A 2-layer, 32-wide BERT for fast tests (same vocab as MiniLM)."""
+        base = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
+        return cls(**{**base, **overrides})
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["dtype"] = jnp.dtype(self.dtype).name
+        return d
+
+
+_ACTIVATIONS = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+    "relu": jax.nn.relu,
+}
+
+
+def attention_bias(mask: jax.Array, dtype) -> jax.Array:
+    """(B, L) key-padding or (B, L, L) query-key mask -> additive bias [B, 1, L|1, L]."""
+    if mask.ndim == 2:
+        mask = mask[:, None, None, :]
+    elif mask.ndim == 3:
+        mask = mask[:, None, :, :]
+    else:
+        raise ValueError(f"attention mask must be (B, L) or (B, L, L), got shape {mask.shape}")
+    return jnp.where(mask.astype(bool), 0.0, jnp.finfo(dtype).min).astype(dtype)
+
+
+class SelfAttention(nn.Module):
+    config: BertConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
+        cfg = self.config
+        b, t, h = x.shape
+        nh, hd = cfg.num_heads, h // cfg.num_heads
+        qkv = nn.Dense(3 * h, dtype=cfg.dtype, name="qkv")(x)
+        qkv = qkv.reshape(b, t, 3, nh, hd).transpose(2, 0, 3, 1, 4)  # [3, B, heads, T, d]
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        scores = jnp.einsum("bhqd,bhkd->bhqk", q, k) / jnp.sqrt(hd).astype(cfg.dtype)
+        probs = jax.nn.softmax(scores.astype(jnp.float32) + bias, axis=-1).astype(cfg.dtype)
+        ctx = jnp.einsum("bhqk,bhkd->bhqd", probs, v).transpose(0, 2, 1, 3).reshape(b, t, h)
+        return nn.Dense(h, dtype=cfg.dtype, name="out")(ctx)
+
+
+class TransformerLayer(nn.Module):
+    config: BertConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
+        cfg = self.config
+        ln = lambda name: nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=cfg.dtype, name=name)
+        x = ln("attention_norm")(x + SelfAttention(cfg, name="attention")(x, bias))
+        y = nn.Dense(cfg.intermediate_size, dtype=cfg.dtype, name="intermediate")(x)
+        y = nn.Dense(cfg.hidden_size, dtype=cfg.dtype, name="output")(_ACTIVATIONS[cfg.hidden_act](y))
+        return ln("output_norm")(x + y)
+
+
+class Embeddings(nn.Module):
+    config: BertConfig
+
+    @nn.compact
+    def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
+        cfg = self.config
+        init = nn.initializers.normal(0.02)
+        word = nn.Embed(cfg.vocab_size, cfg.hidden_size, embedding_init=init, name="word")
+        pos = nn.Embed(cfg.max_position, cfg.hidden_size, embedding_init=init, name="position")
+        typ = nn.Embed(cfg.type_vocab_size, cfg.hidden_size, embedding_init=init, name="token_type")
+        positions = jnp.arange(input_ids.shape[1])[None, :]
+        x = word(input_ids) + pos(positions) + typ(token_type_ids)
+        return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=cfg.dtype, name="norm")(x)
+
+
+class BertEncoder(nn.Module):
+    """BERT encoder: ids [B, L] -> hidden states [B, L, H].
+
+    Args of __call__:
+      input_ids: [B, L] int token ids (ignored when `hidden_states` is given).
+      attention_mask: [B, L] padding mask or [B, L, L] query-key mask (1 = may attend).
+      token_type_ids: [B, L] segment ids (default zeros).
+      start_layer, end_layer: run layers [start_layer, end_layer) only.
+      hidden_states: [B, L, H] states to resume from (required when start_layer > 0).
+    """
+
+    config: BertConfig
+
+    def setup(self):
+        self.embeddings = Embeddings(self.config)
+        self.layers = [TransformerLayer(self.config, name=f"layer_{i}")
+                       for i in range(self.config.num_layers)]
+
+    def __call__(self, input_ids, attention_mask, token_type_ids=None, *, start_layer: int = 0,
+                 end_layer: int | None = None, hidden_states=None):
+        cfg = self.config
+        end_layer = cfg.num_layers if end_layer is None else end_layer
+        if not 0 <= start_layer <= end_layer <= cfg.num_layers:
+            raise ValueError(f"bad layer range [{start_layer}, {end_layer}) for {cfg.num_layers} layers")
+        if hidden_states is None:
+            if start_layer > 0:
+                raise ValueError("start_layer > 0 needs the hidden_states to resume from")
+            chex.assert_rank(input_ids, 2)
+            if input_ids.shape[1] > cfg.max_position:
+                raise ValueError(f"sequence length {input_ids.shape[1]} > max_position {cfg.max_position}")
+            if token_type_ids is None:
+                token_type_ids = jnp.zeros_like(input_ids)
+            hidden_states = self.embeddings(input_ids, token_type_ids)
+        chex.assert_rank(hidden_states, 3)
+        bias = attention_bias(attention_mask, jnp.float32)
+        for layer in self.layers[start_layer:end_layer]:
+            hidden_states = layer(hidden_states, bias)
+        return hidden_states
+
+    def word_embeddings(self):
+        """The [V, H] input embedding table (tied MLM decoders use it)."""
+        return self.embeddings.variables["params"]["word"]["embedding"]
+
+
+def init_params(config: BertConfig, rng: jax.Array, seq_len: int = 8) -> dict:
+    """Randomly initialised params pytree (BERT's N(0, 0.02) embeddings, flax defaults elsewhere)."""
+    ids = jnp.zeros((1, seq_len), jnp.int32)
+    return BertEncoder(config).init(rng, ids, jnp.ones((1, seq_len), jnp.int32))["params"]

@@ -1,0 +1,74 @@
+"""AdamW with linear warm-up/decay, global-norm clipping and optional gradient accumulation.
+
+    lr(u) = peak * u / warmup                                   for u < warmup
+          = peak * (1 - (1 - end_ratio) * (u - warmup) / (total - warmup))   afterwards
+
+``u`` counts optimizer *updates*; with ``accumulate=k`` one update happens every k train steps
+(optax.MultiSteps averages the k micro-batch gradients).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import optax
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    # Peak learning rate reached at the end of warm-up.
+    learning_rate: float = 1e-5
+    # Number of optimizer updates of linear warm-up from 0.
+    warmup_steps: int = 0
+    # Total optimizer updates; the rate decays linearly to end_lr_ratio * peak at this update.
+    total_steps: int = 1000
+    # Final rate as a fraction of the peak.
+    end_lr_ratio: float = 0.0
+    # AdamW decoupled weight decay (applied to params of rank >= 2 only).
+    weight_decay: float = 0.01
+    # Adam moments.
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    # Clip the global gradient norm to this value; None disables clipping.
+    clip_norm: float | None = 2.0
+    # Micro-batches per optimizer update (gradient accumulation via optax.MultiSteps).
+    accumulate: int = 1
+
+    def __post_init__(self):
+        if self.accumulate < 1:
+            raise ValueError(f"accumulate must be >= 1, got {self.accumulate}")
+        if not 0 <= self.warmup_steps <= self.total_steps:
+            raise ValueError(f"need 0 <= warmup_steps ({self.warmup_steps}) <= total_steps "
+                             f"({self.total_steps})")
+
+
+def linear_schedule(cfg: OptimConfig) -> optax.Schedule:
+    """Pure function of the update count: linear warm-up to the peak, then linear decay."""
+    decay = optax.linear_schedule(cfg.learning_rate, cfg.learning_rate * cfg.end_lr_ratio,
+                                  max(cfg.total_steps - cfg.warmup_steps, 1))
+    if cfg.warmup_steps == 0:
+        return decay
+    warm = optax.linear_schedule(0.0, cfg.learning_rate, cfg.warmup_steps)
+    return optax.join_schedules([warm, decay], [cfg.warmup_steps])
+
+
+def decay_mask(params: Any) -> Any:
+    """Weight decay on matrices only: biases and LayerNorm scales (rank < 2) are not decayed."""
+    return jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
+
+
+def make_optimizer(cfg: OptimConfig) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """Returns ``(optimizer, schedule)``; the schedule is for logging ``lr`` in the step."""
+    schedule = linear_schedule(cfg)
+    parts = []
+    if cfg.clip_norm is not None:
+        parts.append(optax.clip_by_global_norm(cfg.clip_norm))
+    parts.append(optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
+                             weight_decay=cfg.weight_decay, mask=decay_mask))
+    optimizer = optax.chain(*parts)
+    if cfg.accumulate > 1:
+        optimizer = optax.MultiSteps(optimizer, every_k_schedule=cfg.accumulate)
+    return optimizer, schedule

@@ -1,0 +1,95 @@
+"""The jitted train and eval steps, with explicit in/out shardings and a donated state.
+
+One train step on a global batch ``B``:
+
+    rng_k          = fold_in(state.rng, state.step)
+    (loss, m), g   = grad of loss_fn(cast(params), batch, rng_k)    # cast = bf16 when asked
+    grad_norm      = ||g||_2 (before clipping)
+    params, opt    = optimizer.update(g, ...)                       # fp32 master weights
+    metrics        = {loss, lr, grad_norm, **m}                     # replicated scalars
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from jaxir.parallel import batch_sharding, replicated
+from jaxir.training.state import TrainState
+from jaxir.training.task import Task
+
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def cast_floating(tree: Any, dtype: Any) -> Any:
+    """Casts floating-point leaves to ``dtype``; integer leaves (ids, counts) are untouched."""
+    def one(x):
+        return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
+    return jax.tree_util.tree_map(one, tree)
+
+
+def _loss_and_grads(task: Task, params: Any, batch: Any, rng: jax.Array, dtype: Any):
+    """((loss, metrics), grads) with grads in the params' (fp32) dtype."""
+    if task.grad_fn is not None:
+        (loss, metrics), grads = task.grad_fn(cast_floating(params, dtype), batch, rng)
+        grads = jax.tree_util.tree_map(lambda g, p: g.astype(p.dtype), grads, params)
+        return (loss, metrics), grads
+
+    def loss(p):
+        # The cast sits inside the differentiated function, so grads come back in fp32.
+        return task.loss_fn(cast_floating(p, dtype), batch, rng)
+    return jax.value_and_grad(loss, has_aux=True)(params)
+
+
+def _scalar_metrics(loss: jax.Array, metrics: Any, **extra: jax.Array) -> dict[str, jax.Array]:
+    out = {"loss": loss.astype(jnp.float32)}
+    out.update({k: jnp.mean(v).astype(jnp.float32) for k, v in dict(metrics).items()})
+    out.update({k: jnp.asarray(v, jnp.float32) for k, v in extra.items()})
+    return out
+
+
+def make_train_step(task: Task, optimizer: optax.GradientTransformation,
+                    schedule: optax.Schedule, mesh: Mesh, state_shardings: Any, *,
+                    compute_dtype: str = "float32",
+                    accumulate: int = 1) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
+    """``(state, batch) -> (state, metrics)``, jitted; the input state's buffers are donated.
+
+    ``accumulate`` must match the optimizer's MultiSteps factor so that ``lr`` is reported per
+    optimizer update.
+    """
+    dtype = COMPUTE_DTYPES[compute_dtype]
+
+    def step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
+        rng = jax.random.fold_in(state.rng, state.step)
+        (loss, metrics), grads = _loss_and_grads(task, state.params, batch, rng, dtype)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+        lr = schedule(state.step // accumulate)
+        return new_state, _scalar_metrics(loss, metrics, lr=lr,
+                                          grad_norm=optax.global_norm(grads))
+
+    return jax.jit(step, in_shardings=(state_shardings, batch_sharding(mesh)),
+                   out_shardings=(state_shardings, replicated(mesh)), donate_argnums=0)
+
+
+def make_eval_step(task: Task, mesh: Mesh, params_shardings: Any, *,
+                   compute_dtype: str = "float32") -> Callable[[Any, Any], dict]:
+    """``(params, batch) -> metrics`` (replicated scalars); no gradients, no donation."""
+    dtype = COMPUTE_DTYPES[compute_dtype]
+
+    def evaluate(params: Any, batch: Any) -> dict:
+        p = cast_floating(params, dtype)
+        if task.eval_fn is not None:
+            metrics = dict(task.eval_fn(p, batch))
+            return {k: jnp.mean(v).astype(jnp.float32) for k, v in metrics.items()}
+        loss, metrics = task.loss_fn(p, batch, jax.random.PRNGKey(0))
+        return _scalar_metrics(loss, metrics)
+
+    return jax.jit(evaluate, in_shardings=(params_shardings, batch_sharding(mesh)),
+                   out_shardings=replicated(mesh))

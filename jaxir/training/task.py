@@ -1,0 +1,43 @@
+"""What a retrieval method hands the training engine.
+
+A task is three pure functions and some sharding rules; the engine never sees model objects::
+
+    Task(init=lambda rng, batch: params,
+         loss_fn=lambda params, batch, rng: (loss, {"acc": acc}),
+         param_rules=[(r"embedding$", (VOCAB, EMBED))])
+
+Batches are pytrees of arrays whose leading dimension is the (global) batch, split on "data".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+
+from jaxir.parallel import ParamRules
+
+Params = Any
+Batch = Any
+Metrics = Mapping[str, jax.Array]
+LossFn = Callable[[Params, Batch, jax.Array], tuple[jax.Array, Metrics]]
+# (params, batch, rng) -> ((loss, metrics), grads): replaces autodiff of loss_fn (GradCache).
+GradFn = Callable[[Params, Batch, jax.Array], tuple[tuple[jax.Array, Metrics], Params]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    # (rng, example_batch) -> params pytree.
+    init: Callable[[jax.Array, Batch], Params]
+    # (params, batch, rng) -> (scalar loss, dict of scalar metrics); rng drives dropout etc.
+    loss_fn: LossFn
+    # Path-pattern sharding rules for params (default: replicate everything).
+    param_rules: ParamRules = ()
+    # Optional (params, batch) -> metrics for held-out batches; default: loss_fn with a fixed key.
+    eval_fn: Callable[[Params, Batch], Metrics] | None = None
+    # Optional gradient function overriding jax.value_and_grad(loss_fn) (e.g. GradCache).
+    grad_fn: GradFn | None = None
+    # JSON-able description of the model; its fingerprint guards checkpoint restores.
+    config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
