@@ -86,7 +86,8 @@ def assemble(tokenizer, token_lists: Sequence[Sequence[int]], *, max_length: int
         b = list(pairs[i]) if pairs is not None else []
         cut = len(a) + len(b) > room
         if pairs is not None:
-            a = a[: max(1, min(len(a), room // 2, room - len(b)))] if cut else a
+            # The second segment gives way first; the first keeps at least half the room.
+            a = a[: min(len(a), max(room - len(b), room // 2))]
             b = b[: room - len(a)]
         else:
             a = a[:room]

@@ -117,5 +117,6 @@ class FlatIndex:
     def load(
         cls, path: str | Path, *, model_fingerprint: str | None = None, mmap: bool = True, verify: bool = True
     ) -> "FlatIndex":
-        stored = load_index(path, method=METHOD, model_fingerprint=model_fingerprint, mmap=mmap, verify=verify)
+        stored = load_index(path, method=METHOD, model_fingerprint=model_fingerprint, mmap=mmap,
+                            verify=verify)
         return cls(embeddings=stored.arrays["embeddings"], doc_ids=stored.arrays["doc_ids"])

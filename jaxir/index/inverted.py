@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.errors import DataError, IndexFormatError
-from jaxir.index.flat import top_k_rows
 from jaxir.index.store import load_index, save_index
 
 WEIGHT_DTYPES = ("float32", "float16", "uint8")
@@ -56,6 +55,16 @@ def _check_coo(docs: np.ndarray, terms: np.ndarray, weights: np.ndarray, n_docs:
         raise DataError(f"doc {int(docs[np.argmin(np.isfinite(weights))])}: non-finite weight")
     if n_docs >= 2**31:
         raise ValueError(f"{n_docs} docs exceed the int32 posting limit")
+
+
+def _top_k_nonzero(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best k non-zero entries of scores [N]: (indices [<=k] int64, scores), score desc, index asc."""
+    n = scores.size
+    kth = np.partition(scores, n - k)[n - k] if k < n else 0.0
+    # Every doc scoring >= the k-th best is a candidate, so ties at the cut are resolved by index.
+    cand = np.flatnonzero(scores >= kth) if kth > 0 else np.flatnonzero(scores)
+    top = cand[np.lexsort((cand, -scores[cand]))[:k]]
+    return top.astype(np.int64), scores[top]
 
 
 @dataclass
@@ -127,11 +136,13 @@ class InvertedIndex:
         terms, qw = self._known(term_ids, query_weights)
         scores = np.zeros(self.n_docs, np.float32)
         starts, ends = self.offsets[terms].tolist(), self.offsets[terms + 1].tolist()
+        plain = self.weights.dtype == np.float32
         for q, start, end in zip((qw * np.float32(self.scale)).tolist(), starts, ends):
             w = self.weights[start:end]
-            w = w if w.dtype == np.float32 else w.astype(np.float32)
-            # Doc indices within one posting list are unique, so fancy-index += is exact.
-            scores[self.postings[start:end]] += np.float32(q) * w
+            if q != 1.0 or not plain:
+                w = w.astype(np.float32) * np.float32(q)
+            # Unbuffered float32 adds, term by term in query order, as bm25s accumulates.
+            np.add.at(scores, self.postings[start:end], w)
         return scores, sum(ends) - sum(starts)
 
     def score_all(self, term_ids, query_weights) -> np.ndarray:
@@ -153,9 +164,7 @@ class InvertedIndex:
             warnings.warn(f"no query term has postings (term ids {list(np.ravel(term_ids))[:8]}); "
                           "returning an empty result", NoKnownTermsWarning, stacklevel=2)
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        cand = np.flatnonzero(scores)
-        top_scores, top_indices = top_k_rows(scores[cand][None], cand[None], min(k, cand.size))
-        return top_indices[0], top_scores[0]
+        return _top_k_nonzero(scores, k)
 
     def search_batch(self, queries: Iterable, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """`search` over many (term_ids, query_weights) pairs."""
@@ -179,21 +188,26 @@ class InvertedIndex:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict, *, where: str = "index"):
-        """Rebuild from `to_arrays()` / `to_meta()` output (e.g. loaded memory maps); checks consistency."""
+        """Rebuild from `to_arrays()` / `to_meta()` output (e.g. loaded memory maps), checked."""
         # Plain ndarray views of the maps: np.memmap slicing costs Python overhead per query term.
-        offsets, postings, weights = (np.asarray(arrays[n]).view(np.ndarray) for n in ("offsets", "postings", "weights"))
-        consistent = len(offsets) == meta["vocab_size"] + 1 and int(offsets[-1]) == len(postings) == len(weights)
+        offsets, postings, weights = (np.asarray(arrays[name]).view(np.ndarray)
+                                      for name in ("offsets", "postings", "weights"))
+        consistent = (len(offsets) == meta["vocab_size"] + 1
+                      and int(offsets[-1]) == len(postings) == len(weights))
         if not consistent or str(weights.dtype) not in WEIGHT_DTYPES or postings.dtype != np.int32:
             raise IndexFormatError(f"{where}: inconsistent postings ({len(offsets)} offsets, "
                                    f"{len(postings)} postings, {weights.dtype}{list(weights.shape)} weights)")
         return cls(offsets, postings, weights, int(meta["n_docs"]), float(meta["scale"]))
 
-    def save(self, path: str | Path, *, model_fingerprint: str, method: str = METHOD, meta: dict | None = None) -> Path:
+    def save(self, path: str | Path, *, model_fingerprint: str, method: str = METHOD,
+             meta: dict | None = None) -> Path:
         meta = {**(meta or {}), **self.to_meta()}
-        return save_index(path, self.to_arrays(), method=method, model_fingerprint=model_fingerprint, meta=meta)
+        return save_index(path, self.to_arrays(), method=method, model_fingerprint=model_fingerprint,
+                          meta=meta)
 
     @classmethod
     def load(cls, path: str | Path, *, model_fingerprint: str | None = None, method: str = METHOD,
              mmap: bool = True, verify: bool = True) -> "InvertedIndex":
-        stored = load_index(path, method=method, model_fingerprint=model_fingerprint, mmap=mmap, verify=verify)
+        stored = load_index(path, method=method, model_fingerprint=model_fingerprint, mmap=mmap,
+                            verify=verify)
         return cls.from_arrays(stored.arrays, stored.meta, where=str(path))

@@ -98,7 +98,11 @@ def _move_into_place(tmp: Path, path: Path) -> None:
         raise IndexFormatError(f"refusing to replace {path}: it exists and is not an index folder")
     old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
     os.replace(path, old)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        os.replace(old, path)  # put the previous index back
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -173,7 +177,9 @@ def _check_npy(file: Path, entry: dict) -> None:
     """Size and header checks, so truncated or edited files fail here and not inside NumPy."""
     size = file.stat().st_size
     if size != entry.get("file_bytes"):
-        raise IndexFormatError(f"{file} has {size} bytes, manifest says {entry.get('file_bytes')} (truncated?)")
+        raise IndexFormatError(
+            f"{file} has {size} bytes, manifest says {entry.get('file_bytes')} (truncated?)"
+        )
     try:
         with open(file, "rb") as f:
             version = np.lib.format.read_magic(f)

@@ -1,0 +1,131 @@
+"""`jaxir demo | eval | index | search`: argument parsing and dispatch only."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the backbone is local; never reach for a hub
+
+METHODS = ["bm25", "dense"]
+
+
+def _add_method_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", choices=METHODS, required=True)
+    p.add_argument("--model", help="local Hugging Face BERT folder (default: embedded all-MiniLM-L6-v2)")
+    p.add_argument("--analyzer", choices=["word", "wordpiece"], help="BM25 tokens (default word)")
+    p.add_argument("--max-length", type=int, dest="max_length", help="tokens per document")
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+
+
+def _method_options(args) -> dict:
+    return {k: getattr(args, k, None) for k in ("model", "analyzer", "max_length", "batch_size")}
+
+
+def cmd_eval(args) -> None:
+    from jaxir.pipeline.evaluate import eval_method, format_table
+
+    result = eval_method(args.method, args.data, split=args.split, k=args.k, index_dir=args.index,
+                         cache=Path(args.cache), run_path=args.run, output_json=args.output_json,
+                         **_method_options(args))
+    print(format_table([result]))
+    print(json.dumps(result["timing"]))
+
+
+def cmd_index(args) -> None:
+    from jaxir.eval.beir import load_beir
+    from jaxir.pipeline.evaluate import build_or_reuse
+    from jaxir.pipeline.retrievers import get_retriever
+
+    dataset = load_beir(args.data, split=args.split)
+    out, secs = build_or_reuse(get_retriever(args.method, **_method_options(args)), dataset, Path(args.out))
+    print(f"indexed {len(dataset.corpus)} documents of {dataset.name} into {out} in {secs:.1f}s")
+
+
+def cmd_search(args) -> None:
+    from jaxir.eval.runs import write_trec
+    from jaxir.index.store import load_index
+    from jaxir.pipeline.evaluate import run_search
+    from jaxir.pipeline.queries import read_queries
+    from jaxir.pipeline.retrievers import get_retriever
+
+    method = load_index(args.index, verify=False).manifest["method"]
+    retriever = get_retriever({"bm25": "bm25", "dense": "dense"}.get(method, method), **_method_options(args))
+    queries = read_queries(args.queries, split=args.split)
+    run, timing = run_search(retriever.open(Path(args.index)), queries, args.k)
+    write_trec(args.run, run, tag=f"jaxir-{retriever.name}")
+    print(f"searched {len(queries)} queries ({timing['ms_per_query']:.2f} ms/query) -> {args.run}")
+
+
+def cmd_demo(args) -> None:
+    from jaxir.pipeline.evaluate import eval_method, format_table
+
+    out = Path(args.out)
+    results = []
+    for method in args.methods:
+        print(f"== {method} on {args.data} ({args.split})", flush=True)
+        results.append(eval_method(method, args.data, split=args.split, cache=out / "indexes",
+                                   run_path=out / f"{method}.{args.split}.trec",
+                                   output_json=out / f"{method}.{args.split}.json"))
+    table = format_table(results)
+    (out / "results.md").write_text(table + "\n")
+    print(table)
+    print(f"runs, metrics and indexes are in {out}/")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="jaxir", description="Neural information retrieval in JAX")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="index, search and evaluate the default systems on a BEIR set")
+    p.add_argument("--data", default="scifact", help="BEIR folder or dataset name (downloaded)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    p.add_argument("--out", default="runs/demo")
+    p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser("eval", help="evaluate one method on a BEIR split")
+    _add_method_options(p)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--k", type=int, default=100, help="hits kept per query")
+    p.add_argument("--index", help="existing or new index folder (default: a cache folder)")
+    p.add_argument("--cache", default="runs/indexes")
+    p.add_argument("--run", help="also write the TREC run here")
+    p.add_argument("--output-json", dest="output_json")
+    p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser("index", help="build an index for a BEIR corpus")
+    _add_method_options(p)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test", help="split whose qrels are validated while loading")
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_index)
+
+    p = sub.add_parser("search", help="search an index and write a TREC run")
+    p.add_argument("--index", required=True)
+    p.add_argument("--queries", required=True, help="queries.jsonl[.gz], a TSV (id<TAB>text) or a BEIR folder")
+    p.add_argument("--split", default="test", help="with a BEIR folder: which split's queries")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--run", required=True)
+    p.add_argument("--model")
+    p.set_defaults(fn=cmd_search)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jaxir.errors import JaxirError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except (JaxirError, FileNotFoundError) as e:
+        print(f"jaxir {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

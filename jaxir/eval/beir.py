@@ -1,0 +1,289 @@
+"""BEIR datasets: load a local folder, or download the public zip once into a cache.
+
+A BEIR folder holds ``corpus.jsonl[.gz]`` (``{"_id", "title", "text", ...}`` per line),
+``queries.jsonl[.gz]`` (``{"_id", "text", ...}``) and ``qrels/<split>.tsv`` (header
+``query-id corpus-id score``, tab-separated, integer grades). Imports the standard library only.
+
+Loading rules (errors name the file and 1-based line, or the id):
+
+* malformed JSON, a record without ``_id``, a duplicate id, a qrels row without exactly 3 fields,
+  a non-integer grade, an unknown split, or a qrels query id with no query text: ``DataError``.
+* a query of the split whose text is empty: ``EmptyInputError``. Queries the split does not use
+  are not checked.
+* a document whose title and text are both empty is skipped (one ``BeirDataWarning`` with the
+  count); qrels rows naming a doc id absent from the corpus (or skipped) are skipped likewise, and
+  a query left with no qrels rows is dropped.
+* qrels rows with grade <= 0 are kept; metrics treat them as judged non-relevant.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from jaxir.errors import DataError, EmptyInputError
+
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+DEFAULT_CACHE_DIR = "~/.cache/jaxir/beir"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_EXAMPLES = 5  # ids quoted in a warning
+
+
+class BeirDataWarning(UserWarning):
+    """Records were skipped while loading a BEIR dataset (the message says how many and why)."""
+
+
+def doc_text(doc: dict) -> str:
+    """BEIR / sentence-transformers convention: ``(title + " " + text).strip()``."""
+    return f"{doc.get('title', '')} {doc.get('text', '')}".strip()
+
+
+@dataclass(frozen=True)
+class BeirDataset:
+    """One split of a BEIR dataset.
+
+    corpus: doc id -> {"title", "text"}, in file order. queries: query id -> text, only the
+    split's queries, in qrels order. qrels: query id -> {doc id -> grade}.
+    """
+
+    name: str
+    split: str
+    corpus: dict[str, dict]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return list(self.corpus)
+
+    def doc_texts(self) -> list[str]:
+        """Texts aligned with ``doc_ids`` (see ``doc_text``)."""
+        return [doc_text(doc) for doc in self.corpus.values()]
+
+    @property
+    def query_ids(self) -> list[str]:
+        return list(self.queries)
+
+    def query_texts(self) -> list[str]:
+        return list(self.queries.values())
+
+
+def load_beir(
+    path_or_name: str | os.PathLike,
+    split: str = "test",
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    url: str = BEIR_URL,
+) -> BeirDataset:
+    """Load ``split`` of a BEIR folder; a dataset name (e.g. "scifact") that is not an existing
+    folder is downloaded from ``url.format(name=name)`` into ``cache_dir/<name>`` first."""
+    folder, name = _resolve_folder(path_or_name, cache_dir, url)
+    qrels_path = _qrels_path(folder, split)
+    corpus = _read_corpus(_find_jsonl(folder, "corpus"))
+    queries_path = _find_jsonl(folder, "queries")
+    all_queries = _read_queries(queries_path)
+    qrels = _read_qrels(qrels_path, all_queries, corpus)
+    queries = {}
+    for qid in qrels:
+        text, line = all_queries[qid]
+        if not text.strip():
+            raise EmptyInputError(
+                f"{queries_path}:{line}: query {qid!r} ({split} split) has empty text")
+        queries[qid] = text
+    return BeirDataset(name=name, split=split, corpus=corpus, queries=queries, qrels=qrels)
+
+
+def _resolve_folder(path_or_name, cache_dir, url) -> tuple[Path, str]:
+    path = Path(path_or_name).expanduser()
+    if path.is_dir():
+        return path, path.resolve().name
+    name = str(path_or_name)
+    if not _NAME_RE.match(name):
+        raise DataError(f"{name!r} is neither an existing folder nor a BEIR dataset name")
+    cache = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()
+    target = cache / name
+    if not target.is_dir():
+        download_beir(name, cache, url=url)
+    return target, name
+
+
+def download_beir(name: str, cache_dir: str | os.PathLike, *, url: str = BEIR_URL) -> Path:
+    """Download and extract ``name`` into ``cache_dir/name`` atomically (temp dir + rename)."""
+    cache = Path(cache_dir).expanduser()
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / name
+    source = url.format(name=name)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=f".{name}-") as tmp:
+        archive = Path(tmp) / f"{name}.zip"
+        try:
+            with urllib.request.urlopen(source, timeout=60) as response, open(archive, "wb") as out:
+                shutil.copyfileobj(response, out)
+        except (urllib.error.URLError, OSError) as err:
+            raise DataError(
+                f"could not download BEIR dataset {name!r} from {source}: {err}; "
+                "download and unzip it yourself, then pass the folder"
+            ) from err
+        root = _extract(archive, Path(tmp) / "extracted", name)
+        try:
+            os.rename(root, target)
+        except OSError:
+            if not target.is_dir():  # not a concurrent download that finished first
+                raise
+    return target
+
+
+def _extract(archive: Path, dest: Path, name: str) -> Path:
+    """Unzip ``archive`` into ``dest``; return the folder that holds the corpus file."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                if member.startswith(("/", "\\")) or ".." in Path(member).parts:
+                    raise DataError(f"{archive}: unsafe path {member!r} in zip")
+            zf.extractall(dest)
+    except zipfile.BadZipFile as err:
+        raise DataError(f"{archive}: not a zip file ({err})") from err
+    candidates = [dest, dest / name, *sorted(p for p in dest.iterdir() if p.is_dir())]
+    for folder in candidates:
+        if any((folder / f).is_file() for f in ("corpus.jsonl", "corpus.jsonl.gz")):
+            return folder
+    raise DataError(f"{archive}: no corpus.jsonl found in the zip")
+
+
+def _qrels_path(folder: Path, split: str) -> Path:
+    path = folder / "qrels" / f"{split}.tsv"
+    if not path.is_file():
+        available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+        raise DataError(f"{folder}: unknown split {split!r}; available splits: {available}")
+    return path
+
+
+def _find_jsonl(folder: Path, stem: str) -> Path:
+    for path in (folder / f"{stem}.jsonl", folder / f"{stem}.jsonl.gz"):
+        if path.is_file():
+            return path
+    raise DataError(f"{folder}: missing {stem}.jsonl or {stem}.jsonl.gz")
+
+
+def _iter_records(path: Path) -> Iterator[tuple[int, str, dict]]:
+    """(line number, id, record) per non-blank line; checks UTF-8, JSON, ``_id``, duplicates."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    seen: dict[str, int] = {}
+    lineno = 0
+    try:
+        with opener(path, "rb") as lines:  # bytes, decoded per line, so errors get their line
+            for lineno, raw in enumerate(lines, start=1):
+                line = _decode(raw, path, lineno)
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise DataError(f"{path}:{lineno}: malformed JSON ({err.msg})") from None
+                rid = record.get("_id") if isinstance(record, dict) else None
+                if not isinstance(rid, (str, int)) or isinstance(rid, bool) or str(rid) == "":
+                    raise DataError(f"{path}:{lineno}: record has no string '_id'")
+                rid = str(rid)
+                if rid in seen:
+                    raise DataError(
+                        f"{path}:{lineno}: duplicate id {rid!r} (first on line {seen[rid]})")
+                seen[rid] = lineno
+                yield lineno, rid, record
+    except (EOFError, OSError) as err:  # truncated or not gzip (gzip.BadGzipFile is an OSError)
+        raise DataError(f"{path}:{lineno + 1}: cannot read ({err})") from None
+
+
+def _decode(raw: bytes, path: Path, lineno: int) -> str:
+    try:
+        return raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}:{lineno}: not UTF-8 ({err.reason})") from None
+
+
+def _text_field(record: dict, key: str, path: Path, lineno: int) -> str:
+    value = record.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DataError(f"{path}:{lineno}: field {key!r} is {type(value).__name__}, not a string")
+    return value
+
+
+def _read_corpus(path: Path) -> dict[str, dict]:
+    corpus, empty = {}, []
+    for lineno, did, record in _iter_records(path):
+        doc = {"title": _text_field(record, "title", path, lineno),
+               "text": _text_field(record, "text", path, lineno)}
+        if doc_text(doc):
+            corpus[did] = doc
+        else:
+            empty.append(did)
+    if empty:
+        _warn(f"{path}: skipped {len(empty)} empty documents (no title, no text)", empty)
+    if not corpus:
+        raise EmptyInputError(f"{path}: corpus has no non-empty documents")
+    return corpus
+
+
+def _read_queries(path: Path) -> dict[str, tuple[str, int]]:
+    """query id -> (text, line number)."""
+    return {qid: (_text_field(rec, "text", path, ln), ln) for ln, qid, rec in _iter_records(path)}
+
+
+def _read_qrels(path: Path, queries: dict, corpus: dict) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    missing, dropped, first = [], set(), True
+    with open(path, "rb") as lines:
+        for lineno, raw in enumerate(lines, start=1):
+            line = _decode(raw, path, lineno)
+            if not line.strip():
+                continue
+            fields = [f.strip() for f in line.rstrip("\r\n").split("\t")]
+            if len(fields) != 3:
+                raise DataError(f"{path}:{lineno}: expected 3 tab-separated fields "
+                                f"(query-id, corpus-id, score), got {len(fields)}")
+            qid, did, grade = fields
+            if first and not _is_int(grade):
+                first = False
+                continue  # header
+            first = False
+            if not _is_int(grade):
+                raise DataError(f"{path}:{lineno}: score {grade!r} is not an integer")
+            if qid not in queries:
+                raise DataError(
+                    f"{path}:{lineno}: query id {qid!r} has no text in the queries file")
+            if did not in corpus:
+                missing.append(did)
+                dropped.add(qid)
+                continue
+            qrels.setdefault(qid, {})[did] = int(grade)
+    if missing:
+        lost = sorted(dropped - set(qrels))
+        _warn(f"{path}: skipped {len(missing)} qrels rows whose doc id is not in the corpus "
+              f"(or was skipped as empty); {len(lost)} queries left without qrels were dropped",
+              missing)
+    if not qrels:
+        raise EmptyInputError(f"{path}: no usable qrels rows")
+    return qrels
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _warn(message: str, ids: list[str]) -> None:
+    examples = ", ".join(repr(i) for i in ids[:_EXAMPLES])
+    warnings.warn(f"{message} (e.g. {examples})", BeirDataWarning, stacklevel=4)

@@ -1,0 +1,1 @@
+"""Composition layer: methods + index runtime + evaluation, used by the CLI and scripts."""

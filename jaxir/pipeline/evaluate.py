@@ -1,0 +1,78 @@
+"""Index (or reuse), search and score a BEIR split: the engine behind `jaxir eval` and `demo`."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from jaxir.eval.beir import load_beir
+from jaxir.eval.metrics import evaluate
+from jaxir.eval.runs import write_trec
+from jaxir.pipeline.retrievers import get_retriever
+
+DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map")
+
+
+def default_index_dir(cache: Path, dataset, retriever) -> Path:
+    """A cache folder keyed by dataset name, corpus size and the retriever's settings."""
+    key = json.dumps([dataset.name, len(dataset.corpus), repr(retriever)], sort_keys=True)
+    return cache / f"{dataset.name}-{retriever.name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def build_or_reuse(retriever, dataset, index_dir: Path) -> tuple[Path, float]:
+    """Build the index unless a complete one exists (manifest present); returns (dir, seconds)."""
+    if (index_dir / "manifest.json").is_file():
+        return index_dir, 0.0
+    t = time.perf_counter()
+    retriever.build(dataset.doc_ids, dataset.doc_texts(), index_dir)
+    return index_dir, time.perf_counter() - t
+
+
+def run_search(searcher, queries: dict[str, str], k: int) -> tuple[dict, dict]:
+    """Search all queries one batch at a time; returns (run, timing)."""
+    qids = list(queries)
+    t = time.perf_counter()
+    hits = searcher.search([queries[q] for q in qids], k)
+    total = time.perf_counter() - t
+    run = {q: {d: float(s) for d, s in zip(ids, scores)} for q, (ids, scores) in zip(qids, hits)}
+    return run, {"search_s": total, "ms_per_query": 1000 * total / max(len(qids), 1)}
+
+
+def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 100,
+                index_dir: Path | None = None, cache: Path = Path("runs/indexes"),
+                run_path: Path | None = None, output_json: Path | None = None,
+                metrics=DEFAULT_METRICS, **options) -> dict:
+    """Build/reuse an index for `method` on a BEIR folder, search `split`, compute metrics."""
+    dataset = load_beir(data, split=split)
+    retriever = get_retriever(method, **options)
+    index_dir = Path(index_dir) if index_dir else default_index_dir(Path(cache), dataset, retriever)
+    index_dir, build_s = build_or_reuse(retriever, dataset, index_dir)
+    t = time.perf_counter()
+    searcher = retriever.open(index_dir)
+    open_s = time.perf_counter() - t
+    run, timing = run_search(searcher, dataset.queries, k)
+    if run_path:
+        write_trec(run_path, run, tag=f"jaxir-{method}")
+    result = {
+        "dataset": dataset.name, "split": split, "method": method,
+        "num_queries": len(dataset.queries),
+        "metrics": {m: float(v) for m, v in evaluate(run, dataset.qrels, metrics=metrics).items()},
+        "timing": {"index_build_s": build_s, "open_s": open_s, **timing},
+        "index": str(index_dir),
+    }
+    if output_json:
+        Path(output_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(output_json).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def format_table(results: list[dict], metrics=DEFAULT_METRICS) -> str:
+    """Markdown-ish table: one row per result."""
+    head = f"| {'dataset':<10} | {'method':<14} | " + " | ".join(f"{m:>10}" for m in metrics) + " | ms/query |"
+    rows = [head, "|" + "---|" * (len(metrics) + 3)]
+    for r in results:
+        vals = " | ".join(f"{r['metrics'][m]:>10.4f}" for m in metrics)
+        rows.append(f"| {r['dataset']:<10} | {r['method']:<14} | {vals} | {r['timing']['ms_per_query']:8.2f} |")
+    return "\n".join(rows)
+
