@@ -145,7 +145,7 @@ def localized_contrastive(scores: chex.Array, *, mask: chex.Array | None = None)
 
 
 def token_cross_entropy(logits: chex.Array, targets: chex.Array, mask: chex.Array) -> chex.Array:
-    """Token reconstruction CE: sum_{valid (b,l)} (logsumexp_v logits[b,l,v] - logits[b,l,y_bl]) / #valid.
+    """Token reconstruction CE, mean over valid tokens of logsumexp_v logits[b,l,v] - logits[b,l,y].
 
     logits: [B, L, V]; targets: [B, L] ints; mask: [B, L]. Returns 0 when no token is valid.
     """

@@ -1,4 +1,4 @@
-"""Boolean attention-mask builders: padding, block-diagonal segments, MICE variants, ColBERT, causal.
+"""Boolean attention masks: padding, block-diagonal segments, MICE variants, ColBERT, causal.
 
 Convention: an attention mask is bool [B, L, L] with out[b, i, j] True when position i (the
 query row) may attend to position j (the key column). Padding masks are bool [B, L].
@@ -44,7 +44,7 @@ def length_mask(lengths: chex.Array, *, max_len: int) -> chex.Array:
 
 
 def attention_mask_2d(mask: chex.Array, *, mask_queries: bool = True) -> chex.Array:
-    """Pairwise mask from a padding mask: out[b, i, j] = mask[b, j] (and mask[b, i] if mask_queries).
+    """Pairwise mask from padding: out[b, i, j] = mask[b, j] (& mask[b, i] if mask_queries).
 
     mask: [B, L] -> bool [B, L, L]. With mask_queries=False, padded rows still attend to the real
     tokens (the usual BERT key-padding behaviour, never an empty row unless the sequence is empty).
@@ -56,7 +56,7 @@ def attention_mask_2d(mask: chex.Array, *, mask_queries: bool = True) -> chex.Ar
 
 
 def block_diagonal_mask(segment_ids: chex.Array, mask: chex.Array) -> chex.Array:
-    """Attention within a segment only: out[b, i, j] = mask[b, i] & mask[b, j] & (seg[b, i] == seg[b, j]).
+    """Within-segment attention: out[b, i, j] = mask[b, i] & mask[b, j] & (seg[b,i] == seg[b,j]).
 
     segment_ids: [B, L] ints (any number of segments); mask: [B, L] -> bool [B, L, L].
     """
@@ -99,7 +99,9 @@ def mice_masks(segment_ids: chex.Array, mask: chex.Array, *, variant: MiceVarian
     through unchanged, not by masking.
     """
     if variant not in MICE_VARIANTS:
-        raise ValueError(f"mice_masks: unknown variant {variant!r}; choose from {sorted(MICE_VARIANTS)}")
+        raise ValueError(
+            f"mice_masks: unknown variant {variant!r}; choose from {sorted(MICE_VARIANTS)}"
+        )
     return segment_pair_mask(segment_ids, mask, allowed=MICE_VARIANTS[variant])
 
 

@@ -100,7 +100,9 @@ def ensemble_teacher_scores(
     if all(isinstance(w, (int, float)) for w in weights) and (
         min(weights) < 0 or sum(weights) <= 0
     ):
-        raise ValueError(f"ensemble_teacher_scores: weights must be >= 0 with a positive sum, got {weights}")
+        raise ValueError(
+            f"ensemble_teacher_scores: weights must be >= 0 with a positive sum, got {weights}"
+        )
     a = jnp.asarray(weights, jnp.float32)
     norm = _normalizer(normalize)
     stacked = jnp.stack([norm(t, mask=mask) for t in teachers])  # [K, B, N]

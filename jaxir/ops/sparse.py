@@ -16,7 +16,7 @@ FlopsMode = Literal["idf_aware", "uniform"]
 
 
 def log_saturation(logits: chex.Array, *, double_log: bool = False) -> chex.Array:
-    """Term weights from logits: w = log(1 + ReLU(x)); with double_log, w = log(1 + log(1 + ReLU(x))).
+    """Term weights w = log(1 + ReLU(x)); with double_log, w = log(1 + log(1 + ReLU(x))).
 
     The second log1p is the later "L0" variant of inference-free sparse models (off by default).
     Any shape in, same shape out.
@@ -96,7 +96,7 @@ def idf_weights(
 
 
 def idf_query_vector(token_ids: chex.Array, mask: chex.Array, idf: chex.Array) -> chex.Array:
-    """Model-free query vector: q[b, t] = idf_t if token t occurs at a valid position of query b, else 0.
+    """Query vector (no model): q[b, t] = idf_t if token t is at a valid spot of query b, else 0.
 
     token_ids: [B, L] ints (tokenised without special tokens); mask: [B, L]; idf: [V].
     A token repeated in the query still counts once. Returns [B, V].
@@ -143,7 +143,10 @@ def topk_prune(w: chex.Array, k: int) -> chex.Array:
 
 
 def sparse_scores(q: chex.Array, d: chex.Array) -> chex.Array:
-    """All-pairs dot products s[i, j] = sum_t q[i, t] d[j, t].  q: [Bq, V], d: [Bd, V] -> [Bq, Bd]."""
+    """All-pairs dot products s[i, j] = sum_t q[i, t] d[j, t].
+
+    q: [Bq, V], d: [Bd, V] -> [Bq, Bd].
+    """
     chex.assert_rank([q, d], 2)
     chex.assert_equal_shape_suffix([q, d], 1)
     return q @ d.T
