@@ -1,0 +1,306 @@
+"""PLAID: a ColBERTv2 residual-compressed index with centroid-interaction search (NumPy only).
+
+Index: codec (centroids [K, D], bucket cutoffs/weights, nbits), codes [T] int32, packed residuals
+[T, D*nbits/8] uint8, doclens [N] int32 (doc d = tokens offsets[d] : offsets[d] + doclens[d]), and
+an IVF in CSR form: ivf_doc_ids[ivf_offsets[c] : ivf_offsets[c+1]] = sorted unique docs with a
+token coded c. Search for a query Q [Lq, D] (PLAID, Santhanam et al. 2022):
+  1. S_cq = C Q^T [K, Lq]; candidates = union of the IVF lists of each token's top-ncells centroids.
+  2. prune centroids with max_i S_cq < threshold;
+     approx(d) = sum_i max_{kept codes j of d} S_cq[j, i]; keep the top ndocs.
+  3. the same without pruning; keep the top ndocs / 4.
+  4. decompress those documents, exact MaxSim, top k.
+Ties break by document index. Always returns min(k, N) results: the candidate set is widened
+(more cells, finally every document) when it holds fewer than k documents.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+
+from jaxir.errors import IndexFormatError
+from jaxir.index import exact
+from jaxir.index.codec import ResidualCodec, fit_codec_numpy  # noqa: F401  (re-exported)
+from jaxir.index.store import load_index, save_index
+
+METHOD = "colbert-plaid"
+_PRUNED = np.float32(-1e4)  # score of a pruned centroid: such codes never win a max
+
+
+@dataclasses.dataclass(frozen=True)
+class PlaidParams:
+    """Search knobs; `PlaidParams.for_k(k)` gives the PLAID defaults."""
+
+    ncells: int
+    centroid_score_threshold: float
+    ndocs: int
+
+    @classmethod
+    def for_k(cls, k: int) -> "PlaidParams":
+        if k <= 10:
+            return cls(1, 0.5, 256)
+        if k <= 100:
+            return cls(2, 0.45, 1024)
+        return cls(4, 0.4, max(4 * k, 4096))
+
+
+def num_sample_docs(n_docs: int) -> int:
+    """Documents to sample for codec fitting: min(1 + 16 * sqrt(120 * N), N)."""
+    return min(1 + int(16 * math.sqrt(120 * n_docs)), n_docs)
+
+
+def _keep_top(pids: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
+    """The n best pids by (score desc, pid asc), in O(len) (unordered)."""
+    if len(pids) <= n:
+        return pids
+    kth = np.partition(scores, len(scores) - n)[len(scores) - n]
+    above = pids[scores > kth]
+    tied = np.sort(pids[scores == kth])[: n - len(above)]
+    return np.concatenate([above, tied])
+
+
+@dataclasses.dataclass
+class PlaidIndex:
+    codec: ResidualCodec
+    codes: np.ndarray  # [T] int32
+    residuals: np.ndarray  # [T, D * nbits / 8] uint8
+    doclens: np.ndarray  # [N] int32
+    ivf_offsets: np.ndarray  # [K + 1] int64
+    ivf_doc_ids: np.ndarray  # [E] int32
+    doc_ids: np.ndarray  # [N] str
+
+    def __post_init__(self):
+        self.doc_offsets = np.concatenate([[0], np.cumsum(self.doclens, dtype=np.int64)])
+
+    @property
+    def num_docs(self) -> int:
+        return len(self.doclens)
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.codes)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all stored arrays (what the index costs on disk, minus headers)."""
+        return sum(int(a.nbytes) for a in self.to_arrays().values())
+
+    def decompress_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        """Token ids [t] -> decoded unit vectors [t, D] float32."""
+        codes = np.take(self.codes, tokens)
+        return self.codec.decompress(codes, np.take(self.residuals, tokens, axis=0))
+
+    # ---- search -----------------------------------------------------------------------------
+    def search(self, q: np.ndarray, k: int = 10, *, q_mask: np.ndarray | None = None,
+               ncells: int | None = None, centroid_score_threshold: float | None = None,
+               ndocs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One query [Lq, D] -> (scores [k'] float32, doc indices [k'] int64), k' = min(k, N)."""
+        q = exact.prepare_query(q, q_mask, self.codec.dim)
+        params = self._params(k, ncells, centroid_score_threshold, ndocs)
+        return self._search_one(q, q @ self.codec.centroids32.T, k, params)
+
+    def search_batch(self, queries: np.ndarray, k: int = 10, *, q_mask: np.ndarray | None = None,
+                     **overrides) -> tuple[np.ndarray, np.ndarray]:
+        """Queries [B, Lq, D] (q_mask [B, Lq]) -> (scores [B, k'], doc indices [B, k'])."""
+        queries = np.asarray(queries, np.float32)
+        if queries.ndim != 3:
+            raise ValueError(f"search_batch expects [B, Lq, D] queries, got {queries.shape}")
+        params = self._params(k, overrides.pop("ncells", None),
+                              overrides.pop("centroid_score_threshold", None),
+                              overrides.pop("ndocs", None))
+        if overrides:
+            raise TypeError(f"search_batch got unknown options {sorted(overrides)}")
+        kk = min(k, self.num_docs)
+        scores = np.zeros((len(queries), kk), np.float32)
+        pids = np.zeros((len(queries), kk), np.int64)
+        masks = [None] * len(queries) if q_mask is None else q_mask
+        kept = [exact.prepare_query(q, m, self.codec.dim) for q, m in zip(queries, masks)]
+        # One GEMM for every query token against the centroids, then each query on its own.
+        s_all = np.concatenate(kept) @ self.codec.centroids32.T
+        bounds = np.cumsum([0] + [len(q) for q in kept])
+        for b, q in enumerate(kept):
+            s_qc = s_all[bounds[b]:bounds[b + 1]]
+            scores[b], pids[b] = self._search_one(q, s_qc, k, params)
+        return scores, pids
+
+    def _params(self, k, ncells, threshold, ndocs) -> PlaidParams:
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        base = PlaidParams.for_k(k)
+        return PlaidParams(
+            ncells=base.ncells if ncells is None else int(ncells),
+            centroid_score_threshold=(base.centroid_score_threshold if threshold is None
+                                      else float(threshold)),
+            ndocs=base.ndocs if ndocs is None else int(ndocs))
+
+    def _search_one(self, q, s_qc, k, params: PlaidParams):
+        """q [Lq, D], s_qc = Q C^T [Lq, K] (S_cq transposed) -> top-k (scores, doc indices)."""
+        n3 = max(params.ndocs // 4, k)
+        n2 = max(params.ndocs, n3)
+        pids = self._candidates(s_qc, params.ncells, k)
+        if len(pids) > n2:
+            kept = s_qc.max(axis=0) >= params.centroid_score_threshold
+            pruned = np.where(kept[None, :], s_qc, _PRUNED)
+            pids = _keep_top(pids, self._approx_scores(pids, pruned), n2)
+        if len(pids) > n3:
+            pids = _keep_top(pids, self._approx_scores(pids, s_qc), n3)
+        scores = exact.score_docs(pids, self.doc_offsets, self.doclens,
+                                  lambda t: q @ self.decompress_tokens(t).T)
+        return exact.top_k(scores, pids, k)
+
+    def _candidates(self, s_qc: np.ndarray, ncells: int, k: int) -> np.ndarray:
+        """Sorted unique docs in the IVF lists of every token's top-ncells centroids (widened)."""
+        n_cent = s_qc.shape[1]
+        ncells = max(1, min(ncells, n_cent))
+        while True:
+            if ncells == 1:
+                top = np.argmax(s_qc, axis=1)
+            else:
+                top = np.argpartition(-s_qc, ncells - 1, axis=1)[:, :ncells]
+            cells = np.unique(top)
+            starts = self.ivf_offsets[cells]
+            lens = self.ivf_offsets[cells + 1] - starts
+            pids = np.unique(self.ivf_doc_ids[exact.gather_ranges(starts, lens)]).astype(np.int64)
+            if len(pids) >= min(k, self.num_docs) or ncells == n_cent:
+                break
+            ncells = min(2 * ncells, n_cent)
+        if len(pids) < min(k, self.num_docs):  # only empty documents are left out: take them all
+            pids = np.arange(self.num_docs, dtype=np.int64)
+        return pids
+
+    def _approx_scores(self, pids: np.ndarray, table: np.ndarray) -> np.ndarray:
+        """Centroid interaction: sum_i max_{codes j of d} table[i, j], table [Lq, K] -> [n]."""
+        return exact.score_docs(pids, self.doc_offsets, self.doclens,
+                                lambda t: np.take(table, np.take(self.codes, t), axis=1))
+
+    # ---- persistence --------------------------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "centroids": self.codec.centroids, "bucket_cutoffs": self.codec.cutoffs,
+            "bucket_weights": self.codec.weights, "codes": self.codes,
+            "residuals": self.residuals, "doclens": self.doclens,
+            "ivf_offsets": self.ivf_offsets, "ivf_doc_ids": self.ivf_doc_ids,
+            "doc_ids": self.doc_ids,
+        }
+
+    def save(self, path: str | Path, *, model_fingerprint: str, meta: dict | None = None) -> Path:
+        """Write the index folder (atomic) with format metadata for `load`."""
+        info = {"nbits": self.codec.nbits, "dim": self.codec.dim, "num_docs": self.num_docs,
+                "num_tokens": self.num_tokens, "num_centroids": len(self.codec.centroids)}
+        return save_index(path, self.to_arrays(), method=METHOD,
+                          model_fingerprint=model_fingerprint, meta={**(meta or {}), **info})
+
+    @classmethod
+    def load(cls, path: str | Path, *, model_fingerprint: str | None = None, mmap: bool = True,
+             verify: bool = True) -> "PlaidIndex":
+        """Read an index written by `save` (arrays memory-mapped unless mmap=False)."""
+        stored = load_index(path, method=METHOD, model_fingerprint=model_fingerprint,
+                            mmap=mmap, verify=verify)
+        a = stored.arrays
+        _check_consistent(path, a, stored.meta)
+        codec = ResidualCodec(a["centroids"], a["bucket_cutoffs"], a["bucket_weights"],
+                              int(stored.meta["nbits"]))
+        return cls(codec, a["codes"], a["residuals"], a["doclens"], a["ivf_offsets"],
+                   a["ivf_doc_ids"], a["doc_ids"])
+
+
+def _check_consistent(path, a: dict, meta: dict) -> None:
+    """Cross-array shape checks, so a mismatched index fails on load, not mid-search."""
+    t, k = len(a["codes"]), len(a["centroids"])
+    problems = [
+        (int(np.sum(a["doclens"], dtype=np.int64)) != t, "doclens do not sum to len(codes)"),
+        (len(a["residuals"]) != t, "residuals and codes differ in length"),
+        (len(a["doc_ids"]) != len(a["doclens"]), "doc_ids and doclens differ in length"),
+        (len(a["ivf_offsets"]) != k + 1, "ivf_offsets is not [K + 1]"),
+        ("nbits" not in meta, "meta has no nbits"),
+    ]
+    for bad, what in problems:
+        if bad:
+            raise IndexFormatError(f"{path}: {what}")
+
+
+class PlaidIndexBuilder:
+    """Streams documents into a `PlaidIndex`; only compressed data is held between batches.
+
+    Usage: b = PlaidIndexBuilder(codec); b.add([emb_0, emb_1, ...], doc_ids); index = b.finish()
+    where emb_d is doc d's [n_tok, D] float32 unit token vectors (n_tok may be 0).
+    """
+
+    def __init__(self, codec: ResidualCodec):
+        self.codec = codec
+        self._codes, self._residuals, self._doclens, self._ids = [], [], [], []
+        self._ivf_codes, self._ivf_docs = [], []  # unique (code, doc) pairs per batch
+        self.num_docs = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held so far (compressed tokens + IVF pairs + doc lengths)."""
+        parts = (self._codes, self._residuals, self._doclens, self._ivf_codes, self._ivf_docs)
+        return sum(int(a.nbytes) for group in parts for a in group)
+
+    def add(self, docs, doc_ids=None) -> None:
+        """Compress one batch: docs = sequence of [n_tok, D] arrays; doc_ids = sequence of str."""
+        docs = [np.asarray(d, np.float32) for d in docs]
+        for i, d in enumerate(docs):
+            if d.ndim != 2 or d.shape[1] != self.codec.dim:
+                raise ValueError(f"doc {self.num_docs + i} embeddings must be [n_tok, "
+                                 f"{self.codec.dim}], got {d.shape}")
+        lens = np.array([len(d) for d in docs], np.int32)
+        if lens.sum():
+            codes, packed = self.codec.compress(np.concatenate(docs))
+        else:
+            codes = np.zeros(0, np.int32)
+            packed = np.zeros((0, self.codec.dim * self.codec.nbits // 8), np.uint8)
+        self.add_compressed(codes, packed, lens, doc_ids)
+
+    def add_compressed(self, codes: np.ndarray, packed: np.ndarray, doclens: np.ndarray,
+                       doc_ids=None) -> None:
+        """Append a batch compressed elsewhere: codes [t], packed [t, P], doclens [n].
+
+        E.g. `jaxir.ops.residual.compress` on an accelerator with this codec's centroids/cutoffs.
+        """
+        codes = np.asarray(codes, np.int32)
+        packed = np.asarray(packed, np.uint8)
+        lens = np.asarray(doclens, np.int32)
+        n = len(lens)
+        width = self.codec.dim * self.codec.nbits // 8
+        if int(lens.sum()) != len(codes) or packed.shape != (len(codes), width):
+            raise ValueError(f"batch at doc {self.num_docs}: doclens sum {int(lens.sum())}, codes "
+                             f"{codes.shape}, packed {packed.shape} (expected [t, {width}])")
+        if doc_ids is not None and len(doc_ids) != n:
+            raise ValueError(f"{len(doc_ids)} doc ids for {n} documents at doc {self.num_docs}")
+        if len(codes) and not 0 <= codes.min() <= codes.max() < len(self.codec.centroids):
+            raise ValueError(f"batch at doc {self.num_docs}: codes outside [0, "
+                             f"{len(self.codec.centroids)})")
+        # One (code, doc) pair per distinct code of a document; sorted by code, then doc.
+        local = np.repeat(np.arange(n, dtype=np.int64), lens)
+        keys = np.unique(codes.astype(np.int64) * max(n, 1) + local)
+        self._ivf_codes.append((keys // max(n, 1)).astype(np.int32))
+        self._ivf_docs.append((keys % max(n, 1) + self.num_docs).astype(np.int32))
+        self._codes.append(codes)
+        self._residuals.append(packed)
+        self._doclens.append(lens)
+        ids = doc_ids if doc_ids is not None else range(self.num_docs, self.num_docs + n)
+        self._ids.extend(str(x) for x in ids)
+        self.num_docs += n
+
+    def finish(self) -> PlaidIndex:
+        """Concatenate the batches and build the IVF (CSR over centroids)."""
+        if self.num_docs == 0:
+            raise ValueError("PlaidIndexBuilder.finish: no documents were added")
+        n_cent = len(self.codec.centroids)
+        ivf_codes = np.concatenate(self._ivf_codes)
+        # Stable: within a code, batches (and docs inside a batch) stay in ascending doc order.
+        order = np.argsort(ivf_codes, kind="stable")
+        counts = np.bincount(ivf_codes, minlength=n_cent)
+        return PlaidIndex(
+            codec=self.codec,
+            codes=np.concatenate(self._codes),
+            residuals=np.concatenate(self._residuals),
+            doclens=np.concatenate(self._doclens),
+            ivf_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            ivf_doc_ids=np.concatenate(self._ivf_docs)[order],
+            doc_ids=np.array(self._ids, dtype=str),
+        )

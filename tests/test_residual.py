@@ -1,0 +1,127 @@
+"""Residual compression: JAX ops vs NumPy codec (byte for byte) vs float64 references."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxir.index import codec
+from jaxir.ops import residual
+
+NBITS = [1, 2, 4]
+
+
+def unit(x):
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def ref_pack(buckets, nbits):
+    """Bit-by-bit reference: per dim LSB first, bytes filled MSB first."""
+    out = []
+    for row in buckets.reshape(-1, buckets.shape[-1]):
+        stream = [(int(b) >> i) & 1 for b in row for i in range(nbits)]
+        out.append([sum(bit << (7 - j) for j, bit in enumerate(stream[s:s + 8]))
+                    for s in range(0, len(stream), 8)])
+    return np.array(out, np.uint8).reshape(*buckets.shape[:-1], -1)
+
+
+def test_pack_layout_hand_computed():
+    # nbits=2, buckets [1, 2, 3, 0] -> bits 10 01 11 00 -> 0b10011100 = 156.
+    b = np.array([[1, 2, 3, 0]], np.uint8)
+    assert codec.pack_bits(b, nbits=2).tolist() == [[156]]
+    assert np.asarray(residual.pack_bits(jnp.asarray(b), nbits=2)).tolist() == [[156]]
+    # nbits=4, [1, 8] -> 1000 0001 -> 0b10000001 = 129.
+    assert codec.pack_bits(np.array([1, 8], np.uint8), nbits=4).tolist() == [129]
+
+
+@pytest.mark.parametrize("nbits", NBITS)
+def test_pack_jax_equals_numpy_equals_reference_and_round_trips(nbits):
+    rng = np.random.default_rng(nbits)
+    b = rng.integers(0, 1 << nbits, size=(3, 5, 32)).astype(np.uint8)
+    packed_np = codec.pack_bits(b, nbits=nbits)
+    packed_jax = np.asarray(jax.jit(residual.pack_bits, static_argnames="nbits")(b, nbits=nbits))
+    assert packed_np.shape == (3, 5, 32 * nbits // 8) and packed_np.dtype == np.uint8
+    np.testing.assert_array_equal(packed_jax, packed_np)
+    np.testing.assert_array_equal(packed_np, ref_pack(b, nbits))
+    np.testing.assert_array_equal(codec.unpack_bits(packed_np, nbits=nbits), b)
+    np.testing.assert_array_equal(np.asarray(residual.unpack_bits(jnp.asarray(packed_np),
+                                                                  nbits=nbits)), b)
+
+
+@pytest.mark.parametrize("nbits", NBITS)
+def test_fit_buckets_matches_float64_quantiles(nbits):
+    rng = np.random.default_rng(10 + nbits)
+    r = (0.1 * rng.standard_t(4, size=(300, 16))).astype(np.float32)
+    b = 1 << nbits
+    pooled = r.astype(np.float64).ravel()
+    want_cut = np.quantile(pooled, np.arange(1, b) / b)
+    want_w = np.quantile(pooled, (np.arange(b) + 0.5) / b)
+    for cut, w in (codec.fit_buckets(r, nbits=nbits), residual.fit_buckets(r, nbits=nbits)):
+        np.testing.assert_allclose(np.asarray(cut), want_cut, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(w), want_w, atol=1e-6)
+        assert np.all(np.diff(np.asarray(w)) > 0)
+
+
+def test_quantize_counts_cutoffs_at_or_below_value():
+    cutoffs = np.array([-0.1, 0.0, 0.2], np.float32)
+    r = np.array([[-0.5, -0.1, -0.05, 0.0, 0.1, 0.2, 0.9]], np.float32)
+    want = [[0, 1, 1, 2, 2, 3, 3]]  # a value equal to a cutoff goes to the upper bucket
+    assert codec.quantize(r, cutoffs).tolist() == want
+    assert np.asarray(residual.quantize(jnp.asarray(r), jnp.asarray(cutoffs))).tolist() == want
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 8)).astype(np.float32)
+    ref = (x.astype(np.float64)[..., None] >= cutoffs.astype(np.float64)).sum(-1)
+    np.testing.assert_array_equal(codec.quantize(x, cutoffs), ref)
+    np.testing.assert_array_equal(np.asarray(residual.quantize(x, cutoffs)), ref)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(42)
+    centers = unit(rng.normal(size=(16, 32)))
+    x = unit(centers[rng.integers(0, 16, 3000)] + 0.15 * rng.normal(size=(3000, 32)))
+    return x, {nb: codec.fit_codec_numpy(x[:2500], 64, nb, seed=0) for nb in NBITS}
+
+
+@pytest.mark.parametrize("nbits", NBITS)
+def test_compress_and_decode_ops_equal_codec(fitted, nbits):
+    x, codecs = fitted
+    c = codecs[nbits]
+    assert c.centroids.dtype == np.float16 and c.bytes_per_vector == 32 * nbits // 8 + 4
+    fresh = x[2500:]
+    codes, packed = c.compress(fresh)
+    codes_j, packed_j = residual.compress(jnp.asarray(fresh), jnp.asarray(c.centroids),
+                                          jnp.asarray(c.cutoffs), nbits=nbits)
+    np.testing.assert_array_equal(np.asarray(codes_j), codes)
+    np.testing.assert_array_equal(np.asarray(packed_j), packed)
+    dec = c.decompress(codes, packed)
+    decode = jax.jit(residual.decode, static_argnames="nbits")
+    dec_j = decode(jnp.asarray(codes), jnp.asarray(packed), jnp.asarray(c.centroids),
+                   jnp.asarray(c.weights), nbits=nbits)
+    np.testing.assert_allclose(np.asarray(dec_j), dec, atol=1e-6)
+    # float64 reference decode from the bucket indices.
+    buckets = codec.unpack_bits(packed, nbits=nbits)
+    v = c.centroids.astype(np.float64)[codes] + c.weights.astype(np.float64)[buckets]
+    np.testing.assert_allclose(dec, v / np.linalg.norm(v, axis=1, keepdims=True), atol=1e-6)
+
+
+def test_more_bits_reconstruct_better(fitted):
+    x, codecs = fitted
+    fresh = x[2500:]
+    cos = {}
+    for nb in NBITS:
+        decoded = codecs[nb].decompress(*codecs[nb].compress(fresh))
+        cos[nb] = float(np.mean(np.sum(decoded * fresh, axis=1)))
+    centroids = unit(codecs[2].centroids.astype(np.float32))
+    centroid_only = float(np.mean(np.max(fresh @ centroids.T, axis=1)))
+    assert centroid_only < cos[1] < cos[2] < cos[4], (centroid_only, cos)
+    assert cos[2] > 0.95
+
+
+def test_bad_nbits_and_dims_raise():
+    with pytest.raises(ValueError, match="nbits"):
+        codec.pack_bits(np.zeros((2, 8), np.uint8), nbits=3)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        residual.pack_bits(jnp.zeros((2, 6), jnp.uint8), nbits=1)
+    with pytest.raises(ValueError, match="cutoffs"):
+        codec.ResidualCodec(np.zeros((4, 8), np.float32), np.zeros(2, np.float32),
+                            np.zeros(4, np.float32), 2)
