@@ -10,7 +10,7 @@ retrieve), "ids" = analyzed query -> top-k (ours from term ids, bm25s from token
 bm25s runs with its default top-k backend (JAX's top_k when JAX is installed, as here) and with
 backend_selection="numpy"; the ratio is taken against the faster of the two.
 
-    python benchmarks/bench_bm25.py [--data /work/shared/data/beir/scifact] [--repeats 5] [--k 10]
+    python benchmarks/bench_bm25.py [--data ../shared/data/beir/scifact] [--repeats 5] [--k 10]
         [--build-repeats 3]
 """
 from __future__ import annotations

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -152,11 +153,16 @@ def init_sharded(init_fn: Callable[[jax.Array, Any], Any], rng: jax.Array, batch
     """Params created directly in their final sharding (never materialised on one device).
 
     ``jax.eval_shape`` gives shapes, the rules give partition specs, and
-    ``jax.jit(init_fn, out_shardings=...)`` builds each shard where it lives.
+    ``jax.jit(init_fn, out_shardings=...)`` builds each shard where it lives. Only the batch's
+    shapes reach ``init_fn`` (as zeros made inside jit), so every process traces the same thing.
     """
-    shapes = jax.eval_shape(init_fn, rng, batch)
-    shardings = param_shardings(shapes, mesh, rules)
-    return jax.jit(init_fn, out_shardings=shardings)(rng, batch)
+    shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), batch)
+
+    def init(rng):
+        return init_fn(rng, jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
+
+    shardings = param_shardings(jax.eval_shape(init, rng), mesh, rules)
+    return jax.jit(init, out_shardings=shardings)(rng)
 
 
 def to_host(tree: Any) -> Any:
@@ -175,12 +181,14 @@ def maybe_initialize_distributed(coordinator_address: str | None = None,
     """Join a multi-process JAX run; returns True when one was (or already is) initialised.
 
     Arguments win over the environment (``JAXIR_COORDINATOR_ADDRESS``, ``JAXIR_NUM_PROCESSES``,
-    ``JAXIR_PROCESS_ID``). ``auto=True`` lets JAX detect the cluster itself (Cloud TPU VM pods,
-    SLURM). With nothing given this is a no-op, so single-host runs need no set-up.
+    ``JAXIR_PROCESS_ID``). ``auto=True`` (or ``JAXIR_DISTRIBUTED=auto``, set by tpu/launch.sh)
+    lets JAX detect the cluster itself (Cloud TPU VM pods, SLURM). With nothing given this is a
+    no-op, so single-host runs need no set-up.
     """
     if jax.distributed.is_initialized():
         return True
     env = os.environ
+    auto = auto or env.get("JAXIR_DISTRIBUTED") == "auto"
     address = coordinator_address or env.get("JAXIR_COORDINATOR_ADDRESS")
     nproc = num_processes if num_processes is not None else env.get("JAXIR_NUM_PROCESSES")
     pid = process_id if process_id is not None else env.get("JAXIR_PROCESS_ID")

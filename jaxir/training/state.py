@@ -7,6 +7,7 @@ which carry the param paths) -> ``jax.jit(create, out_shardings=...)``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import flax.struct
@@ -38,7 +39,8 @@ def create_state(params: Any, optimizer: optax.GradientTransformation,
 
 
 def init_train_state(task: Task, optimizer: optax.GradientTransformation, rng: jax.Array,
-                     example_batch: Any, mesh: Mesh) -> tuple[TrainState, Any]:
+                     example_batch: Any, mesh: Mesh, *,
+                     compiler_options: Mapping[str, Any] | None = None) -> tuple[TrainState, Any]:
     """Returns ``(state, state_shardings)`` with every leaf built in its final sharding.
 
     ``rng`` is a raw ``jax.random.PRNGKey``; one half seeds the params, the other the steps.
@@ -55,7 +57,8 @@ def init_train_state(task: Task, optimizer: optax.GradientTransformation, rng: j
 
     shapes = jax.eval_shape(create, init_rng, step_rng)
     shardings = param_shardings(shapes, mesh, task.param_rules)
-    state = jax.jit(create, out_shardings=shardings)(init_rng, step_rng)
+    state = jax.jit(create, out_shardings=shardings,
+                    compiler_options=compiler_options)(init_rng, step_rng)
     return state, shardings
 
 

@@ -32,10 +32,11 @@ class Task:
     # (rng, example_batch) -> params pytree.
     init: Callable[[jax.Array, Batch], Params]
     # (params, batch, rng) -> (scalar loss, dict of scalar metrics); rng drives dropout etc.
+    # Evaluation calls it with rng=None, meaning deterministic (no dropout).
     loss_fn: LossFn
     # Path-pattern sharding rules for params (default: replicate everything).
     param_rules: ParamRules = ()
-    # Optional (params, batch) -> metrics for held-out batches; default: loss_fn with a fixed key.
+    # Optional (params, batch) -> metrics for held-out batches (default: loss_fn with rng=None).
     eval_fn: Callable[[Params, Batch], Metrics] | None = None
     # Optional gradient function overriding jax.value_and_grad(loss_fn) (e.g. GradCache).
     grad_fn: GradFn | None = None

@@ -1,0 +1,144 @@
+"""Orbax checkpoints of a TrainState plus JSON metadata, with clear errors on a bad restore.
+
+Each step directory holds two items:
+  state  the TrainState pytree (step, params, opt_state, rng), restored straight into its sharding
+  meta   JSON: format version, config, config fingerprint (sha256 of its canonical JSON), the
+         state's tree signature ({path: [shape, dtype]}) and the data-sampler position
+
+Restoring checks the fingerprint and the tree signature before touching the arrays, so a
+checkpoint of another model or config raises ``CheckpointError`` naming what differs; any
+unreadable checkpoint also raises ``CheckpointError`` (never a raw orbax traceback).
+Retention: the last ``keep`` steps, plus the best one by ``best_metric`` when given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from etils import epath
+from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
+
+from jaxir.errors import CheckpointError
+from jaxir.parallel import path_str
+
+FORMAT_VERSION = 1
+
+
+def config_fingerprint(config: Mapping[str, Any]) -> str:
+    """sha256 of the config's canonical JSON (sorted keys)."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def tree_signature(tree: Any) -> dict[str, list]:
+    """``{"params/dense/kernel": [[8, 4], "float32"], ...}`` for arrays or ShapeDtypeStructs."""
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    return {path_str(p): [list(x.shape), str(x.dtype)] for p, x in leaves}
+
+
+def _describe_diff(saved: Mapping[str, Any], current: Mapping[str, Any], what: str) -> str:
+    keys = sorted(set(saved) | set(current))
+    diffs = [f"{k}: checkpoint={saved.get(k, '<missing>')} now={current.get(k, '<missing>')}"
+             for k in keys if saved.get(k, "<missing>") != current.get(k, "<missing>")]
+    more = f" (+{len(diffs) - 5} more)" if len(diffs) > 5 else ""
+    return f"{what} differs: " + "; ".join(diffs[:5]) + more
+
+
+class Checkpointer:
+    """Save/restore TrainStates under ``directory/<step>/``; all processes call every method."""
+
+    def __init__(self, directory: str | Path | epath.Path, *, config: Mapping[str, Any],
+                 keep: int = 3,
+                 best_metric: str | None = None, best_mode: str = "min",
+                 async_save: bool | None = None):
+        if best_mode not in ("min", "max"):
+            raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
+        # Local folders become absolute; "gs://bucket/run" (needed on multi-host pods) stays as is.
+        self.directory = (epath.Path(directory) if str(directory).startswith("gs://")
+                          else Path(directory).resolve())
+        self.config = dict(config)
+        self.fingerprint = config_fingerprint(self.config)
+        self.best_metric = best_metric
+        policies: list[Any] = [pp.LatestN(n=keep)]
+        if best_metric is not None:
+            policies.append(pp.BestN(get_metric_fn=lambda m: m[best_metric], n=1,
+                                     reverse=best_mode == "min",
+                                     keep_checkpoints_without_metrics=False))
+        if async_save is None:  # Async writes need a background thread; keep CPU runs simple.
+            async_save = jax.default_backend() != "cpu"
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=pp.AnyPreservationPolicy(policies),
+            enable_async_checkpointing=async_save, create=True)
+        self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                              item_names=("state", "meta"))
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
+    def save(self, step: int, state: Any, *, data_state: Mapping[str, Any],
+             metrics: Mapping[str, float] | None = None) -> None:
+        """Writes ``state`` and the metadata at ``step`` (overwrites nothing: steps are unique)."""
+        meta = {"format": FORMAT_VERSION, "step": int(step), "config": self.config,
+                "fingerprint": self.fingerprint, "tree": tree_signature(state),
+                "data": dict(data_state)}
+        if self.best_metric is not None and metrics is not None and self.best_metric in metrics:
+            metrics = {self.best_metric: float(metrics[self.best_metric])}
+        else:
+            metrics = None
+        self._manager.save(int(step), metrics=metrics, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+
+    def read_meta(self, step: int) -> dict[str, Any]:
+        try:
+            out = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+            meta = dict(out["meta"])
+            meta["tree"], meta["fingerprint"], meta["data"]  # noqa: B018 - required keys
+        except Exception as err:  # orbax raises many types; callers get one with the path.
+            raise CheckpointError(f"checkpoint {self.directory / str(step)} has unreadable "
+                                  f"metadata: {type(err).__name__}: {err}") from err
+        return meta
+
+    def restore(self, target: Any, *, step: int | None = None) -> tuple[Any, dict[str, Any]]:
+        """``target``: ShapeDtypeStructs with shardings (see ``state.abstract_state``).
+
+        Returns ``(state, data_state)``; raises CheckpointError when there is no checkpoint,
+        when it belongs to another config or tree, or when it cannot be read.
+        """
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"no checkpoint found in {self.directory}")
+        meta = self.read_meta(step)
+        where = self.directory / str(step)
+        if meta.get("format") != FORMAT_VERSION:
+            raise CheckpointError(f"checkpoint {where}: format {meta.get('format')} != "
+                                  f"{FORMAT_VERSION}")
+        if meta["fingerprint"] != self.fingerprint:
+            diff = _describe_diff(meta.get("config", {}), self.config, "config")
+            raise CheckpointError(f"checkpoint {where} was written for another config; {diff}")
+        current = tree_signature(target)
+        if meta["tree"] != current:
+            diff = _describe_diff(meta["tree"], current, "param tree (path: [shape, dtype])")
+            raise CheckpointError(f"checkpoint {where} does not fit this model; {diff}")
+        try:
+            out = self._manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(target)))
+        except Exception as err:
+            raise CheckpointError(f"checkpoint {where} is corrupt or incomplete: "
+                                  f"{type(err).__name__}: {err}") from err
+        return out["state"], dict(meta["data"])
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()

@@ -1,0 +1,188 @@
+"""The fit loop: sampler -> sharded batch -> jitted step, with logs, eval, checkpoints, resume.
+
+    result = fit(task, ArraySource(arrays), config=FitConfig(steps=1000, batch_size=32,
+                 out_dir="runs/x"), optim=OptimConfig(learning_rate=1e-5, total_steps=1000))
+
+Writes ``out_dir/metrics.jsonl``, ``out_dir/loss.png`` and ``out_dir/checkpoints/<step>/``.
+With ``resume=True`` a run that finds a checkpoint continues from it bit-identically (CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxir.parallel import make_mesh, shard_batch, to_host
+from jaxir.training.checkpoint import Checkpointer
+from jaxir.training.data import BatchSource, EpochSampler, process_rows
+from jaxir.training.logging import MetricsLogger, plot_loss_curve
+from jaxir.training.optim import OptimConfig, make_optimizer
+from jaxir.training.state import TrainState, abstract_state, init_train_state
+from jaxir.training.step import FAST_CPU_COMPILE, make_eval_step, make_train_step
+from jaxir.training.task import Task
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+    # Train steps (micro-batches) to reach; a resumed run continues up to this step.
+    steps: int = 100
+    # Global batch size (all processes together); must divide by the "data" axis size.
+    batch_size: int = 32
+    # Seeds params (jax.random) and data order (NumPy).
+    seed: int = 0
+    # Output folder for metrics.jsonl, loss.png and checkpoints/.
+    out_dir: str = "runs/default"
+    # Checkpoint folder (default out_dir/checkpoints); use gs://... on multi-host pods so that
+    # every host writes its shards to the same place.
+    checkpoint_dir: str | None = None
+    # Mesh axis sizes; data=-1 uses every device not taken by model.
+    mesh_data: int = -1
+    mesh_model: int = 1
+    # "float32" or "bfloat16" (bf16 forward/backward, fp32 master weights and optimizer).
+    compute_dtype: str = "float32"
+    # Log train metrics every this many steps.
+    log_every: int = 10
+    # Evaluate every this many steps (0: only at the end when eval data or a hook is given).
+    eval_every: int = 0
+    # Global batch size for held-out loss batches (the incomplete last batch is dropped).
+    eval_batch_size: int = 32
+    # Save a checkpoint every this many steps (0: only at the end).
+    checkpoint_every: int = 0
+    # Checkpoints kept: the last `keep_checkpoints`, plus the best by `best_metric` if set.
+    keep_checkpoints: int = 3
+    best_metric: str | None = None
+    best_mode: str = "min"
+    # Continue from the latest checkpoint in out_dir when there is one.
+    resume: bool = True
+    # Show a tqdm progress bar (process 0 only).
+    progress: bool = True
+    # Trade run speed for compile speed (CPU tests and smoke runs; see step.FAST_CPU_COMPILE).
+    fast_compile: bool = False
+
+
+@dataclasses.dataclass
+class FitResult:
+    state: TrainState
+    last_train: dict[str, float]
+    last_eval: dict[str, float]
+    examples_per_s: float
+
+
+def _run_eval(eval_step, params, source: BatchSource | None, cfg: FitConfig, mesh,
+              hook: Callable[[TrainState], Mapping[str, float]] | None, state) -> dict:
+    """Mean of per-batch held-out metrics (fixed row order) merged with the hook's metrics."""
+    out: dict[str, float] = {}
+    if source is not None:
+        n_batches = len(source) // cfg.eval_batch_size
+        if n_batches == 0:
+            raise ValueError(f"eval source has {len(source)} rows < eval_batch_size "
+                             f"{cfg.eval_batch_size}")
+        sums: dict[str, float] = {}
+        for b in range(n_batches):
+            rows = process_rows(np.arange(b * cfg.eval_batch_size, (b + 1) * cfg.eval_batch_size))
+            metrics = to_host(eval_step(params, shard_batch(source.take(rows), mesh)))
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        out.update({k: v / n_batches for k, v in sums.items()})
+    if hook is not None:
+        out.update({k: float(v) for k, v in hook(state).items()})
+    return out
+
+
+def _due(done: int, every: int, last: int) -> bool:
+    return bool(every and done % every == 0) or done == last
+
+
+def _checkpointer(task: Task, config: FitConfig, optim: OptimConfig) -> Checkpointer:
+    # The fingerprint covers what makes a checkpoint incompatible, not the run length.
+    identity = {"task": dict(task.config), "optim": dataclasses.asdict(optim),
+                "seed": config.seed, "batch_size": config.batch_size,
+                "compute_dtype": config.compute_dtype}
+    return Checkpointer(config.checkpoint_dir or Path(config.out_dir) / "checkpoints",
+                        config=identity, keep=config.keep_checkpoints,
+                        best_metric=config.best_metric, best_mode=config.best_mode)
+
+
+def _init_or_resume(task, train_source, config, optimizer, ckpt, sampler, mesh, xla):
+    """Fresh sharded state, replaced by the latest checkpoint (and sampler position) if any."""
+    example = train_source.take(process_rows(np.arange(config.batch_size)))
+    state, shardings = init_train_state(task, optimizer, jax.random.PRNGKey(config.seed),
+                                        example, mesh, compiler_options=xla)
+    if config.resume and ckpt.latest_step() is not None:
+        state, data_state = ckpt.restore(abstract_state(state, shardings))
+        sampler.restore(data_state)
+    return state, shardings
+
+
+class _Throughput:
+    """Examples per second over the train steps since the last reading (eval/saves excluded)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.t0, self.n = time.perf_counter(), 0
+
+    def read(self) -> float:
+        rate = self.n / max(time.perf_counter() - self.t0, 1e-9)
+        self.reset()
+        return rate
+
+
+def fit(task: Task, train_source: BatchSource, *, config: FitConfig, optim: OptimConfig,
+        eval_source: BatchSource | None = None,
+        eval_hook: Callable[[TrainState], Mapping[str, float]] | None = None,
+        mesh: jax.sharding.Mesh | None = None) -> FitResult:
+    """Trains ``task`` to ``config.steps`` steps; see the module docstring for outputs."""
+    mesh = mesh or make_mesh(config.mesh_data, config.mesh_model)
+    xla = FAST_CPU_COMPILE if config.fast_compile else None
+    sampler = EpochSampler(len(train_source), config.batch_size, seed=config.seed)
+    optimizer, schedule = make_optimizer(optim)
+    ckpt = _checkpointer(task, config, optim)
+    state, shardings = _init_or_resume(task, train_source, config, optimizer, ckpt, sampler,
+                                       mesh, xla)
+    train_step = make_train_step(task, optimizer, schedule, mesh, shardings,
+                                 compute_dtype=config.compute_dtype, accumulate=optim.accumulate,
+                                 compiler_options=xla)
+    eval_step = make_eval_step(task, mesh, shardings.params, compute_dtype=config.compute_dtype,
+                               compiler_options=xla)
+    logger = MetricsLogger(Path(config.out_dir) / "metrics.jsonl")
+    has_eval = eval_source is not None or eval_hook is not None
+    start = int(to_host(state.step))
+    last_train: dict[str, float] = {}
+    last_eval: dict[str, float] = {}
+    rate, speed = 0.0, _Throughput()
+    bar = tqdm(initial=start, total=config.steps,
+               disable=not config.progress or jax.process_index() != 0)
+    for done in range(start + 1, config.steps + 1):
+        rows = process_rows(sampler.next_rows())
+        state, metrics = train_step(state, shard_batch(train_source.take(rows), mesh))
+        speed.n += config.batch_size
+        bar.update(1)
+        if _due(done, config.log_every, config.steps):
+            last_train = to_host(metrics)  # blocks, so the throughput is real (1st has compile)
+            rate = speed.read()
+            logger.log(done, {**last_train, "examples_per_s": rate})
+            bar.set_postfix(loss=f"{float(last_train['loss']):.4f}", ex_s=f"{rate:.0f}")
+        evaluate = has_eval and _due(done, config.eval_every, config.steps)
+        if evaluate:
+            last_eval = _run_eval(eval_step, state.params, eval_source, config, mesh,
+                                  eval_hook, state)
+            logger.log(done, last_eval, split="eval")
+        if _due(done, config.checkpoint_every, config.steps):
+            ckpt.save(done, state, data_state=sampler.state(),
+                      metrics=last_eval if evaluate else None)
+        if evaluate or _due(done, config.checkpoint_every, config.steps):
+            speed.reset()
+    bar.close()
+    ckpt.close()
+    if jax.process_index() == 0 and logger.path.exists():
+        plot_loss_curve(logger.path, Path(config.out_dir) / "loss.png")
+    return FitResult(state=state, last_train={k: float(v) for k, v in last_train.items()},
+                     last_eval=last_eval, examples_per_s=rate)
