@@ -9,11 +9,30 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the backbone is local; never reach for a hub
 
-METHODS = ["bm25", "dense"]
+METHODS = ["bm25", "dense", "colbert"]
+DEMO_METHODS = ["bm25", "dense"]
+# Index manifests name the runtime format; map it back to the retriever that reads it.
+INDEX_METHODS = {"bm25": "bm25", "dense": "dense", "colbert-plaid": "colbert"}
+OPTION_NAMES = ("model", "analyzer", "max_length", "batch_size", "checkpoint", "nbits", "exhaustive",
+                "uncompressed", "ncells", "ndocs", "centroid_score_threshold")
+
+
+def _add_search_options(p: argparse.ArgumentParser) -> None:
+    """Options that change how an index is searched (not how it is built)."""
+    p.add_argument("--exhaustive", action="store_true", default=None,
+                   help="colbert: exact MaxSim over all decompressed docs instead of PLAID")
+    p.add_argument("--uncompressed", action="store_true", default=None,
+                   help="colbert: keep (index) / search (eval) an fp16 copy of the token vectors")
+    p.add_argument("--ncells", type=int, help="colbert PLAID: centroids probed per query token")
+    p.add_argument("--ndocs", type=int, help="colbert PLAID: candidates kept after stage 2")
+    p.add_argument("--centroid-score-threshold", type=float, dest="centroid_score_threshold")
 
 
 def _add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS, required=True)
+    p.add_argument("--checkpoint", help="trained model folder (colbert)")
+    p.add_argument("--nbits", type=int, choices=[1, 2, 4], help="colbert residual bits (default 2)")
+    _add_search_options(p)
     p.add_argument("--model", help="local Hugging Face BERT folder (default: embedded all-MiniLM-L6-v2)")
     p.add_argument("--analyzer", choices=["word", "wordpiece"], help="BM25 tokens (default word)")
     p.add_argument("--max-length", type=int, dest="max_length", help="tokens per document")
@@ -21,7 +40,7 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
 
 
 def _method_options(args) -> dict:
-    return {k: getattr(args, k, None) for k in ("model", "analyzer", "max_length", "batch_size")}
+    return {k: getattr(args, k, None) for k in OPTION_NAMES}
 
 
 def cmd_eval(args) -> None:
@@ -52,7 +71,7 @@ def cmd_search(args) -> None:
     from jaxir.pipeline.retrievers import get_retriever
 
     method = load_index(args.index, verify=False).manifest["method"]
-    retriever = get_retriever({"bm25": "bm25", "dense": "dense"}.get(method, method), **_method_options(args))
+    retriever = get_retriever(INDEX_METHODS.get(method, method), **_method_options(args))
     queries = read_queries(args.queries, split=args.split)
     run, timing = run_search(retriever.open(Path(args.index)), queries, args.k)
     write_trec(args.run, run, tag=f"jaxir-{retriever.name}")
@@ -82,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="index, search and evaluate the default systems on a BEIR set")
     p.add_argument("--data", default="scifact", help="BEIR folder or dataset name (downloaded)")
     p.add_argument("--split", default="test")
-    p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=DEMO_METHODS, choices=METHODS)
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(fn=cmd_demo)
 
@@ -111,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--run", required=True)
     p.add_argument("--model")
+    p.add_argument("--checkpoint")
+    _add_search_options(p)
     p.set_defaults(fn=cmd_search)
     return ap
 

@@ -93,7 +93,9 @@ class _Wrapped:
 
 def get_retriever(name: str, **options) -> Retriever:
     """Method name -> retriever; unknown option names are an error, None values are ignored."""
-    table = {"bm25": BM25, "dense": Dense}
+    from jaxir.pipeline.colbert_retriever import ColBERT
+
+    table = {"bm25": BM25, "dense": Dense, "colbert": ColBERT}
     if name not in table:
         raise ValueError(f"unknown method {name!r}; choose from {sorted(table)}")
     cls = table[name]

@@ -1,0 +1,182 @@
+"""Streaming ColBERTv2 / PLAID index build: two passes, never all float token vectors at once.
+
+Pass 1 (codec): encode a seeded sample of min(1 + 16 sqrt(120 N), N) documents; shuffle their
+token vectors and hold out min(5%, 50k); K = 2^floor(log2(16 sqrt(N * mean sampled doclen)))
+clamped to the training vectors; spherical k-means (`jaxir.ops.kmeans`, 4 iterations) -> fp16
+unit centroids; bucket cutoffs/weights = quantiles of the held-out residuals v - C_code.
+Pass 2 (compress): encode every document batch by batch; each batch goes straight into
+`PlaidIndexBuilder` (codes + packed residuals) and is dropped. With `keep_fp16`, an fp16 copy of
+the vectors (same token order) is spooled to a temporary file and stored as `tokens_fp16`, the
+uncompressed reference. Documents enter the index in encoding (length-sorted) order; `doc_ids`
+maps index rows back to corpus ids.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from jaxir.index import codec as np_codec
+from jaxir.index.plaid import METHOD, PlaidIndex, PlaidIndexBuilder, num_sample_docs
+from jaxir.index.store import save_index
+from jaxir.ops.kmeans import kmeans, num_centroids
+
+FP16_ARRAY = "tokens_fp16"
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexOptions:
+    # Bits per residual dimension: 1, 2 or 4.
+    nbits: int = 2
+    # Lloyd iterations of the centroid k-means (ColBERTv2: 4).
+    kmeans_iters: int = 4
+    # Seeds the document sample, the held-out split and the k-means start.
+    seed: int = 0
+    # Held-out share of the sampled vectors for bucket fitting, and its cap.
+    heldout_frac: float = 0.05
+    max_heldout: int = 50_000
+    # Also store the uncompressed vectors in fp16 (for exact reference search).
+    keep_fp16: bool = False
+    # Documents tokenised at a time in pass 2 (bounds the token-id lists held in memory).
+    chunk_docs: int = 65_536
+    # Show progress bars.
+    progress: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildReport:
+    path: Path
+    num_docs: int
+    num_tokens: int
+    num_centroids: int
+    sample_docs: int
+    # Stored bytes of the whole index (codes, residuals, IVF, centroids, doc ids) per token.
+    bytes_per_token: float
+    # Nominal code + residual bytes per vector: dim * nbits / 8 + 4.
+    bytes_per_vector: int
+    seconds: float
+
+
+def sample_doc_indices(n_docs: int, seed: int) -> np.ndarray:
+    """Sorted indices of the min(1 + 16 sqrt(120 N), N) documents that fit the codec."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_docs, size=num_sample_docs(n_docs), replace=False))
+
+
+def fit_codec(sample: np.ndarray, *, n_embeddings_est: int, nbits: int, iters: int = 4,
+              seed: int = 0, heldout_frac: float = 0.05,
+              max_heldout: int = 50_000) -> np_codec.ResidualCodec:
+    """Centroids (k-means on the sample minus a held-out part) + buckets (held-out residuals).
+
+    sample: [M, dim] unit token vectors, M >= 2. Returns a codec with fp16 centroids [K, dim].
+    """
+    sample = np.asarray(sample, np.float32)
+    if sample.ndim != 2 or len(sample) < 2:
+        raise ValueError(f"fit_codec needs a [M >= 2, dim] sample of token vectors, got {sample.shape}")
+    np_codec.check_nbits(nbits, sample.shape[1])
+    order = np.random.default_rng(seed).permutation(len(sample))
+    n_held = max(1, min(int(heldout_frac * len(sample)), max_heldout))
+    train, held = sample[order[n_held:]], sample[order[:n_held]]
+    k = min(num_centroids(max(n_embeddings_est, 1)), len(train))
+    centroids = np.asarray(kmeans(train, k, iters=iters, seed=seed, spherical=True))
+    centroids = np_codec.normalize(centroids).astype(np.float16)  # stored (and used) as fp16
+    c32 = centroids.astype(np.float32)
+    residuals = held - c32[np_codec.assign_codes(held, c32)]
+    cutoffs, weights = np_codec.fit_buckets(residuals, nbits=nbits)
+    return np_codec.ResidualCodec(centroids, cutoffs, weights, nbits)
+
+
+class Fp16Spool:
+    """Appends [n, dim] vectors as fp16 to a temporary file; `array()` maps them back [T, dim]."""
+
+    def __init__(self, dim: int, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".colbert-fp16-", dir=folder)
+        self.file, self.path, self.dim, self.rows = os.fdopen(fd, "wb"), Path(name), dim, 0
+
+    def append(self, vectors: Sequence[np.ndarray]) -> None:
+        for v in vectors:
+            self.file.write(np.ascontiguousarray(v, np.float16).tobytes())
+            self.rows += len(v)
+
+    def array(self) -> np.ndarray:
+        self.file.close()
+        if self.rows == 0:
+            return np.zeros((0, self.dim), np.float16)
+        return np.memmap(self.path, np.float16, mode="r", shape=(self.rows, self.dim))
+
+    def remove(self) -> None:
+        self.file.close()
+        self.path.unlink(missing_ok=True)
+
+
+def compress_stream(codec: np_codec.ResidualCodec, batches: Iterable[tuple[Sequence[str], list]],
+                    *, spool: Fp16Spool | None = None) -> PlaidIndex:
+    """Pass 2 core: (doc ids, [n_tok_i, dim] float arrays) batches -> PlaidIndex.
+
+    Each batch is compressed (and spooled) before the next is requested; no float batch is kept.
+    """
+    builder = PlaidIndexBuilder(codec)
+    for ids, docs in batches:
+        builder.add(docs, ids)
+        if spool is not None:
+            spool.append(docs)
+        del ids, docs  # drop our references before the generator makes the next batch
+    return builder.finish()
+
+
+def _encoded_batches(model, params, doc_ids, texts, chunk_docs: int, progress: bool):
+    """Yield (ids, embeddings) per encoder batch, tokenising `chunk_docs` documents at a time."""
+    for start in range(0, len(texts), chunk_docs):
+        chunk = list(texts[start:start + chunk_docs])
+        desc = f"encode documents {start}-{start + len(chunk)} of {len(texts)}"
+        for idx, embs in model.iter_doc_embeddings(params, chunk, progress=progress, desc=desc):
+            yield [str(doc_ids[start + i]) for i in idx], embs
+
+
+def build_colbert_index(model, params, doc_ids: Sequence[str], texts: Sequence[str],
+                        out: str | Path, options: IndexOptions = IndexOptions(), *,
+                        meta: dict | None = None) -> BuildReport:
+    """Encode `texts` with a `ColBERTModel` and write a PLAID index folder at `out`."""
+    if len(doc_ids) != len(texts):
+        raise ValueError(f"{len(doc_ids)} doc ids for {len(texts)} texts")
+    if len(texts) == 0:
+        raise ValueError("cannot index an empty corpus")
+    t0, out = time.perf_counter(), Path(out)
+    picks = sample_doc_indices(len(texts), options.seed)
+    sample = model.encode_doc_texts(params, [texts[i] for i in picks], progress=options.progress)
+    n_sample_tokens = sum(len(s) for s in sample)
+    codec = fit_codec(np.concatenate(sample), nbits=options.nbits, iters=options.kmeans_iters,
+                      n_embeddings_est=int(len(texts) * n_sample_tokens / len(picks)),
+                      seed=options.seed, heldout_frac=options.heldout_frac,
+                      max_heldout=options.max_heldout)
+    del sample
+    spool = Fp16Spool(codec.dim, out.parent) if options.keep_fp16 else None
+    try:
+        batches = _encoded_batches(model, params, doc_ids, texts, options.chunk_docs,
+                                   options.progress)
+        index = compress_stream(codec, batches, spool=spool)
+        info = {"colbert": dataclasses.asdict(model.config), "sample_docs": len(picks),
+                "bytes_per_token": index.nbytes / max(index.num_tokens, 1), **(meta or {})}
+        _save(index, out, model.fingerprint(params), info, spool)
+    finally:
+        if spool is not None:
+            spool.remove()
+    return BuildReport(out, index.num_docs, index.num_tokens, len(codec.centroids), len(picks),
+                       info["bytes_per_token"], codec.bytes_per_vector, time.perf_counter() - t0)
+
+
+def _save(index: PlaidIndex, out: Path, fingerprint: str, meta: dict, spool) -> None:
+    if spool is None:
+        index.save(out, model_fingerprint=fingerprint, meta=meta)
+        return
+    # Same manifest as PlaidIndex.save, plus the fp16 reference array.
+    info = {"nbits": index.codec.nbits, "dim": index.codec.dim, "num_docs": index.num_docs,
+            "num_tokens": index.num_tokens, "num_centroids": len(index.codec.centroids)}
+    save_index(out, {**index.to_arrays(), FP16_ARRAY: spool.array()}, method=METHOD,
+               model_fingerprint=fingerprint, meta={**meta, **info})

@@ -1,0 +1,164 @@
+"""ColBERT (late interaction) behind the retriever protocol: build a PLAID index, open, search.
+
+Search modes of an opened index (one index serves all three):
+  default        PLAID (ncells / centroid_score_threshold / ndocs follow k unless set)
+  exhaustive     exact MaxSim of every document, from the decompressed residual vectors
+  uncompressed   exact MaxSim of every document from the fp16 copy (index built with it)
+A checkpoint is a folder written by `save_checkpoint` (colbert_config.json + params.npz); without
+one the model is the backbone + an untrained projection seeded by `ColBERTConfig.seed`. The index
+records the model fingerprint and an index built with other weights is refused.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from functools import cached_property
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxir.errors import CheckpointError, IndexFormatError
+
+CONFIG_FILE, PARAMS_FILE = "colbert_config.json", "params.npz"
+
+
+def save_checkpoint(path: str | Path, config, params) -> Path:
+    """Write a ColBERTConfig + params pytree as colbert_config.json + params.npz ('/'-joined keys)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    flat = {"/".join(str(k.key) for k in kp): np.asarray(v)
+            for kp, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+    np.savez(path / PARAMS_FILE, **flat)
+    (path / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=1) + "\n")
+    return path
+
+
+def load_checkpoint(path: str | Path):
+    """Read (ColBERTConfig, params) written by `save_checkpoint`."""
+    from jaxir.methods.colbert import ColBERTConfig
+
+    path = Path(path)
+    if not (path / CONFIG_FILE).is_file() or not (path / PARAMS_FILE).is_file():
+        raise CheckpointError(f"{path} is not a ColBERT checkpoint (needs {CONFIG_FILE} and {PARAMS_FILE})")
+    config = ColBERTConfig(**json.loads((path / CONFIG_FILE).read_text()))
+    params: dict = {}
+    with np.load(path / PARAMS_FILE) as arrays:
+        for key in arrays.files:
+            *parents, leaf = key.split("/")
+            node = params
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = arrays[key]
+    return config, params
+
+
+@dataclasses.dataclass
+class ColBERT:
+    """ColBERTv2 + PLAID. `checkpoint=None`: MiniLM (or `model`) + untrained seeded projection."""
+
+    checkpoint: str | None = None
+    # Backbone folder when no checkpoint is given (None = embedded all-MiniLM-L6-v2).
+    model: str | None = None
+    nbits: int = 2
+    # Also store fp16 vectors and search them exhaustively (the uncompressed reference).
+    uncompressed: bool = False
+    # Document length override (None: the checkpoint's doc_maxlen, library default 220).
+    max_length: int | None = None
+    # Search-time options do not change the index, so they stay out of repr (the cache key).
+    exhaustive: bool = dataclasses.field(default=False, repr=False)
+    ncells: int | None = dataclasses.field(default=None, repr=False)
+    centroid_score_threshold: float | None = dataclasses.field(default=None, repr=False)
+    ndocs: int | None = dataclasses.field(default=None, repr=False)
+    batch_size: int | None = dataclasses.field(default=None, repr=False)
+    progress: bool = dataclasses.field(default=True, repr=False)
+    name: str = "colbert"
+
+    @cached_property
+    def _loaded(self):
+        """(ColBERTModel, params), loaded once."""
+        from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+
+        if self.checkpoint is not None:
+            config, params = load_checkpoint(self.checkpoint)
+        else:
+            config, params = ColBERTConfig(model=self.model), None
+        overrides = {"doc_maxlen": self.max_length, "batch_size": self.batch_size}
+        config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
+        model = ColBERTModel(config)
+        fresh = model.init(jax.random.PRNGKey(config.seed))
+        if params is None:
+            return model, fresh
+        _check_same_tree(fresh, params, self.checkpoint)
+        return model, params
+
+    def build(self, doc_ids, texts, out) -> Path:
+        from jaxir.pipeline.colbert_index import IndexOptions, build_colbert_index
+
+        model, params = self._loaded
+        options = IndexOptions(nbits=self.nbits, keep_fp16=self.uncompressed, progress=self.progress)
+        report = build_colbert_index(model, params, list(doc_ids), list(texts), out, options,
+                                     meta={"checkpoint": self.checkpoint})
+        return report.path
+
+    def open(self, index_dir) -> "ColBERTSearcher":
+        from jaxir.index.plaid import PlaidIndex
+        from jaxir.pipeline.colbert_index import FP16_ARRAY
+
+        model, params = self._loaded
+        index = PlaidIndex.load(index_dir, model_fingerprint=model.fingerprint(params))
+        tokens = None
+        if self.uncompressed:
+            file = Path(index_dir) / f"{FP16_ARRAY}.npy"
+            if not file.is_file():
+                raise IndexFormatError(f"{index_dir} has no {FP16_ARRAY}: rebuild it with uncompressed=True")
+            tokens = np.load(file, mmap_mode="r")  # already checksummed by PlaidIndex.load
+            if tokens.shape != (index.num_tokens, index.codec.dim):
+                raise IndexFormatError(f"{file} is {tokens.shape}, expected "
+                                       f"{(index.num_tokens, index.codec.dim)}")
+        plaid = {"ncells": self.ncells, "centroid_score_threshold": self.centroid_score_threshold,
+                 "ndocs": self.ndocs}
+        return ColBERTSearcher(model, params, index, tokens, self.exhaustive, plaid, self.progress)
+
+
+@dataclasses.dataclass
+class ColBERTSearcher:
+    model: object
+    params: object
+    index: object
+    tokens_fp16: np.ndarray | None
+    exhaustive: bool
+    plaid: dict
+    progress: bool = True
+
+    def search_vectors(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """One encoded query [Lq, dim] -> (scores [k'], index rows [k'])."""
+        from jaxir.index import exact
+
+        if self.tokens_fp16 is not None:
+            scores = exact.maxsim_scores(q, self.tokens_fp16, self.index.doclens)
+            return exact.top_k(scores, np.arange(len(scores)), k)
+        if self.exhaustive:
+            return exact.exhaustive_search(self.index, q, k)
+        return self.index.search(q, k, **self.plaid)
+
+    def search(self, queries, k: int):
+        """Query texts -> [(doc ids, scores)] best first, min(k, N) hits each."""
+        queries = list(queries)
+        if not queries:
+            return []
+        encoded = self.model.encode_query_texts(self.params, queries, progress=self.progress)
+        hits = []
+        for q in encoded:
+            scores, rows = self.search_vectors(q, k)
+            hits.append(([str(x) for x in self.index.doc_ids[rows]], scores))
+        return hits
+
+
+def _check_same_tree(expected, got, where) -> None:
+    """Checkpoint params must match the model's tree (paths and shapes)."""
+    want = {jax.tree_util.keystr(p): np.shape(v) for p, v in jax.tree_util.tree_leaves_with_path(expected)}
+    have = {jax.tree_util.keystr(p): np.shape(v) for p, v in jax.tree_util.tree_leaves_with_path(got)}
+    if want != have:
+        diff = sorted(set(want.items()) ^ set(have.items()))[:4]
+        raise CheckpointError(f"{where}: params do not fit the ColBERT model; differences: {diff}")

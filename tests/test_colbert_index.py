@@ -1,0 +1,134 @@
+"""Streaming ColBERT index builder + retriever glue, on real SciFact documents with real MiniLM."""
+import gc
+import weakref
+
+import jax
+import numpy as np
+import pytest
+
+from jaxir.errors import IndexFormatError
+from jaxir.eval.beir import load_beir
+from jaxir.index import exact
+from jaxir.index.codec import fit_codec_numpy, normalize
+from jaxir.index.plaid import PlaidIndex
+from jaxir.methods.colbert import ColBERTConfig
+from jaxir.pipeline.colbert_index import FP16_ARRAY, compress_stream, fit_codec, sample_doc_indices
+from jaxir.pipeline.colbert_retriever import ColBERT, save_checkpoint
+
+N_DOCS = 60
+
+
+def test_sample_size_and_centroid_count():
+    picks = sample_doc_indices(100_000, seed=3)
+    assert len(picks) == 1 + int(16 * np.sqrt(120 * 100_000)) and len(np.unique(picks)) == len(picks)
+    assert len(sample_doc_indices(50, seed=3)) == 50
+    rng = np.random.default_rng(0)
+    sample = normalize(rng.normal(size=(400, 16)).astype(np.float32))
+    # 16 * sqrt(1000) = 506 -> K = 256 (power of two below), fewer than the 380 training vectors.
+    codec = fit_codec(sample, n_embeddings_est=1000, nbits=2, seed=0)
+    assert codec.centroids.shape == (256, 16) and codec.centroids.dtype == np.float16
+    np.testing.assert_allclose(np.linalg.norm(codec.centroids.astype(np.float32), axis=1), 1, atol=2e-3)
+    # A huge estimate is clamped to the 380 vectors left after the 5% hold-out.
+    assert fit_codec(sample, n_embeddings_est=10**8, nbits=1).centroids.shape[0] == 380
+
+
+def test_compress_stream_holds_one_float_batch_at_a_time():
+    rng = np.random.default_rng(1)
+    codec = fit_codec_numpy(normalize(rng.normal(size=(500, 16)).astype(np.float32)), 32, 2)
+    alive, yielded = [], []
+
+    def batches():
+        for b in range(6):
+            gc.collect()
+            # Every float array handed out before must be gone: the builder kept none of them.
+            assert all(ref() is None for ref in alive), f"batch {b}: earlier float batches still alive"
+            docs = [normalize(rng.normal(size=(int(n), 16)).astype(np.float32))
+                    for n in rng.integers(0, 9, size=5)]
+            alive.extend(weakref.ref(d) for d in docs)
+            yielded.append(sum(len(d) for d in docs))
+            yield [f"b{b}-{i}" for i in range(5)], docs
+            del docs
+
+    index = compress_stream(codec, batches())
+    assert len(yielded) == 6 and index.num_docs == 30 and index.num_tokens == sum(yielded)
+    assert index.doc_ids[7] == "b1-2"
+
+
+@pytest.fixture(scope="module")
+def scifact(scifact_dir):
+    data = load_beir(scifact_dir, split="test")
+    ids = data.doc_ids[:N_DOCS]
+    texts = data.doc_texts()[:N_DOCS]
+    # Queries whose relevant documents are among the first N_DOCS.
+    queries = [data.queries[q] for q, rel in data.qrels.items() if set(rel) & set(ids)]
+    return ids, texts, queries + list(data.queries.values())[:6]
+
+
+@pytest.fixture(scope="module")
+def built(scifact, tmp_path_factory):
+    ids, texts, _ = scifact
+    retriever = ColBERT(uncompressed=True, max_length=128, progress=False)
+    out = retriever.build(ids, texts, tmp_path_factory.mktemp("colbert") / "index")
+    return retriever, out
+
+
+def test_index_loads_and_decompresses_close_to_fp16(built, scifact):
+    retriever, out = built
+    model, params = retriever._loaded
+    index = PlaidIndex.load(out, model_fingerprint=model.fingerprint(params))
+    assert index.num_docs == N_DOCS and sorted(index.doc_ids) == sorted(scifact[0])
+    assert index.codec.nbits == 2 and index.residuals.shape[1] == 128 * 2 // 8
+    fp16 = np.load(out / f"{FP16_ARRAY}.npy").astype(np.float32)
+    decoded = index.decompress_tokens(np.arange(index.num_tokens))
+    cos = np.sum(decoded * fp16, axis=1) / np.linalg.norm(fp16, axis=1)
+    assert cos.mean() > 0.9 and np.quantile(cos, 0.05) > 0.8
+    # Index rows are in encoding order: doc_ids + doclens still line up with the encoder output.
+    row = int(np.argmax(index.doclens))
+    doc = model.encode_doc_texts(params, [scifact[1][scifact[0].index(index.doc_ids[row])]],
+                                 progress=False)[0]
+    start = int(index.doc_offsets[row])
+    np.testing.assert_allclose(fp16[start:start + len(doc)], doc, atol=2e-3)
+
+
+def test_search_modes_return_k_and_plaid_matches_exhaustive(built, scifact):
+    retriever, out = built
+    queries = scifact[2][:8]
+    plaid = retriever.open(out).search(queries, 10)
+    exhaustive = ColBERT(exhaustive=True, max_length=128, progress=False).open(out).search(queries, 10)
+    reference = ColBERT(uncompressed=True, max_length=128, progress=False).open(out).search(queries, 10)
+    assert all(len(ids) == 10 and len(s) == 10 for ids, s in plaid + exhaustive + reference)
+    assert all(np.all(np.diff(s) <= 0) for _, s in plaid)
+    overlap = np.mean([len(set(a[0]) & set(b[0])) / 10 for a, b in zip(plaid, exhaustive)])
+    agree = np.mean([len(set(a[0]) & set(b[0])) / 10 for a, b in zip(exhaustive, reference)])
+    assert overlap >= 0.8 and agree >= 0.7, (overlap, agree)
+    # Exhaustive scores are exact MaxSim over the decompressed vectors.
+    model, params = retriever._loaded
+    index = PlaidIndex.load(out)
+    q = model.encode_query_texts(params, queries[:1], progress=False)[0]
+    scores = exact.exhaustive_scores(index, q)
+    rows = [list(index.doc_ids).index(d) for d in exhaustive[0][0]]
+    np.testing.assert_allclose(exhaustive[0][1], scores[rows], rtol=1e-5)
+    assert len(retriever.open(out).search(queries[:1], N_DOCS + 5)[0][0]) == N_DOCS
+
+
+def test_index_of_other_weights_is_refused(built, tmp_path):
+    retriever, out = built
+    model, params = retriever._loaded
+    other = dict(params, projection=model.init(jax.random.PRNGKey(7))["projection"])
+    ckpt = save_checkpoint(tmp_path / "ckpt", ColBERTConfig(doc_maxlen=128), other)
+    with pytest.raises(IndexFormatError, match="built with model"):
+        ColBERT(checkpoint=str(ckpt)).open(out)
+    same = save_checkpoint(tmp_path / "same", ColBERTConfig(doc_maxlen=128), params)
+    assert ColBERT(checkpoint=str(same), progress=False).open(out).search(["vitamin d"], 3)
+    with pytest.raises(IndexFormatError, match=FP16_ARRAY):
+        ColBERT(uncompressed=True, progress=False).open(_plain_index(model, params, tmp_path))
+
+
+def _plain_index(model, params, tmp):
+    """A 3-document index without the fp16 copy (nbits 1), opened with uncompressed=True."""
+    from jaxir.pipeline.colbert_index import IndexOptions, build_colbert_index
+
+    texts = ["Vitamin D and bone density.", "Insulin resistance in obesity.", "Randomized trial."]
+    build_colbert_index(model, params, ["a", "b", "c"], texts, tmp / "plain",
+                        IndexOptions(nbits=1, progress=False))
+    return tmp / "plain"
