@@ -4,7 +4,8 @@ Pass 1 (codec): encode a seeded sample of min(1 + 16 sqrt(120 N), N) documents; 
 token vectors and hold out min(5%, 50k); K = 2^floor(log2(16 sqrt(N * mean sampled doclen)))
 clamped to the training vectors; spherical k-means (`jaxir.ops.kmeans`, 4 iterations) -> fp16
 unit centroids; bucket cutoffs/weights = quantiles of the held-out residuals v - C_code.
-Pass 2 (compress): encode every document batch by batch; each batch goes straight into
+Pass 2 (compress): sampled documents reuse their pass-1 vectors; the others are encoded batch
+by batch; each batch goes straight into
 `PlaidIndexBuilder` (codes + packed residuals) and is dropped. With `keep_fp16`, an fp16 copy of
 the vectors (same token order) is spooled to a temporary file and stored as `tokens_fp16`, the
 uncompressed reference. Documents enter the index in encoding (length-sorted) order; `doc_ids`
@@ -139,6 +140,23 @@ def _encoded_batches(model, params, doc_ids, texts, chunk_docs: int, progress: b
             yield [str(doc_ids[start + i]) for i in idx], embs
 
 
+def _pass2_batches(model, params, doc_ids, texts, picks, sample: list, options: IndexOptions):
+    """Sampled docs reuse their pass-1 vectors (freed as they go); only the rest is encoded.
+
+    On small corpora the sample is the whole corpus, so this halves the build's encoder work.
+    """
+    step = model.config.batch_size
+    for start in range(0, len(picks), step):
+        ids = [str(doc_ids[i]) for i in picks[start:start + step]]
+        embs = sample[start:start + step]
+        sample[start:start + step] = [None] * len(embs)  # release as soon as it is compressed
+        yield ids, embs
+    rest = np.setdiff1d(np.arange(len(texts)), picks)
+    if len(rest):
+        yield from _encoded_batches(model, params, [doc_ids[i] for i in rest],
+                                    [texts[i] for i in rest], options.chunk_docs, options.progress)
+
+
 def build_colbert_index(model, params, doc_ids: Sequence[str], texts: Sequence[str],
                         out: str | Path, options: IndexOptions = IndexOptions(), *,
                         meta: dict | None = None) -> BuildReport:
@@ -155,12 +173,10 @@ def build_colbert_index(model, params, doc_ids: Sequence[str], texts: Sequence[s
                       n_embeddings_est=int(len(texts) * n_sample_tokens / len(picks)),
                       seed=options.seed, heldout_frac=options.heldout_frac,
                       max_heldout=options.max_heldout)
-    del sample
     spool = Fp16Spool(codec.dim, out.parent) if options.keep_fp16 else None
     try:
-        batches = _encoded_batches(model, params, doc_ids, texts, options.chunk_docs,
-                                   options.progress)
-        index = compress_stream(codec, batches, spool=spool)
+        index = compress_stream(codec, _pass2_batches(model, params, doc_ids, texts, picks, sample,
+                                                      options), spool=spool)
         info = {"colbert": dataclasses.asdict(model.config), "sample_docs": len(picks),
                 "bytes_per_token": index.nbytes / max(index.num_tokens, 1), **(meta or {})}
         _save(index, out, model.fingerprint(params), info, spool)
