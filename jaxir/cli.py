@@ -9,12 +9,14 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the backbone is local; never reach for a hub
 
-METHODS = ["bm25", "dense", "colbert"]
+METHODS = ["bm25", "dense", "colbert", "sparse"]
+RERANKERS = ["cross-encoder"]
+RECIPES = {"cross-encoder": "cross_encoder", "colbert": "colbert", "sparse": "sparse"}
 DEMO_METHODS = ["bm25", "dense"]
 # Index manifests name the runtime format; map it back to the retriever that reads it.
-INDEX_METHODS = {"bm25": "bm25", "dense": "dense", "colbert-plaid": "colbert"}
+INDEX_METHODS = {"bm25": "bm25", "dense": "dense", "colbert-plaid": "colbert", "learned_sparse": "sparse"}
 OPTION_NAMES = ("model", "analyzer", "max_length", "batch_size", "checkpoint", "nbits", "exhaustive",
-                "uncompressed", "ncells", "ndocs", "centroid_score_threshold")
+                "uncompressed", "ncells", "ndocs", "centroid_score_threshold", "idf", "top_k", "dtype")
 
 
 def _add_search_options(p: argparse.ArgumentParser) -> None:
@@ -28,9 +30,12 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--centroid-score-threshold", type=float, dest="centroid_score_threshold")
 
 
-def _add_method_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", choices=METHODS, required=True)
-    p.add_argument("--checkpoint", help="trained model folder (colbert)")
+def _add_method_options(p: argparse.ArgumentParser, extra_methods=()) -> None:
+    p.add_argument("--method", choices=METHODS + list(extra_methods), required=True)
+    p.add_argument("--checkpoint", help="trained model folder (colbert, sparse, cross-encoder)")
+    p.add_argument("--idf", help="sparse: idf.json for query weights (default: checkpoint's or corpus)")
+    p.add_argument("--top-k", type=int, dest="top_k", help="sparse: keep the top-k terms per document")
+    p.add_argument("--dtype", choices=["uint8", "float16", "float32"], help="sparse: posting weights")
     p.add_argument("--nbits", type=int, choices=[1, 2, 4], help="colbert residual bits (default 2)")
     _add_search_options(p)
     p.add_argument("--model", help="local Hugging Face BERT folder (default: embedded all-MiniLM-L6-v2)")
@@ -46,6 +51,17 @@ def _method_options(args) -> dict:
 def cmd_eval(args) -> None:
     from jaxir.pipeline.evaluate import eval_method, format_table
 
+    if args.method in RERANKERS:
+        from jaxir.pipeline.rerank import eval_rerank
+
+        if not args.checkpoint:
+            raise FileNotFoundError(f"--method {args.method} needs --checkpoint")
+        result = eval_rerank(args.data, args.split, first_stage=args.rerank, depth=args.depth,
+                             checkpoint=args.checkpoint, alpha=args.alpha, k=args.k,
+                             index_dir=args.index, cache=Path(args.cache), run_path=args.run,
+                             output_json=args.output_json)
+        print(format_table([result]))
+        return
     result = eval_method(args.method, args.data, split=args.split, k=args.k, index_dir=args.index,
                          cache=Path(args.cache), run_path=args.run, output_json=args.output_json,
                          **_method_options(args))
@@ -78,6 +94,43 @@ def cmd_search(args) -> None:
     print(f"searched {len(queries)} queries ({timing['ms_per_query']:.2f} ms/query) -> {args.run}")
 
 
+def cmd_mine(args) -> None:
+    from jaxir.data.mine import main_mine
+
+    main_mine(args)
+
+
+def cmd_idf(args) -> None:
+    from jaxir.sparse_idf import build_idf_file
+
+    path, n_docs = build_idf_file(args.data, args.out, model=args.model, split=args.split)
+    print(f"IDF over {n_docs} documents -> {path}")
+
+
+def cmd_export(args) -> None:
+    from jaxir import export
+    from jaxir.index.sparse_search import SparseIndex
+    from jaxir.sparse_idf import tokenizer_vocab
+    from jaxir.text import load_tokenizer
+
+    tok = load_tokenizer(args.model)
+    docs = export.index_documents(SparseIndex.load(args.index, tokenizer=tok), tokenizer_vocab(tok))
+    write = {"rank_features": export.write_rank_features,
+             "anserini": export.write_json_vector_collection}[args.format]
+    write(args.out, docs)
+    print(f"exported {args.index} as {args.format} -> {args.out}")
+
+
+def cmd_train(args, extra: list[str]) -> None:
+    import importlib
+
+    from jaxir.parallel import maybe_initialize_distributed
+
+    maybe_initialize_distributed(auto=os.environ.get("JAXIR_DISTRIBUTED") == "auto")
+    recipe = importlib.import_module(f"jaxir.recipes.{RECIPES[args.recipe]}")
+    recipe.main([*extra, *(["--data", args.data] if args.data else []), "--out", args.out])
+
+
 def cmd_demo(args) -> None:
     from jaxir.pipeline.evaluate import eval_method, format_table
 
@@ -105,8 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(fn=cmd_demo)
 
-    p = sub.add_parser("eval", help="evaluate one method on a BEIR split")
-    _add_method_options(p)
+    p = sub.add_parser("eval", help="evaluate one method (or a reranker) on a BEIR split")
+    _add_method_options(p, extra_methods=RERANKERS)
+    p.add_argument("--rerank", default="bm25", choices=["bm25", "dense"], help="reranker: first stage")
+    p.add_argument("--depth", type=int, default=100, help="reranker: candidates reranked per query")
+    p.add_argument("--alpha", type=float, help="reranker: weight of the first-stage score (min-max)")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test")
     p.add_argument("--k", type=int, default=100, help="hits kept per query")
@@ -122,6 +178,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split whose qrels are validated while loading")
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_index)
+
+    p = sub.add_parser("mine", help="mine hard negatives for a BEIR split (default train)")
+    p.add_argument("--retriever", choices=["bm25", "dense"], default="bm25")
+    p.add_argument("--depth", type=int, default=100)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="train")
+    p.add_argument("--out", required=True)
+    p.add_argument("--index")
+    p.add_argument("--cache", default="runs/indexes")
+    p.set_defaults(fn=cmd_mine)
+
+    p = sub.add_parser("idf", help="IDF table (OpenSearch-style idf.json) of a BEIR corpus")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--model", help="tokenizer folder (default: embedded MiniLM)")
+    p.add_argument("--split", default="test", help="split whose qrels are validated while loading")
+    p.set_defaults(fn=cmd_idf)
+
+    p = sub.add_parser("export", help="write a learned-sparse index for OpenSearch or Anserini")
+    p.add_argument("--index", required=True)
+    p.add_argument("--format", choices=["rank_features", "anserini"], required=True)
+    p.add_argument("--out", required=True, help="JSON lines (.jsonl or .jsonl.gz)")
+    p.add_argument("--model", help="tokenizer folder (default: embedded MiniLM)")
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("train", help="run a training recipe; other flags go to the recipe "
+                                     "(see `python -m jaxir.recipes.NAME --help`)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), required=True)
+    p.add_argument("--data")
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_train, takes_extra=True)
 
     p = sub.add_parser("search", help="search an index and write a TREC run")
     p.add_argument("--index", required=True)
@@ -139,9 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from jaxir.errors import JaxirError
 
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra", False):
+        build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        args.fn(args)
+        args.fn(args, extra) if getattr(args, "takes_extra", False) else args.fn(args)
     except (JaxirError, FileNotFoundError) as e:
         print(f"jaxir {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -5,7 +5,6 @@ With the embedded all-MiniLM-L6-v2 this reproduces the model's published SciFact
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Sequence
 
 import jax

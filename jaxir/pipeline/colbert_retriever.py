@@ -11,46 +11,28 @@ records the model fingerprint and an index built with other weights is refused.
 from __future__ import annotations
 
 import dataclasses
-import json
 from functools import cached_property
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from jaxir.errors import CheckpointError, IndexFormatError
+from jaxir.errors import IndexFormatError
+from jaxir.models.params_io import check_same_tree, load_model, save_model
 
-CONFIG_FILE, PARAMS_FILE = "colbert_config.json", "params.npz"
+CONFIG_FILE = "colbert_config.json"
 
 
 def save_checkpoint(path: str | Path, config, params) -> Path:
-    """Write a ColBERTConfig + params pytree as colbert_config.json + params.npz ('/'-joined keys)."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    flat = {"/".join(str(k.key) for k in kp): np.asarray(v)
-            for kp, v in jax.tree_util.tree_flatten_with_path(params)[0]}
-    np.savez(path / PARAMS_FILE, **flat)
-    (path / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=1) + "\n")
-    return path
+    """Write a ColBERTConfig + params pytree (see `jaxir.models.params_io`)."""
+    return save_model(path, CONFIG_FILE, config, params)
 
 
 def load_checkpoint(path: str | Path):
     """Read (ColBERTConfig, params) written by `save_checkpoint`."""
     from jaxir.methods.colbert import ColBERTConfig
 
-    path = Path(path)
-    if not (path / CONFIG_FILE).is_file() or not (path / PARAMS_FILE).is_file():
-        raise CheckpointError(f"{path} is not a ColBERT checkpoint (needs {CONFIG_FILE} and {PARAMS_FILE})")
-    config = ColBERTConfig(**json.loads((path / CONFIG_FILE).read_text()))
-    params: dict = {}
-    with np.load(path / PARAMS_FILE) as arrays:
-        for key in arrays.files:
-            *parents, leaf = key.split("/")
-            node = params
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = arrays[key]
-    return config, params
+    return load_model(path, CONFIG_FILE, lambda raw: ColBERTConfig(**raw), what="ColBERT")
 
 
 @dataclasses.dataclass
@@ -89,7 +71,7 @@ class ColBERT:
         fresh = model.init(jax.random.PRNGKey(config.seed))
         if params is None:
             return model, fresh
-        _check_same_tree(fresh, params, self.checkpoint)
+        check_same_tree(fresh, params, self.checkpoint, "ColBERT")
         return model, params
 
     def build(self, doc_ids, texts, out) -> Path:
@@ -154,11 +136,3 @@ class ColBERTSearcher:
             hits.append(([str(x) for x in self.index.doc_ids[rows]], scores))
         return hits
 
-
-def _check_same_tree(expected, got, where) -> None:
-    """Checkpoint params must match the model's tree (paths and shapes)."""
-    want = {jax.tree_util.keystr(p): np.shape(v) for p, v in jax.tree_util.tree_leaves_with_path(expected)}
-    have = {jax.tree_util.keystr(p): np.shape(v) for p, v in jax.tree_util.tree_leaves_with_path(got)}
-    if want != have:
-        diff = sorted(set(want.items()) ^ set(have.items()))[:4]
-        raise CheckpointError(f"{where}: params do not fit the ColBERT model; differences: {diff}")

@@ -94,8 +94,9 @@ class _Wrapped:
 def get_retriever(name: str, **options) -> Retriever:
     """Method name -> retriever; unknown option names are an error, None values are ignored."""
     from jaxir.pipeline.colbert_retriever import ColBERT
+    from jaxir.pipeline.sparse_retriever import LearnedSparse
 
-    table = {"bm25": BM25, "dense": Dense, "colbert": ColBERT}
+    table = {"bm25": BM25, "dense": Dense, "colbert": ColBERT, "sparse": LearnedSparse}
     if name not in table:
         raise ValueError(f"unknown method {name!r}; choose from {sorted(table)}")
     cls = table[name]

@@ -36,6 +36,9 @@ class OptimConfig:
     clip_norm: float | None = 2.0
     # Micro-batches per optimizer update (gradient accumulation via optax.MultiSteps).
     accumulate: int = 1
+    # Learning-rate multipliers per top-level param group, e.g. (("head", 50.0),): a freshly
+    # initialised head next to a pretrained encoder may learn faster. Clipping stays global.
+    lr_multipliers: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self):
         if self.accumulate < 1:
@@ -63,12 +66,28 @@ def decay_mask(params: Any) -> Any:
 def make_optimizer(cfg: OptimConfig) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """Returns ``(optimizer, schedule)``; the schedule is for logging ``lr`` in the step."""
     schedule = linear_schedule(cfg)
+
+    def adamw(mult: float) -> optax.GradientTransformation:
+        lr = schedule if mult == 1.0 else (lambda u: schedule(u) * mult)
+        return optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay,
+                           mask=decay_mask)
+
     parts = []
     if cfg.clip_norm is not None:
         parts.append(optax.clip_by_global_norm(cfg.clip_norm))
-    parts.append(optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
-                             weight_decay=cfg.weight_decay, mask=decay_mask))
+    multipliers = dict(cfg.lr_multipliers)
+    if multipliers:
+        groups = {"base": adamw(1.0), **{name: adamw(m) for name, m in multipliers.items()}}
+        parts.append(optax.multi_transform(groups, lambda params: _group_labels(params, multipliers)))
+    else:
+        parts.append(adamw(1.0))
     optimizer = optax.chain(*parts)
     if cfg.accumulate > 1:
         optimizer = optax.MultiSteps(optimizer, every_k_schedule=cfg.accumulate)
     return optimizer, schedule
+
+
+def _group_labels(params: Any, multipliers: dict) -> Any:
+    """Label each leaf by its top-level key when that key has a multiplier, else "base"."""
+    return {k: jax.tree_util.tree_map(lambda _, k=k: k if k in multipliers else "base", v)
+            for k, v in params.items()}

@@ -1,0 +1,169 @@
+"""Cross-encoder reranker: one BERT pass over the concatenated pair, a linear head on [CLS].
+
+    input   = [CLS] q [SEP] d [SEP]            token_type 0 on "[CLS] q [SEP]", 1 on "d [SEP]"
+    s(q, d) = w . BERT(input)[CLS] + b          (ScoreHead, new; the encoder starts from MiniLM)
+    loss    = mean_b -log softmax(s_b0, s_b1, .., s_bn)[0]   localized contrastive estimation over
+              1 positive (column 0) + n hard negatives; invalid (padded) candidates are masked
+    rerank  = s, or with alpha set: alpha * minmax(s) + (1 - alpha) * minmax(first-stage score)
+              (min-max per query over the reranked candidates)
+
+params = {"bert": BertEncoder params, "head": {"dense": {"kernel": [H, 1], "bias": [1]}}}.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxir.models.bert import BertConfig, BertEncoder, init_params
+from jaxir.models.hf import load_bert, params_fingerprint
+from jaxir.models.heads import ScoreHead
+from jaxir.ops import losses
+from jaxir.ops.scores import minmax_normalize
+from jaxir.text import DEFAULT_BUCKETS, assemble, length_sorted_batches, load_tokenizer, tokenize
+
+METHOD = "cross-encoder"
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossEncoderConfig:
+    # Local HF BERT folder for the backbone; None = embedded all-MiniLM-L6-v2.
+    model: str | None = None
+    # Tokens per (query, document) pair incl. [CLS] and both [SEP]s; documents are cut first.
+    max_length: int = 256
+    # Hard negatives per training query (n-way = 1 + n_negatives).
+    n_negatives: int = 7
+    # Negatives are sampled from the top neg_depth mined candidates.
+    neg_depth: int = 100
+    # Peak learning rate of the encoder (AdamW, linear warm-up then linear decay).
+    learning_rate: float = 2e-5
+    # The new score head learns at learning_rate * head_lr_multiplier.
+    head_lr_multiplier: float = 1.0
+    # Warm-up as a fraction of all optimizer updates.
+    warmup: float = 0.1
+    # Passes over the training queries (each pass draws fresh negatives).
+    epochs: int = 1
+    # Queries per optimizer step (each brings 1 + n_negatives pairs).
+    batch_queries: int = 8
+    # Rerank-time interpolation weight of the cross-encoder score; None = cross-encoder only.
+    alpha: float | None = None
+    # Pairs per jitted forward at rerank time.
+    rerank_batch_size: int = 32
+    # Seeds the new head (and, with a random backbone, the encoder).
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.max_length < 4 or self.n_negatives < 1 or self.batch_queries < 1:
+            raise ValueError(f"need max_length >= 4, n_negatives >= 1, batch_queries >= 1: {self}")
+        if self.alpha is not None and not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1] or None, got {self.alpha}")
+
+
+def bert_config_from_dict(d: dict) -> BertConfig:
+    return BertConfig(**{**d, "dtype": jnp.dtype(d.get("dtype", "float32"))})
+
+
+class CrossEncoder:
+    """Static parts (configs, tokenizer, pretrained backbone) + pure functions of params.
+
+    Pass ``bert_config`` (and optionally ``bert_params``) for another backbone, e.g. a tiny test
+    BERT; without ``bert_params`` the encoder is randomly initialised by ``init``.
+    """
+
+    def __init__(self, config: CrossEncoderConfig = CrossEncoderConfig(), *, bert_config=None,
+                 bert_params=None, tokenizer=None):
+        if bert_config is None:
+            bert_config, bert_params = load_bert(config.model)
+        self.config, self.bert_config, self._pretrained = config, bert_config, bert_params
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
+
+    def init(self, rng: jax.Array, batch: Any = None) -> dict:
+        """Pretrained encoder (random if none was given) + a fresh score head seeded by ``rng``."""
+        del batch  # shapes come from the configs
+        rng_bert, rng_head = jax.random.split(rng)
+        bert = self._pretrained if self._pretrained is not None else init_params(self.bert_config, rng_bert)
+        head = ScoreHead().init(rng_head, jnp.zeros((1, self.bert_config.hidden_size)))["params"]
+        return {"bert": bert, "head": head}
+
+    def description(self) -> dict:
+        """JSON-able identity: written into checkpoints, checked on restore."""
+        return {"method": METHOD, "model": dataclasses.asdict(self.config),
+                "bert": self.bert_config.to_dict()}
+
+    def score(self, params, batch) -> jax.Array:
+        """{"input_ids", "attention_mask", "token_type_ids"} [B, L] -> scores [B] (float32)."""
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        chex.assert_rank([ids, mask], 2)
+        hidden = BertEncoder(self.bert_config).apply({"params": params["bert"]}, ids, mask,
+                                                      batch["token_type_ids"])
+        pooled = hidden[:, 0]
+        return ScoreHead(dtype=self.bert_config.dtype).apply({"params": params["head"]},
+                                                             pooled).astype(jnp.float32)
+
+    def loss_fn(self, params, batch, rng=None):
+        """LCE over n-way tuples: arrays [B, N, L] (column 0 the positive), valid [B, N].
+
+        Returns (loss, {"acc": mean_b [argmax_n s_bn == 0], "margin": mean s_b0 - max_n>0 s_bn}).
+        """
+        del rng  # the encoder has no dropout
+        b, n, length = batch["input_ids"].shape
+        flat = {k: batch[k].reshape(b * n, length)
+                for k in ("input_ids", "attention_mask", "token_type_ids")}
+        scores = self.score(params, flat).reshape(b, n)
+        valid = batch.get("valid")
+        valid = jnp.ones((b, n), bool) if valid is None else valid.astype(bool)
+        loss = losses.localized_contrastive(scores, mask=valid)
+        has_neg = jnp.any(valid[:, 1:], axis=1)
+        best_neg = jnp.max(jnp.where(valid[:, 1:], scores[:, 1:], jnp.finfo(jnp.float32).min), 1)
+        acc = jnp.mean(jnp.where(has_neg, scores[:, 0] > best_neg, True).astype(jnp.float32))
+        margin = jnp.mean(jnp.where(has_neg, scores[:, 0] - best_neg, 0.0))
+        return loss, {"acc": acc, "margin": margin}
+
+    def fingerprint(self, params) -> str:
+        return params_fingerprint(params)
+
+
+def interpolate(ce_scores: np.ndarray, first_stage: np.ndarray, alpha: float) -> np.ndarray:
+    """alpha * minmax(ce) + (1 - alpha) * minmax(first_stage), per query.  [n], [n] -> [n]."""
+    ce = minmax_normalize(jnp.asarray(ce_scores, jnp.float32)[None])[0]
+    fs = minmax_normalize(jnp.asarray(first_stage, jnp.float32)[None])[0]
+    return np.asarray(alpha * ce + (1.0 - alpha) * fs, np.float32)
+
+
+class PairScorer:
+    """Jitted, length-bucketed scoring of many (query, document) pairs with fixed batch rows."""
+
+    def __init__(self, model: CrossEncoder, params, *, buckets: Sequence[int] = DEFAULT_BUCKETS):
+        self.model, self.params, self.buckets = model, params, buckets
+        self._fn = jax.jit(lambda p, i, m, t: model.score(
+            p, {"input_ids": i, "attention_mask": m, "token_type_ids": t}))
+
+    def score_tokens(self, q_tokens: Sequence[Sequence[int]],
+                     d_tokens: Sequence[Sequence[int]]) -> np.ndarray:
+        """Pairs of token lists (no special tokens) -> float32 scores [P] in input order."""
+        cfg = self.model.config
+        lengths = [min(len(q) + len(d) + 3, cfg.max_length) for q, d in zip(q_tokens, d_tokens)]
+        out = np.zeros(len(lengths), np.float32)
+        for idx in length_sorted_batches(lengths, cfg.rerank_batch_size):
+            batch = assemble(self.model.tokenizer, [q_tokens[i] for i in idx],
+                             pairs=[d_tokens[i] for i in idx], max_length=cfg.max_length,
+                             pad_rows_to=cfg.rerank_batch_size, buckets=self.buckets)
+            scores = self._fn(self.params, batch.input_ids, batch.attention_mask,
+                              batch.token_type_ids)
+            out[idx] = np.asarray(scores, np.float32)[: len(idx)]
+        return out
+
+    def score_texts(self, queries: Sequence[str], doc_lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """queries [Q], doc_lists [Q][n_q] -> per query float32 scores [n_q] (batched across queries)."""
+        tok = self.model.tokenizer
+        q_tok = tokenize(tok, queries, what="query")
+        flat_docs = [d for docs in doc_lists for d in docs]
+        d_tok = tokenize(tok, flat_docs, what="document") if flat_docs else []
+        owners = [i for i, docs in enumerate(doc_lists) for _ in docs]
+        scores = self.score_tokens([q_tok[i] for i in owners], d_tok)
+        bounds = np.cumsum([0] + [len(docs) for docs in doc_lists])
+        return [scores[bounds[i]:bounds[i + 1]] for i in range(len(doc_lists))]

@@ -1,0 +1,120 @@
+"""Inference-free learned sparse retrieval behind the retriever protocol: build, open, search.
+
+A checkpoint is a folder written by `save_checkpoint` (sparse_config.json + params.npz, and
+optionally the idf.json the model was trained with). Without one the model is the backbone
+(default all-MiniLM-L6-v2) + the identity-initialised MLM head of `jaxir.methods.sparse`.
+The query IDF table is, in order of preference: the `idf` option (an idf.json), the
+checkpoint's idf.json, or computed over the corpus being indexed. It is stored in the index.
+The index records the model fingerprint; opening it with other weights is refused.
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import cached_property
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxir.models.params_io import check_same_tree, load_model, save_model
+
+CONFIG_FILE, IDF_FILE = "sparse_config.json", "idf.json"
+
+
+def save_checkpoint(path: str | Path, config, params) -> Path:
+    """Write a SparseConfig + params pytree (see `jaxir.models.params_io`)."""
+    return save_model(path, CONFIG_FILE, config, params)
+
+
+def _sparse_config(raw: dict):
+    from jaxir.methods.sparse import SparseConfig
+
+    if raw.get("teacher_weights") is not None:
+        raw["teacher_weights"] = tuple(raw["teacher_weights"])
+    return SparseConfig(**raw)
+
+
+def load_checkpoint(path: str | Path):
+    """Read (SparseConfig, params) written by `save_checkpoint`."""
+    return load_model(path, CONFIG_FILE, _sparse_config, what="sparse")
+
+
+@dataclasses.dataclass
+class LearnedSparse:
+    """MLM-head document weights + IDF-weighted query tokens over an inverted index."""
+
+    checkpoint: str | None = None
+    # Backbone folder when no checkpoint is given (None = embedded all-MiniLM-L6-v2).
+    model: str | None = None
+    # idf.json for queries (None: the checkpoint's, else computed over the indexed corpus).
+    idf: str | None = None
+    # Index-time pruning to the top_k weights per document (None: the model config's).
+    top_k: int | None = None
+    # Document length override (None: the model config's doc_maxlen).
+    max_length: int | None = None
+    # Posting weight storage: "uint8" (default), "float16" or "float32".
+    dtype: str = "uint8"
+    batch_size: int | None = dataclasses.field(default=None, repr=False)
+    progress: bool = dataclasses.field(default=True, repr=False)
+    name: str = "sparse"
+
+    @cached_property
+    def _loaded(self):
+        """(SparseModel, params), loaded once."""
+        from jaxir.methods.sparse import SparseConfig, SparseModel
+
+        params = None
+        if self.checkpoint is not None:
+            config, params = load_checkpoint(self.checkpoint)
+        else:
+            config = SparseConfig(model=self.model)
+        overrides = {"doc_maxlen": self.max_length, "batch_size": self.batch_size, "top_k": self.top_k}
+        config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
+        model = SparseModel(config)
+        fresh = model.init(jax.random.PRNGKey(config.seed))
+        if params is None:
+            return model, fresh
+        check_same_tree(fresh, params, self.checkpoint, "sparse")
+        return model, params
+
+    def _idf_table(self, model, texts) -> tuple[np.ndarray, str]:
+        from jaxir.sparse_idf import compute_idf, load_idf, tokenizer_vocab
+        from jaxir.text import tokenize
+
+        vocab = tokenizer_vocab(model.tokenizer)
+        if self.idf is not None:
+            return load_idf(self.idf, vocab), str(self.idf)
+        if self.checkpoint is not None and (Path(self.checkpoint) / IDF_FILE).is_file():
+            return load_idf(Path(self.checkpoint) / IDF_FILE, vocab), str(Path(self.checkpoint) / IDF_FILE)
+        return compute_idf(tokenize(model.tokenizer, texts, what="document"), len(vocab)), "corpus"
+
+    def build(self, doc_ids, texts, out) -> Path:
+        from jaxir.index.sparse_search import SparseIndex
+
+        model, params = self._loaded
+        texts = list(texts)
+        idf, idf_source = self._idf_table(model, texts)
+        vectors = model.encode_doc_texts(params, texts, progress=self.progress)
+        index = SparseIndex.build(vectors, doc_ids=list(doc_ids), idf=idf, tokenizer=model.tokenizer,
+                                  skip_ids=model.special_ids, dtype=self.dtype)
+        meta = {"checkpoint": self.checkpoint, "idf_source": idf_source,
+                "doc_maxlen": model.config.doc_maxlen, "top_k": model.config.top_k}
+        return index.save(out, model_fingerprint=model.fingerprint(params), meta=meta)
+
+    def open(self, index_dir) -> "SparseSearcher":
+        from jaxir.index.sparse_search import SparseIndex
+
+        model, params = self._loaded
+        index = SparseIndex.load(index_dir, tokenizer=model.tokenizer,
+                                 model_fingerprint=model.fingerprint(params))
+        return SparseSearcher(index)
+
+
+@dataclasses.dataclass
+class SparseSearcher:
+    index: object
+
+    def search(self, queries, k: int):
+        """Query texts -> [(doc ids, scores)] best first (empty for a query with no known term)."""
+        return self.index.search_batch(list(queries), k)
+

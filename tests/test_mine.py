@@ -1,0 +1,77 @@
+"""Hard-negative mining with BM25 on the real SciFact train split."""
+import json
+
+import pytest
+
+from jaxir.data.mine import main_mine, mine_hard_negatives, read_mined
+from jaxir.errors import DataError
+from jaxir.eval.beir import load_beir
+
+
+@pytest.fixture(scope="module")
+def scifact_train(scifact_dir):
+    return load_beir(scifact_dir, split="train")
+
+
+@pytest.fixture(scope="module")
+def mined(scifact_train, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mine") / "neg.jsonl"
+    summary = mine_hard_negatives(scifact_train, "bm25", 20, out=out,
+                                  cache=out.parent / "indexes")
+    return out, summary
+
+
+def test_one_line_per_train_query_with_the_documented_fields(scifact_train, mined):
+    out, summary = mined
+    lines = out.read_text().splitlines()
+    with_pos = [q for q, rel in scifact_train.qrels.items() if any(g > 0 for g in rel.values())]
+    assert len(lines) == summary["queries"] == len(with_pos) == 809
+    rec = json.loads(lines[0])
+    assert set(rec) == {"qid", "positives", "candidates"}
+    assert [r["qid"] for r in read_mined(out)] == with_pos
+    for r in read_mined(out):
+        assert len(r["candidates"]) == 20
+        scores = [s for _, s in r["candidates"]]
+        assert scores == sorted(scores, reverse=True)
+        assert all(d in scifact_train.corpus for d, _ in r["candidates"])
+
+
+def test_positives_never_appear_as_candidates(scifact_train, mined):
+    out, _ = mined
+    n_hit = 0
+    for r in read_mined(out):
+        rel = scifact_train.qrels[r["qid"]]
+        assert r["positives"] == [d for d, g in rel.items() if g > 0]
+        cands = {d for d, _ in r["candidates"]}
+        assert not cands & set(r["positives"])
+        n_hit += len(cands) == len(r["candidates"])  # no duplicate candidates either
+    assert n_hit == 809
+
+
+def test_positive_ranked_by_bm25_is_removed_not_truncated(scifact_train, mined, tmp_path):
+    """Over-fetching keeps `depth` candidates even when positives sat inside the top depth."""
+    from jaxir.pipeline.retrievers import get_retriever
+
+    out, summary = mined
+    searcher = get_retriever("bm25").open(summary["index"])
+    recs = {r["qid"]: r for r in read_mined(out)}
+    qid = next(q for q in recs if recs[q]["positives"][0] in
+               searcher.search([scifact_train.queries[q]], 20)[0][0])
+    ids, _ = searcher.search([scifact_train.queries[qid]], 40)[0]
+    expected = [d for d in ids if d not in recs[qid]["positives"]][:20]
+    assert [d for d, _ in recs[qid]["candidates"]] == expected
+
+
+def test_main_mine_entry_and_bad_records(scifact_dir, tmp_path):
+    class Args:
+        retriever, depth, data, out = "bm25", 5, str(scifact_dir), str(tmp_path / "m.jsonl")
+        cache = str(tmp_path / "idx")
+    summary = main_mine(Args)
+    assert summary["queries"] == 809
+    assert all(len(r["candidates"]) == 5 for r in read_mined(tmp_path / "m.jsonl"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"qid": "1", "positives": [], "candidates": []}\n')
+    with pytest.raises(DataError, match="bad.jsonl:1"):
+        list(read_mined(bad))
+    with pytest.raises(ValueError, match="cannot mine"):
+        mine_hard_negatives(load_beir(scifact_dir, split="train"), "colbert", out=bad)
