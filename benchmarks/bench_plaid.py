@@ -1,0 +1,400 @@
+"""PLAID side by side: jaxir's PLAID vs PyLate's PLAID vs exhaustive MaxSim, on the SAME embeddings.
+
+1. Encode the corpus and the test queries once with jaxir's ColBERT (MiniLM + seeded untrained
+   128-d projection) and cache them: doc_tokens.npy [T, D] float32, doclens.npy [N] int32,
+   queries.npy [Q, Lq, D] float32, ids.json, meta.json. Both engines index exactly these vectors,
+   so the comparison is of the engines, not the encoders.
+2. Build each index in its own fresh process (build seconds, peak RSS, bytes on disk): ours with
+   `jaxir.index.plaid` (codec from `jaxir.pipeline.colbert_index.fit_codec`, JAX k-means; or
+   `--kmeans numpy`), PyLate 1.6's vendored Stanford backend (`use_fast=False`) in its own virtual
+   environment `.benchvenv-pylate/` (created on first use, CPU torch from the local wheel).
+3. Search: one long-lived process per engine; timed rounds alternate between the engines (order
+   rotating per round), single query at a time, the same (ncells, threshold, ndocs) for both.
+   Search processes run with OPENBLAS/OMP/MKL_NUM_THREADS=1 and torch.set_num_threads(1).
+4. Exhaustive MaxSim (`jaxir.index.exact.maxsim_scores`, uncompressed fp32) is the reference:
+   recall@10 vs exhaustive = |top10(engine) & top10(exact)| / 10, averaged over queries.
+
+    python benchmarks/bench_plaid.py [--data ../shared/data/beir/scifact] [--nbits 2] [--k 10]
+        [--max-docs 300 --max-queries 20] [--rounds 3] [--skip-peer] [--cache runs/bench_plaid]
+
+colbert-ai is not run: it indexes text through its own checkpoint (it cannot take these
+embeddings), needs transformers < 5 in a third environment, and its PLAID engine is the code
+PyLate vendors, which the PyLate row already measures on the same embeddings.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "beir" / "scifact"
+PEER_VENV = ROOT / ".benchvenv-pylate"
+PEER_SCRIPT = Path(__file__).resolve().with_name("plaid_peer_pylate.py")
+TORCH_SPEC = "torch==2.13.0+cpu"  # the local CPU wheel; PyPI only has CUDA builds of this name
+# PyLate 1.6's requirements minus fast-plaid, whose wheels pin a CUDA torch (2.11) and have no
+# build for torch 2.13; only the vendored Stanford backend (`use_fast=False`) is used here.
+PYLATE_DEPS = ["sentence-transformers==5.3.0", "transformers>=4.41.0,<=5.3.0", "datasets>=2.20.0",
+               "accelerate>=0.31.0", "pandas>=2.2.1", "ujson==5.12.0", "ninja==1.11.1.4",
+               "fastkmeans==0.5.0"]
+SEARCH_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM). Not ru_maxrss: Linux carries that over from the
+    parent through fork + exec, so every child would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def reply(obj: dict) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+# ---- 1. embeddings cache ------------------------------------------------------------------------
+def select_subset(data, max_docs: int | None, max_queries: int | None, seed: int = 0):
+    """(doc ids, doc texts, query ids, query texts); a doc subset keeps the judged docs of the
+    chosen queries and fills up with a seeded sample of the rest (corpus order kept)."""
+    qids = data.query_ids[:max_queries] if max_queries else data.query_ids
+    doc_ids, texts = data.doc_ids, data.doc_texts()
+    if max_docs and max_docs < len(doc_ids):
+        judged = {d for q in qids for d in data.qrels[q]}
+        others = [d for d in doc_ids if d not in judged]
+        fill = np.random.default_rng(seed).choice(len(others), max(0, max_docs - len(judged)),
+                                                  replace=False)
+        keep = judged | {others[i] for i in fill}
+        rows = [i for i, d in enumerate(doc_ids) if d in keep]
+        doc_ids, texts = [doc_ids[i] for i in rows], [texts[i] for i in rows]
+    return doc_ids, texts, qids, [data.queries[q] for q in qids]
+
+
+def encode(texts, query_texts, *, random: bool, batch_size: int):
+    """-> (list of [n_i, D] float32 doc matrices, [Q, Lq, D] float32 queries, fingerprint)."""
+    if random:  # plumbing stand-in: random unit vectors, no model
+        rng = np.random.default_rng(0)
+        unit = lambda x: (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+        docs = [unit(rng.normal(size=(n, 128))) for n in rng.integers(8, 96, len(texts))]
+        return docs, unit(rng.normal(size=(len(query_texts), 32, 128))), "random-unit-vectors"
+    import jax
+
+    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+
+    model = ColBERTModel(ColBERTConfig(batch_size=batch_size))
+    params = model.init(jax.random.PRNGKey(model.config.seed))
+    queries = model.encode_query_texts(params, query_texts)
+    return model.encode_doc_texts(params, texts), queries, model.fingerprint(params)
+
+
+def ensure_cache(args) -> Path:
+    """Encode once per (data, subset, encoder); later runs reuse the .npy files."""
+    spec = {"data": str(args.data.resolve()), "split": "test", "max_docs": args.max_docs,
+            "max_queries": args.max_queries, "encoder": "random" if args.random else "colbert"}
+    subset = f"d{args.max_docs or 'all'}-q{args.max_queries or 'all'}"
+    folder = args.cache / f"{args.data.name}-{subset}-{spec['encoder']}"
+    meta_file = folder / "meta.json"
+    if meta_file.is_file() and json.loads(meta_file.read_text())["spec"] == spec:
+        return folder
+    from jaxir.eval.beir import load_beir
+
+    doc_ids, texts, qids, qtexts = select_subset(load_beir(args.data, "test"), args.max_docs,
+                                                 args.max_queries)
+    start = time.perf_counter()
+    docs, queries, fingerprint = encode(texts, qtexts, random=args.random,
+                                        batch_size=args.batch_size)
+    seconds = time.perf_counter() - start
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "doc_tokens.npy", np.concatenate(docs).astype(np.float32))
+    np.save(folder / "doclens.npy", np.array([len(d) for d in docs], np.int32))
+    np.save(folder / "queries.npy", np.asarray(queries, np.float32))
+    (folder / "ids.json").write_text(json.dumps({"doc_ids": doc_ids, "query_ids": qids}))
+    meta_file.write_text(json.dumps({"spec": spec, "fingerprint": fingerprint,
+                                     "encode_s": seconds}, indent=1))
+    return folder
+
+
+# ---- 2/3. our worker processes (`--worker build|plaid|exact`) ----------------------------------
+def load_docs(cache: Path):
+    return np.load(cache / "doc_tokens.npy"), np.load(cache / "doclens.npy")
+
+
+def fit_our_codec(tokens, doclens, offsets, args):
+    """Codec from a seeded doc sample, as `build_colbert_index` does (pass 1)."""
+    from jaxir.index.codec import fit_codec_numpy
+    from jaxir.index.plaid import num_sample_docs
+
+    # Same draw as jaxir.pipeline.colbert_index.sample_doc_indices (seed 0).
+    rng = np.random.default_rng(0)
+    picks = np.sort(rng.choice(len(doclens), num_sample_docs(len(doclens)), replace=False))
+    sample = np.concatenate([tokens[offsets[i]:offsets[i] + doclens[i]] for i in picks])
+    est = int(len(doclens) * len(sample) / len(picks))
+    if args.kmeans == "numpy":
+        k = 2 ** int(np.floor(np.log2(16 * np.sqrt(est))))
+        return fit_codec_numpy(sample, k, args.nbits)
+    from jaxir.pipeline.colbert_index import fit_codec
+
+    return fit_codec(sample, n_embeddings_est=est, nbits=args.nbits)
+
+
+def worker_build(args) -> None:
+    from jaxir.index.plaid import PlaidIndexBuilder
+
+    tokens, doclens = load_docs(args.cache)
+    offsets = np.concatenate([[0], np.cumsum(doclens, dtype=np.int64)])
+    rss_loaded = peak_rss_mb()
+    start = time.perf_counter()
+    builder = PlaidIndexBuilder(fit_our_codec(tokens, doclens, offsets, args))
+    for lo in range(0, len(doclens), 1024):
+        hi = min(lo + 1024, len(doclens))
+        builder.add([tokens[offsets[i]:offsets[i + 1]] for i in range(lo, hi)],
+                    [str(i) for i in range(lo, hi)])
+    index = builder.finish()
+    fingerprint = json.loads((args.cache / "meta.json").read_text())["fingerprint"]
+    index.save(args.index_dir, model_fingerprint=fingerprint)
+    reply({"build_s": time.perf_counter() - start, "rss_after_load_mb": rss_loaded,
+           "peak_rss_mb": peak_rss_mb(), "num_docs": index.num_docs,
+           "num_tokens": index.num_tokens, "num_centroids": len(index.codec.centroids),
+           "disk_bytes": folder_bytes(args.index_dir)})
+
+
+def worker_serve(args) -> None:
+    """Answer stdin "search" lines with one timed pass over the queries (JSON line each)."""
+    from jaxir.index import exact
+
+    queries = np.load(args.cache / "queries.npy")
+    if args.worker == "exact":
+        tokens, doclens = load_docs(args.cache)
+        every = np.arange(len(doclens))
+        search = lambda q: exact.top_k(exact.maxsim_scores(q, tokens, doclens), every, args.k)
+    else:
+        from jaxir.index.plaid import PlaidIndex
+
+        index = PlaidIndex.load(args.index_dir, mmap=False)
+        knobs = {"ncells": args.ncells, "centroid_score_threshold": args.threshold,
+                 "ndocs": args.ndocs}
+        search = lambda q: index.search(q, args.k, **knobs)
+    for q in queries[: args.warmup]:
+        search(q)
+    reply({"ready": True, "rss_mb": peak_rss_mb()})
+    for line in sys.stdin:
+        if line.strip() != "search":
+            break
+        latencies, rows, scores = [], [], []
+        for q in queries:
+            start = time.perf_counter()
+            sc, pids = search(q)
+            latencies.append(time.perf_counter() - start)
+            rows.append(pids.tolist())
+            scores.append(sc.tolist())
+        reply({"latency_s": latencies, "rows": rows, "scores": scores})
+
+
+# ---- orchestration ------------------------------------------------------------------------------
+def ensure_peer_venv(venv: Path = PEER_VENV) -> Path:
+    """Create the PyLate environment once: local CPU torch first, then PyLate without fast-plaid."""
+    python, marker = venv / "bin" / "python", venv / ".bench-ready"
+    if marker.is_file():
+        return python
+    base = shutil.which("python3.11") or sys.executable
+    print(f"creating {venv} (PyLate 1.6 + {TORCH_SPEC}) ...", flush=True)
+    subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
+    pin = venv / "torch-pin.txt"
+    pin.write_text(TORCH_SPEC + "\n")  # keeps every later install from replacing torch
+    pip = [str(python), "-m", "pip", "install", "-q", "-c", str(pin)]
+    subprocess.run(pip + [TORCH_SPEC], check=True)
+    subprocess.run(pip + ["--no-deps", "pylate==1.6.0"], check=True)
+    subprocess.run(pip + PYLATE_DEPS, check=True)
+    marker.write_text(TORCH_SPEC + " pylate==1.6.0\n")
+    return python
+
+
+def child_env(search: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TORCH_EXTENSIONS_DIR"] = str(PEER_VENV / "torch_extensions")
+    return {**env, **SEARCH_THREADS} if search else env
+
+
+def engine_argv(engine: str, mode: str, args, index_dir: Path) -> list[str]:
+    common = ["--cache", str(args.folder), "--index-dir", str(index_dir),
+              "--nbits", str(args.nbits), "--k", str(args.k), "--ncells", str(args.ncells),
+              "--threshold", str(args.threshold), "--ndocs", str(args.ndocs),
+              "--warmup", str(args.warmup)]
+    if engine == "pylate":
+        peer_mode = "build" if mode == "build" else "serve"
+        return [str(args.peer_python), str(PEER_SCRIPT), peer_mode] + common
+    return [sys.executable, __file__, "--worker", mode, "--kmeans", args.kmeans] + common
+
+
+class Worker:
+    """A child process speaking the one-JSON-line-per-request protocol; stderr goes to `log`."""
+
+    def __init__(self, argv: list[str], env: dict, log: Path):
+        self.log = log
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=log.open("ab"), text=True, cwd=ROOT)
+
+    def read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"worker {self.proc.args[:4]} died (rc {self.proc.wait()}):\n{tail}")
+        return json.loads(line)
+
+    def ask(self, msg: str) -> dict:
+        self.proc.stdin.write(msg + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def run_build(engine: str, args) -> dict:
+    index_dir = args.folder / f"index-{engine}-nb{args.nbits}"
+    shutil.rmtree(index_dir, ignore_errors=True)
+    worker = Worker(engine_argv(engine, "build", args, index_dir), child_env(False),
+                    args.folder / f"{engine}.log")
+    result = worker.read()
+    worker.close()
+    result["index_dir"] = index_dir
+    print(f"built {engine}: {result['build_s']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB, "
+          f"{result['disk_bytes'] / result['num_tokens']:.1f} B/token", flush=True)
+    return result
+
+
+def time_rounds(workers: dict, rounds: int) -> dict:
+    """Alternate timed passes between engines (rotating order); latencies pooled over rounds."""
+    names, out = list(workers), {n: {"latency_s": []} for n in workers}
+    for r in range(rounds):
+        for n in names[r % len(names):] + names[: r % len(names)]:
+            res = workers[n].ask("search")
+            out[n]["latency_s"] += res["latency_s"]
+            out[n].setdefault("rows", res["rows"])
+            out[n].setdefault("scores", res["scores"])
+    return out
+
+
+# ---- report -------------------------------------------------------------------------------------
+def add_quality(res: dict, exact_rows: list, doc_ids: list, qids: list, qrels: dict) -> None:
+    """recall@10 vs exhaustive and nDCG@10 (+ recall@100 when k >= 100) of one engine."""
+    from jaxir.eval.metrics import evaluate
+
+    overlap = [len(set(r[:10]) & set(e[:10])) / max(1, len(e[:10]))
+               for r, e in zip(res["rows"], exact_rows)]
+    res["recall10_vs_exact"] = float(np.mean(overlap))
+    run = {q: {doc_ids[d]: s for d, s in zip(rows, scores)}
+           for q, rows, scores in zip(qids, res["rows"], res["scores"])}
+    k = max(len(r) for r in res["rows"])
+    metrics = ("ndcg@10", "recall@100") if k >= 100 else ("ndcg@10",)
+    res.update(evaluate(run, {q: qrels[q] for q in qids}, metrics=metrics))
+
+
+def print_table(results: dict) -> None:
+    cols = ("recall@10 vs exact", "nDCG@10", "median ms", "p99 ms", "build s", "peak RSS MB",
+            "B/token")
+    print(f"\n{'engine':12s}" + "".join(f"{c:>20s}" for c in cols))
+    for name, r in results.items():
+        lat = np.asarray(r["latency_s"]) * 1e3
+        vals = (r["recall10_vs_exact"], r["ndcg@10"], np.median(lat), np.percentile(lat, 99),
+                r.get("build_s"), r.get("peak_rss_mb"), r.get("bytes_per_token"))
+        print(f"{name:12s}" + "".join(f"{'-':>20s}" if v is None else f"{v:20.3f}" for v in vals))
+    if "pylate" in results:
+        ours, peer = results["jaxir"], results["pylate"]
+        ratio = lambda f: f(ours) / f(peer)
+        med = lambda r: np.median(r["latency_s"])
+        p99 = lambda r: np.percentile(r["latency_s"], 99)
+        print(f"\nratio jaxir / pylate: median latency {ratio(med):.3f}, p99 {ratio(p99):.3f}, "
+              f"build {ratio(lambda r: r['build_s']):.3f}, "
+              f"peak RSS {ratio(lambda r: r['peak_rss_mb']):.3f}, "
+              f"bytes/token {ratio(lambda r: r['bytes_per_token']):.3f}")
+
+
+def run_benchmark(args) -> dict:
+    from jaxir.eval.beir import load_beir
+    from jaxir.index.plaid import PlaidParams
+
+    base = PlaidParams.for_k(args.k)
+    args.ncells = args.ncells or base.ncells
+    args.threshold = base.centroid_score_threshold if args.threshold is None else args.threshold
+    args.ndocs = args.ndocs or base.ndocs
+    args.folder = ensure_cache(args)
+    ids = json.loads((args.folder / "ids.json").read_text())
+    print(f"embeddings: {args.folder} ({len(ids['doc_ids'])} docs, {len(ids['query_ids'])} "
+          f"queries); nbits {args.nbits}, k {args.k}, ncells {args.ncells}, threshold "
+          f"{args.threshold}, ndocs {args.ndocs}", flush=True)
+    engines = ["jaxir"] if args.skip_peer else ["jaxir", "pylate"]
+    if not args.skip_peer:
+        args.peer_python = ensure_peer_venv()
+    builds = {e: run_build(e, args) for e in engines}
+    workers = {}
+    for e in engines:  # started one after another, so warm-ups never overlap
+        workers[e] = Worker(engine_argv(e, "plaid", args, builds[e]["index_dir"]), child_env(True),
+                            args.folder / f"{e}.log")
+        builds[e]["search_rss_mb"] = workers[e].read()["rss_mb"]
+    results = time_rounds(workers, args.rounds)
+    exact = Worker(engine_argv("jaxir", "exact", args, args.folder), child_env(True),
+                   args.folder / "exact.log")
+    exact.read()
+    results["exhaustive"] = exact.ask("search")
+    for w in [*workers.values(), exact]:
+        w.close()
+    data = load_beir(args.data, "test")
+    for name, res in results.items():
+        add_quality(res, results["exhaustive"]["rows"], ids["doc_ids"], ids["query_ids"],
+                    data.qrels)
+        if name in builds:
+            b = builds[name]
+            res.update({k: v for k, v in b.items() if k != "index_dir"},
+                       bytes_per_token=b["disk_bytes"] / b["num_tokens"])
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--nbits", type=int, default=2, choices=(1, 2, 4))
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--max-docs", type=int, default=None, help="doc subset for quick runs")
+    parser.add_argument("--max-queries", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes per engine")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed queries per process")
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "bench_plaid")
+    parser.add_argument("--kmeans", choices=("jax", "numpy"), default="jax")
+    parser.add_argument("--ncells", type=int, default=None, help="default: PLAID's for k")
+    parser.add_argument("--threshold", type=float, default=None)
+    parser.add_argument("--ndocs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=32, help="encoder batch")
+    parser.add_argument("--random", action="store_true", help="random unit vectors, no encoder")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--worker", choices=("build", "plaid", "exact"), help=argparse.SUPPRESS)
+    parser.add_argument("--index-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker_build(args) if args.worker == "build" else worker_serve(args)
+    results = run_benchmark(args)
+    print_table(results)
+    print(f"search threads: {SEARCH_THREADS} (+ torch.set_num_threads(1) for PyLate); builds use "
+          f"the default threads. colbert-ai: skipped (see this script's docstring).")
+    out = args.json or args.folder / f"results-nb{args.nbits}-k{args.k}.json"
+    out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                               "search_threads": SEARCH_THREADS, "results": results}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
