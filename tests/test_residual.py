@@ -61,15 +61,15 @@ def test_fit_buckets_matches_float64_quantiles(nbits):
         assert np.all(np.diff(np.asarray(w)) > 0)
 
 
-def test_quantize_counts_cutoffs_at_or_below_value():
+def test_quantize_counts_cutoffs_strictly_below_value():
     cutoffs = np.array([-0.1, 0.0, 0.2], np.float32)
     r = np.array([[-0.5, -0.1, -0.05, 0.0, 0.1, 0.2, 0.9]], np.float32)
-    want = [[0, 1, 1, 2, 2, 3, 3]]  # a value equal to a cutoff goes to the upper bucket
+    want = [[0, 0, 1, 1, 2, 2, 3]]  # torch.bucketize: a value equal to a cutoff stays below it
     assert codec.quantize(r, cutoffs).tolist() == want
     assert np.asarray(residual.quantize(jnp.asarray(r), jnp.asarray(cutoffs))).tolist() == want
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 8)).astype(np.float32)
-    ref = (x.astype(np.float64)[..., None] >= cutoffs.astype(np.float64)).sum(-1)
+    ref = (x.astype(np.float64)[..., None] > cutoffs.astype(np.float64)).sum(-1)
     np.testing.assert_array_equal(codec.quantize(x, cutoffs), ref)
     np.testing.assert_array_equal(np.asarray(residual.quantize(x, cutoffs)), ref)
 
@@ -125,3 +125,13 @@ def test_bad_nbits_and_dims_raise():
     with pytest.raises(ValueError, match="cutoffs"):
         codec.ResidualCodec(np.zeros((4, 8), np.float32), np.zeros(2, np.float32),
                             np.zeros(4, np.float32), 2)
+
+
+def test_quantize_equals_torch_bucketize_including_ties():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    cutoffs = np.sort(rng.normal(size=15)).astype(np.float32)
+    x = np.concatenate([rng.normal(size=(400,)), cutoffs, cutoffs]).astype(np.float32).reshape(-1, 10)
+    want = torch.bucketize(torch.from_numpy(x), torch.from_numpy(cutoffs)).numpy()
+    np.testing.assert_array_equal(codec.quantize(x, cutoffs), want)
+    np.testing.assert_array_equal(np.asarray(residual.quantize(jnp.asarray(x), jnp.asarray(cutoffs))), want)

@@ -1,7 +1,7 @@
 """ColBERTv2 residual codec in NumPy (the index runtime never imports JAX).
 
 Byte-for-byte twin of `jaxir.ops.residual` (see there for the formulas and the bit layout):
-  code = argmax_c <C_c, v>;  bucket(r_d) = #{cutoffs <= r_d};  v_hat = normalize(C_code + w[bucket])
+  code = argmax_c <C_c, v>;  bucket(r_d) = #{cutoffs < r_d} (torch.bucketize);  v_hat = normalize(C_code + w[bucket])
 `fit_codec_numpy` is a small, JAX-free way to fit centroids and buckets (tests, tiny corpora);
 large indexes fit centroids with `jaxir.ops.kmeans` and pass them to `ResidualCodec`.
 """
@@ -36,9 +36,13 @@ def fit_buckets(residuals: np.ndarray, *, nbits: int) -> tuple[np.ndarray, np.nd
 
 
 def quantize(residuals: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
-    """Bucket index per value: [..., D] -> [..., D] uint8, bucket = #{cutoffs <= value}."""
+    """Bucket index per value: [..., D] -> [..., D] uint8, bucket = #{cutoffs < value}.
+
+    Strict, as ColBERT's `torch.bucketize(r, cutoffs)` (right=False): a value equal to a cutoff
+    falls in the lower bucket.
+    """
     r = np.asarray(residuals, np.float32)
-    return np.searchsorted(np.asarray(cutoffs, np.float32), r, side="right").astype(np.uint8)
+    return np.searchsorted(np.asarray(cutoffs, np.float32), r, side="left").astype(np.uint8)
 
 
 def pack_bits(buckets: np.ndarray, *, nbits: int) -> np.ndarray:

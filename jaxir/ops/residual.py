@@ -4,7 +4,7 @@ A unit vector v is stored as its nearest centroid id (code = argmax_c <C_c, v>) 
 r = v - C_code quantised per dimension to one of B = 2^nbits buckets:
   cutoffs = quantile(all held-out residual values, j / B),        j = 1..B-1
   weights = quantile(all held-out residual values, (j + 1/2) / B), j = 0..B-1
-  bucket(r_d) = #{cutoffs <= r_d}
+  bucket(r_d) = #{cutoffs < r_d} (torch.bucketize)
 Bits layout (ColBERT's): each dimension's bucket index is emitted least-significant bit first, the
 whole stream is packed most-significant bit first into bytes (as np.packbits does), so a vector
 takes dim * nbits / 8 bytes. Decode: v_hat = normalize(C_code + weights[bucket]).
@@ -51,9 +51,12 @@ def fit_buckets(residuals: Array, *, nbits: int) -> tuple[Array, Array]:
 
 
 def quantize(residuals: Array, cutoffs: Array) -> Array:
-    """Bucket index per value: [..., D] -> [..., D] uint8, bucket = #{cutoffs <= value}."""
+    """Bucket index per value: [..., D] -> [..., D] uint8, bucket = #{cutoffs < value}.
+
+    Strict, as ColBERT's `torch.bucketize(r, cutoffs)` (right=False).
+    """
     chex.assert_rank(cutoffs, 1)
-    below = residuals.astype(jnp.float32)[..., None] >= cutoffs.astype(jnp.float32)
+    below = residuals.astype(jnp.float32)[..., None] > cutoffs.astype(jnp.float32)
     return jnp.sum(below, axis=-1).astype(jnp.uint8)
 
 
