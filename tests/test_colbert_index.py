@@ -132,3 +132,33 @@ def _plain_index(model, params, tmp):
     build_colbert_index(model, params, ["a", "b", "c"], texts, tmp / "plain",
                         IndexOptions(nbits=1, progress=False))
     return tmp / "plain"
+
+
+def test_recompress_from_fp16_copy_matches_other_nbits(tmp_path):
+    """An fp16-carrying index re-fitted at nbits 1 and 4 decodes close to the stored vectors (cosine)."""
+    from jaxir.index.codec import ResidualCodec
+    from jaxir.index.plaid import PlaidIndex, PlaidIndexBuilder
+    from jaxir.index.store import save_index
+    from jaxir.pipeline.colbert_index import FP16_ARRAY, IndexOptions, recompress_index
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(12, 16))
+    lens = rng.integers(5, 30, size=40)
+    toks = np.concatenate([centres[rng.integers(0, 12, n)] + 0.3 * rng.normal(size=(n, 16)) for n in lens])
+    toks = (toks / np.linalg.norm(toks, axis=1, keepdims=True)).astype(np.float16)
+    docs = np.split(toks.astype(np.float32), np.cumsum(lens)[:-1])
+    codec = ResidualCodec(np.eye(16, dtype=np.float16)[:8], np.zeros(1, np.float32),
+                          np.array([-0.1, 0.1], np.float32), 1)
+    builder = PlaidIndexBuilder(codec)
+    builder.add(docs, [f"d{i}" for i in range(40)])
+    src = builder.finish()
+    save_index(tmp_path / "src", {**src.to_arrays(), FP16_ARRAY: toks}, method="colbert-plaid",
+               model_fingerprint="fp", meta={"nbits": 1, "dim": 16})
+    cos = {}
+    for nbits in (1, 4):
+        rep = recompress_index(tmp_path / "src", tmp_path / f"nb{nbits}", IndexOptions(nbits=nbits))
+        idx = PlaidIndex.load(tmp_path / f"nb{nbits}", model_fingerprint="fp")
+        assert rep.num_tokens == len(toks) and idx.doc_ids.tolist() == [f"d{i}" for i in range(40)]
+        dec = idx.decompress_tokens(np.arange(len(toks)))
+        cos[nbits] = float(np.mean(np.sum(dec * toks.astype(np.float32), axis=1)))
+    assert cos[4] > cos[1] > 0.8  # more bits, closer vectors

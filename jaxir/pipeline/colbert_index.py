@@ -196,3 +196,34 @@ def _save(index: PlaidIndex, out: Path, fingerprint: str, meta: dict, spool) -> 
             "num_tokens": index.num_tokens, "num_centroids": len(index.codec.centroids)}
     save_index(out, {**index.to_arrays(), FP16_ARRAY: spool.array()}, method=METHOD,
                model_fingerprint=fingerprint, meta={**meta, **info})
+
+
+def recompress_index(src: str | Path, out: str | Path, options: IndexOptions) -> BuildReport:
+    """Re-fit the codec at `options.nbits` from an index's fp16 copy and write a new index.
+
+    No encoder runs: the source must have been built with `keep_fp16`. The codec sample follows
+    the same rule as a fresh build, and documents stream through the builder one batch at a time.
+    """
+    from jaxir.index.store import load_index
+
+    t0, out = time.perf_counter(), Path(out)
+    stored = load_index(src, method=METHOD, verify=False)
+    if FP16_ARRAY not in stored.arrays:
+        raise ValueError(f"{src} has no {FP16_ARRAY} copy; build it with keep_fp16 (--uncompressed)")
+    tokens, doclens = stored.arrays[FP16_ARRAY], np.asarray(stored.arrays["doclens"], np.int64)
+    doc_ids, starts = stored.arrays["doc_ids"], np.concatenate([[0], np.cumsum(doclens)])
+    doc = lambda i: np.asarray(tokens[starts[i]:starts[i + 1]], np.float32)  # noqa: E731
+    picks = sample_doc_indices(len(doclens), options.seed)
+    sample = np.concatenate([doc(i) for i in picks])
+    codec = fit_codec(sample, nbits=options.nbits, iters=options.kmeans_iters,
+                      n_embeddings_est=int(starts[-1]), seed=options.seed,
+                      heldout_frac=options.heldout_frac, max_heldout=options.max_heldout)
+    del sample
+    batches = ((doc_ids[s:s + 256].tolist(), [doc(i) for i in range(s, min(s + 256, len(doclens)))])
+               for s in range(0, len(doclens), 256))
+    index = compress_stream(codec, batches)
+    info = {**stored.meta, "nbits": options.nbits, "recompressed_from": str(src),
+            "bytes_per_token": index.nbytes / max(index.num_tokens, 1)}
+    index.save(out, model_fingerprint=stored.manifest["model_fingerprint"], meta=info)
+    return BuildReport(out, index.num_docs, index.num_tokens, len(codec.centroids), len(picks),
+                       info["bytes_per_token"], codec.bytes_per_vector, time.perf_counter() - t0)
