@@ -82,8 +82,9 @@ def assign_codes(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Nearest centroid by inner product, blocked: [N, D] x [K, D] -> [N] int32."""
     c32 = np.asarray(centroids, np.float32)
     out = np.empty(len(x), np.int32)
-    for s in range(0, len(x), _ASSIGN_BLOCK):
-        block = np.asarray(x[s:s + _ASSIGN_BLOCK], np.float32)
+    rows = max(1, min(_ASSIGN_BLOCK, 2**24 // max(len(c32), 1)))  # score block <= 64 MiB at any K
+    for s in range(0, len(x), rows):
+        block = np.asarray(x[s:s + rows], np.float32)
         out[s:s + len(block)] = np.argmax(block @ c32.T, axis=1)
     return out
 
