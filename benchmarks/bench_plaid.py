@@ -265,11 +265,16 @@ class Worker:
 
 def run_build(engine: str, args) -> dict:
     index_dir = args.folder / f"index-{engine}-nb{args.nbits}"
+    record = args.folder / f"build-{engine}-nb{args.nbits}.json"
+    if args.reuse_builds and record.is_file() and index_dir.is_dir():
+        print(f"reusing the {engine} index built earlier ({record.name})", flush=True)
+        return {**json.loads(record.read_text()), "index_dir": index_dir}
     shutil.rmtree(index_dir, ignore_errors=True)
     worker = Worker(engine_argv(engine, "build", args, index_dir), child_env(False),
                     args.folder / f"{engine}.log")
     result = worker.read()
     worker.close()
+    record.write_text(json.dumps(result))
     result["index_dir"] = index_dir
     print(f"built {engine}: {result['build_s']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB, "
           f"{result['disk_bytes'] / result['num_tokens']:.1f} B/token", flush=True)
@@ -373,6 +378,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed passes per engine")
     parser.add_argument("--warmup", type=int, default=10, help="untimed queries per process")
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--reuse-builds", action="store_true",
+                        help="time search on indexes (and build figures) kept from an earlier run")
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "bench_plaid")
     parser.add_argument("--kmeans", choices=("jax", "numpy"), default="jax")
     parser.add_argument("--ncells", type=int, default=None, help="default: PLAID's for k")

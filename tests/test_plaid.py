@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxir.errors import EmptyInputError, IndexFormatError
-from jaxir.index import exact
+from jaxir.index import exact, plaid
 from jaxir.index.codec import fit_codec_numpy, normalize
 from jaxir.index.plaid import PlaidIndex, PlaidIndexBuilder, PlaidParams, num_sample_docs
 
@@ -191,3 +191,20 @@ def test_index_modules_do_not_import_jax():
     code = ("import sys, jaxir.index.plaid, jaxir.index.exact, jaxir.index.codec; "
             "sys.exit(int(any(m == 'jax' or m.startswith('jax.') for m in sys.modules)))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_stage2_kept_code_scoring_equals_masked_table_and_float64(corpus):
+    """Pruned centroid interaction over kept codes only == masked-table scoring == float64 loop."""
+    centers, _, index = corpus
+    q = make_query(np.random.default_rng(11), centers)
+    s_qc = q @ index.codec.centroids32.T
+    kept = s_qc.max(axis=0) >= np.quantile(s_qc.max(axis=0), 0.9)  # prune 90 % of centroids
+    pids = np.arange(index.num_docs, dtype=np.int64)
+    masked = index._approx_scores(pids, np.where(kept[None, :], s_qc, plaid._PRUNED))
+    fast = index._pruned_scores(pids, s_qc, kept)
+    np.testing.assert_allclose(fast, masked, rtol=1e-6)
+    table = np.where(kept[None, :], s_qc, plaid._PRUNED).astype(np.float64)
+    ref = [table[:, index.codes[index.doc_offsets[d]:index.doc_offsets[d + 1]]].max(1).sum()
+           if index.doclens[d] else 0.0 for d in pids]
+    np.testing.assert_allclose(fast[index.doclens[pids] > 0], np.asarray(ref)[index.doclens[pids] > 0], rtol=1e-5)
+    assert (fast < 0).any() and (fast > 0).any()  # some docs lost every code, some kept codes

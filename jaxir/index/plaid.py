@@ -15,6 +15,7 @@ Ties break by document index. Always returns min(k, N) results: the candidate se
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from pathlib import Path
 
@@ -142,8 +143,7 @@ class PlaidIndex:
         pids = self._candidates(s_qc, params.ncells, k)
         if len(pids) > n2:
             kept = s_qc.max(axis=0) >= params.centroid_score_threshold
-            pruned = np.where(kept[None, :], s_qc, _PRUNED)
-            pids = _keep_top(pids, self._approx_scores(pids, pruned), n2)
+            pids = _keep_top(pids, self._pruned_scores(pids, s_qc, kept), n2)
         if len(pids) > n3:
             pids = _keep_top(pids, self._approx_scores(pids, s_qc), n3)
         scores = exact.score_docs(pids, self.doc_offsets, self.doclens,
@@ -171,9 +171,39 @@ class PlaidIndex:
         return pids
 
     def _approx_scores(self, pids: np.ndarray, table: np.ndarray) -> np.ndarray:
-        """Centroid interaction: sum_i max_{codes j of d} table[i, j], table [Lq, K] -> [n]."""
-        return exact.score_docs(pids, self.doc_offsets, self.doclens,
-                                lambda t: np.take(table, np.take(self.codes, t), axis=1))
+        """Centroid interaction: sum_i max_{codes j of d} table[i, j], table [Lq, K] -> [n].
+
+        Runs over each document's distinct codes (a max ignores repeats): on SciFact that is 58 %
+        of its tokens, and this gather is most of a query's time.
+        """
+        offsets, lens, codes = self._distinct_codes
+        return exact.score_docs(pids, offsets, lens, lambda t: np.take(table, np.take(codes, t), axis=1))
+
+    def _pruned_scores(self, pids: np.ndarray, table: np.ndarray, kept: np.ndarray) -> np.ndarray:
+        """Stage 2: centroid interaction over kept centroids only, [n] scores.
+
+        Equal to `_approx_scores` with pruned columns set to -1e4 (a kept code always beats a
+        pruned one, so only kept codes can win a max), but gathers just the kept codes: with the
+        default thresholds that is a small share of them. A doc with no kept code scores
+        Lq * -1e4, as with the masked table.
+        """
+        offsets, lens, codes = self._distinct_codes
+        lens_p = lens[pids]
+        c = codes[exact.gather_ranges(offsets[pids], lens_p)]
+        keep = kept[c]
+        n_kept = np.bincount(np.repeat(np.arange(len(pids)), lens_p)[keep], minlength=len(pids))
+        scores = exact.segment_maxsim(np.take(table, c[keep], axis=1), n_kept)
+        scores[n_kept == 0] = _PRUNED * table.shape[0]
+        return scores
+
+    @functools.cached_property
+    def _distinct_codes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-document sorted distinct centroid codes as CSR: (offsets [N+1], lens [N], codes [U])."""
+        doc = np.repeat(np.arange(self.num_docs, dtype=np.int64), self.doclens)
+        keys = np.unique(doc * len(self.codec.centroids) + np.asarray(self.codes, np.int64))
+        doc_of, codes = np.divmod(keys, len(self.codec.centroids))
+        lens = np.bincount(doc_of, minlength=self.num_docs).astype(np.int64)
+        return np.concatenate([[0], np.cumsum(lens)]), lens, codes.astype(np.int32)
 
     # ---- persistence --------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
