@@ -18,13 +18,14 @@ loaded from TORCH_EXTENSIONS_DIR) before any timing starts.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+import proc_stats
+from proc_stats import folder_bytes, peak_rss_mb
 
 INDEX_NAME = "pylate"
 _PROTOCOL = sys.stdout
@@ -32,21 +33,7 @@ sys.stdout = sys.stderr  # the Stanford code prints progress; keep it off the pr
 
 
 def reply(obj: dict) -> None:
-    _PROTOCOL.write(json.dumps(obj) + "\n")
-    _PROTOCOL.flush()
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM). Not ru_maxrss: Linux carries that over from the
-    parent through fork + exec, so every child would report the parent's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def folder_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    proc_stats.reply(obj, stream=_PROTOCOL)
 
 
 def load_docs(cache: Path) -> list[np.ndarray]:
