@@ -78,3 +78,13 @@ def test_errors_are_reported_not_raised(small_beir, tmp_path, capsys):
     (idx / "manifest.json").write_text(json.dumps(manifest))
     assert main(["search", "--index", str(idx), "--queries", str(small_beir), "--run", str(tmp_path / "r")]) == 2
     assert "version" in capsys.readouterr().err
+
+
+def test_demo_writes_table_runs_and_metrics(small_beir, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--data", str(small_beir), "--methods", "bm25", "--out", str(out)]) == 0
+    table = (out / "results.md").read_text()
+    assert "bm25" in table and "ndcg@10" in table
+    assert json.loads((out / "bm25.test.json").read_text())["num_queries"] == 15
+    assert (out / "bm25.test.trec").read_text().count("\n") >= 15
+    assert table.strip() in capsys.readouterr().out
