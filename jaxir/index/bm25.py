@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.errors import DataError, EmptyInputError, IndexFormatError
-from jaxir.index.analysis import get_analyzer
-from jaxir.index.inverted import InvertedIndex
-from jaxir.index.store import load_index, save_index
+from ..errors import DataError, EmptyInputError, IndexFormatError
+from .analysis import get_analyzer
+from .inverted import InvertedIndex
+from .store import load_index, save_index
 
 METHOD = "bm25"
 BM25_METHODS = ("lucene",)

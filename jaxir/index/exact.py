@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from jaxir.errors import EmptyInputError
+from ..errors import EmptyInputError
 
 BLOCK_TOKENS = 1 << 16
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.index.store import load_index, save_index
+from .store import load_index, save_index
 
 METHOD = "dense"
 _LOW32 = np.uint64(0xFFFFFFFF)

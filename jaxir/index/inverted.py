@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.errors import DataError, IndexFormatError
-from jaxir.index.store import load_index, save_index
+from ..errors import DataError, IndexFormatError
+from .store import load_index, save_index
 
 WEIGHT_DTYPES = ("float32", "float16", "uint8")
 METHOD = "sparse"

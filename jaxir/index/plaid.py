@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.errors import IndexFormatError
-from jaxir.index import exact
-from jaxir.index.codec import ResidualCodec, fit_codec_numpy  # noqa: F401  (re-exported)
-from jaxir.index.store import load_index, save_index
+from ..errors import IndexFormatError
+from . import exact
+from .codec import ResidualCodec, fit_codec_numpy  # noqa: F401  (re-exported)
+from .store import load_index, save_index
 
 METHOD = "colbert-plaid"
 _PRUNED = np.float32(-1e4)  # score of a pruned centroid: such codes never win a max

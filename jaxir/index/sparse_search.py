@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.errors import DataError, EmptyInputError, IndexFormatError
-from jaxir.index.inverted import InvertedIndex, NoKnownTermsWarning
-from jaxir.index.store import load_index, save_index
-from jaxir.sparse_idf import tokenizer_vocab, vocab_fingerprint
+from ..errors import DataError, EmptyInputError, IndexFormatError
+from .inverted import InvertedIndex, NoKnownTermsWarning
+from .store import load_index, save_index
+from ..sparse_idf import tokenizer_vocab, vocab_fingerprint
 
 METHOD = "learned_sparse"
 DEFAULT_DTYPE = "uint8"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.errors import IndexFormatError
+from ..errors import IndexFormatError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
