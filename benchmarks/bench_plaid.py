@@ -34,18 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from proc_stats import folder_bytes, peak_rss_mb, reply
+from peer_venv import PEER_VENV, ensure_peer_venv
+from plaid_embeddings import ensure_cache
+from proc_stats import folder_bytes, peak_rss_mb, reply, serve_searches
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "beir" / "scifact"
-PEER_VENV = ROOT / ".benchvenv-pylate"
 PEER_SCRIPT = Path(__file__).resolve().with_name("plaid_peer_pylate.py")
-TORCH_SPEC = "torch==2.13.0+cpu"  # the local CPU wheel; PyPI only has CUDA builds of this name
-# PyLate 1.6's requirements minus fast-plaid, whose wheels pin a CUDA torch (2.11) and have no
-# build for torch 2.13; only the vendored Stanford backend (`use_fast=False`) is used here.
-PYLATE_DEPS = ["sentence-transformers==5.3.0", "transformers>=4.41.0,<=5.3.0", "datasets>=2.20.0",
-               "accelerate>=0.31.0", "pandas>=2.2.1", "ujson==5.12.0", "ninja==1.11.1.4",
-               "fastkmeans==0.5.0"]
 SEARCH_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -53,67 +48,6 @@ SEARCH_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_
 
 
 
-
-
-# ---- 1. embeddings cache ------------------------------------------------------------------------
-def select_subset(data, max_docs: int | None, max_queries: int | None, seed: int = 0):
-    """(doc ids, doc texts, query ids, query texts); a doc subset keeps the judged docs of the
-    chosen queries and fills up with a seeded sample of the rest (corpus order kept)."""
-    qids = data.query_ids[:max_queries] if max_queries else data.query_ids
-    doc_ids, texts = data.doc_ids, data.doc_texts()
-    if max_docs and max_docs < len(doc_ids):
-        judged = {d for q in qids for d in data.qrels[q]}
-        others = [d for d in doc_ids if d not in judged]
-        fill = np.random.default_rng(seed).choice(len(others), max(0, max_docs - len(judged)),
-                                                  replace=False)
-        keep = judged | {others[i] for i in fill}
-        rows = [i for i, d in enumerate(doc_ids) if d in keep]
-        doc_ids, texts = [doc_ids[i] for i in rows], [texts[i] for i in rows]
-    return doc_ids, texts, qids, [data.queries[q] for q in qids]
-
-
-def encode(texts, query_texts, *, random: bool, batch_size: int):
-    """-> (list of [n_i, D] float32 doc matrices, [Q, Lq, D] float32 queries, fingerprint)."""
-    if random:  # plumbing stand-in: random unit vectors, no model
-        rng = np.random.default_rng(0)
-        unit = lambda x: (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-        docs = [unit(rng.normal(size=(n, 128))) for n in rng.integers(8, 96, len(texts))]
-        return docs, unit(rng.normal(size=(len(query_texts), 32, 128))), "random-unit-vectors"
-    import jax
-
-    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
-
-    model = ColBERTModel(ColBERTConfig(batch_size=batch_size))
-    params = model.init(jax.random.PRNGKey(model.config.seed))
-    queries = model.encode_query_texts(params, query_texts)
-    return model.encode_doc_texts(params, texts), queries, model.fingerprint(params)
-
-
-def ensure_cache(args) -> Path:
-    """Encode once per (data, subset, encoder); later runs reuse the .npy files."""
-    spec = {"data": str(args.data.resolve()), "split": "test", "max_docs": args.max_docs,
-            "max_queries": args.max_queries, "encoder": "random" if args.random else "colbert"}
-    subset = f"d{args.max_docs or 'all'}-q{args.max_queries or 'all'}"
-    folder = args.cache / f"{args.data.name}-{subset}-{spec['encoder']}"
-    meta_file = folder / "meta.json"
-    if meta_file.is_file() and json.loads(meta_file.read_text())["spec"] == spec:
-        return folder
-    from jaxir.eval.beir import load_beir
-
-    doc_ids, texts, qids, qtexts = select_subset(load_beir(args.data, "test"), args.max_docs,
-                                                 args.max_queries)
-    start = time.perf_counter()
-    docs, queries, fingerprint = encode(texts, qtexts, random=args.random,
-                                        batch_size=args.batch_size)
-    seconds = time.perf_counter() - start
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "doc_tokens.npy", np.concatenate(docs).astype(np.float32))
-    np.save(folder / "doclens.npy", np.array([len(d) for d in docs], np.int32))
-    np.save(folder / "queries.npy", np.asarray(queries, np.float32))
-    (folder / "ids.json").write_text(json.dumps({"doc_ids": doc_ids, "query_ids": qids}))
-    meta_file.write_text(json.dumps({"spec": spec, "fingerprint": fingerprint,
-                                     "encode_s": seconds}, indent=1))
-    return folder
 
 
 # ---- 2/3. our worker processes (`--worker build|plaid|exact`) ----------------------------------
@@ -179,38 +113,10 @@ def worker_serve(args) -> None:
     for q in queries[: args.warmup]:
         search(q)
     reply({"ready": True, "rss_mb": peak_rss_mb()})
-    for line in sys.stdin:
-        if line.strip() != "search":
-            break
-        latencies, rows, scores = [], [], []
-        for q in queries:
-            start = time.perf_counter()
-            sc, pids = search(q)
-            latencies.append(time.perf_counter() - start)
-            rows.append(pids.tolist())
-            scores.append(sc.tolist())
-        reply({"latency_s": latencies, "rows": rows, "scores": scores})
+    serve_searches(queries, lambda q: search(q)[::-1])
 
 
 # ---- orchestration ------------------------------------------------------------------------------
-def ensure_peer_venv(venv: Path = PEER_VENV) -> Path:
-    """Create the PyLate environment once: local CPU torch first, then PyLate without fast-plaid."""
-    python, marker = venv / "bin" / "python", venv / ".bench-ready"
-    if marker.is_file():
-        return python
-    base = shutil.which("python3.11") or sys.executable
-    print(f"creating {venv} (PyLate 1.6 + {TORCH_SPEC}) ...", flush=True)
-    subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
-    pin = venv / "torch-pin.txt"
-    pin.write_text(TORCH_SPEC + "\n")  # keeps every later install from replacing torch
-    pip = [str(python), "-m", "pip", "install", "-q", "-c", str(pin)]
-    subprocess.run(pip + [TORCH_SPEC], check=True)
-    subprocess.run(pip + ["--no-deps", "pylate==1.6.0"], check=True)
-    subprocess.run(pip + PYLATE_DEPS, check=True)
-    marker.write_text(TORCH_SPEC + " pylate==1.6.0\n")
-    return python
-
-
 def child_env(search: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TORCH_EXTENSIONS_DIR"] = str(PEER_VENV / "torch_extensions")

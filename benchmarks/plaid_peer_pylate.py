@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import proc_stats
-from proc_stats import folder_bytes, peak_rss_mb
+from proc_stats import folder_bytes, peak_rss_mb, serve_searches
 
 INDEX_NAME = "pylate"
 _PROTOCOL = sys.stdout
@@ -95,17 +95,7 @@ def serve(args) -> None:
     for q in queries[: args.warmup]:
         searcher.search(q, k=args.k)
     reply({"ready": True, "rss_mb": peak_rss_mb(), "torch_threads": torch.get_num_threads()})
-    for line in sys.stdin:
-        if line.strip() != "search":
-            break
-        latencies, rows, scores = [], [], []
-        for q in queries:
-            start = time.perf_counter()
-            pids, _, sc = searcher.search(q, k=args.k)
-            latencies.append(time.perf_counter() - start)
-            rows.append([int(p) for p in pids])
-            scores.append([float(s) for s in sc])
-        reply({"latency_s": latencies, "rows": rows, "scores": scores})
+    serve_searches(queries, lambda q: searcher.search(q, k=args.k)[::2], stream=_PROTOCOL)
 
 
 def main() -> None:

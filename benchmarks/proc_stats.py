@@ -28,3 +28,23 @@ def reply(obj: dict, stream=None) -> None:
     stream = stream or sys.stdout
     stream.write(json.dumps(obj) + "\n")
     stream.flush()
+
+
+def serve_searches(queries, search, stream=None) -> None:
+    """Worker loop: answer each "search" line on stdin with one timed pass over `queries`.
+
+    `search(q) -> (doc rows, scores)` as sequences; replies {latency_s, rows, scores}.
+    """
+    import time
+
+    for line in sys.stdin:
+        if line.strip() != "search":
+            break
+        latencies, rows, scores = [], [], []
+        for q in queries:
+            start = time.perf_counter()
+            pids, sc = search(q)
+            latencies.append(time.perf_counter() - start)
+            rows.append([int(p) for p in pids])
+            scores.append([float(s) for s in sc])
+        reply({"latency_s": latencies, "rows": rows, "scores": scores}, stream)
