@@ -61,3 +61,23 @@ def check_same_tree(expected, got, where: str, what: str) -> None:
     if want != have:
         diff = sorted(set(want.items()) ^ set(have.items()))[:4]
         raise CheckpointError(f"{where}: params do not fit the {what} model; differences: {diff}")
+
+
+def load_or_init(checkpoint, load_checkpoint: Callable, default_config, make_model: Callable, *,
+                 overrides: dict, what: str):
+    """(model, params): a checkpoint's (tree-checked) or a fresh seeded init of `default_config`.
+
+    `overrides` replace config fields when their value is truthy (e.g. a CLI --max-length).
+    """
+    params = None
+    if checkpoint is not None:
+        config, params = load_checkpoint(checkpoint)
+    else:
+        config = default_config
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
+    model = make_model(config)
+    fresh = model.init(jax.random.PRNGKey(config.seed))
+    if params is None:
+        return model, fresh
+    check_same_tree(fresh, params, str(checkpoint), what)
+    return model, params

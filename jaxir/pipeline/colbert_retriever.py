@@ -14,11 +14,10 @@ import dataclasses
 from functools import cached_property
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from jaxir.errors import IndexFormatError
-from jaxir.models.params_io import check_same_tree, load_model, save_model
+from jaxir.models.params_io import load_model, load_or_init, save_model
 
 CONFIG_FILE = "colbert_config.json"
 
@@ -61,18 +60,9 @@ class ColBERT:
         """(ColBERTModel, params), loaded once."""
         from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
 
-        if self.checkpoint is not None:
-            config, params = load_checkpoint(self.checkpoint)
-        else:
-            config, params = ColBERTConfig(model=self.model), None
-        overrides = {"doc_maxlen": self.max_length, "batch_size": self.batch_size}
-        config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
-        model = ColBERTModel(config)
-        fresh = model.init(jax.random.PRNGKey(config.seed))
-        if params is None:
-            return model, fresh
-        check_same_tree(fresh, params, self.checkpoint, "ColBERT")
-        return model, params
+        return load_or_init(self.checkpoint, load_checkpoint, ColBERTConfig(model=self.model),
+                            ColBERTModel, what="ColBERT",
+                            overrides={"doc_maxlen": self.max_length, "batch_size": self.batch_size})
 
     def build(self, doc_ids, texts, out) -> Path:
         from jaxir.pipeline.colbert_index import IndexOptions, build_colbert_index

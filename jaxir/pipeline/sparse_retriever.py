@@ -13,10 +13,9 @@ import dataclasses
 from functools import cached_property
 from pathlib import Path
 
-import jax
 import numpy as np
 
-from jaxir.models.params_io import check_same_tree, load_model, save_model
+from jaxir.models.params_io import load_model, load_or_init, save_model
 
 CONFIG_FILE, IDF_FILE = "sparse_config.json", "idf.json"
 
@@ -63,19 +62,9 @@ class LearnedSparse:
         """(SparseModel, params), loaded once."""
         from jaxir.methods.sparse import SparseConfig, SparseModel
 
-        params = None
-        if self.checkpoint is not None:
-            config, params = load_checkpoint(self.checkpoint)
-        else:
-            config = SparseConfig(model=self.model)
         overrides = {"doc_maxlen": self.max_length, "batch_size": self.batch_size, "top_k": self.top_k}
-        config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
-        model = SparseModel(config)
-        fresh = model.init(jax.random.PRNGKey(config.seed))
-        if params is None:
-            return model, fresh
-        check_same_tree(fresh, params, self.checkpoint, "sparse")
-        return model, params
+        return load_or_init(self.checkpoint, load_checkpoint, SparseConfig(model=self.model),
+                            SparseModel, overrides=overrides, what="sparse")
 
     def _idf_table(self, model, texts) -> tuple[np.ndarray, str]:
         from jaxir.sparse_idf import compute_idf, load_idf, tokenizer_vocab
