@@ -100,6 +100,12 @@ def cmd_mine(args) -> None:
     main_mine(args)
 
 
+def cmd_teacher(args) -> None:
+    from jaxir.data.teacher import main_teacher
+
+    main_teacher(args)
+
+
 def cmd_idf(args) -> None:
     from jaxir.sparse_idf import build_idf_file
 
@@ -188,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index")
     p.add_argument("--cache", default="runs/indexes")
     p.set_defaults(fn=cmd_mine)
+
+    p = sub.add_parser("teacher", help="score mined train candidates with a trained cross-encoder")
+    p.add_argument("--checkpoint", required=True, help="cross-encoder training or reranker folder")
+    p.add_argument("--mined", required=True, help="JSONL written by `jaxir mine`")
+    p.add_argument("--depth", type=int, default=30, help="mined candidates scored per query")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="train")
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_teacher)
 
     p = sub.add_parser("idf", help="IDF table (OpenSearch-style idf.json) of a BEIR corpus")
     p.add_argument("--data", required=True)

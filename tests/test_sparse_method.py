@@ -184,8 +184,10 @@ def test_student_score_is_idf_dot_doc_weights(idf, scored):
 def test_flops_warmup_follows_the_step(params, idf, scored):
     m = make_model(idf=idf, flops_lambda=0.5, flops_warmup_steps=10)
     loss = fast_jit(m.loss_fn)
-    _, early = loss(params, {**scored[1], "step": np.full(2, 1, np.int32)})
-    _, late = loss(params, {**scored[1], "step": np.full(2, 50, np.int32)})
+    _, early = loss(params, scored[1], step=np.int32(1))
+    _, late = loss(params, scored[1], step=np.int32(50))
+    _, full = loss(params, scored[1])
+    assert float(full["flops_weight"]) == pytest.approx(0.5)
     assert float(early["flops_weight"]) == pytest.approx(0.5 * (2 / 10) ** 2)
     assert float(late["flops_weight"]) == pytest.approx(0.5)
     assert float(early["flops"]) == pytest.approx(float(late["flops"]))

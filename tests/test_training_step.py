@@ -133,3 +133,25 @@ def test_eval_step_is_deterministic_without_dropout(reference):
     m = jax.device_get(evaluate(state.params, parallel.shard_batch(batch, mesh)))
     ref, _ = task.loss_fn(reference[2].params, batch, None)
     np.testing.assert_allclose(m["loss"], ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_step_aware_loss_sees_the_optimizer_update_index(accumulate):
+    base = toy_task(dropout=0.0)
+
+    def loss_fn(params, batch, rng, *, step):
+        loss, metrics = base.loss_fn(params, batch, rng)
+        return loss, {**metrics, "seen_step": step}
+
+    task = dataclasses.replace(base, loss_fn=loss_fn, step_aware=True)
+    optimizer, schedule = make_optimizer(dataclasses.replace(OPT, accumulate=accumulate))
+    mesh = parallel.make_mesh(devices=jax.devices()[:1])
+    state, sh = init_train_state(task, optimizer, jax.random.PRNGKey(0), toy_data(8), mesh,
+                                 compiler_options=FAST)
+    step = make_train_step(task, optimizer, schedule, mesh, sh, accumulate=accumulate,
+                           compiler_options=FAST)
+    seen = []
+    for i in range(4):
+        state, m = step(state, parallel.shard_batch(toy_data(8, seed=i), mesh))
+        seen.append(int(m["seen_step"]))
+    assert seen == [i // accumulate for i in range(4)]

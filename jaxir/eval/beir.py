@@ -70,6 +70,12 @@ class BeirDataset:
         """Texts aligned with ``doc_ids`` (see ``doc_text``)."""
         return [doc_text(doc) for doc in self.corpus.values()]
 
+    def text_of(self, doc_id: str) -> str:
+        """One document's text; an id outside the corpus is a ``DataError`` naming it."""
+        if doc_id not in self.corpus:
+            raise DataError(f"document {doc_id!r} is not in the {self.name} corpus")
+        return doc_text(self.corpus[doc_id])
+
     @property
     def query_ids(self) -> list[str]:
         return list(self.queries)

@@ -169,7 +169,7 @@ class ColBERTModel:
         """Distillation (or n-way CE) + in-batch CE over a batch of n-way tuples.
 
         batch: q_ids, q_mask [B, Lq]; d_ids, d_mask [B, N, Ld] (attention masks); teacher [B, N]
-        (needed when config.distillation); optional d_valid [B, N] for padded candidates.
+        (needed when config.distillation); optional valid [B, N] for padded candidates.
         Returns (loss, {"nway": .., "ib": .., "acc": mean[argmax_n s_bn == 0]}).
         """
         del rng  # the encoder has no dropout
@@ -178,7 +178,7 @@ class ColBERTModel:
                                                  "attention_mask": batch["q_mask"]})
         d, d_mask = self.encode_docs(params, {"input_ids": batch["d_ids"].reshape(b * n, ld),
                                               "attention_mask": batch["d_mask"].reshape(b * n, ld)})
-        valid = batch.get("d_valid")
+        valid = batch.get("valid")
         valid = jnp.ones((b, n), bool) if valid is None else valid.astype(bool)
         student = maxsim_nway(q, q_mask, d.reshape(b, n, ld, -1), d_mask.reshape(b, n, ld))
         if self.config.distillation:

@@ -201,21 +201,19 @@ class SparseModel:
 
         batch: q_ids, q_mask [B, Lq] (WordPieces, no special tokens); d_ids, d_mask [B, N, Ld];
         teachers [B, K, N] per-teacher candidate scores (not needed for infonce); optional
-        d_valid [B, N]; optional step [B] (the train step, for the FLOPS warm-up; `step=` wins;
-        neither given means the full lambda_d).
+        valid [B, N]. step: the train step for the FLOPS warm-up (the engine passes it: the task
+        is step_aware); None means the full lambda_d (evaluation).
         Returns (loss, {"rank", "flops", "flops_weight", "doc_nnz", "acc"}).
         """
         del rng  # no dropout
         cfg = self.config
         b, n, _ = batch["d_ids"].shape
-        valid = batch.get("d_valid")
+        valid = batch.get("valid")
         valid = jnp.ones((b, n), bool) if valid is None else valid.astype(bool)
         student, w = self.student_scores(params, batch)
         rank = self._ranking(student, batch, valid)
         w = w * valid.reshape(-1, 1).astype(w.dtype)  # padded candidates stay out of FLOPS
         flops = idf_aware_flops(w, self._idf(), mode=cfg.flops_mode)
-        if step is None and "step" in batch:
-            step = jnp.max(batch["step"])
         lam = (jnp.asarray(cfg.flops_lambda, jnp.float32) if step is None else
                flops_weight(step, lam=cfg.flops_lambda, warmup_steps=cfg.flops_warmup_steps))
         acc = jnp.mean((jnp.argmax(jnp.where(valid, student, -jnp.inf), axis=1) == 0).astype(jnp.float32))

@@ -143,7 +143,7 @@ def eval_rerank(data: str | Path, split: str = "test", *, first_stage: str = "bm
                 run_path: Path | None = None, output_json: Path | None = None,
                 progress: bool = True) -> dict:
     """First stage (built or reused like ``eval_method``) -> cross-encoder over its top ``depth``."""
-    from jaxir.eval.beir import doc_text, load_beir
+    from jaxir.eval.beir import load_beir
     from jaxir.eval.metrics import evaluate
     from jaxir.eval.runs import write_trec
     from jaxir.pipeline.evaluate import (DEFAULT_METRICS, build_or_reuse, default_index_dir,
@@ -160,7 +160,7 @@ def eval_rerank(data: str | Path, split: str = "test", *, first_stage: str = "bm
     open_s = time.perf_counter() - t
     first_run, first_timing = run_search(searcher, dataset.queries, max(k, depth))
     t = time.perf_counter()
-    run = rerank_run(first_run, dataset.queries, lambda d: doc_text(dataset.corpus[d]), reranker,
+    run = rerank_run(first_run, dataset.queries, dataset.text_of, reranker,
                      depth, progress=progress)
     rerank_s = time.perf_counter() - t
     if run_path:

@@ -2,14 +2,19 @@
 
 AdamW lr 1e-5, linear warm-up/decay, global-norm clip 2.0, doc_maxlen 180, query_maxlen 32.
 
-CPU SciFact mode (MiniLM backbone, 1 positive + BM25 hard negatives, no teacher -> n-way CE):
-    jaxir train --recipe colbert --mode cpu-scifact --data <beir>/scifact --out runs/colbert-scifact
+CPU SciFact mode (MiniLM backbone; denoised supervision: BM25 hard negatives mined on the train
+split, scored by our trained cross-encoder, KL to its scores + in-batch CE):
+    jaxir train --recipe cross-encoder --mode cpu --data <beir>/scifact --out runs/ce-scifact
+    jaxir train --recipe colbert --mode cpu-scifact --data <beir>/scifact --out runs/colbert-scifact \
+        --teacher-checkpoint runs/ce-scifact
     jaxir eval --method colbert --checkpoint runs/colbert-scifact/colbert --data <beir>/scifact
+Without --teacher-checkpoint (or --teacher FILE) the mode trains with n-way CE instead of KL.
 TPU MS MARCO mode (ColBERTv2: 64-way tuples scored by a cross-encoder, KL distillation, bf16):
     jaxir train --recipe colbert --mode tpu-msmarco --out <dir> --examples examples.64.json \
         --collection collection.tsv --queries queries.train.tsv
 where each examples line is [qid, [pid, teacher score], ...] (positive / teacher's top first).
-Outputs: <out>/metrics.jsonl, loss.png, checkpoints/ (resumable) and <out>/colbert (final params).
+Outputs: <out>/negatives.bm25.d<depth>.jsonl and <out>/teacher.d<neg_depth>.jsonl (SciFact mode,
+reused when present), metrics.jsonl, loss.png, checkpoints/ (resumable), <out>/colbert (params).
 """
 from __future__ import annotations
 
@@ -32,14 +37,21 @@ class RecipeConfig:
     examples: str | None = None
     collection: str | None = None
     queries: str | None = None
-    # Candidates per query (1 positive + nway-1 negatives) and BM25 depth for mining them.
+    # Candidates per query (1 positive + nway-1 negatives), drawn (fresh each pass) from the
+    # top `neg_depth` of the BM25 top-`bm25_depth` mined on the train split.
     nway: int = 8
     bm25_depth: int = 100
+    neg_depth: int = 15
+    # Teacher: a scores JSONL ({"qid", "scores": {doc: s}}) or a cross-encoder checkpoint that
+    # scores each query's positives + top `neg_depth` candidates now (None: no teacher).
+    teacher: str | None = None
+    teacher_checkpoint: str | None = None
     # Token lengths (ColBERTv2 training: 32 / 180).
     query_maxlen: int = 32
     doc_maxlen: int = 180
-    # KL to teacher scores (needs them) or n-way CE; in-batch negatives on/off.
-    distillation: bool = False
+    # KL to teacher scores (SciFact mode: only when a teacher is given) or n-way CE; in-batch
+    # negatives on/off.
+    distillation: bool = True
     use_ib_negatives: bool = True
     # Optimisation (queries per step; each brings nway passages).
     batch_size: int = 8
@@ -52,13 +64,23 @@ class RecipeConfig:
 
 
 MODES = {
-    # ~2 epochs of SciFact train (809 queries) on CPU; a few seconds per step on 2 cores.
+    # ~2 passes over SciFact train (809 queries) on CPU; a few seconds per step on 2 cores.
     "cpu-scifact": RecipeConfig(),
     # ColBERTv2's setup: 32 queries x 64 passages per step, 400k steps.
     "tpu-msmarco": RecipeConfig(nway=64, distillation=True, batch_size=32, steps=400_000,
                                 warmup_steps=20_000, compute_dtype="bfloat16"),
 }
 PARAM_RULES = ((r"word/embedding$", (VOCAB, EMBED)),)
+
+
+def nway_arrays(model: ColBERTModel, queries: list[str], docs: list[list[str]]) -> dict:
+    """Query texts [B] + docs [B][N] -> q_ids, q_mask [B, Lq]; d_ids, d_mask [B, N, Ld]."""
+    n = len(docs[0])
+    q = model.tokenize_queries(queries)
+    d = model.tokenize_docs([t for row in docs for t in row])
+    shape = (len(queries), n, d.input_ids.shape[1])
+    return {"q_ids": q.input_ids, "q_mask": q.attention_mask,
+            "d_ids": d.input_ids.reshape(shape), "d_mask": d.attention_mask.reshape(shape)}
 
 
 class NwaySource:
@@ -72,34 +94,45 @@ class NwaySource:
 
     def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         picked = [self.examples[int(r)] for r in rows]
-        n = len(picked[0][1])
-        q = self.model.tokenize_queries([e[0] for e in picked])
-        d = self.model.tokenize_docs([t for e in picked for t in e[1]])
-        shape = (len(picked), n, d.input_ids.shape[1])
-        return {"q_ids": q.input_ids, "q_mask": q.attention_mask,
-                "d_ids": d.input_ids.reshape(shape), "d_mask": d.attention_mask.reshape(shape),
-                "teacher": np.asarray([e[2] for e in picked], np.float32)}
+        out = nway_arrays(self.model, [e[0] for e in picked], [e[1] for e in picked])
+        out["teacher"] = np.asarray([e[2] for e in picked], np.float32)
+        return out
 
 
-def scifact_examples(cfg: RecipeConfig) -> list:
-    """One example per train query: its first positive + the top BM25 non-relevant documents."""
+def prepare_scifact(cfg: RecipeConfig, out_dir: str):
+    """Mine BM25 train negatives and teacher-score them (each reused when on disk).
+
+    Returns (train split, mined file, teacher file or None).
+    """
+    from jaxir.data.mine import mine_hard_negatives
+    from jaxir.data.teacher import score_mined
     from jaxir.eval.beir import load_beir
-    from jaxir.index.bm25 import BM25Index
 
     data = load_beir(cfg.data, split="train")
-    texts = dict(zip(data.doc_ids, data.doc_texts()))
-    bm25 = BM25Index.build(list(texts.values()), doc_ids=list(texts))
-    examples = []
-    for qid, rel in data.qrels.items():
-        positives = [d for d, g in rel.items() if g > 0]
-        if not positives:
-            continue
-        ranked, _ = bm25.search(data.queries[qid], cfg.bm25_depth)
-        negatives = [d for d in ranked if d not in rel][: cfg.nway - 1]
-        if len(negatives) == cfg.nway - 1:
-            examples.append((data.queries[qid], [texts[d] for d in [positives[0], *negatives]],
-                             [0.0] * cfg.nway))  # no teacher: distillation must be off
-    return examples
+    mined = Path(out_dir) / f"negatives.bm25.d{cfg.bm25_depth}.jsonl"
+    if not mined.exists():
+        print(mine_hard_negatives(data, "bm25", cfg.bm25_depth, out=mined))
+    teacher = cfg.teacher
+    if teacher is None and cfg.teacher_checkpoint:
+        from jaxir.pipeline.rerank import CrossEncoderReranker
+
+        teacher = Path(out_dir) / f"teacher.d{cfg.neg_depth}.jsonl"
+        if not teacher.exists():
+            scorer = CrossEncoderReranker.load(cfg.teacher_checkpoint).scores
+            print(score_mined(scorer, mined, data.queries, data.text_of,
+                              depth=cfg.neg_depth, out=teacher))
+    return data, mined, teacher
+
+
+def scifact_source(model: ColBERTModel, cfg: RecipeConfig, data, mined: Path, teacher):
+    """TupleSource: every pass over the train queries draws fresh negatives."""
+    from jaxir.data.tuples import TupleConfig, TupleSource
+
+    n_queries = sum(1 for _ in open(mined, "rb"))
+    draws = max(1, -(-cfg.steps * cfg.batch_size // n_queries))
+    tuples = TupleConfig(n_negatives=cfg.nway - 1, neg_depth=cfg.neg_depth, seed=cfg.seed, draws=draws)
+    return TupleSource(mined, data.queries, data.text_of,
+                       lambda q, d: nway_arrays(model, q, d), tuples, teacher_path=teacher)
 
 
 def _read_tsv(path: str) -> dict[str, str]:
@@ -128,15 +161,21 @@ def train(cfg: RecipeConfig, out_dir: str, mode: str):
     from jaxir.training.step import COMPUTE_DTYPES
     from jaxir.training.task import Task
 
+    if mode == "cpu-scifact":
+        data, mined, teacher = prepare_scifact(cfg, out_dir)
+        if cfg.distillation and teacher is None:
+            print("no teacher scores: training with n-way cross-entropy instead of KL")
+        cfg = dataclasses.replace(cfg, distillation=cfg.distillation and teacher is not None)
     colbert = ColBERTConfig(query_maxlen=cfg.query_maxlen, doc_maxlen=cfg.doc_maxlen, nway=cfg.nway,
                             distillation=cfg.distillation, use_ib_negatives=cfg.use_ib_negatives,
                             seed=cfg.seed)
     bert_config, bert_params = load_bert(colbert.model, dtype=COMPUTE_DTYPES[cfg.compute_dtype])
     model = ColBERTModel(colbert, bert_config=bert_config, bert_params=bert_params)
-    examples = scifact_examples(cfg) if mode == "cpu-scifact" else msmarco_examples(cfg)
+    source = (scifact_source(model, cfg, data, mined, teacher) if mode == "cpu-scifact"
+              else NwaySource(model, msmarco_examples(cfg)))
     task = Task(init=model.init, loss_fn=model.loss_fn, param_rules=PARAM_RULES,
                 config={"method": "colbert", **dataclasses.asdict(colbert)})
-    result = fit(task, NwaySource(model, examples),
+    result = fit(task, source,
                  config=FitConfig(steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed,
                                   out_dir=out_dir, compute_dtype=cfg.compute_dtype),
                  optim=OptimConfig(learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps,

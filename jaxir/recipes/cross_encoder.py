@@ -97,7 +97,6 @@ def split_holdout(mined: Path, out: Path, n: int, seed: int) -> tuple[Path, list
 
 def tune_alpha(reranker, data, qids, r: Recipe, index_dir) -> dict:
     """nDCG@10 on held-out train queries for each alpha (0 = first stage only)."""
-    from jaxir.eval.beir import doc_text
     from jaxir.eval.metrics import evaluate
     from jaxir.methods.cross_encoder import interpolate
     from jaxir.pipeline.evaluate import run_search
@@ -109,7 +108,7 @@ def tune_alpha(reranker, data, qids, r: Recipe, index_dir) -> dict:
     first, _ = run_search(get_retriever(r.miner).open(index_dir), queries, r.tune_depth)
     ranked = {q: sorted(first[q].items(), key=lambda x: (-x[1], x[0])) for q in qids}
     ce = reranker.scores([queries[q] for q in qids],
-                         [[doc_text(data.corpus[d]) for d, _ in ranked[q]] for q in qids])
+                         [[data.text_of(d) for d, _ in ranked[q]] for q in qids])
     table = {}
     for alpha in (0.0, *r.alpha_grid):
         run = {q: merge_reranked(ranked[q], ranked[q],
@@ -122,7 +121,7 @@ def tune_alpha(reranker, data, qids, r: Recipe, index_dir) -> dict:
 def train(r: Recipe, data_dir: str, out_dir: str) -> dict:
     from jaxir.data.mine import mine_hard_negatives
     from jaxir.data.tuples import PairEncoder, TupleConfig, TupleSource
-    from jaxir.eval.beir import doc_text, load_beir
+    from jaxir.eval.beir import load_beir
     from jaxir.methods.cross_encoder import CrossEncoder
     from jaxir.models.hf import load_bert
     from jaxir.pipeline.rerank import EXPORT_DIR, CrossEncoderReranker
@@ -143,7 +142,7 @@ def train(r: Recipe, data_dir: str, out_dir: str) -> dict:
     cfg = model_config(r)
     bert_config, bert_params = load_bert(cfg.model, dtype=COMPUTE_DTYPES[r.compute_dtype])
     model = CrossEncoder(cfg, bert_config=bert_config, bert_params=bert_params)
-    source = TupleSource(train_file, data.queries, lambda d: doc_text(data.corpus[d]),
+    source = TupleSource(train_file, data.queries, data.text_of,
                          PairEncoder(model.tokenizer, cfg.max_length),
                          TupleConfig(cfg.n_negatives, cfg.neg_depth, r.seed, draws=cfg.epochs))
     steps = len(source) // cfg.batch_queries

@@ -127,16 +127,11 @@ def mine_candidates(data, cfg: RecipeConfig, bm25, dense, flat) -> tuple[list[st
     return kept_q, rows
 
 
-class StepSource:
-    """Training tuples tokenised per batch; adds "step" [B] for the FLOPS warm-up.
+class TupleTexts:
+    """Training tuples (query, nway doc texts, teacher scores) tokenised per batch."""
 
-    The loop takes one example batch for init, then one batch per step: call c (0-based) is step
-    start + c - 1. Pass start = the step a resumed run continues from.
-    """
-
-    def __init__(self, model: SparseModel, cfg: RecipeConfig, queries, docs, teachers, start=0):
+    def __init__(self, model: SparseModel, cfg: RecipeConfig, queries, docs, teachers):
         self.model, self.cfg, self.queries, self.docs, self.teachers = model, cfg, queries, docs, teachers
-        self.calls, self.start = 0, start
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -151,11 +146,9 @@ class StepSource:
         flat = [t for r in rows for t in tok(self.docs[r], add_special_tokens=False)["input_ids"]]
         d = assemble(tok, flat, max_length=cfg.doc_maxlen, fixed_length=True)
         shape = (len(rows), cfg.nway, cfg.doc_maxlen)
-        step = max(self.start + self.calls - 1, 0)
-        self.calls += 1
         return {"q_ids": q["input_ids"].astype(np.int32), "q_mask": q["attention_mask"].astype(np.int32),
                 "d_ids": d.input_ids.reshape(shape), "d_mask": d.attention_mask.reshape(shape),
-                "teachers": self.teachers[rows], "step": np.full(len(rows), step, np.int32)}
+                "teachers": self.teachers[rows]}
 
 
 class TextSource:
@@ -173,11 +166,6 @@ class TextSource:
         b = assemble(self.tokenizer, [self.token_lists[int(r)] for r in rows], max_length=self.max_length,
                      fixed_length=True)
         return {"input_ids": b.input_ids, "attention_mask": b.attention_mask}
-
-
-def _resume_step(run_dir: Path) -> int:
-    steps = [int(p.name) for p in (run_dir / "checkpoints").glob("*") if p.name.isdigit()]
-    return max(steps, default=0)
 
 
 def train(cfg: RecipeConfig, out_dir: str):
@@ -227,9 +215,9 @@ def train(cfg: RecipeConfig, out_dir: str):
                   optim=OptimConfig(learning_rate=cfg.mlm_learning_rate, total_steps=cfg.mlm_steps,
                                     warmup_steps=min(10, cfg.mlm_steps)))
         params = mlm.state.params
-    source = StepSource(model, cfg, queries, docs, teachers, start=_resume_step(out / "rank"))
+    source = TupleTexts(model, cfg, queries, docs, teachers)
     result = fit(Task(init=lambda rng, batch: params, loss_fn=model.loss_fn, param_rules=PARAM_RULES,
-                      config={"method": "sparse", **dataclasses.asdict(sparse)}),
+                      step_aware=True, config={"method": "sparse", **dataclasses.asdict(sparse)}),
                  source, config=FitConfig(steps=cfg.steps, batch_size=cfg.batch_size,
                                           out_dir=str(out / "rank"), **fit_kw),
                  optim=OptimConfig(learning_rate=cfg.learning_rate, warmup_steps=min(cfg.warmup_steps, cfg.steps),

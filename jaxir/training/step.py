@@ -3,7 +3,8 @@
 One train step on a global batch ``B``:
 
     rng_k          = fold_in(state.rng, state.step)
-    (loss, m), g   = grad of loss_fn(cast(params), batch, rng_k)    # cast = bf16 when asked
+    (loss, m), g   = grad of loss_fn(cast(params), batch, rng_k)    # cast = bf16 when asked;
+                                                                    # + step=update if step_aware
     grad_norm      = ||g||_2 (before clipping)
     params, opt    = optimizer.update(g, ...)                       # fp32 master weights
     metrics        = {loss, lr, grad_norm, **m}                     # replicated scalars
@@ -36,7 +37,8 @@ def cast_floating(tree: Any, dtype: Any) -> Any:
     return jax.tree_util.tree_map(one, tree)
 
 
-def _loss_and_grads(task: Task, params: Any, batch: Any, rng: jax.Array, dtype: Any):
+def _loss_and_grads(task: Task, params: Any, batch: Any, rng: jax.Array, dtype: Any,
+                    update: jax.Array):
     """((loss, metrics), grads) with grads in the params' (fp32) dtype."""
     if task.grad_fn is not None:
         (loss, metrics), grads = task.grad_fn(cast_floating(params, dtype), batch, rng)
@@ -45,6 +47,8 @@ def _loss_and_grads(task: Task, params: Any, batch: Any, rng: jax.Array, dtype: 
 
     def loss(p):
         # The cast sits inside the differentiated function, so grads come back in fp32.
+        if task.step_aware:
+            return task.loss_fn(cast_floating(p, dtype), batch, rng, step=update)
         return task.loss_fn(cast_floating(p, dtype), batch, rng)
     return jax.value_and_grad(loss, has_aux=True)(params)
 
@@ -70,11 +74,12 @@ def make_train_step(task: Task, optimizer: optax.GradientTransformation,
 
     def step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
         rng = jax.random.fold_in(state.rng, state.step)
-        (loss, metrics), grads = _loss_and_grads(task, state.params, batch, rng, dtype)
+        update = state.step // accumulate  # optimizer updates so far
+        (loss, metrics), grads = _loss_and_grads(task, state.params, batch, rng, dtype, update)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
-        lr = schedule(state.step // accumulate)
+        lr = schedule(update)
         return new_state, _scalar_metrics(loss, metrics, lr=lr,
                                           grad_norm=optax.tree.norm(grads))
 

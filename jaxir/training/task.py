@@ -40,5 +40,8 @@ class Task:
     eval_fn: Callable[[Params, Batch], Metrics] | None = None
     # Optional gradient function overriding jax.value_and_grad(loss_fn) (e.g. GradCache).
     grad_fn: GradFn | None = None
+    # True: training calls loss_fn(params, batch, rng, step=k) with k the optimizer-update index
+    # (a traced int32), for step-dependent loss weights such as the FLOPS warm-up.
+    step_aware: bool = False
     # JSON-able description of the model; its fingerprint guards checkpoint restores.
     config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
