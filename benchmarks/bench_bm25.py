@@ -1,4 +1,5 @@
-"""BM25 latency: jaxir.index.bm25 vs bm25s, same process, same parameters, same analysis.
+"""BM25 latency: jaxir.index.bm25 vs bm25s, same process, same parameters, same analysis;
+optionally our inference-free learned sparse index (`--sparse-index`) timed beside them.
 
 Both systems: Lucene BM25, k1 1.5, b 0.75, bm25s's English stopwords, PyStemmer English stemming.
 Single-query search over all test queries, interleaved (query by query, the order of the two
@@ -10,8 +11,13 @@ retrieve), "ids" = analyzed query -> top-k (ours from term ids, bm25s from token
 bm25s runs with its default top-k backend (JAX's top_k when JAX is installed, as here) and with
 backend_selection="numpy"; the ratio is taken against the faster of the two.
 
+With --sparse-index DIR (built by `jaxir index --method sparse --checkpoint CKPT`) the
+learned-sparse searcher runs interleaved with the others: "text" = query string -> tokenizer ->
+IDF weights -> top-k (no model), "ids" = weighted WordPieces -> top-k. It prints the ratios
+learned-sparse / our BM25 and / bm25s, non-zeros per document and postings touched per query.
+
     python benchmarks/bench_bm25.py [--data ../shared/data/beir/scifact] [--repeats 5] [--k 10]
-        [--build-repeats 3]
+        [--build-repeats 3] [--sparse-index runs/indexes/scifact-sparse]
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import gzip
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +109,26 @@ def make_searchers(ours, peer, stemmer, k):
     }
 
 
+def add_sparse(searchers: dict, index_dir: Path, k: int):
+    """Adds "sparse" to both timing modes; returns the SparseIndex."""
+    from jaxir.index.sparse_search import SparseIndex
+    from jaxir.text import load_tokenizer
+
+    sp = SparseIndex.load(index_dir, tokenizer=load_tokenizer())
+    searchers["text"]["sparse"] = (lambda q: q, lambda q: sp.search(q, k)[0])
+    searchers["ids"]["sparse"] = (sp.query_vector, lambda tw: sp.inverted.search(tw[0], tw[1], k)[0])
+    return sp
+
+
+def report_sparsity(ours, sp, queries: list[str]) -> None:
+    """Non-zeros per document and postings read per query: learned sparse vs our BM25."""
+    bm25_post = np.mean([ours.inverted.postings_touched(np.unique(ours.query_terms(q))) for q in queries])
+    sp_post = np.mean([sp.postings_touched(q) for q in queries])
+    print(f"non-zeros/doc  sparse {np.mean(sp.inverted.nonzeros_per_doc()):.1f}   "
+          f"bm25 {np.mean(ours.inverted.nonzeros_per_doc()):.1f}")
+    print(f"postings/query sparse {sp_post:.0f}   bm25 {bm25_post:.0f}   ratio {sp_post / bm25_post:.2f}")
+
+
 def time_interleaved(systems: dict, queries: list[str], repeats: int) -> dict[str, np.ndarray]:
     """Per-call latencies in seconds [repeats * Q] per system; system order rotates per query."""
     names = list(systems)
@@ -149,14 +176,18 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--build-repeats", type=int, default=3)
+    parser.add_argument("--sparse-index", type=Path, help="learned-sparse index folder to time too")
     args = parser.parse_args()
+    warnings.simplefilter("ignore")  # queries without known terms warn per call
 
     doc_ids, texts, queries, qrels = load_scifact(args.data)
     print(f"SciFact: {len(texts)} docs, {len(queries)} test queries, k={args.k}, repeats={args.repeats}")
     ours, peer, stemmer, t_ours, t_peer = build_systems(doc_ids, texts, args.build_repeats)
     print(f"index build (median of {args.build_repeats})  jaxir {t_ours:.2f} s   bm25s {t_peer:.2f} s   "
           f"ratio {t_ours / t_peer:.2f}")
-    for mode, systems in make_searchers(ours, peer, stemmer, args.k).items():
+    searchers = make_searchers(ours, peer, stemmer, args.k)
+    sp = add_sparse(searchers, args.sparse_index, args.k) if args.sparse_index else None
+    for mode, systems in searchers.items():
         lat = time_interleaved(systems, list(queries.values()), args.repeats)
         med = {n: np.median(v) * 1e3 for n, v in lat.items()}
         for n, v in lat.items():
@@ -165,6 +196,13 @@ def main():
         p99 = {n: np.percentile(lat[n], 99) for n in ("jaxir", best)}
         print(f"[{mode:4s}] ratio jaxir / {best}: median {med['jaxir'] / med[best]:.3f}   "
               f"p99 {p99['jaxir'] / p99[best]:.3f}")
+        if sp is not None:
+            p99["sparse"] = np.percentile(lat["sparse"], 99)
+            for ref in ("jaxir", best):
+                print(f"[{mode:4s}] ratio sparse / {ref}: median {med['sparse'] / med[ref]:.3f}   "
+                      f"p99 {p99['sparse'] / p99[ref]:.3f}")
+    if sp is not None:
+        report_sparsity(ours, sp, list(queries.values()))
     report_quality(ours, peer, stemmer, queries, qrels, doc_ids)
 
 

@@ -18,6 +18,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from jaxir.models.bert import BertConfig, BertEncoder, init_params
 from jaxir.models.hf import load_bert, params_fingerprint
@@ -142,13 +143,17 @@ class PairScorer:
         self._fn = jax.jit(lambda p, i, m, t: model.score(
             p, {"input_ids": i, "attention_mask": m, "token_type_ids": t}))
 
-    def score_tokens(self, q_tokens: Sequence[Sequence[int]],
-                     d_tokens: Sequence[Sequence[int]]) -> np.ndarray:
-        """Pairs of token lists (no special tokens) -> float32 scores [P] in input order."""
+    def score_tokens(self, q_tokens: Sequence[Sequence[int]], d_tokens: Sequence[Sequence[int]],
+                     *, desc: str | None = None) -> np.ndarray:
+        """Pairs of token lists (no special tokens) -> float32 scores [P] in input order.
+
+        desc: show a progress bar (over pair batches) with this label.
+        """
         cfg = self.model.config
         lengths = [min(len(q) + len(d) + 3, cfg.max_length) for q, d in zip(q_tokens, d_tokens)]
         out = np.zeros(len(lengths), np.float32)
-        for idx in length_sorted_batches(lengths, cfg.rerank_batch_size):
+        batches = length_sorted_batches(lengths, cfg.rerank_batch_size)
+        for idx in tqdm(batches, desc=desc, unit="batch", disable=desc is None):
             batch = assemble(self.model.tokenizer, [q_tokens[i] for i in idx],
                              pairs=[d_tokens[i] for i in idx], max_length=cfg.max_length,
                              pad_rows_to=cfg.rerank_batch_size, buckets=self.buckets)
@@ -157,13 +162,14 @@ class PairScorer:
             out[idx] = np.asarray(scores, np.float32)[: len(idx)]
         return out
 
-    def score_texts(self, queries: Sequence[str], doc_lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
+    def score_texts(self, queries: Sequence[str], doc_lists: Sequence[Sequence[str]], *,
+                    desc: str | None = None) -> list[np.ndarray]:
         """queries [Q], doc_lists [Q][n_q] -> per query float32 scores [n_q] (batched across queries)."""
         tok = self.model.tokenizer
         q_tok = tokenize(tok, queries, what="query")
         flat_docs = [d for docs in doc_lists for d in docs]
         d_tok = tokenize(tok, flat_docs, what="document") if flat_docs else []
         owners = [i for i, docs in enumerate(doc_lists) for _ in docs]
-        scores = self.score_tokens([q_tok[i] for i in owners], d_tok)
+        scores = self.score_tokens([q_tok[i] for i in owners], d_tok, desc=desc)
         bounds = np.cumsum([0] + [len(docs) for docs in doc_lists])
         return [scores[bounds[i]:bounds[i + 1]] for i in range(len(doc_lists))]

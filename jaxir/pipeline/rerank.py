@@ -81,9 +81,13 @@ class CrossEncoderReranker:
         """Scores [n] for the documents (higher is better), interpolated when config.alpha is set."""
         return self.rerank_many([query], [doc_texts], [first_stage_scores])[0]
 
-    def scores(self, queries: Sequence[str], doc_lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """Raw cross-encoder scores, per query [n_q]; batched across queries (length buckets)."""
-        return self._scorer.score_texts(queries, doc_lists)
+    def scores(self, queries: Sequence[str], doc_lists: Sequence[Sequence[str]], *,
+               desc: str | None = None) -> list[np.ndarray]:
+        """Raw cross-encoder scores, per query [n_q]; batched across queries (length buckets).
+
+        desc: label of a progress bar over pair batches (None: no bar).
+        """
+        return self._scorer.score_texts(queries, doc_lists, desc=desc)
 
     def rerank_many(self, queries: Sequence[str], doc_lists: Sequence[Sequence[str]],
                     first_stage: Sequence | None = None) -> list[np.ndarray]:

@@ -9,12 +9,14 @@ split, scored by our trained cross-encoder, KL to its scores + in-batch CE):
         --teacher-checkpoint runs/ce-scifact
     jaxir eval --method colbert --checkpoint runs/colbert-scifact/colbert --data <beir>/scifact
 Without --teacher-checkpoint (or --teacher FILE) the mode trains with n-way CE instead of KL.
+NFCorpus (same budget: 800 train queries, 4 positives each): --mode cpu-nfcorpus with the
+NFCorpus cross-encoder as teacher.
 TPU MS MARCO mode (ColBERTv2: 64-way tuples scored by a cross-encoder, KL distillation, bf16):
     jaxir train --recipe colbert --mode tpu-msmarco --out <dir> --examples examples.64.json \
         --collection collection.tsv --queries queries.train.tsv
 where each examples line is [qid, [pid, teacher score], ...] (positive / teacher's top first).
-Outputs: <out>/negatives.bm25.d<depth>.jsonl and <out>/teacher.d<neg_depth>.jsonl (SciFact mode,
-reused when present), metrics.jsonl, loss.png, checkpoints/ (resumable), <out>/colbert (params).
+Outputs: <out>/negatives.bm25.d<depth>[.q<N>.p<P>].jsonl and <out>/teacher[.q<N>.p<P>].d<neg_depth>.jsonl
+(CPU modes, reused when present), metrics.jsonl, loss.png, checkpoints/ (resumable), <out>/colbert (params).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from jaxir.parallel import EMBED, VOCAB
 
 @dataclasses.dataclass(frozen=True)
 class RecipeConfig:
-    # BEIR folder or name (SciFact mode) whose train qrels give the positives.
+    # BEIR folder or name (CPU modes) whose train qrels give the positives.
     data: str = "scifact"
     # MS MARCO mode: n-way examples JSONL, collection TSV (pid, text), queries TSV (qid, text).
     examples: str | None = None
@@ -46,10 +48,15 @@ class RecipeConfig:
     # scores each query's positives + top `neg_depth` candidates now (None: no teacher).
     teacher: str | None = None
     teacher_checkpoint: str | None = None
+    # Train on a seeded subset of the mined queries, each with at most this many positives
+    # (0: all) - keeps teacher scoring affordable on CPU for sets like NFCorpus (2.6k train
+    # queries, dozens of positives each).
+    max_queries: int = 0
+    max_positives: int = 0
     # Token lengths (ColBERTv2 training: 32 / 180).
     query_maxlen: int = 32
     doc_maxlen: int = 180
-    # KL to teacher scores (SciFact mode: only when a teacher is given) or n-way CE; in-batch
+    # KL to teacher scores (CPU modes: only when a teacher is given) or n-way CE; in-batch
     # negatives on/off.
     distillation: bool = True
     use_ib_negatives: bool = True
@@ -66,6 +73,8 @@ class RecipeConfig:
 MODES = {
     # ~2 passes over SciFact train (809 queries) on CPU; a few seconds per step on 2 cores.
     "cpu-scifact": RecipeConfig(),
+    # The same budget on NFCorpus: 800 of its train queries, 4 positives each.
+    "cpu-nfcorpus": RecipeConfig(data="nfcorpus", max_queries=800, max_positives=4),
     # ColBERTv2's setup: 32 queries x 64 passages per step, 400k steps.
     "tpu-msmarco": RecipeConfig(nway=64, distillation=True, batch_size=32, steps=400_000,
                                 warmup_steps=20_000, compute_dtype="bfloat16"),
@@ -99,7 +108,23 @@ class NwaySource:
         return out
 
 
-def prepare_scifact(cfg: RecipeConfig, out_dir: str):
+def subset_mined(mined: Path, max_queries: int, max_positives: int, seed: int) -> Path:
+    """A seeded subset of the mined records (positives capped), written beside ``mined``."""
+    from jaxir.data.mine import read_mined, write_mined
+
+    if not (max_queries or max_positives):
+        return mined
+    out = mined.with_name(f"{mined.stem}.q{max_queries}.p{max_positives}{mined.suffix}")
+    if not out.exists():
+        records = list(read_mined(mined))
+        order = np.random.default_rng(seed).permutation(len(records))
+        keep = sorted(order[:max_queries] if max_queries else order)
+        cap = max_positives or None
+        write_mined(out, ({**records[i], "positives": records[i]["positives"][:cap]} for i in keep))
+    return out
+
+
+def prepare_beir(cfg: RecipeConfig, out_dir: str):
     """Mine BM25 train negatives and teacher-score them (each reused when on disk).
 
     Returns (train split, mined file, teacher file or None).
@@ -112,11 +137,13 @@ def prepare_scifact(cfg: RecipeConfig, out_dir: str):
     mined = Path(out_dir) / f"negatives.bm25.d{cfg.bm25_depth}.jsonl"
     if not mined.exists():
         print(mine_hard_negatives(data, "bm25", cfg.bm25_depth, out=mined))
+    mined = subset_mined(mined, cfg.max_queries, cfg.max_positives, cfg.seed)
     teacher = cfg.teacher
     if teacher is None and cfg.teacher_checkpoint:
         from jaxir.pipeline.rerank import CrossEncoderReranker
 
-        teacher = Path(out_dir) / f"teacher.d{cfg.neg_depth}.jsonl"
+        tag = mined.stem.removeprefix(f"negatives.bm25.d{cfg.bm25_depth}")
+        teacher = Path(out_dir) / f"teacher{tag}.d{cfg.neg_depth}.jsonl"
         if not teacher.exists():
             scorer = CrossEncoderReranker.load(cfg.teacher_checkpoint).scores
             print(score_mined(scorer, mined, data.queries, data.text_of,
@@ -124,7 +151,7 @@ def prepare_scifact(cfg: RecipeConfig, out_dir: str):
     return data, mined, teacher
 
 
-def scifact_source(model: ColBERTModel, cfg: RecipeConfig, data, mined: Path, teacher):
+def beir_source(model: ColBERTModel, cfg: RecipeConfig, data, mined: Path, teacher):
     """TupleSource: every pass over the train queries draws fresh negatives."""
     from jaxir.data.tuples import TupleConfig, TupleSource
 
@@ -161,8 +188,9 @@ def train(cfg: RecipeConfig, out_dir: str, mode: str):
     from jaxir.training.step import COMPUTE_DTYPES
     from jaxir.training.task import Task
 
-    if mode == "cpu-scifact":
-        data, mined, teacher = prepare_scifact(cfg, out_dir)
+    beir_mode = mode.startswith("cpu-")
+    if beir_mode:
+        data, mined, teacher = prepare_beir(cfg, out_dir)
         if cfg.distillation and teacher is None:
             print("no teacher scores: training with n-way cross-entropy instead of KL")
         cfg = dataclasses.replace(cfg, distillation=cfg.distillation and teacher is not None)
@@ -171,7 +199,7 @@ def train(cfg: RecipeConfig, out_dir: str, mode: str):
                             seed=cfg.seed)
     bert_config, bert_params = load_bert(colbert.model, dtype=COMPUTE_DTYPES[cfg.compute_dtype])
     model = ColBERTModel(colbert, bert_config=bert_config, bert_params=bert_params)
-    source = (scifact_source(model, cfg, data, mined, teacher) if mode == "cpu-scifact"
+    source = (beir_source(model, cfg, data, mined, teacher) if beir_mode
               else NwaySource(model, msmarco_examples(cfg)))
     task = Task(init=model.init, loss_fn=model.loss_fn, param_rules=PARAM_RULES,
                 config={"method": "colbert", **dataclasses.asdict(colbert)})

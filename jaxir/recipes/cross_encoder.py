@@ -108,7 +108,8 @@ def tune_alpha(reranker, data, qids, r: Recipe, index_dir) -> dict:
     first, _ = run_search(get_retriever(r.miner).open(index_dir), queries, r.tune_depth)
     ranked = {q: sorted(first[q].items(), key=lambda x: (-x[1], x[0])) for q in qids}
     ce = reranker.scores([queries[q] for q in qids],
-                         [[data.text_of(d) for d, _ in ranked[q]] for q in qids])
+                         [[data.text_of(d) for d, _ in ranked[q]] for q in qids],
+                         desc="tune alpha: score held-out pairs")
     table = {}
     for alpha in (0.0, *r.alpha_grid):
         run = {q: merge_reranked(ranked[q], ranked[q],
