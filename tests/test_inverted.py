@@ -63,6 +63,18 @@ def test_uint8_error_is_not_trivially_zero():
     assert np.abs(exact.score_all(terms, weights) - quant.score_all(terms, weights)).max() > 1e-4
 
 
+def test_weights_that_quantise_to_zero_are_not_postings():
+    # 1000 -> 255; 1.0 rounds to 0 in uint8 (scale ~3.9) and 1e-8 underflows float16.
+    docs = [([0, 1], [1000.0, 1.0]), ([1, 2], [1e-8, 500.0])]
+    u8 = InvertedIndex.build(docs, vocab_size=4, dtype="uint8")
+    assert u8.postings.size == 2 and np.all(u8.weights > 0)
+    np.testing.assert_array_equal(u8.nonzeros_per_doc(), [1, 1])
+    assert u8.postings_touched(np.array([1])) == 0
+    f16 = InvertedIndex.build(docs, vocab_size=4, dtype="float16")
+    assert f16.postings.size == 3 and np.all(f16.weights > 0)
+    assert InvertedIndex.build(docs, vocab_size=4).postings.size == 4
+
+
 def test_search_top_k_matches_reference_and_batch():
     rng = np.random.default_rng(4)
     dense = _random_matrix(4, density=0.1)

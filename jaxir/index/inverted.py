@@ -92,15 +92,17 @@ class InvertedIndex:
         _check_coo(docs, terms, weights, n_docs, vocab_size)
         keep = weights != 0
         docs, terms, weights = docs[keep], terms[keep], weights[keep]
+        stored, scale = _quantize(weights, dtype)
+        keep = stored != 0  # a weight that rounds to 0 (uint8) or underflows (float16) is no posting
+        docs, terms, stored = docs[keep], terms[keep], stored[keep]
         order = np.lexsort((docs, terms))
-        docs, terms, weights = docs[order], terms[order], weights[order]
+        docs, terms, stored = docs[order], terms[order], stored[order]
         repeated = (np.diff(terms) == 0) & (np.diff(docs) == 0)
         if repeated.any():
             i = int(np.argmax(repeated))
             raise DataError(f"doc {docs[i]}: term {terms[i]} occurs twice; sum its weights first")
         offsets = np.zeros(vocab_size + 1, np.int64)
         np.cumsum(np.bincount(terms, minlength=vocab_size), out=offsets[1:])
-        stored, scale = _quantize(weights, dtype)
         return cls(offsets, docs.astype(np.int32), stored, n_docs, scale)
 
     @classmethod
