@@ -94,6 +94,13 @@ def cmd_search(args) -> None:
     print(f"searched {len(queries)} queries ({timing['ms_per_query']:.2f} ms/query) -> {args.run}")
 
 
+def cmd_compare(args) -> None:
+    from jaxir.eval.runs import read_trec, topk_overlap
+
+    value = topk_overlap(read_trec(args.run), read_trec(args.reference), args.k)
+    print(f"top-{args.k} overlap of {args.run} with {args.reference}: {value:.4f}")
+
+
 def cmd_mine(args) -> None:
     from jaxir.data.mine import main_mine
 
@@ -184,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split whose qrels are validated while loading")
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_index)
+
+    p = sub.add_parser("compare", help="fraction of a reference run's top-k that a run recovers")
+    p.add_argument("--run", required=True, help="TREC run (e.g. PLAID)")
+    p.add_argument("--reference", required=True, help="TREC run (e.g. exhaustive MaxSim)")
+    p.add_argument("--k", type=int, default=10)
+    p.set_defaults(fn=cmd_compare)
 
     p = sub.add_parser("mine", help="mine hard negatives for a BEIR split (default train)")
     p.add_argument("--retriever", choices=["bm25", "dense"], default="bm25")

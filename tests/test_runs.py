@@ -4,7 +4,7 @@ import pytest
 
 from jaxir.errors import DataError
 from jaxir.eval.metrics import evaluate
-from jaxir.eval.runs import read_trec, run_from_topk, write_trec
+from jaxir.eval.runs import read_trec, run_from_topk, topk_overlap, write_trec
 
 
 def _random_run(rng, n_queries=7, n_docs=50):
@@ -100,3 +100,22 @@ def test_run_from_topk_rejects_bad_input():
         run_from_topk(["a"], ids, np.array([[1, 1]]), np.zeros((1, 2)))
     with pytest.raises(ValueError, match="duplicates"):
         run_from_topk(["a", "a"], ids, np.zeros((2, 1), int), np.zeros((2, 1)))
+
+
+def test_topk_overlap_against_a_python_reference():
+    rng = np.random.default_rng(5)
+    docs = [f"d{i}" for i in range(40)]
+    ref = {f"q{i}": {d: float(s) for d, s in zip(docs, rng.normal(size=40))} for i in range(20)}
+    run = {q: {d: s + rng.normal(scale=0.5) for d, s in hits.items()} for q, hits in ref.items()}
+    del run["q3"]  # a missing query recovers nothing
+    want = []
+    for q, hits in ref.items():
+        top = set(sorted(hits, key=lambda d: -hits[d])[:10])
+        got = set(sorted(run.get(q, {}), key=lambda d: -run[q][d])[:10]) if q in run else set()
+        want.append(len(top & got) / 10)
+    assert topk_overlap(run, ref, 10) == pytest.approx(np.mean(want))
+    assert 0 < topk_overlap(run, ref, 10) < 1 and topk_overlap(ref, ref, 10) == 1.0
+    with pytest.raises(ValueError):
+        topk_overlap(run, ref, 0)
+    with pytest.raises(DataError):
+        topk_overlap(run, {"q": {}}, 10)

@@ -113,3 +113,22 @@ def run_from_topk(
                 raise DataError(f"doc {did!r} appears twice in the top-k of query {qid!r}")
             docs[did] = float(score)
     return run
+
+
+def topk_overlap(run: Run, reference: Run, k: int = 10) -> float:
+    """Mean over the reference's queries of |top-k(run) & top-k(reference)| / |top-k(reference)|.
+
+    How much of an exact search's top k an approximate one recovers (PLAID vs exhaustive MaxSim);
+    a query missing from ``run`` counts 0; queries with an empty reference list are skipped.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    fractions = []
+    for qid, ref_docs in reference.items():
+        ref = {d for d, _ in _ranked(ref_docs)[:k]}
+        if ref:
+            got = {d for d, _ in _ranked(run.get(qid, {}))[:k]}
+            fractions.append(len(got & ref) / len(ref))
+    if not fractions:
+        raise DataError("the reference run has no hits to compare against")
+    return float(np.mean(fractions))

@@ -13,7 +13,9 @@ CPU SciFact mode (smoke-sized: add --max-queries 16 --mlm-steps 2 --steps 2 --do
         --dense-index runs/indexes/scifact-dense
     jaxir eval --method sparse --checkpoint runs/sparse-scifact/sparse --data <beir>/scifact
 TPU mode (MS MARCO scale; same code): --mode tpu with --data a BEIR-format MS MARCO folder.
-Outputs: <out>/mlm/ and <out>/rank/ (metrics.jsonl, loss.png, checkpoints/; resumable) and
+Ablations (teachers x FLOPS mode) can share one warm-up: --mlm-from <first run>/mlm-params.
+Outputs: <out>/mlm/ and <out>/rank/ (metrics.jsonl, loss.png, checkpoints/; resumable),
+<out>/mlm-params (the warmed-up params) and
 <out>/sparse (sparse_config.json, params.npz, idf.json): the checkpoint the retriever loads.
 """
 from __future__ import annotations
@@ -53,7 +55,9 @@ class RecipeConfig:
     flops_warmup_steps: int = 100
     flops_mode: str = "idf_aware"
     top_k: int = 0
-    # MLM warm-up: steps, docs per step, learning rate.
+    # MLM warm-up: steps, docs per step, learning rate. mlm_from: start from another run's
+    # warmed-up params (<run>/mlm-params) instead, e.g. for ablations that share the warm-up.
+    mlm_from: str | None = None
     mlm_steps: int = 100
     mlm_batch_size: int = 8
     mlm_learning_rate: float = 5e-5
@@ -173,7 +177,7 @@ def train(cfg: RecipeConfig, out_dir: str):
     from jaxir.index.bm25 import BM25Index
     from jaxir.methods.dense import DenseRetriever
     from jaxir.models.hf import load_bert
-    from jaxir.pipeline.sparse_retriever import IDF_FILE, save_checkpoint
+    from jaxir.pipeline.sparse_retriever import IDF_FILE, load_checkpoint, save_checkpoint
     from jaxir.sparse_idf import compute_idf, load_idf, save_idf, tokenizer_vocab
     from jaxir.text import load_tokenizer, tokenize
     from jaxir.training.loop import FitConfig, fit
@@ -206,7 +210,13 @@ def train(cfg: RecipeConfig, out_dir: str):
                         tokenizer=tokenizer)
     fit_kw = dict(seed=cfg.seed, compute_dtype=cfg.compute_dtype)
     params = model.init(jax.random.PRNGKey(cfg.seed))
-    if cfg.mlm_steps:
+    if cfg.mlm_from:
+        from jaxir.models.params_io import check_same_tree
+
+        _, warm = load_checkpoint(cfg.mlm_from)
+        check_same_tree(params, warm, where=cfg.mlm_from, what="sparse MLM warm-up")
+        params = warm
+    elif cfg.mlm_steps:
         mlm = fit(Task(init=lambda rng, batch: params, loss_fn=model.mlm_loss_fn, param_rules=PARAM_RULES,
                        config={"method": "sparse-mlm", **dataclasses.asdict(sparse)}),
                   TextSource(tokenizer, doc_tokens, cfg.doc_maxlen),
@@ -215,6 +225,7 @@ def train(cfg: RecipeConfig, out_dir: str):
                   optim=OptimConfig(learning_rate=cfg.mlm_learning_rate, total_steps=cfg.mlm_steps,
                                     warmup_steps=min(10, cfg.mlm_steps)))
         params = mlm.state.params
+        save_checkpoint(out / "mlm-params", sparse, params)
     source = TupleTexts(model, cfg, queries, docs, teachers)
     result = fit(Task(init=lambda rng, batch: params, loss_fn=model.loss_fn, param_rules=PARAM_RULES,
                       step_aware=True, config={"method": "sparse", **dataclasses.asdict(sparse)}),
