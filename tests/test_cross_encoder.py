@@ -106,6 +106,14 @@ def test_interpolation_is_per_query_minmax():
                                0.75 * np.array([0, 1, .5]), rtol=1e-6)
 
 
+def test_interpolation_of_a_query_without_candidates_is_empty():
+    # A query whose first stage finds nothing (only unknown terms) must not break reranking.
+    out = interpolate(np.zeros(0), np.zeros(0), 0.5)
+    assert out.shape == (0,) and out.dtype == np.float32
+    with pytest.raises(ValueError, match="equal 1-D"):
+        interpolate(np.zeros(3), np.zeros(2), 0.5)
+
+
 def test_rerank_keeps_doc_sets_and_only_reorders_the_top_depth(tiny):
     model, params = tiny
     rr = CrossEncoderReranker(model, params)

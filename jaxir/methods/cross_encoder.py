@@ -129,7 +129,16 @@ class CrossEncoder:
 
 
 def interpolate(ce_scores: np.ndarray, first_stage: np.ndarray, alpha: float) -> np.ndarray:
-    """alpha * minmax(ce) + (1 - alpha) * minmax(first_stage), per query.  [n], [n] -> [n]."""
+    """alpha * minmax(ce) + (1 - alpha) * minmax(first_stage), per query.  [n], [n] -> [n].
+
+    n = 0 (a query whose first stage found nothing) gives an empty array.
+    """
+    ce_scores, first_stage = np.asarray(ce_scores, np.float32), np.asarray(first_stage, np.float32)
+    if ce_scores.shape != first_stage.shape or ce_scores.ndim != 1:
+        raise ValueError(f"ce scores {ce_scores.shape} and first-stage scores {first_stage.shape} "
+                         "must be equal 1-D")
+    if ce_scores.size == 0:
+        return ce_scores
     ce = minmax_normalize(jnp.asarray(ce_scores, jnp.float32)[None])[0]
     fs = minmax_normalize(jnp.asarray(first_stage, jnp.float32)[None])[0]
     return np.asarray(alpha * ce + (1.0 - alpha) * fs, np.float32)
