@@ -43,7 +43,9 @@ def test_gradcache_equals_full_batch_gradient(full_batch, chunk):
         params, batch, jax.random.PRNGKey(0))
     np.testing.assert_allclose(float(loss), ref_loss, rtol=1e-6)
     np.testing.assert_allclose(float(metrics["acc"]), ref_metrics["acc"])
-    chex.assert_trees_all_close(jax.device_get(grads), ref_grads, rtol=1e-5, atol=1e-7)
+    # atol 1e-6: chunked float32 sums reorder additions (2e-7 seen on near-zero entries on an
+    # AVX-512 machine); gradients reach ~1.9 here and dropping 4 of the 16 rows moves them by ~2.
+    chex.assert_trees_all_close(jax.device_get(grads), ref_grads, rtol=1e-5, atol=1e-6)
     assert float(np.abs(ref_grads["embed"]["embedding"]).sum()) > 0  # a real gradient
 
 
@@ -57,7 +59,7 @@ def test_gradcache_under_sharding_matches(full_batch):
     (loss, _), grads = fn(jax.device_put(params, p_sh), parallel.shard_batch(batch, mesh),
                           jax.random.PRNGKey(0))
     np.testing.assert_allclose(float(loss), ref_loss, rtol=1e-6)
-    chex.assert_trees_all_close(jax.device_get(grads), ref_grads, rtol=1e-5, atol=1e-7)
+    chex.assert_trees_all_close(jax.device_get(grads), ref_grads, rtol=1e-5, atol=1e-6)
 
 
 def test_gradcache_rejects_bad_chunk_size():
