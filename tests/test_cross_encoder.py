@@ -162,3 +162,21 @@ def test_checkpoint_round_trip_and_mismatch(tiny, tmp_path):
         CrossEncoderReranker.load(tmp_path / "other")
     with pytest.raises(CheckpointError):
         CrossEncoderReranker.load(tmp_path / "missing")
+
+
+def test_warm_start_carries_encoder_and_head_and_rejects_another_backbone(tiny, tmp_path):
+    from jaxir.recipes.cross_encoder import warm_start_params
+
+    model, params = tiny
+    trained = jax.tree_util.tree_map(lambda x: x + 0.02, params)
+    CrossEncoderReranker(model, trained).save(tmp_path / "ce")
+    bert, head = warm_start_params(str(tmp_path / "ce"), model.bert_config, params["bert"])
+    warm = CrossEncoder(model.config, bert_config=model.bert_config, bert_params=bert,
+                        head_params=head, tokenizer=model.tokenizer)
+    started = warm.init(jax.random.PRNGKey(7))  # the rng must not matter any more
+    jax.tree_util.tree_map(np.testing.assert_array_equal, started, trained)
+    # A fresh model still draws its head from the rng.
+    fresh = model.init(jax.random.PRNGKey(7))
+    assert not np.array_equal(fresh["head"]["dense"]["kernel"], trained["head"]["dense"]["kernel"])
+    with pytest.raises(CheckpointError, match="encoder config differs"):
+        warm_start_params(str(tmp_path / "ce"), BertConfig.tiny(num_layers=3), params["bert"])

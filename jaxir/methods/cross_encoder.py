@@ -76,18 +76,21 @@ class CrossEncoder:
     """
 
     def __init__(self, config: CrossEncoderConfig = CrossEncoderConfig(), *, bert_config=None,
-                 bert_params=None, tokenizer=None):
+                 bert_params=None, head_params=None, tokenizer=None):
         if bert_config is None:
             bert_config, bert_params = load_bert(config.model)
         self.config, self.bert_config, self._pretrained = config, bert_config, bert_params
+        self._head = head_params  # a trained score head to start from (warm start)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
 
     def init(self, rng: jax.Array, batch: Any = None) -> dict:
-        """Pretrained encoder (random if none was given) + a fresh score head seeded by ``rng``."""
+        """Pretrained encoder (random if none was given) + the given score head, else a fresh one
+        seeded by ``rng``."""
         del batch  # shapes come from the configs
         rng_bert, rng_head = jax.random.split(rng)
         bert = self._pretrained if self._pretrained is not None else init_params(self.bert_config, rng_bert)
-        head = ScoreHead().init(rng_head, jnp.zeros((1, self.bert_config.hidden_size)))["params"]
+        head = (self._head if self._head is not None else
+                ScoreHead().init(rng_head, jnp.zeros((1, self.bert_config.hidden_size)))["params"])
         return {"bert": bert, "head": head}
 
     def description(self) -> dict:

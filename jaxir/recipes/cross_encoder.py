@@ -7,6 +7,10 @@ CPU SciFact mode (759 train queries x 2 epochs / 4 = 379 steps of 16 pairs x 192
     jaxir train --recipe cross-encoder --mode cpu --data ../shared/data/beir/scifact --out runs/ce-scifact
     jaxir eval --method cross-encoder --checkpoint runs/ce-scifact --rerank bm25 --depth 100 \
         --data ../shared/data/beir/scifact --output-json runs/ce-scifact/test.json
+NFCorpus (2-word topic queries with ~43 indirectly linked positives each: trained from MiniLM the
+reranker does not learn in a CPU budget) warm-starts from the SciFact reranker:
+    jaxir train --recipe cross-encoder --mode cpu --data ../shared/data/beir/nfcorpus --out runs/ce-nfcorpus-ws \
+        --epochs 1 --max-steps 150 --init-from runs/ce-scifact --lr 2e-5 --head-lr-multiplier 1
 TPU MS MARCO mode (BEIR-format msmarco folder; train qrels give the positives). Mine once
 (BM25 over 8.8M passages is slow) and put the file at <out>/negatives.bm25.d100.jsonl on every
 worker, then run the same command on all workers:
@@ -59,6 +63,9 @@ class Recipe:
     log_every: int = 10
     # Stop after this many steps (0 = all epochs); for smoke runs.
     max_steps: int = 0
+    # Warm start: a trained cross-encoder (reranker export or training folder) whose encoder and
+    # head replace MiniLM + a fresh head, e.g. carrying a SciFact reranker over to NFCorpus.
+    init_from: str | None = None
     seed: int = 0
 
 
@@ -142,7 +149,11 @@ def train(r: Recipe, data_dir: str, out_dir: str) -> dict:
 
     cfg = model_config(r)
     bert_config, bert_params = load_bert(cfg.model, dtype=COMPUTE_DTYPES[r.compute_dtype])
-    model = CrossEncoder(cfg, bert_config=bert_config, bert_params=bert_params)
+    head_params = None
+    if r.init_from:
+        bert_params, head_params = warm_start_params(r.init_from, bert_config, bert_params)
+    model = CrossEncoder(cfg, bert_config=bert_config, bert_params=bert_params,
+                         head_params=head_params)
     source = TupleSource(train_file, data.queries, data.text_of,
                          PairEncoder(model.tokenizer, cfg.max_length),
                          TupleConfig(cfg.n_negatives, cfg.neg_depth, r.seed, draws=cfg.epochs))
@@ -172,6 +183,22 @@ def train(r: Recipe, data_dir: str, out_dir: str) -> dict:
               "alpha": reranker.config.alpha, "reranker": str(out / EXPORT_DIR)}
     (out / "recipe_result.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def warm_start_params(path: str, bert_config, like: dict) -> tuple[dict, dict]:
+    """(encoder, head) params of a trained cross-encoder, the encoder cast to the dtypes of
+    ``like`` (the backbone params it replaces); its config must match ``bert_config``."""
+    import jax
+
+    from jaxir.errors import CheckpointError
+    from jaxir.pipeline.rerank import CrossEncoderReranker
+
+    source = CrossEncoderReranker.load(path)
+    if source.model.bert_config.to_dict() != bert_config.to_dict():
+        raise CheckpointError(f"--init-from {path}: its encoder config differs from this recipe's "
+                              f"backbone ({source.model.bert_config.to_dict()} vs {bert_config.to_dict()})")
+    bert = jax.tree_util.tree_map(lambda a, ref: np.asarray(a, ref.dtype), source.params["bert"], like)
+    return bert, source.params["head"]
 
 
 def _index_dir(data, r: Recipe, out: Path) -> Path:
