@@ -34,6 +34,18 @@ def load_tokenizer(model_dir: str | Path | None = None):
     return _load(str(resolve_model_dir(model_dir)))
 
 
+def single_text_encoder(tokenizer):
+    """``text -> WordPiece ids`` (no special tokens) for one string at a time, e.g. a search query.
+
+    Why: for one short string the transformers wrapper costs about as much as the tokenisation
+    itself, so fast tokenizers go straight to their Rust backend (same ids); others use the call.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.truncation is None and backend.padding is None:
+        return lambda text: backend.encode(text, add_special_tokens=False).ids
+    return lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 def bucket_length(n: int, max_length: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int:
     """Smallest bucket >= n, capped at max_length (max_length itself is always a bucket)."""
     for b in sorted(set(buckets) | {max_length}):

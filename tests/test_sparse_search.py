@@ -110,3 +110,13 @@ def test_save_load_round_trip_and_checks(tok, tmp_path):
 
     with pytest.raises(IndexFormatError, match="vocabulary"):
         SparseIndex.load(tmp_path / "ix", tokenizer=OtherVocab())
+
+
+def test_single_text_encoder_matches_the_tokenizer_call(tok):
+    from jaxir.text import single_text_encoder
+
+    encode = single_text_encoder(tok)
+    texts = QUERIES + ["Café naïve façade — résumé", "x" * 3000, "[CLS] a [SEP] b [MASK]",
+                       "\u2603 emoji \U0001F600 and CJK \u4e2d\u6587", "  padded   spaces  "]
+    for text in texts:
+        assert encode(text) == tok(text, add_special_tokens=False)["input_ids"]

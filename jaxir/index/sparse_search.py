@@ -25,6 +25,7 @@ from ..errors import DataError, EmptyInputError, IndexFormatError
 from .inverted import InvertedIndex, NoKnownTermsWarning
 from .store import load_index, save_index
 from ..sparse_idf import tokenizer_vocab, vocab_fingerprint
+from ..text import single_text_encoder
 
 METHOD = "learned_sparse"
 DEFAULT_DTYPE = "uint8"
@@ -41,6 +42,10 @@ class SparseIndex:
         self.meta = dict(meta or {})
         if self.idf.shape != (inverted.vocab_size,):
             raise IndexFormatError(f"idf {self.idf.shape} does not match vocab {inverted.vocab_size}")
+        # Query terms that can score: positive IDF and not skipped (one lookup per query term).
+        self._scoring = self.idf > 0
+        self._scoring[self.skip_ids[(self.skip_ids >= 0) & (self.skip_ids < len(self.idf))]] = False
+        self._encode = single_text_encoder(tokenizer)
 
     @classmethod
     def build(cls, doc_vectors: Iterable[tuple[Sequence[int], Sequence[float]]], *,
@@ -64,12 +69,10 @@ class SparseIndex:
         """Distinct WordPiece ids [T] (ascending) with idf > 0 and their weights [T] float32."""
         if not isinstance(query, str) or not query.strip():
             raise EmptyInputError(f"query {query!r} is empty")
-        ids = np.asarray(self.tokenizer(query, add_special_tokens=False)["input_ids"], np.int64)
-        ids = np.unique(ids[(ids >= 0) & (ids < len(self.idf))])
-        ids = ids[~np.isin(ids, self.skip_ids)]
-        weights = self.idf[ids]
-        keep = weights > 0
-        return ids[keep], weights[keep]
+        ids = np.unique(np.asarray(self._encode(query), np.int64))
+        ids = ids[(ids >= 0) & (ids < len(self.idf))]
+        ids = ids[self._scoring[ids]]
+        return ids, self.idf[ids]
 
     def search(self, query: str, k: int = 10) -> tuple[list[str], np.ndarray]:
         """Top-k (doc ids [<=k], scores [<=k] float32), score desc, ties by index order.
