@@ -37,13 +37,18 @@ def load_tokenizer(model_dir: str | Path | None = None):
 def single_text_encoder(tokenizer):
     """``text -> WordPiece ids`` (no special tokens) for one string at a time, e.g. a search query.
 
-    Why: for one short string the transformers wrapper costs about as much as the tokenisation
-    itself, so fast tokenizers go straight to their Rust backend (same ids); others use the call.
+    Why: for one short string the transformers wrapper costs several times the tokenisation
+    itself, so fast tokenizers go straight to a copy of their Rust backend (same ids: the copy
+    drops the truncation/padding a tokenizer.json may carry, as the wrapper does per call);
+    others use the call.
     """
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and backend.truncation is None and backend.padding is None:
-        return lambda text: backend.encode(text, add_special_tokens=False).ids
-    return lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
+    if backend is None:
+        return lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
+    plain = type(backend).from_str(backend.to_str())
+    plain.no_truncation()
+    plain.no_padding()
+    return lambda text: plain.encode(text, add_special_tokens=False).ids
 
 
 def bucket_length(n: int, max_length: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int:

@@ -69,9 +69,10 @@ class SparseIndex:
         """Distinct WordPiece ids [T] (ascending) with idf > 0 and their weights [T] float32."""
         if not isinstance(query, str) or not query.strip():
             raise EmptyInputError(f"query {query!r} is empty")
-        ids = np.unique(np.asarray(self._encode(query), np.int64))
-        ids = ids[(ids >= 0) & (ids < len(self.idf))]
-        ids = ids[self._scoring[ids]]
+        # A query is a handful of ids: a Python set beats np.unique on arrays this small.
+        vocab, scoring = len(self.idf), self._scoring
+        ids = np.array(sorted({i for i in self._encode(query) if 0 <= i < vocab and scoring[i]}),
+                       np.int64)
         return ids, self.idf[ids]
 
     def search(self, query: str, k: int = 10) -> tuple[list[str], np.ndarray]:
