@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_method_options(p, extra_methods=RERANKERS)
     p.add_argument("--rerank", default="bm25", choices=["bm25", "dense"], help="reranker: first stage")
     p.add_argument("--depth", type=int, default=100, help="reranker: candidates reranked per query")
-    p.add_argument("--alpha", type=float, help="reranker: weight of the first-stage score (min-max)")
+    p.add_argument("--alpha", type=float, help="reranker: weight of the cross-encoder score against the first stage (both min-max; 0 = first stage only)")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test")
     p.add_argument("--k", type=int, default=100, help="hits kept per query")
