@@ -113,6 +113,12 @@ def cmd_teacher(args) -> None:
     main_teacher(args)
 
 
+def cmd_tune_alpha(args) -> None:
+    from jaxir.recipes.cross_encoder import main_tune_alpha
+
+    main_tune_alpha(args)
+
+
 def cmd_idf(args) -> None:
     from jaxir.sparse_idf import build_idf_file
 
@@ -216,6 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train")
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_teacher)
+
+    p = sub.add_parser("tune-alpha", help="choose a reranker's alpha on held-out train queries")
+    p.add_argument("--checkpoint", required=True, help="cross-encoder training or reranker folder")
+    p.add_argument("--data", required=True, help="BEIR folder with a train split")
+    p.add_argument("--holdout", type=int, default=50, help="held-out train queries")
+    p.add_argument("--depth", type=int, default=100, help="BM25 candidates reranked per query")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", default="runs/indexes", help="where the BM25 index is built or reused")
+    p.set_defaults(fn=cmd_tune_alpha)
 
     p = sub.add_parser("idf", help="IDF table (OpenSearch-style idf.json) of a BEIR corpus")
     p.add_argument("--data", required=True)

@@ -88,3 +88,37 @@ def test_demo_writes_table_runs_and_metrics(small_beir, tmp_path, capsys):
     assert json.loads((out / "bm25.test.json").read_text())["num_queries"] == 15
     assert (out / "bm25.test.trec").read_text().count("\n") >= 15
     assert table.strip() in capsys.readouterr().out
+
+
+def test_tune_alpha_reports_heldout_table_with_bm25_at_zero(small_beir, tmp_path, capsys):
+    import shutil
+
+    import jax
+
+    from jaxir.eval.beir import load_beir
+    from jaxir.eval.metrics import evaluate
+    from jaxir.index.bm25 import BM25Index
+    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+    from jaxir.models.bert import BertConfig
+    from jaxir.pipeline.rerank import CrossEncoderReranker
+    from jaxir.recipes.cross_encoder import holdout_qids
+
+    root = tmp_path / "with-train"
+    shutil.copytree(small_beir, root)
+    shutil.copy(root / "qrels" / "test.tsv", root / "qrels" / "train.tsv")
+    model = CrossEncoder(CrossEncoderConfig(max_length=48), bert_config=BertConfig.tiny())
+    CrossEncoderReranker(model, model.init(jax.random.PRNGKey(0))).save(tmp_path / "ce")
+    capsys.readouterr()
+    assert main(["tune-alpha", "--checkpoint", str(tmp_path / "ce"), "--data", str(root),
+                 "--holdout", "6", "--depth", "10", "--cache", str(tmp_path / "idx")]) in (0, None)
+    report = json.loads(capsys.readouterr().out)
+    table = {float(a): v for a, v in report["ndcg@10_by_alpha"].items()}
+    assert report["held_out"] == 6 and len(table) == 11 and report["alpha"] in table
+    assert report["alpha"] > 0 and table[report["alpha"]] == max(v for a, v in table.items() if a > 0)
+    # alpha 0 is BM25 alone on the same held-out queries.
+    data = load_beir(root, split="train")
+    held = holdout_qids(list(data.qrels), 6, 0)
+    bm25 = BM25Index.build(data.doc_texts(), doc_ids=data.doc_ids)
+    run = {q: dict(zip(*bm25.search(data.queries[q], 10))) for q in held}
+    want = evaluate(run, {q: data.qrels[q] for q in held}, metrics=("ndcg@10",))["ndcg@10"]
+    assert table[0.0] == pytest.approx(float(want), abs=1e-9)

@@ -92,14 +92,19 @@ def model_config(r: Recipe):
                               seed=r.seed)
 
 
+def holdout_qids(qids: list[str], n: int, seed: int) -> list[str]:
+    """`n` seeded train queries held out from training to choose alpha (sorted)."""
+    return sorted(np.random.default_rng(seed).permutation(qids)[:n].tolist()) if n else []
+
+
 def split_holdout(mined: Path, out: Path, n: int, seed: int) -> tuple[Path, list[str]]:
     """Write the mined records minus `n` seeded held-out queries; returns (file, held-out qids)."""
     from jaxir.data.mine import read_mined, write_mined
 
-    qids = [rec["qid"] for rec in read_mined(mined)]
-    held = set(np.random.default_rng(seed).permutation(qids)[:n].tolist()) if n else set()
-    write_mined(out, (rec for rec in read_mined(mined) if rec["qid"] not in held))
-    return out, sorted(held)
+    held = holdout_qids([rec["qid"] for rec in read_mined(mined)], n, seed)
+    keep = set(held)
+    write_mined(out, (rec for rec in read_mined(mined) if rec["qid"] not in keep))
+    return out, held
 
 
 def tune_alpha(reranker, data, qids, r: Recipe, index_dir) -> dict:
@@ -174,7 +179,7 @@ def train(r: Recipe, data_dir: str, out_dir: str) -> dict:
 
     reranker, table = reranker_with(cfg.alpha), {}
     if held:
-        index_dir = Path(summary.get("index") or _index_dir(data, r, out))
+        index_dir = Path(summary.get("index") or _index_dir(data, r, out / "indexes"))
         table = tune_alpha(reranker, data, held, r, index_dir)
         reranker = reranker_with(float(max(r.alpha_grid, key=lambda a: table[a])))
     reranker.save(out / EXPORT_DIR)
@@ -201,12 +206,37 @@ def warm_start_params(path: str, bert_config, like: dict) -> tuple[dict, dict]:
     return bert, source.params["head"]
 
 
+def main_tune_alpha(args) -> dict:
+    """`jaxir tune-alpha`: held-out nDCG@10 by alpha for a trained reranker on a BEIR train split.
+
+    The held-out queries are drawn as the recipe draws them (same seed, same query order: the train
+    queries with a positive, in the order `jaxir mine` writes them), so the table of a training
+    run can be recomputed, and a reranker trained elsewhere can get its alpha for a new dataset
+    without looking at test.
+    """
+    from jaxir.data.mine import positives_of
+    from jaxir.eval.beir import load_beir
+    from jaxir.pipeline.rerank import CrossEncoderReranker
+
+    data = load_beir(args.data, split="train")
+    qids = [q for q in data.queries if positives_of(data.qrels.get(q, {}))]
+    r = dataclasses.replace(MODES["cpu"], tune_depth=args.depth, seed=args.seed)
+    held = holdout_qids(qids, args.holdout, args.seed)
+    table = tune_alpha(CrossEncoderReranker.load(args.checkpoint), data, held, r,
+                       _index_dir(data, r, Path(args.cache)))
+    best = float(max(r.alpha_grid, key=lambda a: table[a]))
+    report = {"checkpoint": str(args.checkpoint), "data": str(args.data), "held_out": len(held),
+              "depth": args.depth, "ndcg@10_by_alpha": table, "alpha": best}
+    print(json.dumps(report, indent=2))
+    return report
+
+
 def _index_dir(data, r: Recipe, out: Path) -> Path:
     from jaxir.pipeline.evaluate import build_or_reuse, default_index_dir
     from jaxir.pipeline.retrievers import get_retriever
 
     retriever = get_retriever(r.miner)
-    return build_or_reuse(retriever, data, default_index_dir(out / "indexes", data, retriever))[0]
+    return build_or_reuse(retriever, data, default_index_dir(out, data, retriever))[0]
 
 
 def parse_args(argv=None) -> tuple[Recipe, str, str]:
