@@ -7,10 +7,12 @@ CPU SciFact mode (759 train queries x 2 epochs / 4 = 379 steps of 16 pairs x 192
     jaxir train --recipe cross-encoder --mode cpu --data ../shared/data/beir/scifact --out runs/ce-scifact
     jaxir eval --method cross-encoder --checkpoint runs/ce-scifact --rerank bm25 --depth 100 \
         --data ../shared/data/beir/scifact --output-json runs/ce-scifact/test.json
-NFCorpus (2-word topic queries with ~43 indirectly linked positives each: trained from MiniLM the
-reranker does not learn in a CPU budget) warm-starts from the SciFact reranker:
-    jaxir train --recipe cross-encoder --mode cpu --data ../shared/data/beir/nfcorpus --out runs/ce-nfcorpus-ws \
-        --epochs 1 --max-steps 150 --init-from runs/ce-scifact --lr 2e-5 --head-lr-multiplier 1
+NFCorpus: its train tuples (2-word topic queries, ~43 indirectly linked positives each) make the
+reranker worse, trained from MiniLM or warm-started from SciFact (--init-from, RESULTS). The SciFact
+reranker carries over instead; choose its alpha on held-out NFCorpus train queries:
+    jaxir tune-alpha --checkpoint runs/ce-scifact --data ../shared/data/beir/nfcorpus
+    jaxir eval --method cross-encoder --checkpoint runs/ce-scifact --alpha 0.3 --rerank bm25 --depth 100 \
+        --data ../shared/data/beir/nfcorpus
 TPU MS MARCO mode (BEIR-format msmarco folder; train qrels give the positives). Mine once
 (BM25 over 8.8M passages is slow) and put the file at <out>/negatives.bm25.d100.jsonl on every
 worker, then run the same command on all workers:
