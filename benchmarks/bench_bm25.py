@@ -17,7 +17,7 @@ IDF weights -> top-k (no model), "ids" = weighted WordPieces -> top-k. It prints
 learned-sparse / our BM25 and / bm25s, non-zeros per document and postings touched per query.
 
     python benchmarks/bench_bm25.py [--data ../shared/data/beir/scifact] [--repeats 5] [--k 10]
-        [--build-repeats 3] [--sparse-index runs/indexes/scifact-sparse]
+        [--build-repeats 3] [--sparse-index runs/indexes/scifact-sparse] [--sparse-min-idf 0]
 """
 from __future__ import annotations
 
@@ -109,12 +109,12 @@ def make_searchers(ours, peer, stemmer, k):
     }
 
 
-def add_sparse(searchers: dict, index_dir: Path, k: int):
+def add_sparse(searchers: dict, index_dir: Path, k: int, min_idf: float = 0.0):
     """Adds "sparse" to both timing modes; returns the SparseIndex."""
     from jaxir.index.sparse_search import SparseIndex
     from jaxir.text import load_tokenizer
 
-    sp = SparseIndex.load(index_dir, tokenizer=load_tokenizer())
+    sp = SparseIndex.load(index_dir, tokenizer=load_tokenizer(), min_idf=min_idf)
     searchers["text"]["sparse"] = (lambda q: q, lambda q: sp.search(q, k)[0])
     searchers["ids"]["sparse"] = (sp.query_vector, lambda tw: sp.inverted.search(tw[0], tw[1], k)[0])
     return sp
@@ -177,6 +177,8 @@ def main():
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--build-repeats", type=int, default=3)
     parser.add_argument("--sparse-index", type=Path, help="learned-sparse index folder to time too")
+    parser.add_argument("--sparse-min-idf", type=float, default=0.0,
+                        help="learned sparse: drop query terms with idf <= this (as `--min-idf`)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # queries without known terms warn per call
 
@@ -186,7 +188,8 @@ def main():
     print(f"index build (median of {args.build_repeats})  jaxir {t_ours:.2f} s   bm25s {t_peer:.2f} s   "
           f"ratio {t_ours / t_peer:.2f}")
     searchers = make_searchers(ours, peer, stemmer, args.k)
-    sp = add_sparse(searchers, args.sparse_index, args.k) if args.sparse_index else None
+    sp = (add_sparse(searchers, args.sparse_index, args.k, args.sparse_min_idf) if args.sparse_index
+          else None)
     for mode, systems in searchers.items():
         lat = time_interleaved(systems, list(queries.values()), args.repeats)
         med = {n: np.median(v) * 1e3 for n, v in lat.items()}

@@ -16,7 +16,8 @@ DEMO_METHODS = ["bm25", "dense"]
 # Index manifests name the runtime format; map it back to the retriever that reads it.
 INDEX_METHODS = {"bm25": "bm25", "dense": "dense", "colbert-plaid": "colbert", "learned_sparse": "sparse"}
 OPTION_NAMES = ("model", "analyzer", "max_length", "batch_size", "checkpoint", "nbits", "exhaustive",
-                "uncompressed", "ncells", "ndocs", "centroid_score_threshold", "idf", "top_k", "dtype")
+                "uncompressed", "ncells", "ndocs", "centroid_score_threshold", "idf", "top_k", "dtype",
+                "doc_windows", "min_idf")
 
 
 def _add_search_options(p: argparse.ArgumentParser) -> None:
@@ -36,6 +37,10 @@ def _add_method_options(p: argparse.ArgumentParser, extra_methods=()) -> None:
     p.add_argument("--idf", help="sparse: idf.json for query weights (default: checkpoint's or corpus)")
     p.add_argument("--top-k", type=int, dest="top_k", help="sparse: keep the top-k terms per document")
     p.add_argument("--dtype", choices=["uint8", "float16", "float32"], help="sparse: posting weights")
+    p.add_argument("--doc-windows", type=int, dest="doc_windows",
+                   help="sparse: encode up to this many windows of --max-length tokens per document")
+    p.add_argument("--min-idf", type=float, dest="min_idf",
+                   help="sparse: tokens with idf <= this are neither stored nor scored (default 0)")
     p.add_argument("--nbits", type=int, choices=[1, 2, 4], help="colbert residual bits (default 2)")
     _add_search_options(p)
     p.add_argument("--model", help="local Hugging Face BERT folder (default: embedded all-MiniLM-L6-v2)")

@@ -61,7 +61,7 @@ def bucket_length(n: int, max_length: int, buckets: Sequence[int] = DEFAULT_BUCK
 
 @dataclasses.dataclass
 class Batch:
-    """Token arrays [B, L] (int32) plus per-row truncation flags and true lengths."""
+    """Token arrays [B, L] ([B, W, L] for windows, int32) plus per-row truncation flags and lengths."""
 
     input_ids: np.ndarray
     attention_mask: np.ndarray
@@ -123,6 +123,45 @@ def assemble(tokenizer, token_lists: Sequence[Sequence[int]], *, max_length: int
     pad = n_rows - len(rows)
     return Batch(ids, mask, tt, np.array(truncated + [False] * pad),
                  np.concatenate([lengths, np.zeros(pad, np.int32)]))
+
+
+def assemble_windows(tokenizer, token_lists: Sequence[Sequence[int]], *, max_length: int,
+                     max_windows: int, pad_rows_to: int | None = None,
+                     buckets: Sequence[int] = DEFAULT_BUCKETS) -> Batch:
+    """Long texts as consecutive windows: arrays [B, W, L], each window `[CLS] piece [SEP]`.
+
+    A text of n tokens takes ceil(n / (max_length - 2)) windows, at most max_windows (the rest
+    is truncated and flagged). W is the most windows any row needs; a row's unused windows are
+    all padding (attention mask 0). With W == 1 the length is bucketed as in `assemble`.
+    `lengths` counts every real position of a row, specials included.
+    """
+    room = max_length - 2
+    if room < 1 or max_windows < 1:
+        raise ValueError(f"max_length={max_length} / max_windows={max_windows} leave no room")
+    pieces = [[list(t[i: i + room]) for i in range(0, max(len(t), 1), room)][:max_windows]
+              for t in token_lists]
+    n_win = max((len(p) for p in pieces), default=1)
+    flat = [p[j] if j < len(p) else [] for p in pieces for j in range(n_win)]
+    batch = assemble(tokenizer, flat, max_length=max_length, buckets=buckets,
+                     fixed_length=n_win > 1)
+    used = np.array([j < len(p) for p in pieces for j in range(n_win)])
+    batch.input_ids[~used] = tokenizer.pad_token_id
+    batch.attention_mask[~used] = 0
+    rows, width = len(pieces), batch.input_ids.shape[1]
+    n_rows = max(rows, pad_rows_to or 0)
+
+    def grid(x):
+        out = np.full((n_rows, n_win, width), tokenizer.pad_token_id if x is batch.input_ids else 0,
+                      np.int32)
+        out[:rows] = x.reshape(rows, n_win, width)
+        return out
+
+    lengths = np.zeros(n_rows, np.int32)
+    lengths[:rows] = grid(batch.attention_mask).sum(axis=(1, 2))[:rows]
+    truncated = np.zeros(n_rows, bool)
+    truncated[:rows] = [len(t) > room * max_windows for t in token_lists]
+    return Batch(grid(batch.input_ids), grid(batch.attention_mask), grid(batch.token_type_ids),
+                 truncated, lengths)
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:

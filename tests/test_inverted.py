@@ -144,3 +144,20 @@ def test_bad_builds_raise():
         InvertedIndex.build([([0, 1], [1.0])])
     with pytest.raises(DataError, match="non-finite"):
         InvertedIndex.build([([0], [np.nan])])
+
+
+def test_keep_largest_prunes_to_a_global_weight_threshold():
+    rng = np.random.default_rng(11)
+    dense = np.where(rng.random((40, 60)) < 0.2, rng.uniform(0.1, 3.0, (40, 60)), 0.0)
+    docs, terms = np.nonzero(dense)
+    index = InvertedIndex.from_coo(docs, terms, dense[docs, terms], n_docs=40, vocab_size=60)
+    n = len(docs) // 3
+    pruned = index.keep_largest(n)
+    assert len(pruned.postings) == n and pruned.nonzeros_per_doc().sum() == n
+    threshold = np.sort(dense[dense > 0])[::-1][n - 1]  # continuous weights: no ties
+    want = np.where(dense >= threshold, dense, 0.0)
+    q_terms, q_w = np.array([1, 5, 7, 30]), np.array([0.5, 2.0, 1.0, 1.5], np.float32)
+    ref = want[:, q_terms].astype(np.float64) @ q_w
+    np.testing.assert_allclose(pruned.score_all(q_terms, q_w), ref, rtol=1e-5)
+    assert pruned.postings_touched(q_terms) == int((want[:, q_terms] > 0).sum())
+    assert len(index.keep_largest(10**9).postings) == len(index.postings)

@@ -213,3 +213,40 @@ def test_encode_doc_texts_returns_positive_sorted_terms(model, params):
     terms, weights = vectors[0]
     np.testing.assert_array_equal(terms, np.flatnonzero(w > 0))
     np.testing.assert_allclose(weights, w[terms], rtol=1e-5, atol=1e-6)
+
+
+def test_windows_pool_like_one_long_document(params):
+    """[B, W, L] windows == the max over each window encoded as its own document."""
+    m = make_model(doc_maxlen=10, doc_windows=3)
+    from jaxir.text import assemble_windows
+
+    tok_ids = m.tokenizer(DOCS, add_special_tokens=False)["input_ids"]
+    long_doc = tok_ids[0] + tok_ids[1] + tok_ids[2]  # > 2 windows of 8 tokens
+    b = assemble_windows(m.tokenizer, [long_doc, tok_ids[1]], max_length=10, max_windows=3)
+    assert b.input_ids.shape[1] == 3
+    fn = fast_jit(lambda p, i, mk: m.encode_docs(p, {"input_ids": i, "attention_mask": mk}))
+    w = np.asarray(fn(params, b.input_ids, b.attention_mask))
+    per_window = encode(m, params, b.input_ids.reshape(-1, 10), b.attention_mask.reshape(-1, 10))
+    np.testing.assert_allclose(w, per_window.reshape(2, 3, -1).max(axis=1), rtol=1e-5, atol=1e-5)
+    # Through the text path: the long document is not cut at doc_maxlen.
+    text = " ".join(DOCS)
+    terms, weights = m.encode_doc_texts(params, [text], progress=False)[0]
+    np.testing.assert_array_equal(terms, np.flatnonzero(w[0] > 0))
+    np.testing.assert_allclose(weights, w[0, terms], rtol=1e-5, atol=1e-5)
+    cut = make_model(doc_maxlen=10, doc_windows=1).encode_doc_texts(params, [text], progress=False)[0]
+    assert len(cut[0]) < len(terms)
+
+
+def test_scoring_vocabulary_computes_only_those_columns(model, params):
+    rng = np.random.default_rng(4)
+    idf = np.where(rng.random(30522) < 0.3, rng.uniform(0.0, 3.0, 30522), 0.0).astype(np.float32)
+    m = make_model(idf=idf, min_idf=1.0)
+    assert not np.isin(m.vocab_ids, m.special_ids).any()
+    np.testing.assert_array_equal(m.vocab_ids, np.setdiff1d(np.flatnonzero(idf > 1.0), m.special_ids))
+    batch = model.tokenizer(DOCS, padding=True, return_tensors="np")
+    full = encode(model, params, batch["input_ids"], batch["attention_mask"])
+    fn = fast_jit(lambda p, i, mk, v: m.encode_docs(p, {"input_ids": i, "attention_mask": mk}, vocab_ids=v))
+    sub = np.asarray(fn(params, batch["input_ids"], batch["attention_mask"], m.vocab_ids))
+    np.testing.assert_allclose(sub[:, m.vocab_ids], full[:, m.vocab_ids], rtol=1e-5, atol=1e-5)
+    outside = np.setdiff1d(np.arange(30522), m.vocab_ids)
+    assert (sub[:, outside] == 0).all() and (full[:, outside] > 0).any()

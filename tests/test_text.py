@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from jaxir.errors import EmptyInputError
-from jaxir.text import assemble, bucket_length, length_sorted_batches, load_tokenizer, tokenize
+from jaxir.text import assemble, assemble_windows, bucket_length, length_sorted_batches, load_tokenizer, tokenize
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +59,18 @@ def test_length_sorted_batches_cover_all_rows_longest_first():
     flat = np.concatenate(groups)
     assert sorted(flat.tolist()) == list(range(5))
     assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+
+
+def test_assemble_windows_cuts_long_texts_and_masks_unused_windows(tok):
+    long_ids = list(range(1000, 1025))  # 25 tokens: windows of 8 -> 4 windows, 3 kept
+    b = assemble_windows(tok, [long_ids, [2000, 2001]], max_length=10, max_windows=3, pad_rows_to=3)
+    assert b.input_ids.shape == (3, 3, 10) and b.input_ids.dtype == np.int32
+    cls, sep = tok.cls_token_id, tok.sep_token_id
+    for j in range(3):  # each window is [CLS] next 8 tokens [SEP]
+        assert b.input_ids[0, j].tolist() == [cls, *long_ids[8 * j: 8 * j + 8], sep]
+    assert b.truncated.tolist() == [True, False, False]  # token 1024 did not fit
+    assert b.input_ids[1, 0, :4].tolist() == [cls, 2000, 2001, sep]
+    assert b.attention_mask[1, 1:].sum() == 0 and b.attention_mask[2].sum() == 0  # unused windows
+    assert b.lengths.tolist() == [30, 4, 0]
+    one = assemble_windows(tok, [[5, 6]], max_length=256, max_windows=4)
+    assert one.input_ids.shape == (1, 1, 32)  # a single window is length-bucketed

@@ -181,6 +181,20 @@ class InvertedIndex:
         """Number of stored postings per document [N] int64."""
         return np.bincount(self.postings, minlength=self.n_docs).astype(np.int64)
 
+    def keep_largest(self, n_postings: int) -> "InvertedIndex":
+        """A copy holding only the n_postings largest weights (ties: lower term, then doc first).
+
+        One global weight threshold, so indexes of different models can be compared at the
+        same number of non-zeros (matched sparsity) without re-encoding the corpus.
+        """
+        n_postings = max(0, min(int(n_postings), len(self.postings)))
+        terms = np.repeat(np.arange(self.vocab_size), np.diff(self.offsets))
+        keep = np.zeros(len(self.postings), bool)
+        keep[np.argsort(-self.weights.astype(np.float64), kind="stable")[:n_postings]] = True
+        offsets = np.zeros_like(self.offsets)
+        np.cumsum(np.bincount(terms[keep], minlength=self.vocab_size), out=offsets[1:])
+        return InvertedIndex(offsets, self.postings[keep], self.weights[keep], self.n_docs, self.scale)
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"offsets": self.offsets, "postings": self.postings, "weights": self.weights}
 

@@ -35,15 +35,16 @@ class SparseIndex:
     """Inverted postings of learned document weights + the query-side IDF table and doc ids."""
 
     def __init__(self, inverted: InvertedIndex, doc_ids: np.ndarray, idf: np.ndarray,
-                 skip_ids: np.ndarray, tokenizer, meta: dict | None = None):
+                 skip_ids: np.ndarray, tokenizer, meta: dict | None = None, min_idf: float = 0.0):
         self.inverted, self.doc_ids, self.tokenizer = inverted, doc_ids, tokenizer
         self.idf = np.asarray(idf, np.float32)
         self.skip_ids = np.asarray(skip_ids, np.int64)
         self.meta = dict(meta or {})
         if self.idf.shape != (inverted.vocab_size,):
             raise IndexFormatError(f"idf {self.idf.shape} does not match vocab {inverted.vocab_size}")
-        # Query terms that can score: positive IDF and not skipped (one lookup per query term).
-        self._scoring = self.idf > 0
+        # Query terms that can score: idf above the floor and not skipped (one lookup per term).
+        # A floor > 0 trades the little score of near-stopwords for the postings they cost.
+        self._scoring = self.idf > max(0.0, float(min_idf))
         self._scoring[self.skip_ids[(self.skip_ids >= 0) & (self.skip_ids < len(self.idf))]] = False
         self._encode = single_text_encoder(tokenizer)
 
@@ -104,8 +105,11 @@ class SparseIndex:
 
     @classmethod
     def load(cls, path: str | Path, *, tokenizer, model_fingerprint: str | None = None,
-             mmap: bool = True, verify: bool = True) -> "SparseIndex":
-        """Open an index; the model fingerprint (when given) and the tokenizer's vocabulary must match."""
+             mmap: bool = True, verify: bool = True, min_idf: float = 0.0) -> "SparseIndex":
+        """Open an index; the model fingerprint (when given) and the tokenizer's vocabulary must match.
+
+        min_idf: query terms with idf <= min_idf are dropped (their postings are never read).
+        """
         stored = load_index(path, method=METHOD, model_fingerprint=model_fingerprint, mmap=mmap,
                             verify=verify)
         inverted = InvertedIndex.from_arrays(stored.arrays, stored.meta, where=str(path))
@@ -114,4 +118,4 @@ class SparseIndex:
             raise IndexFormatError(f"{path} was built for vocabulary {want!r}; this tokenizer's is {have!r}")
         arrays = {name: np.asarray(stored.arrays[name]) for name in ("doc_ids", "idf", "skip_ids")}
         return cls(inverted, arrays["doc_ids"], arrays["idf"], arrays["skip_ids"], tokenizer,
-                   stored.meta)
+                   stored.meta, min_idf=min_idf)

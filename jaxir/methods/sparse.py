@@ -51,6 +51,13 @@ class SparseConfig:
     double_log: bool = False
     # Keep the top_k weights per document at index time (None: every positive weight).
     top_k: int | None = None
+    # Longer documents are cut into up to doc_windows windows of doc_maxlen tokens, each encoded
+    # as [CLS] piece [SEP]; w max-pools over the tokens of all windows, so no text is dropped
+    # below doc_windows * (doc_maxlen - 2) tokens. Training scores the first window only.
+    doc_windows: int = 4
+    # Scoring vocabulary: tokens with idf <= min_idf (and special tokens) can never add to a
+    # score, so their logits are not computed, stored or trained (idf 0 = absent from corpus).
+    min_idf: float = 0.0
     # Tokens per chunk when max-pooling logits: [B, chunk, V] is the largest logit block alive.
     logit_chunk: int = 32
     # Head init: shift c before gelu (gelu(h + c) ~ h + c) and the initial vocabulary bias b0.
@@ -79,8 +86,9 @@ class SparseConfig:
             raise ValueError(f"ranking_loss must be one of {RANKING_LOSSES}, got {self.ranking_loss!r}")
         if self.flops_mode not in ("idf_aware", "uniform"):
             raise ValueError(f"flops_mode must be 'idf_aware' or 'uniform', got {self.flops_mode!r}")
-        if self.logit_chunk < 1 or self.doc_maxlen < 3:
-            raise ValueError(f"bad logit_chunk {self.logit_chunk} / doc_maxlen {self.doc_maxlen}")
+        if self.logit_chunk < 1 or self.doc_maxlen < 3 or self.doc_windows < 1:
+            raise ValueError(f"bad logit_chunk {self.logit_chunk} / doc_maxlen {self.doc_maxlen} / "
+                             f"doc_windows {self.doc_windows}")
 
 
 def unreachable_token_ids(tokenizer) -> np.ndarray:
@@ -88,6 +96,13 @@ def unreachable_token_ids(tokenizer) -> np.ndarray:
     tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     unused = [i for i, t in enumerate(tokens) if t.startswith("[unused")]
     return np.unique(np.asarray(list(tokenizer.all_special_ids) + unused, np.int32))
+
+
+def scoring_token_ids(idf: np.ndarray, special_ids: np.ndarray, min_idf: float = 0.0) -> np.ndarray:
+    """Sorted ids a query can score on: idf_t > min_idf and not a special/[unused] token."""
+    keep = np.asarray(idf) > min_idf
+    keep[np.asarray(special_ids, np.int64)] = False
+    return np.flatnonzero(keep).astype(np.int32)
 
 
 def init_head(hidden_size: int, vocab_size: int, *, gelu_shift: float, vocab_bias: float) -> dict:
@@ -116,8 +131,15 @@ class SparseModel:
         self.idf = None if idf is None else np.asarray(idf, np.float32)
         if self.idf is not None and self.idf.shape != (bert_config.vocab_size,):
             raise ValueError(f"idf has shape {self.idf.shape}, expected ({bert_config.vocab_size},)")
-        self._doc_fn = jax.jit(lambda p, i, m, t: self.encode_docs(
-            p, {"input_ids": i, "attention_mask": m, "token_type_ids": t}, top_k=config.top_k))
+        # Training scores over the scoring vocabulary of its idf table (None: every token).
+        self.vocab_ids = None if self.idf is None else self.scoring_ids(self.idf)
+        self._doc_fn = jax.jit(lambda p, i, m, t, v: self.encode_docs(
+            p, {"input_ids": i, "attention_mask": m, "token_type_ids": t}, top_k=config.top_k,
+            vocab_ids=v))
+
+    def scoring_ids(self, idf: np.ndarray) -> np.ndarray:
+        """The scoring vocabulary for an idf table [V] (see SparseConfig.min_idf)."""
+        return scoring_token_ids(idf, self.special_ids, self.config.min_idf)
 
     def init(self, rng: jax.Array, batch=None) -> dict:
         """Pretrained backbone (random if none was given) + the identity-initialised head."""
@@ -135,15 +157,17 @@ class SparseModel:
     def _hidden(self, params, ids, mask, token_types=None):
         return BertEncoder(self.bert_config).apply({"params": params["bert"]}, ids, mask, token_types)
 
-    def _logits(self, params, hidden):
-        """[..., H] -> MLM logits [..., V] (decoder = the tied word embeddings)."""
+    def _logits(self, params, hidden, vocab_ids=None):
+        """[..., H] -> MLM logits [..., V] (decoder = the tied word embeddings), or [..., S]."""
         emb = params["bert"]["embeddings"]["word"]["embedding"]
         head = MLMHead(self.bert_config.vocab_size, self.bert_config.layer_norm_eps,
                        dtype=self.bert_config.dtype)
-        return head.apply({"params": params["head"]}, hidden, emb)
+        return head.apply({"params": params["head"]}, hidden, emb, vocab_ids)
 
-    def pooled_logits(self, params, hidden, mask) -> tuple[jax.Array, jax.Array]:
+    def pooled_logits(self, params, hidden, mask, vocab_ids=None) -> tuple[jax.Array, jax.Array]:
         """Chunked max pooling: hidden [B, L, H], mask [B, L] -> ([B, C, V] chunk maxima, [B, C]).
+
+        With vocab_ids [S] the last axis is S (those decoder columns only).
 
         Logits exist one [B, chunk, V] block at a time (rematerialised in the backward pass).
         A chunk with no valid token pools to 0, which log1p(ReLU(.)) makes harmless.
@@ -156,18 +180,34 @@ class SparseModel:
         mask = jnp.pad(mask.astype(jnp.int32), ((0, 0), (0, pad)))
         hc = hidden.reshape(b, n, chunk, h).swapaxes(0, 1)  # [C, B, chunk, H]
         mc = mask.reshape(b, n, chunk).swapaxes(0, 1)       # [C, B, chunk]
-        pool = jax.checkpoint(lambda x, m: masked_max_pool(self._logits(params, x), m))
+        pool = jax.checkpoint(lambda x, m: masked_max_pool(self._logits(params, x, vocab_ids), m))
         pooled = jax.lax.map(lambda xs: pool(*xs), (hc, mc))  # [C, B, V]
         return pooled.swapaxes(0, 1), jnp.any(mc > 0, axis=-1).swapaxes(0, 1)
 
-    def encode_docs(self, params, batch, *, top_k: int | None = None) -> jax.Array:
-        """{"input_ids", "attention_mask"} [B, L] -> document weights w [B, V] (>= 0)."""
-        ids, mask = batch["input_ids"], batch["attention_mask"]
-        chex.assert_rank([ids, mask], 2)
-        hidden = self._hidden(params, ids, mask, batch.get("token_type_ids"))
-        pooled, chunk_mask = self.pooled_logits(params, hidden, mask)
-        w = sparse_doc_weights(pooled, chunk_mask, special_token_ids=self.special_ids,
-                               double_log=self.config.double_log)
+    def encode_docs(self, params, batch, *, top_k: int | None = None, vocab_ids=None) -> jax.Array:
+        """{"input_ids", "attention_mask"} [B, L] or windows [B, W, L] -> weights w [B, V] (>= 0).
+
+        Windows of one document are encoded separately and pooled together. vocab_ids [S]
+        (sorted, no special ids): only those logits are computed; every other weight is 0.
+        """
+        ids, mask, types = batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+        chex.assert_equal_shape([ids, mask])
+        if ids.ndim == 3:  # [B, W, L]: encode B*W rows, then pool over all W*L tokens of a doc
+            b, n_win, length = ids.shape
+            flat = lambda x: None if x is None else x.reshape(b * n_win, length)
+            hidden = self._hidden(params, flat(ids), flat(mask), flat(types))
+            hidden, mask = hidden.reshape(b, n_win * length, -1), mask.reshape(b, n_win * length)
+        else:
+            chex.assert_rank(ids, 2)
+            hidden = self._hidden(params, ids, mask, types)
+        pooled, chunk_mask = self.pooled_logits(params, hidden, mask, vocab_ids)
+        if vocab_ids is None:
+            w = sparse_doc_weights(pooled, chunk_mask, special_token_ids=self.special_ids,
+                                   double_log=self.config.double_log)
+        else:
+            w_sub = sparse_doc_weights(pooled, chunk_mask, double_log=self.config.double_log)
+            w = jnp.zeros((w_sub.shape[0], self.bert_config.vocab_size), w_sub.dtype)
+            w = w.at[:, vocab_ids].set(w_sub)
         return w if top_k is None else topk_prune(w, top_k)
 
     # ---- training ------------------------------------------------------------------------------
@@ -181,7 +221,8 @@ class SparseModel:
         b, n, ld = batch["d_ids"].shape
         q = idf_query_vector(batch["q_ids"], batch["q_mask"], self._idf())
         w = self.encode_docs(params, {"input_ids": batch["d_ids"].reshape(b * n, ld),
-                                      "attention_mask": batch["d_mask"].reshape(b * n, ld)})
+                                      "attention_mask": batch["d_mask"].reshape(b * n, ld)},
+                             vocab_ids=None if self.vocab_ids is None else jnp.asarray(self.vocab_ids))
         return sparse_scores_nway(q, w.reshape(b, n, -1)), w
 
     def _ranking(self, student, batch, valid):
@@ -252,14 +293,18 @@ class SparseModel:
         return loss, {"mlm_acc": jnp.sum(hit) / jnp.maximum(jnp.sum(scored), 1)}
 
     # ---- text -> sparse vectors ---------------------------------------------------------------
-    def iter_doc_vectors(self, params, texts: Sequence[str], *, progress: bool = True
+    def iter_doc_vectors(self, params, texts: Sequence[str], *, vocab_ids=None, progress: bool = True
                          ) -> Iterator[tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]]:
         """Yield (row indices, [(term ids [T] int32, weights [T] float32)] per doc), length-sorted.
 
-        Only positive weights are kept (after the config's top_k pruning).
+        Only positive weights are kept (after the config's top_k pruning). vocab_ids: the
+        scoring vocabulary (`scoring_ids(idf)`); None = every non-special token.
         """
-        for idx, _, w in iter_encoded(self._doc_fn, params, self.tokenizer, texts,
-                                      max_length=self.config.doc_maxlen,
+        v = jnp.asarray(self.scoring_ids(np.ones(self.bert_config.vocab_size)) if vocab_ids is None
+                        else np.asarray(vocab_ids, np.int32))
+        fn = lambda p, i, m, t: self._doc_fn(p, i, m, t, v)
+        for idx, _, w in iter_encoded(fn, params, self.tokenizer, texts,
+                                      max_length=self.config.doc_maxlen, windows=self.config.doc_windows,
                                       batch_size=self.config.batch_size, desc="encode documents",
                                       progress=progress, what="document"):
             w = np.asarray(w, np.float32)[: len(idx)]
@@ -269,10 +314,11 @@ class SparseModel:
                 rows.append((terms, w[r, terms]))
             yield idx, rows
 
-    def encode_doc_texts(self, params, texts: Sequence[str], *, progress: bool = True) -> list:
+    def encode_doc_texts(self, params, texts: Sequence[str], *, vocab_ids=None,
+                         progress: bool = True) -> list:
         """Texts -> list (input order) of (term ids [T], weights [T]) pairs."""
         out: list = [None] * len(texts)
-        for idx, rows in self.iter_doc_vectors(params, texts, progress=progress):
+        for idx, rows in self.iter_doc_vectors(params, texts, vocab_ids=vocab_ids, progress=progress):
             for i, row in zip(idx, rows):
                 out[i] = row
         return out

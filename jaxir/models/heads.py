@@ -60,9 +60,12 @@ class MLMHead(nn.Module):
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, hidden, word_embeddings):
+    def __call__(self, hidden, word_embeddings, vocab_ids=None):
+        """hidden [..., H] -> logits [..., V], or [..., S] for the S entries of `vocab_ids`."""
         h = nn.Dense(hidden.shape[-1], dtype=self.dtype, name="transform")(hidden)
         h = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype, name="norm")(
             jax.nn.gelu(h, approximate=False))
         bias = self.param("bias", nn.initializers.zeros, (self.vocab_size,))
+        if vocab_ids is not None:  # only these columns of the decoder: cost scales with S
+            word_embeddings, bias = word_embeddings[vocab_ids], bias[vocab_ids]
         return h @ word_embeddings.T.astype(self.dtype) + bias

@@ -61,6 +61,8 @@ def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 
         "timing": {"index_build_s": build_s, "open_s": open_s, **timing},
         "index": str(index_dir),
     }
+    if hasattr(searcher, "stats"):  # e.g. learned sparse: non-zeros per doc, postings per query
+        result["index_stats"] = searcher.stats([dataset.queries[q] for q in sorted(dataset.queries)])
     if output_json:
         Path(output_json).parent.mkdir(parents=True, exist_ok=True)
         Path(output_json).write_text(json.dumps(result, indent=2) + "\n")

@@ -49,8 +49,11 @@ class LearnedSparse:
     idf: str | None = None
     # Index-time pruning to the top_k weights per document (None: the model config's).
     top_k: int | None = None
-    # Document length override (None: the model config's doc_maxlen).
+    # Document length / windows / scoring-vocabulary overrides (None: the model config's
+    # doc_maxlen, doc_windows, min_idf).
     max_length: int | None = None
+    doc_windows: int | None = None
+    min_idf: float | None = None
     # Posting weight storage: "uint8" (default), "float16" or "float32".
     dtype: str = "uint8"
     batch_size: int | None = dataclasses.field(default=None, repr=False)
@@ -62,7 +65,8 @@ class LearnedSparse:
         """(SparseModel, params), loaded once."""
         from jaxir.methods.sparse import SparseConfig, SparseModel
 
-        overrides = {"doc_maxlen": self.max_length, "batch_size": self.batch_size, "top_k": self.top_k}
+        overrides = {"doc_maxlen": self.max_length, "batch_size": self.batch_size, "top_k": self.top_k,
+                     "doc_windows": self.doc_windows, "min_idf": self.min_idf}
         return load_or_init(self.checkpoint, load_checkpoint, SparseConfig(model=self.model),
                             SparseModel, overrides=overrides, what="sparse")
 
@@ -83,11 +87,15 @@ class LearnedSparse:
         model, params = self._loaded
         texts = list(texts)
         idf, idf_source = self._idf_table(model, texts)
-        vectors = model.encode_doc_texts(params, texts, progress=self.progress)
+        vocab_ids = model.scoring_ids(idf)
+        vectors = model.encode_doc_texts(params, texts, vocab_ids=vocab_ids, progress=self.progress)
+        # Queries score on the same vocabulary the documents were encoded over.
+        idf = np.where(np.isin(np.arange(len(idf)), vocab_ids), idf, 0.0).astype(np.float32)
         index = SparseIndex.build(vectors, doc_ids=list(doc_ids), idf=idf, tokenizer=model.tokenizer,
                                   skip_ids=model.special_ids, dtype=self.dtype)
-        meta = {"checkpoint": self.checkpoint, "idf_source": idf_source,
-                "doc_maxlen": model.config.doc_maxlen, "top_k": model.config.top_k}
+        cfg = model.config
+        meta = {"checkpoint": self.checkpoint, "idf_source": idf_source, "doc_maxlen": cfg.doc_maxlen,
+                "doc_windows": cfg.doc_windows, "min_idf": cfg.min_idf, "top_k": cfg.top_k}
         return index.save(out, model_fingerprint=model.fingerprint(params), meta=meta)
 
     def open(self, index_dir) -> "SparseSearcher":
@@ -95,7 +103,7 @@ class LearnedSparse:
 
         model, params = self._loaded
         index = SparseIndex.load(index_dir, tokenizer=model.tokenizer,
-                                 model_fingerprint=model.fingerprint(params))
+                                 model_fingerprint=model.fingerprint(params), min_idf=self.min_idf or 0.0)
         return SparseSearcher(index)
 
 
@@ -106,4 +114,10 @@ class SparseSearcher:
     def search(self, queries, k: int):
         """Query texts -> [(doc ids, scores)] best first (empty for a query with no known term)."""
         return self.index.search_batch(list(queries), k)
+
+    def stats(self, queries) -> dict:
+        """Index size and query cost: mean non-zeros per document, mean postings read per query."""
+        nnz = self.index.inverted.nonzeros_per_doc()
+        return {"nonzeros_per_doc": float(np.mean(nnz)) if len(nnz) else 0.0,
+                "postings_per_query": float(np.mean([self.index.postings_touched(q) for q in queries]))}
 

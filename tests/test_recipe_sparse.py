@@ -1,0 +1,77 @@
+"""Learned-sparse recipe on a toy BEIR folder with the real MiniLM: mining, teacher scores,
+held-out model selection and the exported checkpoint."""
+import json
+
+import numpy as np
+import pytest
+
+from jaxir.eval.beir import load_beir
+from jaxir.index.bm25 import BM25Index
+from jaxir.methods.dense import DenseRetriever
+from jaxir.recipes import sparse as recipe
+
+TOPICS = ["insulin resistance in obese adults", "bone density after vitamin D", "statins and heart attack",
+          "malaria vaccine in children", "sleep loss and memory", "smoking and lung cancer",
+          "exercise and depression", "antibiotics and gut bacteria"]
+
+
+@pytest.fixture(scope="module")
+def toy_beir(tmp_path_factory):
+    """8 topics x 4 docs; queries q{i} and r{i} have doc i_0 as positive, the rest is unjudged."""
+    root = tmp_path_factory.mktemp("toy")
+    docs = [{"_id": f"d{i}_{j}", "title": "", "text": f"Study {j} of {t}: " + " ".join([t] * (j + 1))}
+            for i, t in enumerate(TOPICS) for j in range(4)]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    queries = [{"_id": f"{p}{i}", "text": f"{w} {t}?"} for p, w in [("q", "does"), ("r", "what about")]
+               for i, t in enumerate(TOPICS)]
+    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    (root / "qrels").mkdir()
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q['_id']}\td{q['_id'][1:]}_0\t1\n" for q in queries))
+    return root
+
+
+def test_candidates_and_teacher_scores(toy_beir):
+    data = load_beir(toy_beir, split="train")
+    texts = dict(zip(data.doc_ids, data.doc_texts()))
+    bm25 = BM25Index.build(list(texts.values()), doc_ids=list(texts))
+    dense = DenseRetriever()
+    flat = recipe.dense_corpus(data, dense, None)
+    cfg = recipe.RecipeConfig(nway=4, depth=10)
+    queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
+    assert len(rows) == 2 * len(TOPICS) and all(len(r) == 4 for r in rows)
+    for i, row in enumerate(rows):
+        pos = f"d{i % len(TOPICS)}_0"
+        assert row[0] == pos and len(set(row)) == 4 and pos not in row[1:]
+    t = recipe.teacher_scores(queries, rows, bm25=bm25, dense=dense, flat=flat)
+    assert t.shape == (2 * len(TOPICS), 2, 4)
+    q = dense.encode(queries[:1], what="query", progress=False)[0]
+    want_dense = [float(flat.embeddings[list(flat.doc_ids).index(d)] @ q) for d in rows[0]]
+    np.testing.assert_allclose(t[0, 0], want_dense, rtol=1e-5, atol=1e-6)
+    all_bm25 = bm25.score_all(queries[0])
+    np.testing.assert_allclose(t[0, 1], [all_bm25[list(bm25.doc_ids).index(d)] for d in rows[0]], rtol=1e-6)
+
+
+def test_train_exports_the_best_held_out_step(toy_beir, tmp_path):
+    from jaxir.pipeline.sparse_retriever import LearnedSparse, load_checkpoint
+
+    cfg = recipe.RecipeConfig(data=str(toy_beir), nway=4, depth=10, doc_maxlen=32, query_maxlen=16,
+                              batch_size=8, accumulate=2, steps=6, warmup_steps=2, holdout=8,
+                              eval_every=2, learning_rate=1e-4)
+    path, result = recipe.train(cfg, str(tmp_path / "run"))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "rank" / "metrics.jsonl").read_text().splitlines()]
+    held = {r["step"]: r["holdout_rank"] for r in rows if r["split"] == "eval"}
+    assert sorted(held) == [2, 4, 6]
+    best = min(held, key=held.get)
+    config, params = load_checkpoint(path)
+    assert config.doc_windows == cfg.doc_windows and config.min_idf == cfg.min_idf
+    # The export is the held-out-best step's params: equal to the final ones only if it is the last.
+    final = np.asarray(result.state.params["head"]["bias"])
+    assert np.array_equal(np.asarray(params["head"]["bias"]), final) == (best == 6)
+    assert (path / "idf.json").is_file()
+    # ... and it searches.
+    retriever = LearnedSparse(checkpoint=str(path), progress=False, batch_size=4)
+    data = load_beir(toy_beir, split="train")
+    searcher = retriever.open(retriever.build(data.doc_ids, data.doc_texts(), tmp_path / "index"))
+    ids, _ = searcher.search([data.queries["q3"]], 4)[0]
+    assert ids[0].startswith("d3_")
