@@ -33,8 +33,9 @@ def _reference_top_k(scores, k):
     return cand[order], scores[cand][order]
 
 
+@pytest.mark.parametrize("ordered", [True, False])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "uint8"])
-def test_scores_match_dense_matrix_within_quantisation_bound(dtype):
+def test_scores_match_dense_matrix_within_quantisation_bound(dtype, ordered):
     rng = np.random.default_rng({"float32": 0, "float16": 1, "uint8": 2}[dtype])
     dense = _random_matrix(rng.integers(1 << 30))
     index = InvertedIndex.build(_stream(dense, rng), vocab_size=VOCAB, dtype=dtype)
@@ -42,7 +43,7 @@ def test_scores_match_dense_matrix_within_quantisation_bound(dtype):
     for _ in range(10):
         terms, weights = _query(rng)
         expected = dense[:, terms] @ weights
-        got = index.score_all(terms, weights)
+        got = index.score_all(terms, weights, ordered=ordered)
         assert got.dtype == np.float32 and got.shape == (N_DOCS,)
         if dtype == "float32":
             bound = 1e-5 * np.abs(expected) + 1e-6
@@ -100,15 +101,16 @@ def test_ties_break_to_lower_doc_index():
     np.testing.assert_array_equal(scores, [2.0, 2.0, 2.0])
 
 
-def test_repeated_and_unknown_query_terms():
+@pytest.mark.parametrize("ordered", [True, False])
+def test_repeated_and_unknown_query_terms(ordered):
     rng = np.random.default_rng(5)
     dense = _random_matrix(5, density=0.1)
     dense[:, 11] = 0.0  # a term without postings
     index = InvertedIndex.build(_stream(dense, rng), vocab_size=VOCAB)
-    np.testing.assert_allclose(index.score_all([3, 3, VOCAB + 5, -1], [1.0, 1.0, 9.0, 9.0]),
+    np.testing.assert_allclose(index.score_all([3, 3, VOCAB + 5, -1], [1.0, 1.0, 9.0, 9.0], ordered=ordered),
                                2 * dense[:, 3], rtol=1e-6)
     with pytest.warns(NoKnownTermsWarning):
-        indices, scores = index.search([VOCAB + 1, 11], [1.0, 1.0], k=5)
+        indices, scores = index.search([VOCAB + 1, 11], [1.0, 1.0], k=5, ordered=ordered)
     assert indices.shape == scores.shape == (0,)
 
 

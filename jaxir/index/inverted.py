@@ -133,9 +133,21 @@ class InvertedIndex:
         known = (term_ids >= 0) & (term_ids < self.vocab_size)
         return term_ids[known], query_weights[known]
 
-    def _accumulate(self, term_ids, query_weights) -> tuple[np.ndarray, int]:
-        """(scores [N] float32, number of postings read)."""
+    def _accumulate(self, term_ids, query_weights, ordered: bool = True) -> tuple[np.ndarray, int]:
+        """(scores [N] float32, number of postings read).
+
+        ordered: float32 adds term by term in query order (bm25s's order, so ties match it);
+        else one gather + bincount over all the query's postings (float64 sums, then float32):
+        a fixed cost per query instead of per term, for queries of many short posting lists.
+        """
         terms, qw = self._known(term_ids, query_weights)
+        if not ordered:
+            starts, lens = self.offsets[terms], self.offsets[terms + 1] - self.offsets[terms]
+            first = np.cumsum(lens) - lens  # where each term's postings start in the gathered run
+            pos = np.arange(int(lens.sum())) + np.repeat(starts - first, lens)
+            w = self.weights[pos].astype(np.float32) * np.repeat(qw * np.float32(self.scale), lens)
+            scores = np.bincount(self.postings[pos], weights=w, minlength=self.n_docs)
+            return scores.astype(np.float32), len(pos)
         scores = np.zeros(self.n_docs, np.float32)
         starts, ends = self.offsets[terms].tolist(), self.offsets[terms + 1].tolist()
         plain = self.weights.dtype == np.float32
@@ -147,21 +159,23 @@ class InvertedIndex:
             np.add.at(scores, self.postings[start:end], w)
         return scores, sum(ends) - sum(starts)
 
-    def score_all(self, term_ids, query_weights) -> np.ndarray:
+    def score_all(self, term_ids, query_weights, *, ordered: bool = True) -> np.ndarray:
         """Scores of all docs [N] float32 for one query (term_ids [T], query_weights [T]).
 
         s(d) = Σ_t q_t · w_{t,d}; ids outside [0, V) are ignored; repeated ids add up.
         """
-        return self._accumulate(term_ids, query_weights)[0]
+        return self._accumulate(term_ids, query_weights, ordered)[0]
 
-    def search(self, term_ids, query_weights, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, term_ids, query_weights, k: int, *, ordered: bool = True
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k docs with a non-zero score: (doc indices [<=k] int64, scores [<=k] float32).
 
-        A query none of whose terms has postings warns (NoKnownTermsWarning) and returns empty arrays.
+        A query none of whose terms has postings warns (NoKnownTermsWarning) and returns empty
+        arrays. ordered: see `_accumulate`.
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        scores, touched = self._accumulate(term_ids, query_weights)
+        scores, touched = self._accumulate(term_ids, query_weights, ordered)
         if touched == 0:
             warnings.warn(f"no query term has postings (term ids {list(np.ravel(term_ids))[:8]}); "
                           "returning an empty result", NoKnownTermsWarning, stacklevel=2)

@@ -61,7 +61,8 @@ class RecipeConfig:
     # Teacher ensemble weights (dense, BM25) and the ranking loss ("kl", "margin_mse", "infonce").
     teacher_weights: str = "1,1"
     ranking_loss: str = "kl"
-    # FLOPS (lambda_d, warm-up steps, "idf_aware" | "uniform"); top_k at index time (0: all).
+    # FLOPS (lambda_d, warm-up in optimizer updates, "idf_aware" | "uniform"); top_k at index time
+    # (0: all). The CPU mode makes 200 / 4 = 50 updates, so lambda ends at (50/100)^2 = 0.25 lambda_d.
     flops_lambda: float = 1e-3
     flops_warmup_steps: int = 100
     flops_mode: str = "idf_aware"
