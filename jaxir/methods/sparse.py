@@ -300,8 +300,9 @@ class SparseModel:
         Only positive weights are kept (after the config's top_k pruning). vocab_ids: the
         scoring vocabulary (`scoring_ids(idf)`); None = every non-special token.
         """
-        v = jnp.asarray(self.scoring_ids(np.ones(self.bert_config.vocab_size)) if vocab_ids is None
-                        else np.asarray(vocab_ids, np.int32))
+        if vocab_ids is None:  # every token a query could contain
+            vocab_ids = scoring_token_ids(np.ones(self.bert_config.vocab_size), self.special_ids, 0.0)
+        v = jnp.asarray(np.asarray(vocab_ids, np.int32))
         fn = lambda p, i, m, t: self._doc_fn(p, i, m, t, v)
         for idx, _, w in iter_encoded(fn, params, self.tokenizer, texts,
                                       max_length=self.config.doc_maxlen, windows=self.config.doc_windows,
