@@ -116,8 +116,7 @@ def add_sparse(searchers: dict, index_dir: Path, k: int, min_idf: float = 0.0):
 
     sp = SparseIndex.load(index_dir, tokenizer=load_tokenizer(), min_idf=min_idf)
     searchers["text"]["sparse"] = (lambda q: q, lambda q: sp.search(q, k)[0])
-    searchers["ids"]["sparse"] = (sp.query_vector,
-                                  lambda tw: sp.inverted.search(tw[0], tw[1], k, ordered=False)[0])
+    searchers["ids"]["sparse"] = (sp.query_vector, lambda tw: sp.search_terms(tw[0], tw[1], k)[0])
     return sp
 
 

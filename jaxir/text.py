@@ -150,18 +150,16 @@ def assemble_windows(tokenizer, token_lists: Sequence[Sequence[int]], *, max_len
     rows, width = len(pieces), batch.input_ids.shape[1]
     n_rows = max(rows, pad_rows_to or 0)
 
-    def grid(x):
-        out = np.full((n_rows, n_win, width), tokenizer.pad_token_id if x is batch.input_ids else 0,
-                      np.int32)
+    def grid(x, fill=0):  # [rows * W, L] -> [n_rows, W, L], extra rows all `fill`
+        out = np.full((n_rows, n_win, width), fill, np.int32)
         out[:rows] = x.reshape(rows, n_win, width)
         return out
 
-    lengths = np.zeros(n_rows, np.int32)
-    lengths[:rows] = grid(batch.attention_mask).sum(axis=(1, 2))[:rows]
+    mask = grid(batch.attention_mask)
     truncated = np.zeros(n_rows, bool)
     truncated[:rows] = [len(t) > room * max_windows for t in token_lists]
-    return Batch(grid(batch.input_ids), grid(batch.attention_mask), grid(batch.token_type_ids),
-                 truncated, lengths)
+    return Batch(grid(batch.input_ids, tokenizer.pad_token_id), mask, grid(batch.token_type_ids),
+                 truncated, mask.sum(axis=(1, 2)).astype(np.int32))
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:

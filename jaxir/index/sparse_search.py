@@ -87,9 +87,13 @@ class SparseIndex:
             warnings.warn(f"query {query!r} has no token with an IDF weight; returning no results",
                           NoKnownTermsWarning, stacklevel=2)
             return [], np.zeros(0, np.float32)
-        # Learned-sparse queries have many WordPieces with short lists: one vectorised pass.
-        rows, scores = self.inverted.search(terms, weights, k, ordered=False)  # warns if no match
+        rows, scores = self.search_terms(terms, weights, k)  # warns itself if nothing matched
         return self.doc_ids[rows].tolist(), scores
+
+    def search_terms(self, terms: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (row indices, scores) for an already weighted query (`query_vector`'s output)."""
+        # Learned-sparse queries have many WordPieces with short lists: one vectorised pass.
+        return self.inverted.search(terms, weights, k, ordered=False)
 
     def search_batch(self, queries: Iterable[str], k: int = 10) -> list[tuple[list[str], np.ndarray]]:
         return [self.search(q, k) for q in queries]
