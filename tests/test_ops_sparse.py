@@ -107,6 +107,21 @@ class SparseVariantsTest(chex.TestCase):
         np.testing.assert_allclose(pairs, q @ d.T, **TOL)
         np.testing.assert_allclose(nway, np.einsum("bv,bnv->bn", q, dn), **TOL)
 
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_inbatch_scores_put_own_candidates_first(self):
+        rng = np.random.default_rng(107)
+        b, n = 3, 4
+        q, dn = rng.random((b, 13)), rng.random((b, n, 13))
+        out = np.asarray(self.variant(sparse.sparse_scores_inbatch)(jnp.asarray(q, jnp.float32),
+                                                                    jnp.asarray(dn, jnp.float32)))
+        assert out.shape == (b, b * n)
+        for i in range(b):  # own block, then the following queries' blocks, wrapping around
+            order = [(i + k) % b for k in range(b)]
+            want = np.concatenate([dn[j] @ q[i] for j in order])
+            np.testing.assert_allclose(out[i], want, **TOL)
+        cols = sparse.inbatch_columns(b, n)
+        assert all(sorted(row) == list(range(b * n)) for row in cols.tolist())
+
 
 def test_log_saturation_hand_values():
     out = sparse.log_saturation(jnp.array([-1.0, 0.0, math.e - 1.0]))

@@ -1,5 +1,6 @@
 """Learned-sparse recipe on a toy BEIR folder with the real MiniLM: mining, teacher scores,
 held-out model selection and the exported checkpoint."""
+import dataclasses
 import json
 
 import numpy as np
@@ -52,12 +53,41 @@ def test_candidates_and_teacher_scores(toy_beir):
     np.testing.assert_allclose(t[0, 1], [all_bm25[list(bm25.doc_ids).index(d)] for d in rows[0]], rtol=1e-6)
 
 
+def test_in_batch_tuples_carry_teacher_scores_for_every_pair(toy_beir):
+    from jaxir.methods.sparse import SparseModel
+    from jaxir.ops.sparse import inbatch_columns
+
+    data = load_beir(toy_beir, split="train")
+    texts = dict(zip(data.doc_ids, data.doc_texts()))
+    bm25 = BM25Index.build(list(texts.values()), doc_ids=list(texts))
+    dense = DenseRetriever()
+    flat = recipe.dense_corpus(data, dense, None)
+    cfg = recipe.RecipeConfig(nway=3, depth=10, doc_maxlen=24, query_maxlen=8)
+    queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
+    teacher = recipe.TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
+    model = SparseModel()  # only its tokenizer is used
+    picks = np.array([5, 2])
+    train_rows = [1, 4, 6, 9, 11, 13]  # the source's rows; picks index into them
+    own = recipe.TupleTexts(model, cfg, train_rows, rows, texts, teacher).take(picks)
+    wide = recipe.TupleTexts(model, dataclasses.replace(cfg, in_batch=True), train_rows, rows, texts,
+                             teacher).take(picks)
+    assert own["teachers"].shape == (2, 2, 3) and wide["teachers"].shape == (2, 2, 6)
+    np.testing.assert_array_equal(own["d_ids"], wide["d_ids"])
+    batch_docs = [d for p in picks for d in rows[train_rows[p]]]
+    for i, p in enumerate(picks):
+        want = [teacher(train_rows[p], [batch_docs[c]])[:, 0] for c in inbatch_columns(2, 3)[i]]
+        np.testing.assert_allclose(wide["teachers"][i], np.stack(want, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(wide["teachers"][:, :, :3], own["teachers"], rtol=1e-6)
+    assert wide["teachers"][0, 1, 3] == pytest.approx(  # query 13's BM25 score of query 6's positive
+        bm25.score_all(queries[13])[list(bm25.doc_ids).index(rows[6][0])], rel=1e-6)
+
+
 def test_train_exports_the_best_held_out_step(toy_beir, tmp_path):
     from jaxir.pipeline.sparse_retriever import LearnedSparse, load_checkpoint
 
     cfg = recipe.RecipeConfig(data=str(toy_beir), nway=4, depth=10, doc_maxlen=32, query_maxlen=16,
                               batch_size=8, accumulate=2, steps=6, warmup_steps=2, holdout=8,
-                              eval_every=2, learning_rate=1e-4)
+                              eval_every=2, learning_rate=1e-4, in_batch=True)
     path, result = recipe.train(cfg, str(tmp_path / "run"))
     rows = [json.loads(line) for line in (tmp_path / "run" / "rank" / "metrics.jsonl").read_text().splitlines()]
     held = {r["step"]: r["holdout_rank"] for r in rows if r["split"] == "eval"}

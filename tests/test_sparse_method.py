@@ -181,6 +181,37 @@ def test_student_score_is_idf_dot_doc_weights(idf, scored):
     np.testing.assert_allclose(s, want, rtol=1e-4)
 
 
+def test_in_batch_negatives_score_every_candidate_of_the_batch(params, idf, scored):
+    _, batch, s_own, w = scored
+    m = make_model(idf=idf, in_batch_negatives=True)
+    s, w_ib = fast_jit(m.student_scores)(params, batch)
+    np.testing.assert_allclose(np.asarray(w_ib), w, rtol=1e-5, atol=1e-6)  # same docs, same weights
+    q = np.zeros((2, 30522))
+    for r in range(2):
+        ids = np.unique(batch["q_ids"][r][batch["q_mask"][r] == 1])
+        q[r, ids] = idf[ids]
+    all_pairs = q @ w.T  # [2, 6]: query r against every doc, batch order
+    want = np.stack([np.roll(all_pairs[r], -3 * r) for r in range(2)])
+    np.testing.assert_allclose(np.asarray(s), want, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(s)[:, :3], s_own, rtol=1e-4)  # own candidates come first
+    # The loss needs teachers for all 6 columns; own-candidate teachers alone are a shape error.
+    rng = np.random.default_rng(1)
+    loss = fast_jit(m.loss_fn)
+    with pytest.raises(AssertionError):
+        loss(params, batch)
+    wide = dict(batch, teachers=rng.normal(size=(2, 2, 6)).astype(np.float32))
+    value, metrics = loss(params, wide)
+    assert np.isfinite(float(value)) and 0.0 <= float(metrics["acc"]) <= 1.0
+    # A padded candidate is masked in every row it appears in.
+    valid = np.ones((2, 3), bool)
+    valid[1, 2] = False
+    v = wide["teachers"].copy()
+    v[0, :, 5] = v[1, :, 2] = 1e6  # the padded doc's column in rows 0 and 1
+    same, _ = loss(params, dict(wide, valid=valid))
+    moved, _ = loss(params, dict(wide, valid=valid, teachers=v))
+    assert float(same) == pytest.approx(float(moved), rel=1e-6)
+
+
 def test_flops_warmup_follows_the_step(params, idf, scored):
     m = make_model(idf=idf, flops_lambda=0.5, flops_warmup_steps=10)
     loss = fast_jit(m.loss_fn)

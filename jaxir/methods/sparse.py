@@ -34,8 +34,9 @@ from jaxir.models.bert import BertEncoder, init_params
 from jaxir.models.heads import MLMHead
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.ops import losses, scores
-from jaxir.ops.sparse import (flops_weight, idf_aware_flops, idf_query_vector, masked_max_pool,
-                              sparse_doc_weights, sparse_scores_nway, topk_prune)
+from jaxir.ops.sparse import (flops_weight, idf_aware_flops, idf_query_vector, inbatch_columns,
+                              masked_max_pool, sparse_doc_weights, sparse_scores_inbatch,
+                              sparse_scores_nway, topk_prune)
 from jaxir.text import load_tokenizer
 
 RANKING_LOSSES = ("kl", "margin_mse", "infonce")
@@ -70,6 +71,10 @@ class SparseConfig:
     teacher_normalize: str = "minmax"
     teacher_scale: float = 30.0
     temperature: float = 1.0
+    # In-batch negatives: each query is also scored against every other query's candidates
+    # (order: `inbatch_columns`), so teachers are [B, K, B*N]. The docs are encoded once either
+    # way; hard negatives alone never show the student an off-topic document.
+    in_batch_negatives: bool = False
     # FLOPS: weight lambda_d, quadratic warm-up steps T, "idf_aware" or "uniform".
     flops_lambda: float = 1e-3
     flops_warmup_steps: int = 1000
@@ -217,13 +222,17 @@ class SparseModel:
         return jnp.asarray(self.idf)
 
     def student_scores(self, params, batch) -> tuple[jax.Array, jax.Array]:
-        """(s [B, N] = q . w, doc weights w [B*N, V]) for q_ids/q_mask [B, Lq], d_ids/d_mask [B, N, Ld]."""
+        """(s = q . w, doc weights w [B*N, V]) for q_ids/q_mask [B, Lq], d_ids/d_mask [B, N, Ld].
+
+        s is [B, N] (own candidates), or [B, B*N] with in_batch_negatives (`inbatch_columns`).
+        """
         b, n, ld = batch["d_ids"].shape
         q = idf_query_vector(batch["q_ids"], batch["q_mask"], self._idf())
         w = self.encode_docs(params, {"input_ids": batch["d_ids"].reshape(b * n, ld),
                                       "attention_mask": batch["d_mask"].reshape(b * n, ld)},
                              vocab_ids=None if self.vocab_ids is None else jnp.asarray(self.vocab_ids))
-        return sparse_scores_nway(q, w.reshape(b, n, -1)), w
+        pair = sparse_scores_inbatch if self.config.in_batch_negatives else sparse_scores_nway
+        return pair(q, w.reshape(b, n, -1)), w
 
     def _ranking(self, student, batch, valid):
         cfg = self.config
@@ -241,9 +250,10 @@ class SparseModel:
         """Ranking loss + lambda(step) * FLOPS over a batch of n-way candidate lists.
 
         batch: q_ids, q_mask [B, Lq] (WordPieces, no special tokens); d_ids, d_mask [B, N, Ld];
-        teachers [B, K, N] per-teacher candidate scores (not needed for infonce); optional
-        valid [B, N]. step: the train step for the FLOPS warm-up (the engine passes it: the task
-        is step_aware); None means the full lambda_d (evaluation).
+        teachers [B, K, N] per-teacher candidate scores ([B, K, B*N] in `inbatch_columns` order
+        with in_batch_negatives; not needed for infonce); optional valid [B, N]. step: the train
+        step for the FLOPS warm-up (the engine passes it: the task is step_aware); None means the
+        full lambda_d (evaluation).
         Returns (loss, {"rank", "flops", "flops_weight", "doc_nnz", "acc"}).
         """
         del rng  # no dropout
@@ -252,13 +262,17 @@ class SparseModel:
         valid = batch.get("valid")
         valid = jnp.ones((b, n), bool) if valid is None else valid.astype(bool)
         student, w = self.student_scores(params, batch)
-        rank = self._ranking(student, batch, valid)
         w = w * valid.reshape(-1, 1).astype(w.dtype)  # padded candidates stay out of FLOPS
+        nnz = jnp.sum(w > 0) / jnp.maximum(jnp.sum(valid), 1)
+        if cfg.in_batch_negatives:
+            valid = valid.reshape(-1)[jnp.asarray(inbatch_columns(b, n))]
+        if "teachers" in batch:
+            chex.assert_shape(batch["teachers"], (b, None, student.shape[1]))
+        rank = self._ranking(student, batch, valid)
         flops = idf_aware_flops(w, self._idf(), mode=cfg.flops_mode)
         lam = (jnp.asarray(cfg.flops_lambda, jnp.float32) if step is None else
                flops_weight(step, lam=cfg.flops_lambda, warmup_steps=cfg.flops_warmup_steps))
         acc = jnp.mean((jnp.argmax(jnp.where(valid, student, -jnp.inf), axis=1) == 0).astype(jnp.float32))
-        nnz = jnp.sum(w > 0) / jnp.maximum(jnp.sum(valid), 1)
         metrics = {"rank": rank, "flops": flops, "flops_weight": lam, "doc_nnz": nnz, "acc": acc}
         return rank + lam * flops, metrics
 

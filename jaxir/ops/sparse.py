@@ -11,6 +11,7 @@ from typing import Literal
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 FlopsMode = Literal["idf_aware", "uniform"]
 
@@ -161,3 +162,25 @@ def sparse_scores_nway(q: chex.Array, d: chex.Array) -> chex.Array:
     chex.assert_equal_shape_prefix([q, d], 1)
     chex.assert_equal_shape_suffix([q, d], 1)
     return jnp.einsum("bv,bnv->bn", q, d)
+
+
+def inbatch_columns(b: int, n: int) -> np.ndarray:
+    """[B, B*N] candidate order for in-batch negatives over B queries with N candidates each.
+
+    Row i lists its own N candidates first, then those of queries i+1, ..., B-1, 0, ..., i-1, so
+    candidate 0 stays the positive and every n-way loss applies unchanged. Data pipelines order
+    their teacher scores with the same table.
+    """
+    return (np.arange(b * n)[None, :] + n * np.arange(b)[:, None]) % (b * n)
+
+
+def sparse_scores_inbatch(q: chex.Array, d: chex.Array) -> chex.Array:
+    """Each query against every candidate of the batch, own ones first (`inbatch_columns`).
+
+    q: [B, V], d: [B, N, V] -> [B, B*N].
+    """
+    chex.assert_rank([q, d], [2, 3])
+    chex.assert_equal_shape_prefix([q, d], 1)
+    chex.assert_equal_shape_suffix([q, d], 1)
+    b, n, v = d.shape
+    return jnp.take_along_axis(q @ d.reshape(b * n, v).T, jnp.asarray(inbatch_columns(b, n)), axis=1)

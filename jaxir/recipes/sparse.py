@@ -61,6 +61,9 @@ class RecipeConfig:
     # Teacher ensemble weights (dense, BM25) and the ranking loss ("kl", "margin_mse", "infonce").
     teacher_weights: str = "1,1"
     ranking_loss: str = "kl"
+    # In-batch negatives: each query also ranks the other queries' candidates (teacher scores
+    # for those pairs are computed per batch). Costs no extra encoding.
+    in_batch: bool = False
     # FLOPS (lambda_d, warm-up in optimizer updates, "idf_aware" | "uniform"); top_k at index time
     # (0: all). The CPU mode makes 200 / 4 = 50 updates, so lambda ends at (50/100)^2 = 0.25 lambda_d.
     flops_lambda: float = 1e-3
@@ -102,21 +105,31 @@ MODES = {
 PARAM_RULES = ((r"word/embedding$", (VOCAB, EMBED)),)
 
 
-def teacher_scores(queries: list[str], candidates: list[list[str]], *, bm25, dense, flat) -> np.ndarray:
-    """Per-teacher scores [Q, 2, N] of each query's candidate doc ids: (dense cosine, BM25).
+class TeacherScores:
+    """Teacher scores of the train queries against any corpus docs: (dense cosine, BM25).
 
-    bm25: BM25Index over the corpus; dense: DenseRetriever (encodes the queries); flat: FlatIndex of
-    the same dense model's corpus vectors (doc ids = corpus ids).
+    bm25: BM25Index over the corpus; dense: DenseRetriever (encodes the queries once); flat:
+    FlatIndex of the same dense model's corpus vectors (doc ids = corpus ids). Scoring on demand
+    lets in-batch negatives get teacher scores for any pair a batch happens to form.
     """
-    q_emb = dense.encode(queries, desc="teacher: encode queries", what="query", progress=False)
-    dense_row = {d: i for i, d in enumerate(flat.doc_ids.tolist())}
-    bm25_row = {d: i for i, d in enumerate(bm25.doc_ids.tolist())}
-    out = np.zeros((len(queries), 2, len(candidates[0])), np.float32)
-    for i, (query, row) in enumerate(zip(queries, candidates)):
-        vectors = np.asarray(flat.embeddings[[dense_row[d] for d in row]], np.float32)
-        out[i, 0] = vectors @ q_emb[i]
-        out[i, 1] = bm25.score_all(query)[[bm25_row[d] for d in row]]
-    return out
+
+    def __init__(self, queries: list[str], *, bm25, dense, flat):
+        self.queries, self.bm25, self.flat = queries, bm25, flat
+        self.q_emb = dense.encode(queries, desc="teacher: encode queries", what="query", progress=False)
+        self.dense_row = {d: i for i, d in enumerate(flat.doc_ids.tolist())}
+        self.bm25_row = {d: i for i, d in enumerate(bm25.doc_ids.tolist())}
+
+    def __call__(self, query: int, doc_ids: list[str]) -> np.ndarray:
+        """[2, len(doc_ids)] scores of train query number `query`."""
+        vectors = np.asarray(self.flat.embeddings[[self.dense_row[d] for d in doc_ids]], np.float32)
+        bm25 = self.bm25.score_all(self.queries[query])[[self.bm25_row[d] for d in doc_ids]]
+        return np.stack([vectors @ self.q_emb[query], bm25]).astype(np.float32)
+
+
+def teacher_scores(queries: list[str], candidates: list[list[str]], *, bm25, dense, flat) -> np.ndarray:
+    """Per-teacher scores [Q, 2, N] of each query's own candidate doc ids (see TeacherScores)."""
+    teacher = TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
+    return np.stack([teacher(i, row) for i, row in enumerate(candidates)])
 
 
 def dense_corpus(data, dense, index_dir: str | None):
@@ -153,27 +166,40 @@ def mine_candidates(data, cfg: RecipeConfig, bm25, dense, flat) -> tuple[list[st
 
 
 class TupleTexts:
-    """Training tuples (query, nway doc texts, teacher scores) tokenised per batch."""
+    """Training tuples (query, nway candidate texts, teacher scores) tokenised per batch.
 
-    def __init__(self, model: SparseModel, cfg: RecipeConfig, queries, docs, teachers):
-        self.model, self.cfg, self.queries, self.docs, self.teachers = model, cfg, queries, docs, teachers
+    rows: the train-query numbers (into `teacher`) this source draws from; candidates: their doc
+    ids; with cfg.in_batch the teacher scores cover every candidate of the batch.
+    """
+
+    def __init__(self, model: SparseModel, cfg: RecipeConfig, rows, candidates, texts, teacher):
+        self.model, self.cfg, self.rows, self.texts, self.teacher = model, cfg, list(rows), texts, teacher
+        self.candidates = [candidates[r] for r in self.rows]
 
     def __len__(self) -> int:
-        return len(self.queries)
+        return len(self.rows)
 
-    def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+    def take(self, picks: np.ndarray) -> dict[str, np.ndarray]:
+        from jaxir.ops.sparse import inbatch_columns
         from jaxir.text import assemble
 
         tok, cfg = self.model.tokenizer, self.cfg
-        rows = [int(r) for r in rows]
-        q = tok([self.queries[r] for r in rows], add_special_tokens=False, truncation=True,
+        picks = [int(p) for p in picks]
+        q = tok([self.teacher.queries[self.rows[p]] for p in picks], add_special_tokens=False, truncation=True,
                 max_length=cfg.query_maxlen, padding="max_length", return_tensors="np")
-        flat = [t for r in rows for t in tok(self.docs[r], add_special_tokens=False)["input_ids"]]
-        d = assemble(tok, flat, max_length=cfg.doc_maxlen, fixed_length=True)
-        shape = (len(rows), cfg.nway, cfg.doc_maxlen)
+        ids = [d for p in picks for d in self.candidates[p]]
+        tokens = tok([self.texts[d] for d in ids], add_special_tokens=False)["input_ids"]
+        d = assemble(tok, tokens, max_length=cfg.doc_maxlen, fixed_length=True)
+        shape = (len(picks), cfg.nway, cfg.doc_maxlen)
+        if cfg.in_batch:
+            cols = inbatch_columns(len(picks), cfg.nway)
+            teachers = np.stack([self.teacher(self.rows[p], [ids[c] for c in cols[i]])
+                                 for i, p in enumerate(picks)])
+        else:
+            teachers = np.stack([self.teacher(self.rows[p], self.candidates[p]) for p in picks])
         return {"q_ids": q["input_ids"].astype(np.int32), "q_mask": q["attention_mask"].astype(np.int32),
                 "d_ids": d.input_ids.reshape(shape), "d_mask": d.attention_mask.reshape(shape),
-                "teachers": self.teachers[rows]}
+                "teachers": teachers}
 
 
 class TextSource:
@@ -234,13 +260,13 @@ def train(cfg: RecipeConfig, out_dir: str):
     dense = DenseRetriever()
     flat = dense_corpus(data, dense, cfg.dense_index)
     queries, candidates = mine_candidates(data, cfg, bm25, dense, flat)
-    teachers = teacher_scores(queries, candidates, bm25=bm25, dense=dense, flat=flat)
-    docs = [[texts[d] for d in row] for row in candidates]
+    teacher = TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
 
     weights = tuple(float(x) for x in cfg.teacher_weights.split(","))
     sparse = SparseConfig(doc_maxlen=cfg.doc_maxlen, ranking_loss=cfg.ranking_loss,
                           teacher_weights=weights, flops_lambda=cfg.flops_lambda,
                           flops_warmup_steps=cfg.flops_warmup_steps, flops_mode=cfg.flops_mode,
+                          in_batch_negatives=cfg.in_batch,
                           top_k=cfg.top_k or None, min_idf=cfg.min_idf, doc_windows=cfg.doc_windows,
                           seed=cfg.seed)
     bert_config, bert_params = load_bert(None, dtype=COMPUTE_DTYPES[cfg.compute_dtype])
@@ -267,9 +293,8 @@ def train(cfg: RecipeConfig, out_dir: str):
     n_held = min(cfg.holdout, len(queries) // 2) // cfg.batch_size * cfg.batch_size
     order = np.random.default_rng(cfg.seed).permutation(len(queries))
     held_rows, train_rows = np.sort(order[:n_held]), np.sort(order[n_held:])
-    pick = lambda rows: ([queries[i] for i in rows], [docs[i] for i in rows], teachers[rows])
-    source = TupleTexts(model, cfg, *pick(train_rows))
-    held = TupleTexts(model, cfg, *pick(held_rows))
+    source = TupleTexts(model, cfg, train_rows, candidates, texts, teacher)
+    held = TupleTexts(model, cfg, held_rows, candidates, texts, teacher)
     hook = BestOnHoldout(model, [held.take(np.arange(i, i + cfg.batch_size))
                                  for i in range(0, n_held, cfg.batch_size)]) if n_held else None
     updates = max(1, cfg.steps // cfg.accumulate)
@@ -295,12 +320,18 @@ def train(cfg: RecipeConfig, out_dir: str):
     return path, result
 
 
+def _flag(text: str) -> bool:
+    if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+    return text.lower() in ("1", "true", "yes")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=sorted(MODES), default="cpu-scifact")
     ap.add_argument("--out", required=True)
     for field in dataclasses.fields(RecipeConfig):  # every recipe field can be overridden
-        kind = {"int": int, "float": float}.get(field.type, str)
+        kind = {"int": int, "float": float, "bool": _flag}.get(field.type, str)
         ap.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=kind)
     args = vars(ap.parse_args(argv))
     mode, out = args.pop("mode"), args.pop("out")
