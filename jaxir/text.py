@@ -39,16 +39,19 @@ def single_text_encoder(tokenizer):
 
     Why: for one short string the transformers wrapper costs several times the tokenisation
     itself, so fast tokenizers go straight to a copy of their Rust backend (same ids: the copy
-    drops the truncation/padding a tokenizer.json may carry, as the wrapper does per call);
-    others use the call.
+    drops the truncation/padding a tokenizer.json may carry, as the wrapper does per call), and
+    uncased BERT WordPiece backends first try the exact pure-Python path of `jaxir.wordpiece`
+    (printable ASCII; about 3x cheaper than the Rust call for a query). Others use the call.
     """
+    from jaxir.wordpiece import fast_encoder
+
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
     plain = type(backend).from_str(backend.to_str())
     plain.no_truncation()
     plain.no_padding()
-    return lambda text: plain.encode(text, add_special_tokens=False).ids
+    return fast_encoder(plain) or (lambda text: plain.encode(text, add_special_tokens=False).ids)
 
 
 def bucket_length(n: int, max_length: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int:
