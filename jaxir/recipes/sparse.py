@@ -19,6 +19,9 @@ CPU SciFact mode (smoke-sized: add --max-queries 24 --holdout 8 --steps 8 --eval
     jaxir eval --method sparse --checkpoint runs/sparse-scifact/sparse --data <beir>/scifact \
         --index runs/indexes/scifact-sparse
 TPU mode (MS MARCO scale; same code): --mode tpu with --data a BEIR-format MS MARCO folder.
+In-batch negatives (--in-batch true): every query also ranks the other queries' candidates, with
+teacher scores computed for those pairs; e.g. --batch-size 8 --nway 4 --accumulate 2 keeps 32 docs
+per step and 16 queries per update.
 Ablations: --teacher-weights 1,0 (dense only) / 0,1 (BM25 only), --flops-mode uniform; runs with
 an MLM warm-up can share it: --mlm-from <first run>/mlm-params.
 Outputs: <out>/rank/ (metrics.jsonl with train and held-out rows, loss.png, checkpoints/;
