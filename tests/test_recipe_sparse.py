@@ -105,3 +105,12 @@ def test_train_exports_the_best_held_out_step(toy_beir, tmp_path):
     searcher = retriever.open(retriever.build(data.doc_ids, data.doc_texts(), tmp_path / "index"))
     ids, _ = searcher.search([data.queries["q3"]], 4)[0]
     assert ids[0].startswith("d3_")
+
+
+def test_command_line_overrides_typed_fields():
+    cfg, out = recipe.parse_args(["--out", "runs/x", "--in-batch", "true", "--nway", "4", "--learning-rate", "1e-4"])
+    assert (cfg.in_batch, cfg.nway, cfg.learning_rate, out) == (True, 4, 1e-4, "runs/x")
+    assert recipe.parse_args(["--out", "x", "--in-batch", "no"])[0].in_batch is False
+    assert recipe.parse_args(["--out", "x"])[0] == recipe.MODES["cpu-scifact"]
+    with pytest.raises(SystemExit):
+        recipe.parse_args(["--out", "x", "--in-batch", "maybe"])

@@ -329,7 +329,8 @@ def _flag(text: str) -> bool:
     return text.lower() in ("1", "true", "yes")
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None) -> tuple[RecipeConfig, str]:
+    """(config = the mode's defaults with every given --field overridden, output folder)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=sorted(MODES), default="cpu-scifact")
     ap.add_argument("--out", required=True)
@@ -338,7 +339,11 @@ def main(argv=None) -> None:
         ap.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=kind)
     args = vars(ap.parse_args(argv))
     mode, out = args.pop("mode"), args.pop("out")
-    cfg = dataclasses.replace(MODES[mode], **{k: v for k, v in args.items() if v is not None})
+    return dataclasses.replace(MODES[mode], **{k: v for k, v in args.items() if v is not None}), out
+
+
+def main(argv=None) -> None:
+    cfg, out = parse_args(argv)
     path, result = train(cfg, out)
     print(f"saved {path}; last train metrics {result.last_train}")
 
