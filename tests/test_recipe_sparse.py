@@ -114,3 +114,21 @@ def test_command_line_overrides_typed_fields():
     assert recipe.parse_args(["--out", "x"])[0] == recipe.MODES["cpu-scifact"]
     with pytest.raises(SystemExit):
         recipe.parse_args(["--out", "x", "--in-batch", "maybe"])
+
+
+def test_backbone_multiplier_zero_trains_the_head_only(toy_beir, tmp_path):
+    from jaxir.models.hf import load_bert
+    from jaxir.pipeline.sparse_retriever import load_checkpoint
+
+    cfg = recipe.RecipeConfig(data=str(toy_beir), nway=2, depth=10, doc_maxlen=24, query_maxlen=8,
+                              batch_size=8, accumulate=1, steps=2, warmup_steps=0, holdout=0,
+                              learning_rate=1e-3, backbone_lr_multiplier=0.0)
+    path, _ = recipe.train(cfg, str(tmp_path / "run"))
+    _, params = load_checkpoint(path)
+    _, pretrained = load_bert(None)
+    import jax
+
+    same = jax.tree_util.tree_map(lambda a, b: bool(np.array_equal(np.asarray(a), np.asarray(b))),
+                                  params["bert"], pretrained)
+    assert all(jax.tree_util.tree_leaves(same))
+    assert not np.allclose(np.asarray(params["head"]["transform"]["kernel"]), np.eye(384))

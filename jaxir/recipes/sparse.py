@@ -91,7 +91,9 @@ class RecipeConfig:
     learning_rate: float = 3e-5
     warmup_steps: int = 20
     # The head (transform, LayerNorm, per-token bias) starts untrained: it may learn faster.
+    # backbone_lr_multiplier 0 freezes MiniLM (and the tied decoder embeddings): head-only training.
     head_lr_multiplier: float = 1.0
+    backbone_lr_multiplier: float = 1.0
     compute_dtype: str = "float32"
     seed: int = 0
 
@@ -310,8 +312,10 @@ def train(cfg: RecipeConfig, out_dir: str):
                  optim=OptimConfig(learning_rate=cfg.learning_rate, accumulate=cfg.accumulate,
                                    warmup_steps=min(cfg.warmup_steps // cfg.accumulate, updates),
                                    total_steps=updates,
-                                   lr_multipliers=((("head", cfg.head_lr_multiplier),)
-                                                   if cfg.head_lr_multiplier != 1.0 else ())))
+                                   lr_multipliers=tuple(
+                                       (name, m) for name, m in (("head", cfg.head_lr_multiplier),
+                                                                 ("bert", cfg.backbone_lr_multiplier))
+                                       if m != 1.0)))
     best = result.state.params if hook is None or hook.best is None else hook.best
     if hook is not None:
         print(f"exporting step {hook.best_step} (held-out KL {hook.best_rank:.4f} on {n_held} queries)")
