@@ -1,9 +1,10 @@
 """Inference-free learned sparse recipe: ensemble distillation of the identity-initialised head.
 
 Ranking stage: per train query, n-way candidates (positive first, then the union of BM25 and
-dense top-`depth` non-relevant docs); teacher scores of the dense MiniLM and BM25 are
-precomputed per (query, candidate) (`teacher_scores`); loss = KL to the min-max ensemble
-(scale 30, tau 1) + IDF-aware FLOPS with quadratic warm-up. Logits are computed over the
+dense top-`depth` non-relevant docs); with in-batch negatives each query also ranks the other
+queries' candidates of its batch. Teacher scores of the dense MiniLM and BM25 are computed per
+(query, doc) pair (`TeacherScores`); loss = KL to the min-max ensemble (scale 30, tau 1) +
+IDF-aware FLOPS with quadratic warm-up. Logits are computed over the
 scoring vocabulary only (tokens with idf > min_idf). `holdout` train queries are held out; the
 params with the lowest held-out KL are exported (`BestOnHoldout`).
 Optional stage before it (`--mlm-steps N`): masked-token prediction on corpus text to warm the
@@ -19,9 +20,9 @@ CPU SciFact mode (smoke-sized: add --max-queries 24 --holdout 8 --steps 8 --eval
     jaxir eval --method sparse --checkpoint runs/sparse-scifact/sparse --data <beir>/scifact \
         --index runs/indexes/scifact-sparse
 TPU mode (MS MARCO scale; same code): --mode tpu with --data a BEIR-format MS MARCO folder.
-In-batch negatives (--in-batch true): every query also ranks the other queries' candidates, with
-teacher scores computed for those pairs; e.g. --batch-size 8 --nway 4 --accumulate 2 keeps 32 docs
-per step and 16 queries per update.
+In-batch negatives (on in the CPU mode) took SciFact nDCG@10 (first window) from 0.5732 to 0.6063:
+hard negatives alone never show the student an off-topic document. The earlier hard-negative-only
+recipe is --in-batch false --batch-size 4 --nway 8 --accumulate 4.
 Ablations: --teacher-weights 1,0 (dense only) / 0,1 (BM25 only), --flops-mode uniform; runs with
 an MLM warm-up can share it: --mlm-from <first run>/mlm-params.
 Outputs: <out>/rank/ (metrics.jsonl with train and held-out rows, loss.png, checkpoints/;
@@ -50,7 +51,7 @@ class RecipeConfig:
     # Existing dense (MiniLM) index of the corpus for mining + teacher scores (None: encode now).
     dense_index: str | None = None
     # Candidates per query (positive + nway-1 negatives), mined from BM25 and dense top-`depth`.
-    nway: int = 8
+    nway: int = 4
     depth: int = 30
     # Limit train queries (0: all) - for smoke runs.
     max_queries: int = 0
@@ -66,9 +67,9 @@ class RecipeConfig:
     ranking_loss: str = "kl"
     # In-batch negatives: each query also ranks the other queries' candidates (teacher scores
     # for those pairs are computed per batch). Costs no extra encoding.
-    in_batch: bool = False
+    in_batch: bool = True
     # FLOPS (lambda_d, warm-up in optimizer updates, "idf_aware" | "uniform"); top_k at index time
-    # (0: all). The CPU mode makes 200 / 4 = 50 updates, so lambda ends at (50/100)^2 = 0.25 lambda_d.
+    # (0: all). The CPU mode makes 200 / 2 = 100 updates, so lambda reaches lambda_d at the end.
     flops_lambda: float = 1e-3
     flops_warmup_steps: int = 100
     flops_mode: str = "idf_aware"
@@ -85,9 +86,9 @@ class RecipeConfig:
     mlm_learning_rate: float = 5e-5
     # Ranking stage: queries per step (each brings nway docs), steps, learning rate; one update
     # per `accumulate` steps (per-batch KL varies 100x across 4-query batches: average it).
-    batch_size: int = 4
+    batch_size: int = 8
     steps: int = 200
-    accumulate: int = 4
+    accumulate: int = 2
     learning_rate: float = 3e-5
     warmup_steps: int = 20
     # The head (transform, LayerNorm, per-token bias) starts untrained: it may learn faster.
@@ -99,11 +100,12 @@ class RecipeConfig:
 
 
 MODES = {
-    # SciFact train (809 queries) on 2 CPU cores: 4 queries x 8 docs x 180 tokens per step,
-    # 16 queries per update.
+    # SciFact train (809 queries) on 2 CPU cores: 8 queries x 4 docs x 180 tokens per step, each
+    # query ranking all 32; 16 queries per update.
     "cpu-scifact": RecipeConfig(),
-    # MS MARCO scale on an accelerator slice: bigger batches, longer warm-ups, bf16.
-    "tpu": RecipeConfig(nway=16, depth=100, doc_maxlen=256, batch_size=64, steps=100_000,
+    # MS MARCO scale on an accelerator slice: bigger batches, longer warm-ups, bf16. No in-batch
+    # negatives: their BM25 teacher scores the whole corpus per query on the host.
+    "tpu": RecipeConfig(nway=16, depth=100, doc_maxlen=256, batch_size=64, steps=100_000, in_batch=False,
                         accumulate=1, warmup_steps=5_000, flops_warmup_steps=20_000,
                         holdout=512, eval_every=2_000, compute_dtype="bfloat16"),
 }
