@@ -44,7 +44,8 @@ def test_candidates_and_teacher_scores(toy_beir):
     for i, row in enumerate(rows):
         pos = f"d{i % len(TOPICS)}_0"
         assert row[0] == pos and len(set(row)) == 4 and pos not in row[1:]
-    t = recipe.teacher_scores(queries, rows, bm25=bm25, dense=dense, flat=flat)
+    teacher = recipe.TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
+    t = np.stack([teacher(i, row) for i, row in enumerate(rows)])
     assert t.shape == (2 * len(TOPICS), 2, 4)
     q = dense.encode(queries[:1], what="query", progress=False)[0]
     want_dense = [float(flat.embeddings[list(flat.doc_ids).index(d)] @ q) for d in rows[0]]

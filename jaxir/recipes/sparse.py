@@ -133,12 +133,6 @@ class TeacherScores:
         return np.stack([vectors @ self.q_emb[query], bm25]).astype(np.float32)
 
 
-def teacher_scores(queries: list[str], candidates: list[list[str]], *, bm25, dense, flat) -> np.ndarray:
-    """Per-teacher scores [Q, 2, N] of each query's own candidate doc ids (see TeacherScores)."""
-    teacher = TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
-    return np.stack([teacher(i, row) for i, row in enumerate(candidates)])
-
-
 def dense_corpus(data, dense, index_dir: str | None):
     """FlatIndex of the dense teacher's corpus vectors: loaded from `index_dir` (a `jaxir index
     --method dense` folder, model fingerprint checked) or encoded now (285 s for SciFact on CPU)."""
