@@ -63,7 +63,7 @@ def test_in_batch_tuples_carry_teacher_scores_for_every_pair(toy_beir):
     bm25 = BM25Index.build(list(texts.values()), doc_ids=list(texts))
     dense = DenseRetriever()
     flat = recipe.dense_corpus(data, dense, None)
-    cfg = recipe.RecipeConfig(nway=3, depth=10, doc_maxlen=24, query_maxlen=8)
+    cfg = recipe.RecipeConfig(nway=3, depth=10, doc_maxlen=24, query_maxlen=8, in_batch=False)
     queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
     teacher = recipe.TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
     model = SparseModel()  # only its tokenizer is used
