@@ -32,12 +32,18 @@ def toy_beir(tmp_path_factory):
     return root
 
 
-def test_candidates_and_teacher_scores(toy_beir):
+@pytest.fixture(scope="module")
+def toy_teachers(toy_beir):
+    """(train split, {doc id: text}, BM25 index, dense retriever, its corpus FlatIndex)."""
     data = load_beir(toy_beir, split="train")
     texts = dict(zip(data.doc_ids, data.doc_texts()))
     bm25 = BM25Index.build(list(texts.values()), doc_ids=list(texts))
     dense = DenseRetriever()
-    flat = recipe.dense_corpus(data, dense, None)
+    return data, texts, bm25, dense, recipe.dense_corpus(data, dense, None)
+
+
+def test_candidates_and_teacher_scores(toy_teachers):
+    data, texts, bm25, dense, flat = toy_teachers
     cfg = recipe.RecipeConfig(nway=4, depth=10)
     queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
     assert len(rows) == 2 * len(TOPICS) and all(len(r) == 4 for r in rows)
@@ -54,15 +60,11 @@ def test_candidates_and_teacher_scores(toy_beir):
     np.testing.assert_allclose(t[0, 1], [all_bm25[list(bm25.doc_ids).index(d)] for d in rows[0]], rtol=1e-6)
 
 
-def test_in_batch_tuples_carry_teacher_scores_for_every_pair(toy_beir):
+def test_in_batch_tuples_carry_teacher_scores_for_every_pair(toy_teachers):
     from jaxir.methods.sparse import SparseModel
     from jaxir.ops.sparse import inbatch_columns
 
-    data = load_beir(toy_beir, split="train")
-    texts = dict(zip(data.doc_ids, data.doc_texts()))
-    bm25 = BM25Index.build(list(texts.values()), doc_ids=list(texts))
-    dense = DenseRetriever()
-    flat = recipe.dense_corpus(data, dense, None)
+    data, texts, bm25, dense, flat = toy_teachers
     cfg = recipe.RecipeConfig(nway=3, depth=10, doc_maxlen=24, query_maxlen=8, in_batch=False)
     queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
     teacher = recipe.TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
