@@ -4,8 +4,9 @@ CSR by term: the postings of term t are `postings[offsets[t]:offsets[t+1]]` (int
 ascending) with `weights[...]` stored as float32, float16, or uint8 (w ≈ stored * scale, scale =
 max w / 255, so each posting is off by at most scale / 2).
 
-Scoring is score-at-a-time: s(d) = Σ_t q_t · w_{t,d}, accumulated term by term into a float32
-buffer of all N docs, then the top k non-zero scores are kept (score desc, lower index first).
+Scoring is score-at-a-time: s(d) = Σ_t q_t · w_{t,d}, accumulated into a buffer of all N docs
+(term by term in float32, or in one float64 bincount: see `_accumulate`), then the top k non-zero
+scores are kept (score desc, lower index first) and returned as float32.
 """
 from __future__ import annotations
 
@@ -130,15 +131,18 @@ class InvertedIndex:
         query_weights = np.asarray(query_weights, np.float32).reshape(-1)
         if term_ids.shape != query_weights.shape:
             raise ValueError(f"term_ids {term_ids.shape} and query_weights {query_weights.shape} differ")
+        if term_ids.size == 0 or (term_ids.min() >= 0 and term_ids.max() < self.vocab_size):
+            return term_ids, query_weights  # the usual case: no copy
         known = (term_ids >= 0) & (term_ids < self.vocab_size)
         return term_ids[known], query_weights[known]
 
     def _accumulate(self, term_ids, query_weights, ordered: bool = True) -> tuple[np.ndarray, int]:
-        """(scores [N] float32, number of postings read).
+        """(scores [N], number of postings read).
 
         ordered: float32 adds term by term in query order (bm25s's order, so ties match it);
-        else one gather + bincount over all the query's postings (float64 sums, then float32):
-        a fixed cost per query instead of per term, for queries of many short posting lists.
+        else one gather + bincount over all the query's postings into float64 sums (kept
+        float64 for the top-k, which then ranks by the exact sums): a fixed cost per query
+        instead of per term, for queries of many short posting lists.
         """
         terms, qw = self._known(term_ids, query_weights)
         if not ordered:
@@ -146,8 +150,7 @@ class InvertedIndex:
             first = np.cumsum(lens) - lens  # where each term's postings start in the gathered run
             pos = np.arange(int(lens.sum())) + np.repeat(starts - first, lens)
             w = self.weights[pos].astype(np.float32) * np.repeat(qw * np.float32(self.scale), lens)
-            scores = np.bincount(self.postings[pos], weights=w, minlength=self.n_docs)
-            return scores.astype(np.float32), len(pos)
+            return np.bincount(self.postings[pos], weights=w, minlength=self.n_docs), len(pos)
         scores = np.zeros(self.n_docs, np.float32)
         starts, ends = self.offsets[terms].tolist(), self.offsets[terms + 1].tolist()
         plain = self.weights.dtype == np.float32
@@ -164,7 +167,7 @@ class InvertedIndex:
 
         s(d) = Σ_t q_t · w_{t,d}; ids outside [0, V) are ignored; repeated ids add up.
         """
-        return self._accumulate(term_ids, query_weights, ordered)[0]
+        return self._accumulate(term_ids, query_weights, ordered)[0].astype(np.float32, copy=False)
 
     def search(self, term_ids, query_weights, k: int, *, ordered: bool = True
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -180,7 +183,8 @@ class InvertedIndex:
             warnings.warn(f"no query term has postings (term ids {list(np.ravel(term_ids))[:8]}); "
                           "returning an empty result", NoKnownTermsWarning, stacklevel=2)
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        return _top_k_nonzero(scores, k)
+        top, top_scores = _top_k_nonzero(scores, k)
+        return top, top_scores.astype(np.float32, copy=False)
 
     def search_batch(self, queries: Iterable, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """`search` over many (term_ids, query_weights) pairs."""
