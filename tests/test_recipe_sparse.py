@@ -135,3 +135,22 @@ def test_backbone_multiplier_zero_trains_the_head_only(toy_beir, tmp_path):
                                   params["bert"], pretrained)
     assert all(jax.tree_util.tree_leaves(same))
     assert not np.allclose(np.asarray(params["head"]["transform"]["kernel"]), np.eye(384))
+
+
+def test_init_from_starts_from_a_trained_checkpoint(toy_beir, tmp_path):
+    from jaxir.errors import CheckpointError
+    from jaxir.pipeline.sparse_retriever import load_checkpoint
+
+    cfg = recipe.RecipeConfig(data=str(toy_beir), nway=2, depth=10, doc_maxlen=24, query_maxlen=8,
+                              batch_size=8, accumulate=1, steps=2, warmup_steps=0, holdout=0,
+                              learning_rate=1e-3, backbone_lr_multiplier=0.0)
+    first, _ = recipe.train(cfg, str(tmp_path / "first"))
+    # Learning rate 0: the second run's export is exactly where it started.
+    again, _ = recipe.train(dataclasses.replace(cfg, init_from=str(first), learning_rate=0.0),
+                            str(tmp_path / "again"))
+    (_, start), (_, end) = load_checkpoint(first), load_checkpoint(again)
+    kernel = lambda p: np.asarray(p["head"]["transform"]["kernel"])
+    assert not np.allclose(kernel(start), np.eye(384))  # the first run moved the head ...
+    np.testing.assert_array_equal(kernel(end), kernel(start))  # ... and the second kept it
+    with pytest.raises((CheckpointError, FileNotFoundError)):
+        recipe.train(dataclasses.replace(cfg, init_from=str(tmp_path / "missing")), str(tmp_path / "x"))

@@ -24,7 +24,8 @@ In-batch negatives (on in the CPU mode) took SciFact nDCG@10 (first window) from
 hard negatives alone never show the student an off-topic document. The earlier hard-negative-only
 recipe is --in-batch false --batch-size 4 --nway 8 --accumulate 4.
 Ablations: --teacher-weights 1,0 (dense only) / 0,1 (BM25 only), --flops-mode uniform; runs with
-an MLM warm-up can share it: --mlm-from <first run>/mlm-params.
+an MLM warm-up can share it: --init-from <first run>/mlm-params. More epochs: --init-from
+<trained run>/sparse --flops-warmup-steps 0 continues a trained model (fresh optimizer and schedule).
 Outputs: <out>/rank/ (metrics.jsonl with train and held-out rows, loss.png, checkpoints/;
 resumable), <out>/mlm/ and <out>/mlm-params when warmed up, and
 <out>/sparse (sparse_config.json, params.npz, idf.json): the checkpoint the retriever loads.
@@ -79,9 +80,10 @@ class RecipeConfig:
     # documents are indexed as up to doc_windows windows of doc_maxlen tokens.
     min_idf: float = 0.0
     doc_windows: int = 4
-    # MLM warm-up: steps, docs per step, learning rate. mlm_from: start from another run's
-    # warmed-up params (<run>/mlm-params) instead, e.g. for ablations that share the warm-up.
-    mlm_from: str | None = None
+    # Start from another run's params instead of the pretrained backbone + identity head:
+    # <run>/mlm-params (ablations sharing one MLM warm-up) or <run>/sparse (more training).
+    init_from: str | None = None
+    # MLM warm-up (skipped with init_from): steps, docs per step, learning rate.
     mlm_steps: int = 0
     mlm_batch_size: int = 8
     mlm_learning_rate: float = 5e-5
@@ -222,12 +224,12 @@ def train(cfg: RecipeConfig, out_dir: str):
                         tokenizer=tokenizer)
     fit_kw = dict(seed=cfg.seed, compute_dtype=cfg.compute_dtype)
     params = model.init(jax.random.PRNGKey(cfg.seed))
-    if cfg.mlm_from:
+    if cfg.init_from:
         from jaxir.models.params_io import check_same_tree
 
-        _, warm = load_checkpoint(cfg.mlm_from)
-        check_same_tree(params, warm, where=cfg.mlm_from, what="sparse MLM warm-up")
-        params = warm
+        _, start = load_checkpoint(cfg.init_from)
+        check_same_tree(params, start, where=cfg.init_from, what="sparse starting params")
+        params = start
     elif cfg.mlm_steps:
         mlm = fit(Task(init=lambda rng, batch: params, loss_fn=model.mlm_loss_fn, param_rules=PARAM_RULES,
                        config={"method": "sparse-mlm", **dataclasses.asdict(sparse)}),
