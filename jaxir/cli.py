@@ -102,8 +102,19 @@ def cmd_search(args) -> None:
 def cmd_compare(args) -> None:
     from jaxir.eval.runs import read_trec, topk_overlap
 
-    value = topk_overlap(read_trec(args.run), read_trec(args.reference), args.k)
-    print(f"top-{args.k} overlap of {args.run} with {args.reference}: {value:.4f}")
+    run, reference = read_trec(args.run), read_trec(args.reference)
+    print(f"top-{args.k} overlap of {args.run} with {args.reference}: {topk_overlap(run, reference, args.k):.4f}")
+    if args.data:  # effectiveness of both on the judged queries, with a paired significance test
+        from jaxir.eval.beir import load_beir
+        from jaxir.eval.metrics import evaluate
+        from jaxir.eval.significance import compare_per_query
+
+        qrels, metric = load_beir(args.data, args.split).qrels, args.metric.lower()
+        (mean_run, rows_run), (mean_ref, rows_ref) = (
+            evaluate(r, qrels, metrics=[metric], per_query=True) for r in (run, reference))
+        diff, p = compare_per_query(rows_run, rows_ref, metric)
+        print(f"{metric}: run {mean_run[metric]:.4f}, reference {mean_ref[metric]:.4f}, "
+              f"difference {diff:+.4f} over {len(qrels)} queries, paired randomization p = {p:.4f}")
 
 
 def cmd_mine(args) -> None:
@@ -203,10 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_index)
 
-    p = sub.add_parser("compare", help="fraction of a reference run's top-k that a run recovers")
+    p = sub.add_parser("compare", help="top-k overlap of two runs; with --data also a metric for "
+                                       "each and a paired randomization test of the difference")
     p.add_argument("--run", required=True, help="TREC run (e.g. PLAID)")
     p.add_argument("--reference", required=True, help="TREC run (e.g. exhaustive MaxSim)")
     p.add_argument("--k", type=int, default=10)
+    p.add_argument("--data", help="BEIR folder whose qrels judge both runs")
+    p.add_argument("--split", default="test")
+    p.add_argument("--metric", default="ndcg@10")
     p.set_defaults(fn=cmd_compare)
 
     p = sub.add_parser("mine", help="mine hard negatives for a BEIR split (default train)")

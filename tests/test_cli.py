@@ -122,3 +122,24 @@ def test_tune_alpha_reports_heldout_table_with_bm25_at_zero(small_beir, tmp_path
     run = {q: dict(zip(*bm25.search(data.queries[q], 10))) for q in held}
     want = evaluate(run, {q: data.qrels[q] for q in held}, metrics=("ndcg@10",))["ndcg@10"]
     assert table[0.0] == pytest.approx(float(want), abs=1e-9)
+
+
+def test_compare_reports_overlap_metrics_and_a_paired_test(small_beir, tmp_path, capsys):
+    from jaxir.eval.beir import load_beir
+    from jaxir.eval.metrics import evaluate
+    from jaxir.eval.runs import read_trec, write_trec
+
+    ours = tmp_path / "bm25.trec"
+    assert main(["eval", "--method", "bm25", "--data", str(small_beir), "--output-json", str(tmp_path / "r.json"),
+                 "--cache", str(tmp_path / "idx"), "--run", str(ours)]) == 0
+    run = read_trec(ours)
+    # The same documents, each query's scores negated: the ranking turned upside down.
+    flipped = tmp_path / "flipped.trec"
+    write_trec(flipped, {q: {d: -s for d, s in docs.items()} for q, docs in run.items()})
+    capsys.readouterr()
+    assert main(["compare", "--run", str(flipped), "--reference", str(ours), "--data", str(small_beir)]) == 0
+    out = capsys.readouterr().out
+    qrels = load_beir(small_beir, "test").qrels
+    a, b = (evaluate(read_trec(p), qrels, metrics=["ndcg@10"])["ndcg@10"] for p in (flipped, ours))
+    assert f"run {a:.4f}, reference {b:.4f}, difference {a - b:+.4f} over 15 queries" in out
+    assert a < b and float(out.rsplit("p = ", 1)[1]) < 0.05
