@@ -65,7 +65,7 @@ def main() -> None:
         cut = measure(ix, data.queries, data.qrels)
         reference = reference or cut["per_query"]
         diff, p = compare_per_query(cut["per_query"], reference, "ndcg@10")
-        vs = "" if name == first else f"{diff:+.4f} (p {p:.3f})"
+        vs = "" if name == first else f"{diff:+.4f} (p {p:.4f})"
         print(f"| {name} | {full['ndcg@10']:.4f} | {full['nnz/doc']:.1f} | {full['postings/query']:.0f} | "
               f"{cut['ndcg@10']:.4f} | {cut['postings/query']:.0f} | {vs} |")
 
