@@ -42,12 +42,12 @@ class SparseIndex:
         self.meta = dict(meta or {})
         if self.idf.shape != (inverted.vocab_size,):
             raise IndexFormatError(f"idf {self.idf.shape} does not match vocab {inverted.vocab_size}")
-        # Query terms that can score: idf above the floor and not skipped (one lookup per term).
-        # A floor > 0 trades the little score of near-stopwords for the postings they cost.
-        self._scoring = self.idf > max(0.0, float(min_idf))
-        self._scoring[self.skip_ids[(self.skip_ids >= 0) & (self.skip_ids < len(self.idf))]] = False
-        # The same set as Python ints: intersecting a query's ids with it runs in C.
-        self._scoring_ids = frozenset(np.flatnonzero(self._scoring).tolist())
+        # Query terms that can score: idf above the floor and not skipped. A floor > 0 trades the
+        # little score of near-stopwords for the postings they cost. Kept as a set of Python ints:
+        # intersecting a query's ids with it runs in C.
+        scoring = self.idf > max(0.0, float(min_idf))
+        scoring[self.skip_ids[(self.skip_ids >= 0) & (self.skip_ids < len(self.idf))]] = False
+        self._scoring_ids = frozenset(np.flatnonzero(scoring).tolist())
         self._encode = single_text_encoder(tokenizer)
 
     @classmethod
