@@ -281,3 +281,36 @@ def test_scoring_vocabulary_computes_only_those_columns(model, params):
     np.testing.assert_allclose(sub[:, m.vocab_ids], full[:, m.vocab_ids], rtol=1e-5, atol=1e-5)
     outside = np.setdiff1d(np.arange(30522), m.vocab_ids)
     assert (sub[:, outside] == 0).all() and (full[:, outside] > 0).any()
+
+
+def test_lexical_prior_adds_to_the_score_but_not_to_flops(params, idf, scored):
+    """s = q . (w + prior) with the prior scattered from padded (id, weight) rows; FLOPS sees w only."""
+    _, batch, s, w = scored
+    rng = np.random.default_rng(3)
+    ids = np.zeros((2, 3, 4), np.int32)
+    vals = np.zeros((2, 3, 4), np.float32)
+    for b in range(2):
+        own = np.unique(batch["q_ids"][b][batch["q_mask"][b] == 1])
+        for n in range(3):  # one of the query's own tokens, 2 random ids, a (0, 0.0) padding slot
+            first = rng.choice(own[idf[own] > 0])
+            others = np.setdiff1d(np.flatnonzero(idf > 0), [first])
+            ids[b, n, :3] = [first, *rng.choice(others, 2, replace=False)]
+            vals[b, n, :3] = rng.uniform(0.1, 1.0, 3)
+    prior = np.zeros((6, 30522))
+    np.put_along_axis(prior, ids.reshape(6, 4), vals.reshape(6, 4), axis=1)
+    prior[:, 0] = 0.0
+    q = np.zeros((2, 30522))
+    for r in range(2):
+        qi = np.unique(batch["q_ids"][r][batch["q_mask"][r] == 1])
+        q[r, qi] = idf[qi]
+    m = make_model(idf=idf, flops_lambda=0.1)
+    with_prior = dict(batch, prior_ids=ids, prior_vals=vals)
+    got, w_head = fast_jit(m.student_scores)(params, with_prior)
+    want = np.einsum("bv,bnv->bn", q, (w + prior).reshape(2, 3, -1))
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
+    assert np.abs(np.asarray(got) - s).max() > 1e-3  # the prior moved the scores
+    np.testing.assert_allclose(np.asarray(w_head), w, rtol=1e-5, atol=1e-6)
+    _, plain = fast_jit(m.loss_fn)(params, batch)
+    _, mixed = fast_jit(m.loss_fn)(params, with_prior)
+    assert float(mixed["flops"]) == pytest.approx(float(plain["flops"]), rel=1e-6)
+    assert float(mixed["doc_nnz"]) == float(plain["doc_nnz"])

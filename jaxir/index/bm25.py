@@ -27,13 +27,20 @@ from .store import load_index, save_index
 
 METHOD = "bm25"
 BM25_METHODS = ("lucene",)
+DEFAULT_K1, DEFAULT_B = 1.5, 0.75  # bm25s's defaults
+
+
+def tf_saturation(tf, doc_len, *, avgdl: float, k1: float, b: float) -> np.ndarray:
+    """The document side of BM25 [P] float64: tf / (tf + k1 · (1 - b + b · dl / avgdl))."""
+    tf, doc_len = np.asarray(tf, np.float64), np.asarray(doc_len, np.float64)
+    return tf / (tf + k1 * (1.0 - b + b * doc_len / avgdl))
 
 
 def lucene_weights(tf, doc_len, df, *, n_docs: int, avgdl: float, k1: float, b: float) -> np.ndarray:
     """Per-posting weights [P] float64 from tf [P], the posting's doc length [P] and term df [P]."""
-    tf, doc_len, df = (np.asarray(x, np.float64) for x in (tf, doc_len, df))
+    df = np.asarray(df, np.float64)
     idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
-    return idf * tf / (tf + k1 * (1.0 - b + b * doc_len / avgdl))
+    return idf * tf_saturation(tf, doc_len, avgdl=avgdl, k1=k1, b=b)
 
 
 def _analyze_corpus(texts: Iterable[str], analyze) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
@@ -73,7 +80,7 @@ class BM25Index:
 
     @classmethod
     def build(cls, texts: Iterable[str], *, doc_ids: Iterable[str], analyzer: str = "word",
-              k1: float = 1.5, b: float = 0.75, method: str = "lucene",
+              k1: float = DEFAULT_K1, b: float = DEFAULT_B, method: str = "lucene",
               dtype: str = "float32") -> "BM25Index":
         """Index `texts` (streamed once); doc_ids [N] are the external ids returned by search.
 

@@ -9,6 +9,7 @@
               per-query min-max normalised teacher scores (or Margin-MSE / InfoNCE)
               + lambda(step) * FLOPS, lambda(step) = lambda_d * min(1, (step + 1) / T)^2
               "idf_aware": FLOPS(w) while the ranking sees idf * w; "uniform": FLOPS(idf * w)
+    optional  w += BM25 tf-saturation of the whole document (`lexical_prior`; the head learns the rest)
 
 all-MiniLM-L6-v2 ships no MLM head. The head starts as (see `init_head`)
     logits_t = <LN(gelu(h + c)), E_t> + b0,  transform = identity, bias c = gelu_shift
@@ -30,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxir.methods.encoding import iter_encoded
+from jaxir.methods.lexical_prior import LexicalPrior, add_vectors
 from jaxir.models.bert import BertEncoder, init_params
 from jaxir.models.heads import MLMHead
 from jaxir.models.hf import load_bert, params_fingerprint
@@ -50,7 +52,7 @@ class SparseConfig:
     doc_maxlen: int = 256
     # Second log1p on the weights (the later "L0" variant; off in the paper's default).
     double_log: bool = False
-    # Keep the top_k weights per document at index time (None: every positive weight).
+    # Keep the head's top_k weights per document at index time (None: every positive weight).
     top_k: int | None = None
     # Longer documents are cut into up to doc_windows windows of doc_maxlen tokens, each encoded
     # as [CLS] piece [SEP]; w max-pools over the tokens of all windows, so no text is dropped
@@ -82,6 +84,13 @@ class SparseConfig:
     # MLM warm-up: fraction of tokens predicted; at most ceil(mlm_max_fraction * L) per row.
     mlm_probability: float = 0.15
     mlm_max_fraction: float = 0.25
+    # BM25 lexical prior (`jaxir.methods.lexical_prior`): w = prior_weight * BM25 tf-saturation
+    # of the whole document + the head's weights, in training and in the index; the head learns
+    # a residual over exact matching. avgdl is measured over the corpus being indexed.
+    lexical_prior: bool = False
+    prior_k1: float = 1.5
+    prior_b: float = 0.75
+    prior_weight: float = 1.0
     # Seed of the head init when no checkpoint is loaded; texts per jitted encode call.
     seed: int = 0
     batch_size: int = 16
@@ -222,7 +231,8 @@ class SparseModel:
         return jnp.asarray(self.idf)
 
     def student_scores(self, params, batch) -> tuple[jax.Array, jax.Array]:
-        """(s = q . w, doc weights w [B*N, V]) for q_ids/q_mask [B, Lq], d_ids/d_mask [B, N, Ld].
+        """(s = q . w, the head's doc weights w [B*N, V]) for q_ids/q_mask [B, Lq], d_ids/d_mask
+        [B, N, Ld], and with a lexical prior prior_ids/prior_vals [B, N, P] (added to w for s).
 
         s is [B, N] (own candidates), or [B, B*N] with in_batch_negatives (`inbatch_columns`).
         """
@@ -231,8 +241,14 @@ class SparseModel:
         w = self.encode_docs(params, {"input_ids": batch["d_ids"].reshape(b * n, ld),
                                       "attention_mask": batch["d_mask"].reshape(b * n, ld)},
                              vocab_ids=None if self.vocab_ids is None else jnp.asarray(self.vocab_ids))
+        total = w
+        if "prior_ids" in batch:  # padding entries are (id 0, weight 0): they add nothing
+            chex.assert_equal_shape([batch["prior_ids"], batch["prior_vals"]])
+            rows = jnp.arange(b * n)[:, None]
+            total = w.at[rows, batch["prior_ids"].reshape(b * n, -1)].add(
+                batch["prior_vals"].reshape(b * n, -1).astype(w.dtype))
         pair = sparse_scores_inbatch if self.config.in_batch_negatives else sparse_scores_nway
-        return pair(q, w.reshape(b, n, -1)), w
+        return pair(q, total.reshape(b, n, -1)), w
 
     def _ranking(self, student, batch, valid):
         cfg = self.config
@@ -254,6 +270,7 @@ class SparseModel:
         with in_batch_negatives; not needed for infonce); optional valid [B, N]. step: the train
         step for the FLOPS warm-up (the engine passes it: the task is step_aware); None means the
         full lambda_d (evaluation).
+        FLOPS and doc_nnz measure the head's weights only: the lexical prior is fixed.
         Returns (loss, {"rank", "flops", "flops_weight", "doc_nnz", "acc"}).
         """
         del rng  # no dropout
@@ -329,11 +346,26 @@ class SparseModel:
                 rows.append((terms, w[r, terms]))
             yield idx, rows
 
+    def fit_prior(self, token_lists: Sequence[Sequence[int]]) -> LexicalPrior | None:
+        """The config's lexical prior over a corpus of WordPiece id lists (None: no prior)."""
+        cfg = self.config
+        if not cfg.lexical_prior:
+            return None
+        return LexicalPrior.fit(token_lists, k1=cfg.prior_k1, b=cfg.prior_b, weight=cfg.prior_weight)
+
     def encode_doc_texts(self, params, texts: Sequence[str], *, vocab_ids=None,
-                         progress: bool = True) -> list:
-        """Texts -> list (input order) of (term ids [T], weights [T]) pairs."""
+                         prior: LexicalPrior | None = None, progress: bool = True) -> list:
+        """Texts -> list (input order) of (term ids [T], weights [T]) pairs.
+
+        prior: the corpus's `fit_prior`, added to the head's weights (over vocab_ids when given).
+        """
         out: list = [None] * len(texts)
         for idx, rows in self.iter_doc_vectors(params, texts, vocab_ids=vocab_ids, progress=progress):
             for i, row in zip(idx, rows):
                 out[i] = row
+        if prior is not None:
+            from jaxir.text import tokenize
+
+            for i, tokens in enumerate(tokenize(self.tokenizer, texts, what="document")):
+                out[i] = add_vectors(out[i], prior.vector(tokens, skip_ids=self.special_ids, keep_ids=vocab_ids))
         return out

@@ -83,19 +83,24 @@ class LearnedSparse:
 
     def build(self, doc_ids, texts, out) -> Path:
         from jaxir.index.sparse_search import SparseIndex
+        from jaxir.text import tokenize
 
         model, params = self._loaded
         texts = list(texts)
         idf, idf_source = self._idf_table(model, texts)
         vocab_ids = model.scoring_ids(idf)
-        vectors = model.encode_doc_texts(params, texts, vocab_ids=vocab_ids, progress=self.progress)
+        prior = (model.fit_prior(tokenize(model.tokenizer, texts, what="document"))
+                 if model.config.lexical_prior else None)  # avgdl of this corpus, as BM25's
+        vectors = model.encode_doc_texts(params, texts, vocab_ids=vocab_ids, prior=prior,
+                                         progress=self.progress)
         # Queries score on the same vocabulary the documents were encoded over.
         idf = np.where(np.isin(np.arange(len(idf)), vocab_ids), idf, 0.0).astype(np.float32)
         index = SparseIndex.build(vectors, doc_ids=list(doc_ids), idf=idf, tokenizer=model.tokenizer,
                                   skip_ids=model.special_ids, dtype=self.dtype)
         cfg = model.config
         meta = {"checkpoint": self.checkpoint, "idf_source": idf_source, "doc_maxlen": cfg.doc_maxlen,
-                "doc_windows": cfg.doc_windows, "min_idf": cfg.min_idf, "top_k": cfg.top_k}
+                "doc_windows": cfg.doc_windows, "min_idf": cfg.min_idf, "top_k": cfg.top_k,
+                "prior_avgdl": None if prior is None else prior.avgdl}
         return index.save(out, model_fingerprint=model.fingerprint(params), meta=meta)
 
     def open(self, index_dir) -> "SparseSearcher":

@@ -23,6 +23,9 @@ TPU mode (MS MARCO scale; same code): --mode tpu with --data a BEIR-format MS MA
 In-batch negatives (on in the CPU mode) took SciFact nDCG@10 (first window) from 0.5732 to 0.6063:
 hard negatives alone never show the student an off-topic document. The earlier hard-negative-only
 recipe is --in-batch false --batch-size 4 --nway 8 --accumulate 4.
+Lexical prior (--lexical-prior true): every document weight also holds the BM25 tf-saturation of
+its whole text (`jaxir.methods.lexical_prior`), in the loss and in the index, so the head learns
+what the teachers add to exact matching; the checkpoint records it and `jaxir index` applies it.
 Ablations: --teacher-weights 1,0 (dense only) / 0,1 (BM25 only), --flops-mode uniform; runs with
 an MLM warm-up can share it: --init-from <first run>/mlm-params. More epochs: --init-from
 <trained run>/sparse --flops-warmup-steps 0 continues a trained model (fresh optimizer and schedule).
@@ -80,6 +83,10 @@ class RecipeConfig:
     # documents are indexed as up to doc_windows windows of doc_maxlen tokens.
     min_idf: float = 0.0
     doc_windows: int = 4
+    # BM25 lexical prior in the document weights (SparseConfig.lexical_prior): the head learns
+    # what the teachers add to exact matching; prior_weight scales the prior.
+    lexical_prior: bool = False
+    prior_weight: float = 1.0
     # Start from another run's params instead of the pretrained backbone + identity head:
     # <run>/mlm-params (ablations sharing one MLM warm-up) or <run>/sparse (more training).
     init_from: str | None = None
@@ -122,9 +129,12 @@ class TupleTexts:
     ids; with cfg.in_batch the teacher scores cover every candidate of the batch.
     """
 
-    def __init__(self, model: SparseModel, cfg: RecipeConfig, rows, candidates, texts, teacher):
+    def __init__(self, model: SparseModel, cfg: RecipeConfig, rows, candidates, texts, teacher,
+                 prior=None, prior_width: int = 0):
         self.model, self.cfg, self.rows, self.texts, self.teacher = model, cfg, list(rows), texts, teacher
         self.candidates = [candidates[r] for r in self.rows]
+        # Lexical prior over the corpus (LexicalPrior) and its fixed padded width (no recompiles).
+        self.prior, self.prior_width = prior, prior_width
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -147,9 +157,14 @@ class TupleTexts:
                                  for i, p in enumerate(picks)])
         else:
             teachers = np.stack([self.teacher(self.rows[p], self.candidates[p]) for p in picks])
-        return {"q_ids": q["input_ids"].astype(np.int32), "q_mask": q["attention_mask"].astype(np.int32),
-                "d_ids": d.input_ids.reshape(shape), "d_mask": d.attention_mask.reshape(shape),
-                "teachers": teachers}
+        batch = {"q_ids": q["input_ids"].astype(np.int32), "q_mask": q["attention_mask"].astype(np.int32),
+                 "d_ids": d.input_ids.reshape(shape), "d_mask": d.attention_mask.reshape(shape),
+                 "teachers": teachers}
+        if self.prior is not None:  # from the whole document's tokens, as at index time
+            ids, vals = self.prior.padded(tokens, self.prior_width, skip_ids=self.model.special_ids,
+                                          keep_ids=self.model.vocab_ids)
+            batch["prior_ids"], batch["prior_vals"] = ids.reshape(*shape[:2], -1), vals.reshape(*shape[:2], -1)
+        return batch
 
 
 class TextSource:
@@ -199,6 +214,8 @@ def train(cfg: RecipeConfig, out_dir: str):
     from jaxir.training.task import Task
 
     out = Path(out_dir)
+    # A bad --init-from fails now, not after minutes of mining and teacher encoding.
+    start = load_checkpoint(cfg.init_from)[1] if cfg.init_from else None
     data = load_beir(cfg.data, split="train")
     texts = dict(zip(data.doc_ids, data.doc_texts()))
     tokenizer = load_tokenizer()
@@ -218,7 +235,7 @@ def train(cfg: RecipeConfig, out_dir: str):
                           flops_warmup_steps=cfg.flops_warmup_steps, flops_mode=cfg.flops_mode,
                           in_batch_negatives=cfg.in_batch,
                           top_k=cfg.top_k or None, min_idf=cfg.min_idf, doc_windows=cfg.doc_windows,
-                          seed=cfg.seed)
+                          lexical_prior=cfg.lexical_prior, prior_weight=cfg.prior_weight, seed=cfg.seed)
     bert_config, bert_params = load_bert(None, dtype=COMPUTE_DTYPES[cfg.compute_dtype])
     model = SparseModel(sparse, idf=idf, bert_config=bert_config, bert_params=bert_params,
                         tokenizer=tokenizer)
@@ -227,7 +244,6 @@ def train(cfg: RecipeConfig, out_dir: str):
     if cfg.init_from:
         from jaxir.models.params_io import check_same_tree
 
-        _, start = load_checkpoint(cfg.init_from)
         check_same_tree(params, start, where=cfg.init_from, what="sparse starting params")
         params = start
     elif cfg.mlm_steps:
@@ -243,8 +259,11 @@ def train(cfg: RecipeConfig, out_dir: str):
     n_held = min(cfg.holdout, len(queries) // 2) // cfg.batch_size * cfg.batch_size
     order = np.random.default_rng(cfg.seed).permutation(len(queries))
     held_rows, train_rows = np.sort(order[:n_held]), np.sort(order[n_held:])
-    source = TupleTexts(model, cfg, train_rows, candidates, texts, teacher)
-    held = TupleTexts(model, cfg, held_rows, candidates, texts, teacher)
+    prior = model.fit_prior(doc_tokens)
+    # The widest document's distinct terms, rounded up: every batch has the same prior shape.
+    width = -(-max(len(set(t)) for t in doc_tokens) // 64) * 64 if prior else 0
+    source = TupleTexts(model, cfg, train_rows, candidates, texts, teacher, prior, width)
+    held = TupleTexts(model, cfg, held_rows, candidates, texts, teacher, prior, width)
     hook = BestOnHoldout(model, [held.take(np.arange(i, i + cfg.batch_size))
                                  for i in range(0, n_held, cfg.batch_size)]) if n_held else None
     updates = max(1, cfg.steps // cfg.accumulate)
