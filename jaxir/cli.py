@@ -17,7 +17,7 @@ DEMO_METHODS = ["bm25", "dense"]
 INDEX_METHODS = {"bm25": "bm25", "dense": "dense", "colbert-plaid": "colbert", "learned_sparse": "sparse"}
 OPTION_NAMES = ("model", "analyzer", "max_length", "batch_size", "checkpoint", "nbits", "exhaustive",
                 "uncompressed", "ncells", "ndocs", "centroid_score_threshold", "idf", "top_k", "dtype",
-                "doc_windows", "min_idf")
+                "doc_windows", "min_idf", "head_scale")
 
 
 def _add_search_options(p: argparse.ArgumentParser) -> None:
@@ -41,6 +41,8 @@ def _add_method_options(p: argparse.ArgumentParser, extra_methods=()) -> None:
                    help="sparse: encode up to this many windows of --max-length tokens per document")
     p.add_argument("--min-idf", type=float, dest="min_idf",
                    help="sparse: tokens with idf <= this are neither stored nor scored (default 0)")
+    p.add_argument("--head-scale", type=float, dest="head_scale",
+                   help="sparse with a lexical prior: index prior + this x the head's weights (default 1)")
     p.add_argument("--nbits", type=int, choices=[1, 2, 4], help="colbert residual bits (default 2)")
     _add_search_options(p)
     p.add_argument("--model", help="local Hugging Face BERT folder (default: embedded all-MiniLM-L6-v2)")

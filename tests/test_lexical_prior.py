@@ -93,9 +93,41 @@ def test_prior_only_index_scores_bm25_over_wordpieces(tmp_path):
     tokens = tokenize(model.tokenizer, docs)
     avgdl = np.mean([len(t) for t in tokens])
     assert index.meta["prior_avgdl"] == pytest.approx(avgdl)
+    assert (index.meta["prior_k1"], index.meta["prior_b"], index.meta["prior_weight"]) == (1.5, 0.75, 1.0)
     idf = compute_idf(tokens, len(model.tokenizer)).astype(np.float64)
     for query in ["obese adults with insulin resistance", "vitamin D and bone", "memory"]:
         q = set(tokenize(model.tokenizer, [query])[0])
         want = [sum(idf[t] * ref_prior(doc, avgdl, 1.5, 0.75, 1.0).get(t, 0.0) for t in q) for doc in tokens]
         got = index.inverted.score_all(*index.query_vector(query))
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_head_scale_weighs_the_head_against_the_prior(tmp_path):
+    """score(scale) = score(0) + scale * (score(1) - score(0)): the prior plus a scaled head."""
+    from jaxir.methods.sparse import SparseConfig, SparseModel
+    from jaxir.pipeline.sparse_retriever import LearnedSparse, save_checkpoint
+    import jax
+
+    docs = ["Insulin resistance is linked to obesity in adults.", "Bone density improved after vitamin D.",
+            "Metformin for adults with insulin resistance."]
+    config = SparseConfig(lexical_prior=True, doc_maxlen=32, batch_size=4)  # the untrained head adds terms
+    save_checkpoint(tmp_path / "ckpt", config, SparseModel(config).init(jax.random.PRNGKey(0)))
+    scores = {}
+    for scale in (0.0, 1.0, 2.5):
+        r = LearnedSparse(checkpoint=str(tmp_path / "ckpt"), progress=False, dtype="float32", head_scale=scale)
+        index = r.open(r.build(["a", "b", "c"], docs, tmp_path / f"index-{scale}")).index
+        assert index.meta["head_scale"] == scale
+        q = "obese adults insulin"
+        scores[scale] = index.inverted.score_all(*index.query_vector(q)).astype(np.float64)
+    head = scores[1.0] - scores[0.0]
+    assert np.abs(head).max() > 1e-3  # the head does add weight
+    np.testing.assert_allclose(scores[2.5], scores[0.0] + 2.5 * head, rtol=1e-5, atol=1e-5)
+
+
+def test_head_scale_needs_the_prior():
+    from jaxir.methods.sparse import SparseConfig
+
+    with pytest.raises(ValueError, match="needs lexical_prior"):
+        SparseConfig(head_scale=0.5)
+    with pytest.raises(ValueError, match=">= 0"):
+        SparseConfig(lexical_prior=True, head_scale=-1.0)

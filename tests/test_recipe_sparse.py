@@ -45,8 +45,9 @@ def toy_teachers(toy_beir):
 def test_candidates_and_teacher_scores(toy_teachers):
     data, texts, bm25, dense, flat = toy_teachers
     cfg = recipe.RecipeConfig(nway=4, depth=10)
-    queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
+    qids, queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
     assert len(rows) == 2 * len(TOPICS) and all(len(r) == 4 for r in rows)
+    assert [data.queries[q] for q in qids] == queries
     for i, row in enumerate(rows):
         pos = f"d{i % len(TOPICS)}_0"
         assert row[0] == pos and len(set(row)) == 4 and pos not in row[1:]
@@ -66,7 +67,7 @@ def test_in_batch_tuples_carry_teacher_scores_for_every_pair(toy_teachers):
 
     data, texts, bm25, dense, flat = toy_teachers
     cfg = recipe.RecipeConfig(nway=3, depth=10, doc_maxlen=24, query_maxlen=8, in_batch=False)
-    queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
+    qids, queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
     teacher = recipe.TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
     model = SparseModel()  # only its tokenizer is used
     picks = np.array([5, 2])
@@ -102,6 +103,9 @@ def test_train_exports_the_best_held_out_step(toy_beir, tmp_path):
     final = np.asarray(result.state.params["head"]["bias"])
     assert np.array_equal(np.asarray(params["head"]["bias"]), final) == (best == 6)
     assert (path / "idf.json").is_file()
+    # The held-out train queries are named, for full-corpus checks that never saw them in training.
+    held_ids = json.loads((tmp_path / "run" / "holdout.json").read_text())["query_ids"]
+    assert len(held_ids) == 8 and set(held_ids) <= set(load_beir(toy_beir, split="train").qrels)
     # ... and it searches.
     retriever = LearnedSparse(checkpoint=str(path), progress=False, batch_size=4)
     data = load_beir(toy_beir, split="train")

@@ -91,6 +91,10 @@ class SparseConfig:
     prior_k1: float = 1.5
     prior_b: float = 0.75
     prior_weight: float = 1.0
+    # Index-time factor on the head's weights next to the prior (1 = as trained). A head trained
+    # on few queries can overfit; benchmarks/sparse_prior_fusion.py picks it on held-out train
+    # queries. Needs lexical_prior (without one a common factor changes no ranking).
+    head_scale: float = 1.0
     # Seed of the head init when no checkpoint is loaded; texts per jitted encode call.
     seed: int = 0
     batch_size: int = 16
@@ -100,6 +104,11 @@ class SparseConfig:
             raise ValueError(f"ranking_loss must be one of {RANKING_LOSSES}, got {self.ranking_loss!r}")
         if self.flops_mode not in ("idf_aware", "uniform"):
             raise ValueError(f"flops_mode must be 'idf_aware' or 'uniform', got {self.flops_mode!r}")
+        if self.head_scale != 1.0 and not self.lexical_prior:
+            raise ValueError(f"head_scale {self.head_scale} needs lexical_prior: it weighs the head "
+                             "against the prior")
+        if self.head_scale < 0:
+            raise ValueError(f"head_scale must be >= 0, got {self.head_scale}")
         if self.logit_chunk < 1 or self.doc_maxlen < 3 or self.doc_windows < 1:
             raise ValueError(f"bad logit_chunk {self.logit_chunk} / doc_maxlen {self.doc_maxlen} / "
                              f"doc_windows {self.doc_windows}")
@@ -357,7 +366,8 @@ class SparseModel:
                          prior: LexicalPrior | None = None, progress: bool = True) -> list:
         """Texts -> list (input order) of (term ids [T], weights [T]) pairs.
 
-        prior: the corpus's `fit_prior`, added to the head's weights (over vocab_ids when given).
+        prior: the corpus's `fit_prior`, added to head_scale x the head's weights (over vocab_ids
+        when given).
         """
         out: list = [None] * len(texts)
         for idx, rows in self.iter_doc_vectors(params, texts, vocab_ids=vocab_ids, progress=progress):
@@ -366,6 +376,8 @@ class SparseModel:
         if prior is not None:
             from jaxir.text import tokenize
 
+            scale = self.config.head_scale
             for i, tokens in enumerate(tokenize(self.tokenizer, texts, what="document")):
-                out[i] = add_vectors(out[i], prior.vector(tokens, skip_ids=self.special_ids, keep_ids=vocab_ids))
+                head = (out[i][0], scale * out[i][1])
+                out[i] = add_vectors(head, prior.vector(tokens, skip_ids=self.special_ids, keep_ids=vocab_ids))
         return out

@@ -67,14 +67,14 @@ def load_or_init(checkpoint, load_checkpoint: Callable, default_config, make_mod
                  overrides: dict, what: str):
     """(model, params): a checkpoint's (tree-checked) or a fresh seeded init of `default_config`.
 
-    `overrides` replace config fields when their value is truthy (e.g. a CLI --max-length).
+    `overrides` replace config fields unless None (e.g. a CLI --max-length; 0 is a value).
     """
     params = None
     if checkpoint is not None:
         config, params = load_checkpoint(checkpoint)
     else:
         config = default_config
-    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     model = make_model(config)
     fresh = model.init(jax.random.PRNGKey(config.seed))
     if params is None:

@@ -54,6 +54,8 @@ class LearnedSparse:
     max_length: int | None = None
     doc_windows: int | None = None
     min_idf: float | None = None
+    # Lexical-prior models: weight of the head's part next to the prior (None: the config's).
+    head_scale: float | None = None
     # Posting weight storage: "uint8" (default), "float16" or "float32".
     dtype: str = "uint8"
     batch_size: int | None = dataclasses.field(default=None, repr=False)
@@ -66,7 +68,7 @@ class LearnedSparse:
         from jaxir.methods.sparse import SparseConfig, SparseModel
 
         overrides = {"doc_maxlen": self.max_length, "batch_size": self.batch_size, "top_k": self.top_k,
-                     "doc_windows": self.doc_windows, "min_idf": self.min_idf}
+                     "doc_windows": self.doc_windows, "min_idf": self.min_idf, "head_scale": self.head_scale}
         return load_or_init(self.checkpoint, load_checkpoint, SparseConfig(model=self.model),
                             SparseModel, overrides=overrides, what="sparse")
 
@@ -83,6 +85,7 @@ class LearnedSparse:
 
     def build(self, doc_ids, texts, out) -> Path:
         from jaxir.index.sparse_search import SparseIndex
+        from jaxir.methods.lexical_prior import LexicalPrior
         from jaxir.text import tokenize
 
         model, params = self._loaded
@@ -100,7 +103,9 @@ class LearnedSparse:
         cfg = model.config
         meta = {"checkpoint": self.checkpoint, "idf_source": idf_source, "doc_maxlen": cfg.doc_maxlen,
                 "doc_windows": cfg.doc_windows, "min_idf": cfg.min_idf, "top_k": cfg.top_k,
-                "prior_avgdl": None if prior is None else prior.avgdl}
+                **{f"prior_{k}": None if prior is None else v
+                   for k, v in dataclasses.asdict(prior or LexicalPrior(avgdl=0.0)).items()},
+                "head_scale": cfg.head_scale if cfg.lexical_prior else None}
         return index.save(out, model_fingerprint=model.fingerprint(params), meta=meta)
 
     def open(self, index_dir) -> "SparseSearcher":

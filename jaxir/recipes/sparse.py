@@ -30,13 +30,15 @@ Ablations: --teacher-weights 1,0 (dense only) / 0,1 (BM25 only), --flops-mode un
 an MLM warm-up can share it: --init-from <first run>/mlm-params. More epochs: --init-from
 <trained run>/sparse --flops-warmup-steps 0 continues a trained model (fresh optimizer and schedule).
 Outputs: <out>/rank/ (metrics.jsonl with train and held-out rows, loss.png, checkpoints/;
-resumable), <out>/mlm/ and <out>/mlm-params when warmed up, and
+resumable), <out>/holdout.json (the held-out train query ids), <out>/mlm/ and <out>/mlm-params
+when warmed up, and
 <out>/sparse (sparse_config.json, params.npz, idf.json): the checkpoint the retriever loads.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -120,6 +122,7 @@ MODES = {
                         holdout=512, eval_every=2_000, compute_dtype="bfloat16"),
 }
 PARAM_RULES = ((r"word/embedding$", (VOCAB, EMBED)),)
+HOLDOUT_FILE = "holdout.json"
 
 
 class TupleTexts:
@@ -226,7 +229,7 @@ def train(cfg: RecipeConfig, out_dir: str):
     bm25 = BM25Index.build(list(texts.values()), doc_ids=list(texts))
     dense = DenseRetriever()
     flat = dense_corpus(data, dense, cfg.dense_index)
-    queries, candidates = mine_candidates(data, cfg, bm25, dense, flat)
+    qids, queries, candidates = mine_candidates(data, cfg, bm25, dense, flat)
     teacher = TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
 
     weights = tuple(float(x) for x in cfg.teacher_weights.split(","))
@@ -259,6 +262,10 @@ def train(cfg: RecipeConfig, out_dir: str):
     n_held = min(cfg.holdout, len(queries) // 2) // cfg.batch_size * cfg.batch_size
     order = np.random.default_rng(cfg.seed).permutation(len(queries))
     held_rows, train_rows = np.sort(order[:n_held]), np.sort(order[n_held:])
+    # Which train queries were held out: full-corpus checks on them stay unbiased (never trained on).
+    out.mkdir(parents=True, exist_ok=True)
+    (out / HOLDOUT_FILE).write_text(json.dumps({"data": str(cfg.data), "split": "train",
+                                                "query_ids": [qids[r] for r in held_rows]}, indent=1) + "\n")
     prior = model.fit_prior(doc_tokens)
     # The widest document's distinct terms, rounded up: every batch has the same prior shape.
     width = -(-max(len(set(t)) for t in doc_tokens) // 64) * 64 if prior else 0

@@ -39,8 +39,8 @@ def dense_corpus(data, dense, index_dir: str | None):
     return FlatIndex(emb, np.asarray(data.doc_ids, dtype=str))
 
 
-def mine_candidates(data, cfg, bm25, dense, flat) -> tuple[list[str], list[list[str]]]:
-    """(query texts, [positive, negatives...] doc ids) per train query with nway candidates.
+def mine_candidates(data, cfg, bm25, dense, flat) -> tuple[list[str], list[str], list[list[str]]]:
+    """(query ids, query texts, [positive, negatives...] doc ids) per train query with nway candidates.
 
     Negatives interleave the BM25 and dense rankings (top `depth` each), skipping judged docs.
     """
@@ -49,13 +49,14 @@ def mine_candidates(data, cfg, bm25, dense, flat) -> tuple[list[str], list[list[
         qids = qids[: cfg.max_queries]
     queries = [data.queries[q] for q in qids]
     dense_ids, _ = flat.search(dense.encode(queries, what="query", progress=False), cfg.depth)
-    kept_q, rows = [], []
+    kept_ids, kept_q, rows = [], [], []
     for qid, query, d_ids in zip(qids, queries, dense_ids):
         rel = data.qrels[qid]
         b_ids, _ = bm25.search(query, cfg.depth)
         merged = [d for pair in zip(b_ids, d_ids) for d in pair] + list(b_ids) + list(d_ids)
         negatives = list(dict.fromkeys(d for d in merged if d not in rel))[: cfg.nway - 1]
         if len(negatives) == cfg.nway - 1:
+            kept_ids.append(qid)
             kept_q.append(query)
             rows.append([next(d for d, g in rel.items() if g > 0), *negatives])
-    return kept_q, rows
+    return kept_ids, kept_q, rows
