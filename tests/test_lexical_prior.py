@@ -119,6 +119,8 @@ def test_head_scale_weighs_the_head_against_the_prior(tmp_path):
         assert index.meta["head_scale"] == scale
         q = "obese adults insulin"
         scores[scale] = index.inverted.score_all(*index.query_vector(q)).astype(np.float64)
+    with pytest.raises(ValueError, match="built with head_scale 1.0"):  # a build-time choice
+        LearnedSparse(checkpoint=str(tmp_path / "ckpt"), head_scale=0.5).open(tmp_path / "index-1.0")
     head = scores[1.0] - scores[0.0]
     assert np.abs(head).max() > 1e-3  # the head does add weight
     np.testing.assert_allclose(scores[2.5], scores[0.0] + 2.5 * head, rtol=1e-5, atol=1e-5)

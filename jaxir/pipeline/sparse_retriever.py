@@ -114,6 +114,10 @@ class LearnedSparse:
         model, params = self._loaded
         index = SparseIndex.load(index_dir, tokenizer=model.tokenizer,
                                  model_fingerprint=model.fingerprint(params), min_idf=self.min_idf or 0.0)
+        built = index.meta.get("head_scale")
+        if self.head_scale is not None and built != self.head_scale:  # a build-time choice
+            raise ValueError(f"{index_dir} was built with head_scale {built}; rebuild it with "
+                             f"--head-scale {self.head_scale} to change it")
         return SparseSearcher(index)
 
 
