@@ -1,0 +1,76 @@
+"""Configuration of the inference-free learned sparse model (`jaxir.methods.sparse`)."""
+from __future__ import annotations
+
+import dataclasses
+
+RANKING_LOSSES = ("kl", "margin_mse", "infonce")
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseConfig:
+    # Local HF BERT folder for the backbone; None = embedded all-MiniLM-L6-v2.
+    model: str | None = None
+    # Document tokens incl. [CLS]/[SEP].
+    doc_maxlen: int = 256
+    # Second log1p on the weights (the later "L0" variant; off in the paper's default).
+    double_log: bool = False
+    # Keep the head's top_k weights per document at index time (None: every positive weight).
+    top_k: int | None = None
+    # Longer documents are cut into up to doc_windows windows of doc_maxlen tokens, each encoded
+    # as [CLS] piece [SEP]; w max-pools over the tokens of all windows, so no text is dropped
+    # below doc_windows * (doc_maxlen - 2) tokens. Training scores the first window only.
+    doc_windows: int = 4
+    # Scoring vocabulary: tokens with idf <= min_idf (and special tokens) can never add to a
+    # score, so their logits are not computed, stored or trained (idf 0 = absent from corpus).
+    min_idf: float = 0.0
+    # Tokens per chunk when max-pooling logits: [B, chunk, V] is the largest logit block alive.
+    logit_chunk: int = 32
+    # Head init: shift c before gelu (gelu(h + c) ~ h + c) and the initial vocabulary bias b0.
+    gelu_shift: float = 5.0
+    init_vocab_bias: float = -6.0
+    # "kl" (ensemble distillation), "margin_mse" or "infonce" (label = candidate 0).
+    ranking_loss: str = "kl"
+    # Teacher ensemble: per-teacher weights (None = equal), normalisation, scale, temperature.
+    teacher_weights: tuple[float, ...] | None = None
+    teacher_normalize: str = "minmax"
+    teacher_scale: float = 30.0
+    temperature: float = 1.0
+    # In-batch negatives: each query is also scored against every other query's candidates
+    # (order: `inbatch_columns`), so teachers are [B, K, B*N]. The docs are encoded once either
+    # way; hard negatives alone never show the student an off-topic document.
+    in_batch_negatives: bool = False
+    # FLOPS: weight lambda_d, quadratic warm-up steps T, "idf_aware" or "uniform".
+    flops_lambda: float = 1e-3
+    flops_warmup_steps: int = 1000
+    flops_mode: str = "idf_aware"
+    # MLM warm-up: fraction of tokens predicted; at most ceil(mlm_max_fraction * L) per row.
+    mlm_probability: float = 0.15
+    mlm_max_fraction: float = 0.25
+    # BM25 lexical prior (`jaxir.methods.lexical_prior`): w = prior_weight * BM25 tf-saturation
+    # of the whole document + the head's weights, in training and in the index; the head learns
+    # a residual over exact matching. avgdl is measured over the corpus being indexed.
+    lexical_prior: bool = False
+    prior_k1: float = 1.5
+    prior_b: float = 0.75
+    prior_weight: float = 1.0
+    # Index-time factor on the head's weights next to the prior (1 = as trained). A head trained
+    # on few queries can overfit; benchmarks/sparse_prior_fusion.py picks it on held-out train
+    # queries. Needs lexical_prior (without one a common factor changes no ranking).
+    head_scale: float = 1.0
+    # Seed of the head init when no checkpoint is loaded; texts per jitted encode call.
+    seed: int = 0
+    batch_size: int = 16
+
+    def __post_init__(self):
+        if self.ranking_loss not in RANKING_LOSSES:
+            raise ValueError(f"ranking_loss must be one of {RANKING_LOSSES}, got {self.ranking_loss!r}")
+        if self.flops_mode not in ("idf_aware", "uniform"):
+            raise ValueError(f"flops_mode must be 'idf_aware' or 'uniform', got {self.flops_mode!r}")
+        if self.head_scale != 1.0 and not self.lexical_prior:
+            raise ValueError(f"head_scale {self.head_scale} needs lexical_prior: it weighs the head "
+                             "against the prior")
+        if self.head_scale < 0:
+            raise ValueError(f"head_scale must be >= 0, got {self.head_scale}")
+        if self.logit_chunk < 1 or self.doc_maxlen < 3 or self.doc_windows < 1:
+            raise ValueError(f"bad logit_chunk {self.logit_chunk} / doc_maxlen {self.doc_maxlen} / "
+                             f"doc_windows {self.doc_windows}")
