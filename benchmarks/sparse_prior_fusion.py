@@ -4,7 +4,8 @@ For each beta, documents get w = prior + beta * head, where prior is the BM25 tf
 the whole document's WordPieces (`jaxir.methods.lexical_prior`, k1 1.5, b 0.75) and queries keep
 the index's IDF weights. For an index built without a prior the head is the whole index (the
 prior added after training, avgdl of this corpus); for one built with `--lexical-prior` the head
-is the index minus its prior (avgdl from the index). beta 0 is BM25 over WordPieces.
+is the index minus its prior (avgdl from the index). beta 0 is BM25 over WordPieces. With
+`--stem` the head is added to the stemmed prior (`jaxir index --prior-stem true`) instead.
 
 With `--holdout <run>/holdout.json` (written by `jaxir train --recipe sparse`) each beta is also
 scored on those held-out train queries (never trained on) over the full corpus, and the beta that
@@ -17,6 +18,7 @@ queries.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -39,6 +41,7 @@ def main() -> None:
     from jaxir.eval.significance import compare_per_query
     from jaxir.index.sparse_search import SparseIndex
     from jaxir.methods.lexical_prior import LexicalPrior, add_vectors
+    from jaxir.methods.stem_classes import StemClasses
     from jaxir.text import load_tokenizer, tokenize
     from sparse_matched import measure  # same folder
 
@@ -49,6 +52,8 @@ def main() -> None:
     ap.add_argument("--holdout", type=Path, help="holdout.json of the training run")
     ap.add_argument("--min-idf", type=float, default=0.0, help="drop query terms with idf <= this")
     ap.add_argument("--plot", type=Path, help="write nDCG@10 against beta to this PNG")
+    ap.add_argument("--stem", action="store_true",
+                    help="add the head to a stemmed prior (jaxir.methods.stem_classes), whatever the index used")
     args = ap.parse_args()
     warnings.simplefilter("ignore")  # queries without a scoring term warn per call
     data, tok = load_beir(args.data, "test"), load_tokenizer()
@@ -63,16 +68,23 @@ def main() -> None:
     tokens = tokenize(tok, data.doc_texts(), what="document")
     built_with = trained.meta.get("prior_avgdl")
     # The index's own prior; indexes from before k1/b/weight were recorded used the defaults.
+    stems = StemClasses.from_tokenizer(tok, skip_ids=trained.skip_ids) if args.stem else None
     prior = (LexicalPrior(avgdl=built_with, **{k: trained.meta[f"prior_{k}"] for k in ("k1", "b", "weight")
                                                if trained.meta.get(f"prior_{k}") is not None})
              if built_with else LexicalPrior.fit(tokens))
+    built_stemmed = bool(trained.meta.get("prior_stem"))
+    own = dataclasses.replace(prior, stems=StemClasses.from_tokenizer(tok, skip_ids=trained.skip_ids)
+                              if built_stemmed else None)  # the prior inside the index
+    prior = dataclasses.replace(prior, stems=stems)  # the prior the head is added to
     scoring = np.flatnonzero(trained.idf > 0)
     priors = [prior.vector(t, skip_ids=trained.skip_ids, keep_ids=scoring) for t in tokens]
     head = index_vectors(trained.inverted)
-    if built_with:  # the head's part = index - prior (clipped: uint8 rounding can leave -0.00x)
-        head = [add_vectors(h, (p[0], -p[1])) for h, p in zip(head, priors)]
+    if built_with:  # the head's part = index - its prior (clipped: uint8 rounding can leave -0.00x)
+        owns = priors if built_stemmed == args.stem else [
+            own.vector(t, skip_ids=trained.skip_ids, keep_ids=scoring) for t in tokens]
+        head = [add_vectors(h, (p[0], -p[1])) for h, p in zip(head, owns)]
         head = [(t, np.maximum(w, 0.0)) for t, w in head]
-    print(f"{data.name}; prior avgdl {prior.avgdl:.1f} WordPieces ({'from the index' if built_with else 'fitted'}); "
+    print(f"{data.name}; prior avgdl {prior.avgdl:.1f} WordPieces{', stemmed' if args.stem else ''} ({'from the index' if built_with else 'fitted'}); "
           f"min_idf {args.min_idf}; " + ", ".join(f"{k}: {len(q)} queries" for k, (q, _) in splits.items()))
     print("| documents | " + " | ".join(f"{k} nDCG@10" for k in splits)
           + " | test Δ vs prior alone (p) | nnz/doc | test postings/query |")

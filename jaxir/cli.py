@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from jaxir.cli_types import true_false
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the backbone is local; never reach for a hub
 
 METHODS = ["bm25", "dense", "colbert", "sparse"]
@@ -17,7 +19,7 @@ DEMO_METHODS = ["bm25", "dense"]
 INDEX_METHODS = {"bm25": "bm25", "dense": "dense", "colbert-plaid": "colbert", "learned_sparse": "sparse"}
 OPTION_NAMES = ("model", "analyzer", "max_length", "batch_size", "checkpoint", "nbits", "exhaustive",
                 "uncompressed", "ncells", "ndocs", "centroid_score_threshold", "idf", "top_k", "dtype",
-                "doc_windows", "min_idf", "head_scale")
+                "doc_windows", "min_idf", "head_scale", "prior_stem")
 
 
 def _add_search_options(p: argparse.ArgumentParser) -> None:
@@ -43,6 +45,8 @@ def _add_method_options(p: argparse.ArgumentParser, extra_methods=()) -> None:
                    help="sparse: tokens with idf <= this are neither stored nor scored (default 0)")
     p.add_argument("--head-scale", type=float, dest="head_scale",
                    help="sparse with a lexical prior: index prior + this x the head's weights (default 1)")
+    p.add_argument("--prior-stem", dest="prior_stem", type=true_false,
+                   help="sparse with a lexical prior: true/false, stem the prior's document side")
     p.add_argument("--nbits", type=int, choices=[1, 2, 4], help="colbert residual bits (default 2)")
     _add_search_options(p)
     p.add_argument("--model", help="local Hugging Face BERT folder (default: embedded all-MiniLM-L6-v2)")

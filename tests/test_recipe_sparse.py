@@ -166,22 +166,24 @@ def test_lexical_prior_run_trains_and_indexes_with_the_prior(toy_beir, tmp_path)
 
     cfg = recipe.RecipeConfig(data=str(toy_beir), nway=2, depth=10, doc_maxlen=24, query_maxlen=8,
                               batch_size=8, accumulate=1, steps=2, warmup_steps=0, holdout=0,
-                              learning_rate=1e-3, lexical_prior=True, prior_weight=2.0)
+                              learning_rate=1e-3, lexical_prior=True, prior_weight=2.0, prior_stem=True)
     path, result = recipe.train(cfg, str(tmp_path / "run"))
     config, _ = load_checkpoint(path)
-    assert config.lexical_prior and config.prior_weight == 2.0
+    assert config.lexical_prior and config.prior_weight == 2.0 and config.prior_stem
     data = load_beir(toy_beir, split="train")
     with_prior = LearnedSparse(checkpoint=str(path), progress=False, batch_size=4, dtype="float32")
     index = with_prior.open(with_prior.build(data.doc_ids, data.doc_texts(), tmp_path / "index")).index
-    assert index.meta["prior_avgdl"] > 0
+    assert index.meta["prior_avgdl"] > 0 and index.meta["prior_stem"] is True
     assert index.search(data.queries["q3"], 4)[0][0].startswith("d3_")
     # Every document term carries its prior weight at least (the head's part is >= 0).
     from jaxir.methods.lexical_prior import LexicalPrior
+    from jaxir.methods.stem_classes import StemClasses
     from jaxir.text import tokenize
 
     tokens = tokenize(index.tokenizer, data.doc_texts())
-    prior = LexicalPrior(avgdl=index.meta["prior_avgdl"], weight=2.0)
-    terms, weights = prior.vector(tokens[5], skip_ids=index.skip_ids)
+    prior = LexicalPrior(avgdl=index.meta["prior_avgdl"], weight=2.0,
+                         stems=StemClasses.from_tokenizer(index.tokenizer, skip_ids=index.skip_ids))
+    terms, weights = prior.vector(tokens[5], skip_ids=index.skip_ids, keep_ids=np.flatnonzero(index.idf > 0))
     dense_row = np.zeros(len(index.idf))
     inv = index.inverted
     for t in terms:

@@ -4,7 +4,8 @@
 
 (head_scale is 1 in training; an index may weigh the head less, see SparseConfig.head_scale.)
 
-tf and dl count the WordPieces of the whole document (no special tokens, no truncation). With
+tf and dl count the WordPieces of the whole document (no special tokens, no truncation); with
+`stems`, complete words count per stem class (`jaxir.methods.stem_classes`). With
 IDF-weighted queries, s(q, d) = sum_t idf_t * w_{d,t}, the prior alone is BM25 over WordPieces
 (SciFact test nDCG@10 0.6751 against 0.6863 for word-level BM25), so the MLM head only has to learn
 what the teachers add on top of exact matching. Why: distilled from ~760 SciFact queries the head
@@ -23,6 +24,7 @@ import numpy as np
 
 from jaxir.errors import DataError
 from jaxir.index.bm25 import DEFAULT_B, DEFAULT_K1, tf_saturation
+from jaxir.methods.stem_classes import StemClasses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +35,13 @@ class LexicalPrior:
     k1: float = DEFAULT_K1
     b: float = DEFAULT_B
     weight: float = 1.0
+    # Document-side stemming (`jaxir.methods.stem_classes`): inflections share one tf and weight.
+    stems: StemClasses | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def meta(self) -> dict:
+        """What an index records about its prior (JSON-ready)."""
+        return {"avgdl": self.avgdl, "k1": self.k1, "b": self.b, "weight": self.weight,
+                "stem": self.stems is not None}
 
     @classmethod
     def fit(cls, token_lists: Sequence[Sequence[int]], **kw) -> "LexicalPrior":
@@ -47,19 +56,27 @@ class LexicalPrior:
         skip_ids never get prior weight (special tokens: no query contains them); with keep_ids
         only those ids do (the scoring vocabulary).
         """
-        ids, tf = np.unique(np.asarray(token_ids, np.int64), return_counts=True)
+        keys = np.asarray(token_ids, np.int64) if self.stems is None else self.stems.keys(token_ids)
+        ids, tf = np.unique(keys, return_counts=True)
         w = self.weight * tf_saturation(tf, np.full(len(tf), len(token_ids)), avgdl=self.avgdl,
                                         k1=self.k1, b=self.b)
+        if self.stems is not None:
+            ids, w = self.stems.expand(ids, w)
         keep = ~np.isin(ids, np.asarray(skip_ids, np.int64))
         if keep_ids is not None:
             keep &= np.isin(ids, np.asarray(keep_ids, np.int64))
         return ids[keep].astype(np.int32), w[keep].astype(np.float32)
 
+    def max_terms(self, token_lists: Sequence[Sequence[int]], **kw) -> int:
+        """The most terms any document's prior vector has (stemming can give more than its tokens)."""
+        return max((len(self.vector(t, **kw)[0]) for t in token_lists), default=0)
+
     def padded(self, token_lists: Sequence[Sequence[int]], width: int, **kw) -> tuple[np.ndarray, np.ndarray]:
         """Documents' vectors as (ids [n, width] int32, weights [n, width] float32), zero-padded.
 
         A fixed width keeps a jitted training step from recompiling; a document with more than
-        `width` distinct terms keeps its `width` largest prior weights.
+        `width` distinct terms keeps its `width` largest prior weights (`max_terms` gives the
+        width that keeps them all).
         """
         ids = np.zeros((len(token_lists), width), np.int32)
         vals = np.zeros((len(token_lists), width), np.float32)

@@ -31,6 +31,7 @@ import numpy as np
 
 from jaxir.methods.encoding import iter_encoded
 from jaxir.methods.lexical_prior import LexicalPrior, add_vectors
+from jaxir.methods.stem_classes import StemClasses
 from jaxir.methods.sparse_config import SparseConfig
 from jaxir.models.bert import BertEncoder, init_params
 from jaxir.models.heads import MLMHead
@@ -288,7 +289,8 @@ class SparseModel:
         cfg = self.config
         if not cfg.lexical_prior:
             return None
-        return LexicalPrior.fit(token_lists, k1=cfg.prior_k1, b=cfg.prior_b, weight=cfg.prior_weight)
+        stems = StemClasses.from_tokenizer(self.tokenizer, skip_ids=self.special_ids) if cfg.prior_stem else None
+        return LexicalPrior.fit(token_lists, k1=cfg.prior_k1, b=cfg.prior_b, weight=cfg.prior_weight, stems=stems)
 
     def encode_doc_texts(self, params, texts: Sequence[str], *, vocab_ids=None,
                          prior: LexicalPrior | None = None, progress: bool = True) -> list:

@@ -53,6 +53,9 @@ class SparseConfig:
     prior_k1: float = 1.5
     prior_b: float = 0.75
     prior_weight: float = 1.0
+    # Document-side stemming of the prior (`jaxir.methods.stem_classes`): whole-word WordPieces
+    # with one Snowball stem share a tf and a weight, so a query's "cells" matches "cell".
+    prior_stem: bool = False
     # Index-time factor on the head's weights next to the prior (1 = as trained). A head trained
     # on few queries can overfit; benchmarks/sparse_prior_fusion.py picks it on held-out train
     # queries. Needs lexical_prior (without one a common factor changes no ranking).
@@ -69,6 +72,8 @@ class SparseConfig:
         if self.head_scale != 1.0 and not self.lexical_prior:
             raise ValueError(f"head_scale {self.head_scale} needs lexical_prior: it weighs the head "
                              "against the prior")
+        if self.prior_stem and not self.lexical_prior:
+            raise ValueError("prior_stem needs lexical_prior: it stems the prior's document side")
         if self.head_scale < 0:
             raise ValueError(f"head_scale must be >= 0, got {self.head_scale}")
         if self.logit_chunk < 1 or self.doc_maxlen < 3 or self.doc_windows < 1:

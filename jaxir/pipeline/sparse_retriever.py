@@ -56,6 +56,8 @@ class LearnedSparse:
     min_idf: float | None = None
     # Lexical-prior models: weight of the head's part next to the prior (None: the config's).
     head_scale: float | None = None
+    # Lexical-prior models: stem the prior's document side (None: the config's prior_stem).
+    prior_stem: bool | None = None
     # Posting weight storage: "uint8" (default), "float16" or "float32".
     dtype: str = "uint8"
     batch_size: int | None = dataclasses.field(default=None, repr=False)
@@ -68,7 +70,8 @@ class LearnedSparse:
         from jaxir.methods.sparse import SparseConfig, SparseModel
 
         overrides = {"doc_maxlen": self.max_length, "batch_size": self.batch_size, "top_k": self.top_k,
-                     "doc_windows": self.doc_windows, "min_idf": self.min_idf, "head_scale": self.head_scale}
+                     "doc_windows": self.doc_windows, "min_idf": self.min_idf, "head_scale": self.head_scale,
+                     "prior_stem": self.prior_stem}
         return load_or_init(self.checkpoint, load_checkpoint, SparseConfig(model=self.model),
                             SparseModel, overrides=overrides, what="sparse")
 
@@ -104,7 +107,7 @@ class LearnedSparse:
         meta = {"checkpoint": self.checkpoint, "idf_source": idf_source, "doc_maxlen": cfg.doc_maxlen,
                 "doc_windows": cfg.doc_windows, "min_idf": cfg.min_idf, "top_k": cfg.top_k,
                 **{f"prior_{k}": None if prior is None else v
-                   for k, v in dataclasses.asdict(prior or LexicalPrior(avgdl=0.0)).items()},
+                   for k, v in (prior or LexicalPrior(avgdl=0.0)).meta().items()},
                 "head_scale": cfg.head_scale if cfg.lexical_prior else None}
         return index.save(out, model_fingerprint=model.fingerprint(params), meta=meta)
 
@@ -114,10 +117,11 @@ class LearnedSparse:
         model, params = self._loaded
         index = SparseIndex.load(index_dir, tokenizer=model.tokenizer,
                                  model_fingerprint=model.fingerprint(params), min_idf=self.min_idf or 0.0)
-        built = index.meta.get("head_scale")
-        if self.head_scale is not None and built != self.head_scale:  # a build-time choice
-            raise ValueError(f"{index_dir} was built with head_scale {built}; rebuild it with "
-                             f"--head-scale {self.head_scale} to change it")
+        for key, flag in (("head_scale", "--head-scale"), ("prior_stem", "--prior-stem")):
+            built, asked = index.meta.get(key), getattr(self, key)
+            if asked is not None and built != asked:  # build-time choices
+                raise ValueError(f"{index_dir} was built with {key} {built}; rebuild it with "
+                                 f"{flag} {asked} to change it")
         return SparseSearcher(index)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxir.cli_types import add_config_options, with_overrides
 from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
 from jaxir.parallel import EMBED, VOCAB
 
@@ -221,18 +222,10 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=sorted(MODES), default="cpu-scifact")
     ap.add_argument("--out", required=True)
-    for field in dataclasses.fields(RecipeConfig):  # every recipe field can be overridden
-        kind = field.type if field.type in ("int", "float") else "str"
-        ap.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name,
-                        type={"int": int, "float": float, "str": str}[kind])
+    add_config_options(ap, RecipeConfig)  # every recipe field can be overridden
     args = vars(ap.parse_args(argv))
     mode, out = args.pop("mode"), args.pop("out")
-    cfg = MODES[mode]
-    for name, value in args.items():
-        if value is not None:
-            default = getattr(cfg, name)
-            value = value.lower() in ("1", "true", "yes") if isinstance(default, bool) else value
-            cfg = dataclasses.replace(cfg, **{name: value})
+    cfg = with_overrides(MODES[mode], args)
     path, result = train(cfg, out, mode)
     print(f"saved {path}; last train metrics {result.last_train}")
 

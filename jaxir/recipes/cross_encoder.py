@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxir.cli_types import add_config_options, with_overrides
+
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
@@ -246,21 +248,10 @@ def parse_args(argv=None) -> tuple[Recipe, str, str]:
     ap.add_argument("--mode", choices=sorted(MODES), default="cpu")
     ap.add_argument("--data", required=True, help="BEIR folder with a train split")
     ap.add_argument("--out", required=True)
-    for f in dataclasses.fields(Recipe):  # every recipe field can be overridden
-        if f.name != "alpha_grid":
-            ap.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_parse_value)
+    add_config_options(ap, Recipe, skip=("alpha_grid",))  # every recipe field can be overridden
     args = vars(ap.parse_args(argv))
     mode, data, out = args.pop("mode"), args.pop("data"), args.pop("out")
-    return dataclasses.replace(MODES[mode], **{k: v for k, v in args.items() if v is not None}), data, out
-
-
-def _parse_value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+    return with_overrides(MODES[mode], args), data, out
 
 
 def main(argv=None) -> dict:

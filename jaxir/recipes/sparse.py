@@ -26,6 +26,7 @@ recipe is --in-batch false --batch-size 4 --nway 8 --accumulate 4.
 Lexical prior (--lexical-prior true): every document weight also holds the BM25 tf-saturation of
 its whole text (`jaxir.methods.lexical_prior`), in the loss and in the index, so the head learns
 what the teachers add to exact matching; the checkpoint records it and `jaxir index` applies it.
+--prior-stem true also stems the prior's document side (`jaxir.methods.stem_classes`).
 Ablations: --teacher-weights 1,0 (dense only) / 0,1 (BM25 only), --flops-mode uniform; runs with
 an MLM warm-up can share it: --init-from <first run>/mlm-params. More epochs: --init-from
 <trained run>/sparse --flops-warmup-steps 0 continues a trained model (fresh optimizer and schedule).
@@ -45,6 +46,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxir.cli_types import add_config_options, with_overrides
 from jaxir.methods.sparse import SparseConfig, SparseModel
 from jaxir.recipes.sparse_teachers import TeacherScores, dense_corpus, mine_candidates
 from jaxir.parallel import EMBED, VOCAB
@@ -89,6 +91,7 @@ class RecipeConfig:
     # what the teachers add to exact matching; prior_weight scales the prior.
     lexical_prior: bool = False
     prior_weight: float = 1.0
+    prior_stem: bool = False
     # Start from another run's params instead of the pretrained backbone + identity head:
     # <run>/mlm-params (ablations sharing one MLM warm-up) or <run>/sparse (more training).
     init_from: str | None = None
@@ -238,7 +241,8 @@ def train(cfg: RecipeConfig, out_dir: str):
                           flops_warmup_steps=cfg.flops_warmup_steps, flops_mode=cfg.flops_mode,
                           in_batch_negatives=cfg.in_batch,
                           top_k=cfg.top_k or None, min_idf=cfg.min_idf, doc_windows=cfg.doc_windows,
-                          lexical_prior=cfg.lexical_prior, prior_weight=cfg.prior_weight, seed=cfg.seed)
+                          lexical_prior=cfg.lexical_prior, prior_weight=cfg.prior_weight,
+                          prior_stem=cfg.prior_stem, seed=cfg.seed)
     bert_config, bert_params = load_bert(None, dtype=COMPUTE_DTYPES[cfg.compute_dtype])
     model = SparseModel(sparse, idf=idf, bert_config=bert_config, bert_params=bert_params,
                         tokenizer=tokenizer)
@@ -267,8 +271,9 @@ def train(cfg: RecipeConfig, out_dir: str):
     (out / HOLDOUT_FILE).write_text(json.dumps({"data": str(cfg.data), "split": "train",
                                                 "query_ids": [qids[r] for r in held_rows]}, indent=1) + "\n")
     prior = model.fit_prior(doc_tokens)
-    # The widest document's distinct terms, rounded up: every batch has the same prior shape.
-    width = -(-max(len(set(t)) for t in doc_tokens) // 64) * 64 if prior else 0
+    # The widest document's prior vector, rounded up: every batch has the same prior shape.
+    width = -(-prior.max_terms(doc_tokens, skip_ids=model.special_ids, keep_ids=model.vocab_ids) // 64) * 64 \
+        if prior else 0
     source = TupleTexts(model, cfg, train_rows, candidates, texts, teacher, prior, width)
     held = TupleTexts(model, cfg, held_rows, candidates, texts, teacher, prior, width)
     hook = BestOnHoldout(model, [held.take(np.arange(i, i + cfg.batch_size))
@@ -298,23 +303,15 @@ def train(cfg: RecipeConfig, out_dir: str):
     return path, result
 
 
-def _flag(text: str) -> bool:
-    if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
-        raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-    return text.lower() in ("1", "true", "yes")
-
-
 def parse_args(argv=None) -> tuple[RecipeConfig, str]:
     """(config = the mode's defaults with every given --field overridden, output folder)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=sorted(MODES), default="cpu-scifact")
     ap.add_argument("--out", required=True)
-    for field in dataclasses.fields(RecipeConfig):  # every recipe field can be overridden
-        kind = {"int": int, "float": float, "bool": _flag}.get(field.type, str)
-        ap.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=kind)
+    add_config_options(ap, RecipeConfig)  # every recipe field can be overridden
     args = vars(ap.parse_args(argv))
     mode, out = args.pop("mode"), args.pop("out")
-    return dataclasses.replace(MODES[mode], **{k: v for k, v in args.items() if v is not None}), out
+    return with_overrides(MODES[mode], args), out
 
 
 def main(argv=None) -> None:
