@@ -126,7 +126,7 @@ def main() -> None:
             ax.plot(betas, ys, marker="o", label=f"{k} ({len(splits[k][0])} queries)")
         ax.set_xlabel("beta (weight of the head next to the BM25 prior)")
         ax.set_ylabel("nDCG@10")
-        ax.set_title(f"{data.name}: prior + beta x head")
+        ax.set_title(f"{data.name}: {'stemmed ' if args.stem else ''}prior + beta x head")
         ax.legend()
         fig.tight_layout()
         fig.savefig(args.plot, dpi=120)

@@ -117,9 +117,11 @@ class LearnedSparse:
         model, params = self._loaded
         index = SparseIndex.load(index_dir, tokenizer=model.tokenizer,
                                  model_fingerprint=model.fingerprint(params), min_idf=self.min_idf or 0.0)
-        for key, flag in (("head_scale", "--head-scale"), ("prior_stem", "--prior-stem")):
+        # Build-time choices; an index without the key (no prior, or older) has the default.
+        for key, flag, default in (("head_scale", "--head-scale", 1.0), ("prior_stem", "--prior-stem", False)):
             built, asked = index.meta.get(key), getattr(self, key)
-            if asked is not None and built != asked:  # build-time choices
+            built = default if built is None else built
+            if asked is not None and built != asked:
                 raise ValueError(f"{index_dir} was built with {key} {built}; rebuild it with "
                                  f"{flag} {asked} to change it")
         return SparseSearcher(index)
