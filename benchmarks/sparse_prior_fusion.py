@@ -68,14 +68,14 @@ def main() -> None:
     tokens = tokenize(tok, data.doc_texts(), what="document")
     built_with = trained.meta.get("prior_avgdl")
     # The index's own prior; indexes from before k1/b/weight were recorded used the defaults.
-    stems = StemClasses.from_tokenizer(tok, skip_ids=trained.skip_ids) if args.stem else None
+    built_stemmed = bool(trained.meta.get("prior_stem"))
+    classes = (StemClasses.from_tokenizer(tok, skip_ids=trained.skip_ids)
+               if args.stem or built_stemmed else None)  # built once, used by either prior
     prior = (LexicalPrior(avgdl=built_with, **{k: trained.meta[f"prior_{k}"] for k in ("k1", "b", "weight")
                                                if trained.meta.get(f"prior_{k}") is not None})
              if built_with else LexicalPrior.fit(tokens))
-    built_stemmed = bool(trained.meta.get("prior_stem"))
-    own = dataclasses.replace(prior, stems=StemClasses.from_tokenizer(tok, skip_ids=trained.skip_ids)
-                              if built_stemmed else None)  # the prior inside the index
-    prior = dataclasses.replace(prior, stems=stems)  # the prior the head is added to
+    own = dataclasses.replace(prior, stems=classes if built_stemmed else None)  # the prior inside the index
+    prior = dataclasses.replace(prior, stems=classes if args.stem else None)  # the prior the head is added to
     scoring = np.flatnonzero(trained.idf > 0)
     priors = [prior.vector(t, skip_ids=trained.skip_ids, keep_ids=scoring) for t in tokens]
     head = index_vectors(trained.inverted)
