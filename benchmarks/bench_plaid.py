@@ -5,7 +5,7 @@
    queries.npy [Q, Lq, D] float32, ids.json, meta.json. Both engines index exactly these vectors,
    so the comparison is of the engines, not the encoders.
 2. Build each index in its own fresh process (build seconds, peak RSS, bytes on disk): ours with
-   `jaxir.index.plaid` (codec from `jaxir.pipeline.colbert_index.fit_codec`, JAX k-means; or
+   `jaxir.index.plaid` (codec from `jaxir.retrievers.colbert_build.fit_codec`, JAX k-means; or
    `--kmeans numpy`), PyLate 1.6's vendored Stanford backend (`use_fast=False`) in its own virtual
    environment `.benchvenv-pylate/` (created on first use, CPU torch from the local wheel).
 3. Search: one long-lived process per engine; timed rounds alternate between the engines (order
@@ -60,7 +60,7 @@ def fit_our_codec(tokens, doclens, offsets, args):
     from jaxir.index.codec import fit_codec_numpy
     from jaxir.index.plaid import num_sample_docs
 
-    # Same draw as jaxir.pipeline.colbert_index.sample_doc_indices (seed 0).
+    # Same draw as jaxir.retrievers.colbert_build.sample_doc_indices (seed 0).
     rng = np.random.default_rng(0)
     picks = np.sort(rng.choice(len(doclens), num_sample_docs(len(doclens)), replace=False))
     sample = np.concatenate([tokens[offsets[i]:offsets[i] + doclens[i]] for i in picks])
@@ -68,7 +68,7 @@ def fit_our_codec(tokens, doclens, offsets, args):
     if args.kmeans == "numpy":
         k = 2 ** int(np.floor(np.log2(16 * np.sqrt(est))))
         return fit_codec_numpy(sample, k, args.nbits)
-    from jaxir.pipeline.colbert_index import fit_codec
+    from jaxir.retrievers.colbert_build import fit_codec
 
     return fit_codec(sample, n_embeddings_est=est, nbits=args.nbits)
 

@@ -151,7 +151,7 @@ def fit(stream: SyntheticStream, cfg: dict):
     """Pass 1: sample documents, fit the codec -> (codec, sample docs, sample tokens)."""
     from jaxir.index import codec as np_codec
     from jaxir.ops.kmeans import num_centroids
-    from jaxir.pipeline.colbert_index import fit_codec, sample_doc_indices
+    from jaxir.retrievers.colbert_build import fit_codec, sample_doc_indices
     n_docs = len(stream.doclens)
     if cfg["sample_docs"]:
         rng = np.random.default_rng(cfg["seed"])
@@ -169,7 +169,7 @@ def fit(stream: SyntheticStream, cfg: dict):
 
 def build_once(cfg: dict) -> dict:
     """One build in this process; phase peaks are absolute RSS bytes."""
-    from jaxir.pipeline.colbert_index import compress_stream
+    from jaxir.retrievers.colbert_build import compress_stream
     stream = SyntheticStream(cfg["n_tokens"], seed=cfg["seed"])
     base = proc_status_bytes("VmRSS")
     reset_peak()

@@ -7,74 +7,48 @@ import os
 import sys
 from pathlib import Path
 
-from jaxir.cli_types import true_false
+from jaxir.config_cli import true_false
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the backbone is local; never reach for a hub
 
-METHODS = ["bm25", "dense", "colbert", "sparse"]
-RERANKERS = ["cross-encoder"]
-RECIPES = {"cross-encoder": "cross_encoder", "colbert": "colbert", "sparse": "sparse"}
 DEMO_METHODS = ["bm25", "dense"]
-# Index manifests name the runtime format; map it back to the retriever that reads it.
-INDEX_METHODS = {"bm25": "bm25", "dense": "dense", "colbert-plaid": "colbert", "learned_sparse": "sparse"}
-OPTION_NAMES = ("model", "analyzer", "max_length", "batch_size", "checkpoint", "nbits", "exhaustive",
-                "uncompressed", "ncells", "ndocs", "centroid_score_threshold", "idf", "top_k", "dtype",
-                "doc_windows", "min_idf", "head_scale", "prior_stem")
 
 
-def _add_search_options(p: argparse.ArgumentParser) -> None:
-    """Options that change how an index is searched (not how it is built)."""
-    p.add_argument("--exhaustive", action="store_true", default=None,
-                   help="colbert: exact MaxSim over all decompressed docs instead of PLAID")
-    p.add_argument("--uncompressed", action="store_true", default=None,
-                   help="colbert: keep (index) / search (eval) an fp16 copy of the token vectors")
-    p.add_argument("--ncells", type=int, help="colbert PLAID: centroids probed per query token")
-    p.add_argument("--ndocs", type=int, help="colbert PLAID: candidates kept after stage 2")
-    p.add_argument("--centroid-score-threshold", type=float, dest="centroid_score_threshold")
+def _add_method_options(p: argparse.ArgumentParser, methods: list[str]) -> None:
+    """One option per field of the methods' retrievers (`jaxir.retrievers.registry`): a new
+    retriever field is a new option, with its help; options shared by methods appear once."""
+    from jaxir.config_cli import field_help
+    from jaxir.retrievers.registry import options_of, retriever_class
 
-
-def _add_method_options(p: argparse.ArgumentParser, extra_methods=()) -> None:
-    p.add_argument("--method", choices=METHODS + list(extra_methods), required=True)
-    p.add_argument("--checkpoint", help="trained model folder (colbert, sparse, cross-encoder)")
-    p.add_argument("--idf", help="sparse: idf.json for query weights (default: checkpoint's or corpus)")
-    p.add_argument("--top-k", type=int, dest="top_k", help="sparse: keep the top-k terms per document")
-    p.add_argument("--dtype", choices=["uint8", "float16", "float32"], help="sparse: posting weights")
-    p.add_argument("--doc-windows", type=int, dest="doc_windows",
-                   help="sparse: encode up to this many windows of --max-length tokens per document")
-    p.add_argument("--min-idf", type=float, dest="min_idf",
-                   help="sparse: tokens with idf <= this are neither stored nor scored (default 0)")
-    p.add_argument("--head-scale", type=float, dest="head_scale",
-                   help="sparse with a lexical prior: index prior + this x the head's weights (default 1)")
-    p.add_argument("--prior-stem", dest="prior_stem", type=true_false,
-                   help="sparse with a lexical prior: true/false, stem the prior's document side")
-    p.add_argument("--nbits", type=int, choices=[1, 2, 4], help="colbert residual bits (default 2)")
-    _add_search_options(p)
-    p.add_argument("--model", help="local Hugging Face BERT folder (default: embedded all-MiniLM-L6-v2)")
-    p.add_argument("--analyzer", choices=["word", "wordpiece"], help="BM25 tokens (default word)")
-    p.add_argument("--max-length", type=int, dest="max_length", help="tokens per document")
-    p.add_argument("--batch-size", type=int, dest="batch_size")
+    seen: dict[str, list[str]] = {}
+    for method in methods:
+        for name in options_of(method):
+            seen.setdefault(name, []).append(method)
+    for name, users in seen.items():
+        cls = retriever_class(users[0])
+        field = options_of(users[0])[name]
+        kind = str(field.type)
+        extra = {"nargs": "?", "const": True, "type": true_false, "metavar": "true|false"} \
+            if "bool" in kind else {"type": int if "int" in kind else float if "float" in kind else str}
+        who = "" if len(users) == len(methods) else f" ({', '.join(users)})"
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
+                       help=field_help(cls, field) + who, **extra)
 
 
 def _method_options(args) -> dict:
-    return {k: getattr(args, k, None) for k in OPTION_NAMES}
+    """The method options given on the command line (unset ones are None and not passed)."""
+    from jaxir.retrievers.registry import REGISTRY, options_of
+
+    names = {n for m in REGISTRY for n in options_of(m)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
 def cmd_eval(args) -> None:
-    from jaxir.pipeline.evaluate import eval_method, format_table
+    from jaxir.retrievers.evaluate import eval_method, format_table
 
-    if args.method in RERANKERS:
-        from jaxir.pipeline.rerank import eval_rerank
-
-        if not args.checkpoint:
-            raise FileNotFoundError(f"--method {args.method} needs --checkpoint")
-        result = eval_rerank(args.data, args.split, first_stage=args.rerank, depth=args.depth,
-                             checkpoint=args.checkpoint, alpha=args.alpha, k=args.k,
-                             index_dir=args.index, cache=Path(args.cache), run_path=args.run,
-                             output_json=args.output_json)
-        print(format_table([result]))
-        return
     result = eval_method(args.method, args.data, split=args.split, k=args.k, index_dir=args.index,
                          cache=Path(args.cache), run_path=args.run, output_json=args.output_json,
+                         rerank=args.rerank, depth=args.depth, first_stage_index=args.first_stage_index,
                          **_method_options(args))
     print(format_table([result]))
     print(json.dumps(result["timing"]))
@@ -82,8 +56,8 @@ def cmd_eval(args) -> None:
 
 def cmd_index(args) -> None:
     from jaxir.eval.beir import load_beir
-    from jaxir.pipeline.evaluate import build_or_reuse
-    from jaxir.pipeline.retrievers import get_retriever
+    from jaxir.retrievers.evaluate import build_or_reuse
+    from jaxir.retrievers.registry import get_retriever
 
     dataset = load_beir(args.data, split=args.split)
     out, secs = build_or_reuse(get_retriever(args.method, **_method_options(args)), dataset, Path(args.out))
@@ -93,12 +67,12 @@ def cmd_index(args) -> None:
 def cmd_search(args) -> None:
     from jaxir.eval.runs import write_trec
     from jaxir.index.store import load_index
-    from jaxir.pipeline.evaluate import run_search
-    from jaxir.pipeline.queries import read_queries
-    from jaxir.pipeline.retrievers import get_retriever
+    from jaxir.retrievers.evaluate import run_search
+    from jaxir.eval.queries import read_queries
+    from jaxir.retrievers.registry import get_retriever, method_of_index
 
-    method = load_index(args.index, verify=False).manifest["method"]
-    retriever = get_retriever(INDEX_METHODS.get(method, method), **_method_options(args))
+    kind = load_index(args.index, verify=False).manifest["method"]
+    retriever = get_retriever(method_of_index(kind), **_method_options(args))
     queries = read_queries(args.queries, split=args.split)
     run, timing = run_search(retriever.open(Path(args.index)), queries, args.k)
     write_trec(args.run, run, tag=f"jaxir-{retriever.name}")
@@ -142,7 +116,7 @@ def cmd_tune_alpha(args) -> None:
 
 
 def cmd_idf(args) -> None:
-    from jaxir.sparse_idf import build_idf_file
+    from jaxir.data.idf_file import build_idf_file
 
     path, n_docs = build_idf_file(args.data, args.out, model=args.model, split=args.split)
     print(f"IDF over {n_docs} documents -> {path}")
@@ -151,7 +125,7 @@ def cmd_idf(args) -> None:
 def cmd_export(args) -> None:
     from jaxir import export
     from jaxir.index.sparse_search import SparseIndex
-    from jaxir.sparse_idf import tokenizer_vocab
+    from jaxir.text.idf import tokenizer_vocab
     from jaxir.text import load_tokenizer
 
     tok = load_tokenizer(args.model)
@@ -173,7 +147,7 @@ def cmd_train(args, extra: list[str]) -> None:
 
 
 def cmd_demo(args) -> None:
-    from jaxir.pipeline.evaluate import eval_method, format_table
+    from jaxir.retrievers.evaluate import eval_method, format_table
 
     out = Path(args.out)
     results = []
@@ -189,32 +163,39 @@ def cmd_demo(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from jaxir.recipes import RECIPES
+    from jaxir.retrievers.registry import first_stage_methods, rerank_methods
+
+    first, rerankers = first_stage_methods(), rerank_methods()
     ap = argparse.ArgumentParser(prog="jaxir", description="Neural information retrieval in JAX")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="index, search and evaluate the default systems on a BEIR set")
     p.add_argument("--data", default="scifact", help="BEIR folder or dataset name (downloaded)")
     p.add_argument("--split", default="test")
-    p.add_argument("--methods", nargs="+", default=DEMO_METHODS, choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=DEMO_METHODS, choices=first)
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("eval", help="evaluate one method (or a reranker) on a BEIR split")
-    _add_method_options(p, extra_methods=RERANKERS)
-    p.add_argument("--rerank", default="bm25", choices=["bm25", "dense"], help="reranker: first stage")
+    p.add_argument("--method", choices=first + rerankers, required=True)
+    _add_method_options(p, first + rerankers)
+    p.add_argument("--rerank", default="bm25", choices=first, help="reranker: first stage")
     p.add_argument("--depth", type=int, default=100, help="reranker: candidates reranked per query")
-    p.add_argument("--alpha", type=float, help="reranker: weight of the cross-encoder score against the first stage (both min-max; 0 = first stage only)")
+    p.add_argument("--first-stage-index", dest="first_stage_index",
+                   help="reranker: the first stage's index folder (default: a cache folder)")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test")
     p.add_argument("--k", type=int, default=100, help="hits kept per query")
-    p.add_argument("--index", help="existing or new index folder (default: a cache folder)")
+    p.add_argument("--index", help="the method's existing or new index folder (default: a cache folder)")
     p.add_argument("--cache", default="runs/indexes")
     p.add_argument("--run", help="also write the TREC run here")
     p.add_argument("--output-json", dest="output_json")
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("index", help="build an index for a BEIR corpus")
-    _add_method_options(p)
+    p.add_argument("--method", choices=first, required=True)
+    _add_method_options(p, first)
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", help="split whose qrels are validated while loading")
     p.add_argument("--out", required=True)
@@ -231,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_compare)
 
     p = sub.add_parser("mine", help="mine hard negatives for a BEIR split (default train)")
-    p.add_argument("--retriever", choices=["bm25", "dense"], default="bm25")
+    p.add_argument("--retriever", choices=first, default="bm25")
     p.add_argument("--depth", type=int, default=100)
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="train")
@@ -240,8 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default="runs/indexes")
     p.set_defaults(fn=cmd_mine)
 
-    p = sub.add_parser("teacher", help="score mined train candidates with a trained cross-encoder")
-    p.add_argument("--checkpoint", required=True, help="cross-encoder training or reranker folder")
+    p = sub.add_parser("teacher", help="score mined train candidates with a trained reranker")
+    p.add_argument("--method", choices=rerankers, default="cross-encoder")
+    p.add_argument("--checkpoint", required=True, help="reranker folder (or a training folder holding one)")
     p.add_argument("--mined", required=True, help="JSONL written by `jaxir mine`")
     p.add_argument("--depth", type=int, default=30, help="mined candidates scored per query")
     p.add_argument("--data", required=True)
@@ -285,9 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="with a BEIR folder: which split's queries")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--run", required=True)
-    p.add_argument("--model")
-    p.add_argument("--checkpoint")
-    _add_search_options(p)
+    _add_method_options(p, first)  # the index's manifest names the method
     p.set_defaults(fn=cmd_search)
     return ap
 

@@ -22,3 +22,7 @@ class IndexFormatError(JaxirError):
 
 class CheckpointError(JaxirError):
     """A checkpoint is corrupt or was written for another model or config."""
+
+
+class OptionError(JaxirError):
+    """An unknown method, or an option the chosen method does not take."""

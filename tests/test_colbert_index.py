@@ -12,8 +12,8 @@ from jaxir.index import exact
 from jaxir.index.codec import fit_codec_numpy, normalize
 from jaxir.index.plaid import PlaidIndex
 from jaxir.methods.colbert import ColBERTConfig
-from jaxir.pipeline.colbert_index import FP16_ARRAY, compress_stream, fit_codec, sample_doc_indices
-from jaxir.pipeline.colbert_retriever import ColBERT, save_checkpoint
+from jaxir.retrievers.colbert_build import FP16_ARRAY, compress_stream, fit_codec, sample_doc_indices
+from jaxir.retrievers.colbert import ColBERT, save_checkpoint
 
 N_DOCS = 60
 
@@ -67,7 +67,7 @@ def scifact(scifact_dir):
 @pytest.fixture(scope="module")
 def built(scifact, tmp_path_factory):
     ids, texts, _ = scifact
-    retriever = ColBERT(uncompressed=True, max_length=128, progress=False)
+    retriever = ColBERT(uncompressed=True, doc_maxlen=128, progress=False)
     out = retriever.build(ids, texts, tmp_path_factory.mktemp("colbert") / "index")
     return retriever, out
 
@@ -94,8 +94,8 @@ def test_search_modes_return_k_and_plaid_matches_exhaustive(built, scifact):
     retriever, out = built
     queries = scifact[2][:8]
     plaid = retriever.open(out).search(queries, 10)
-    exhaustive = ColBERT(exhaustive=True, max_length=128, progress=False).open(out).search(queries, 10)
-    reference = ColBERT(uncompressed=True, max_length=128, progress=False).open(out).search(queries, 10)
+    exhaustive = ColBERT(exhaustive=True, doc_maxlen=128, progress=False).open(out).search(queries, 10)
+    reference = ColBERT(uncompressed=True, doc_maxlen=128, progress=False).open(out).search(queries, 10)
     assert all(len(ids) == 10 and len(s) == 10 for ids, s in plaid + exhaustive + reference)
     assert all(np.all(np.diff(s) <= 0) for _, s in plaid)
     overlap = np.mean([len(set(a[0]) & set(b[0])) / 10 for a, b in zip(plaid, exhaustive)])
@@ -126,7 +126,7 @@ def test_index_of_other_weights_is_refused(built, tmp_path):
 
 def _plain_index(model, params, tmp):
     """A 3-document index without the fp16 copy (nbits 1), opened with uncompressed=True."""
-    from jaxir.pipeline.colbert_index import IndexOptions, build_colbert_index
+    from jaxir.retrievers.colbert_build import IndexOptions, build_colbert_index
 
     texts = ["Vitamin D and bone density.", "Insulin resistance in obesity.", "Randomized trial."]
     build_colbert_index(model, params, ["a", "b", "c"], texts, tmp / "plain",
@@ -139,7 +139,7 @@ def test_recompress_from_fp16_copy_matches_other_nbits(tmp_path):
     from jaxir.index.codec import ResidualCodec
     from jaxir.index.plaid import PlaidIndex, PlaidIndexBuilder
     from jaxir.index.store import save_index
-    from jaxir.pipeline.colbert_index import FP16_ARRAY, IndexOptions, recompress_index
+    from jaxir.retrievers.colbert_build import FP16_ARRAY, IndexOptions, recompress_index
 
     rng = np.random.default_rng(3)
     centres = rng.normal(size=(12, 16))

@@ -50,7 +50,7 @@ def test_positives_never_appear_as_candidates(scifact_train, mined):
 
 def test_positive_ranked_by_bm25_is_removed_not_truncated(scifact_train, mined, tmp_path):
     """Over-fetching keeps `depth` candidates even when positives sat inside the top depth."""
-    from jaxir.pipeline.retrievers import get_retriever
+    from jaxir.retrievers.registry import get_retriever
 
     out, summary = mined
     searcher = get_retriever("bm25").open(summary["index"])

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from jaxir.errors import DataError
-from jaxir.sparse_idf import (MISSING_IDF, build_idf_file, compute_idf, document_frequencies,
-                              load_idf, save_idf, tokenizer_vocab, vocab_fingerprint)
+from jaxir.data.idf_file import build_idf_file
+from jaxir.text.idf import (MISSING_IDF, compute_idf, document_frequencies, load_idf, save_idf,
+                            tokenizer_vocab, vocab_fingerprint)
 
 VOCAB = [f"tok{i}" for i in range(12)]
 

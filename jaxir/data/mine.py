@@ -35,8 +35,8 @@ def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100,
     The index is built in ``index_dir`` (default: the shared cache folder keyed by corpus and
     retriever settings) unless a complete one is there. Returns a summary dict (counts, timing).
     """
-    from jaxir.pipeline.evaluate import build_or_reuse, default_index_dir
-    from jaxir.pipeline.retrievers import get_retriever
+    from jaxir.retrievers.evaluate import build_or_reuse, default_index_dir
+    from jaxir.retrievers.registry import get_retriever
 
     if retriever_name not in MINERS:
         raise ValueError(f"retriever {retriever_name!r} cannot mine; choose from {MINERS}")

@@ -62,12 +62,14 @@ def score_mined(scorer, mined_path: str | Path, queries: Mapping[str, str],
 
 
 def main_teacher(args) -> dict:
-    """CLI entry: ``jaxir teacher --checkpoint CE --mined FILE --data BEIR_DIR --out FILE``."""
+    """CLI entry: ``jaxir teacher [--method cross-encoder] --checkpoint CE --mined FILE --data BEIR_DIR --out FILE``.
+
+    The teacher is any registered reranker; its raw scores (no interpolation) are written."""
     from jaxir.eval.beir import load_beir
-    from jaxir.pipeline.rerank import CrossEncoderReranker
+    from jaxir.retrievers.registry import get_retriever
 
     data = load_beir(args.data, split=args.split)
-    reranker = CrossEncoderReranker.load(args.checkpoint)
+    reranker = get_retriever(getattr(args, "method", "cross-encoder"), checkpoint=args.checkpoint).open_reranker()
     summary = score_mined(reranker.scores, args.mined, data.queries,
                           data.text_of, depth=args.depth, out=args.out)
     print(f"teacher-scored {summary['pairs']} pairs of {summary['queries']} {data.split} queries "

@@ -21,28 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, EmptyInputError, IndexFormatError
-from .analysis import get_analyzer
+from ..text.analysis import get_analyzer
+from ..text.bm25_weights import DEFAULT_B, DEFAULT_K1, lucene_weights
 from .inverted import InvertedIndex
 from .store import load_index, save_index
 
 METHOD = "bm25"
 BM25_METHODS = ("lucene",)
-DEFAULT_K1, DEFAULT_B = 1.5, 0.75  # bm25s's defaults
-
-
-def tf_saturation(tf, doc_len, *, avgdl: float, k1: float, b: float) -> np.ndarray:
-    """The document side of BM25 [P] float64: tf / (tf + k1 · (1 - b + b · dl / avgdl))."""
-    tf, doc_len = np.asarray(tf, np.float64), np.asarray(doc_len, np.float64)
-    return tf / (tf + k1 * (1.0 - b + b * doc_len / avgdl))
-
-
-def lucene_weights(tf, doc_len, df, *, n_docs: int, avgdl: float, k1: float, b: float) -> np.ndarray:
-    """Per-posting weights [P] float64 from tf [P], the posting's doc length [P] and term df [P]."""
-    df = np.asarray(df, np.float64)
-    idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
-    return idf * tf_saturation(tf, doc_len, avgdl=avgdl, k1=k1, b=b)
-
-
 def _analyze_corpus(texts: Iterable[str], analyze) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
     """(vocab term -> id in first-seen order, term ids of all docs concatenated [T], lengths [N])."""
     vocab: dict[str, int] = defaultdict(itertools.count().__next__)  # a new term gets the next id

@@ -24,8 +24,8 @@ import numpy as np
 from ..errors import DataError, EmptyInputError, IndexFormatError
 from .inverted import InvertedIndex, NoKnownTermsWarning
 from .store import load_index, save_index
-from ..sparse_idf import tokenizer_vocab, vocab_fingerprint
-from ..text import single_text_encoder
+from ..text.idf import tokenizer_vocab, vocab_fingerprint
+from ..text.tokenize import single_text_encoder
 
 METHOD = "learned_sparse"
 DEFAULT_DTYPE = "uint8"

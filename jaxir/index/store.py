@@ -19,13 +19,13 @@ import json
 import os
 import re
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import IndexFormatError
+from ..fs import replace_folder, temp_folder_beside
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -89,23 +89,6 @@ def _write_array(folder: Path, name: str, array: np.ndarray) -> dict:
     }
 
 
-def _move_into_place(tmp: Path, path: Path) -> None:
-    """Rename `tmp` to `path`; an existing index there is removed only after the swap."""
-    if not path.exists():
-        os.replace(tmp, path)
-        return
-    if not (path / MANIFEST).is_file():
-        raise IndexFormatError(f"refusing to replace {path}: it exists and is not an index folder")
-    old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(path, old)
-    try:
-        os.replace(tmp, path)
-    except OSError:
-        os.replace(old, path)  # put the previous index back
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def save_index(
     path: str | Path,
     arrays: dict[str, np.ndarray],
@@ -126,9 +109,7 @@ def save_index(
         "arrays": {},
     }
     json.dumps(manifest)  # fail on non-JSON meta before touching the disk
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
+    tmp = temp_folder_beside(path)
     try:
         for name, array in checked.items():
             manifest["arrays"][name] = _write_array(tmp, name, array)
@@ -136,7 +117,10 @@ def save_index(
         (tmp / MANIFEST).write_text(text, encoding="utf-8")
         _fsync(tmp / MANIFEST)
         _fsync(tmp)
-        _move_into_place(tmp, path)
+        try:
+            replace_folder(tmp, path, marker=MANIFEST, what="an index folder")
+        except FileExistsError as e:
+            raise IndexFormatError(str(e)) from None
         _fsync(path.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jaxir.errors import DataError
-from jaxir.index.bm25 import DEFAULT_B, DEFAULT_K1, tf_saturation
+from jaxir.text.bm25_weights import DEFAULT_B, DEFAULT_K1, tf_saturation
 from jaxir.methods.stem_classes import StemClasses
 
 

@@ -65,7 +65,7 @@ class WordPieceAnalyzer:
     """WordPiece sub-word strings from a local tokenizer folder (default: the embedded MiniLM)."""
 
     def __init__(self, model_dir=None):
-        from ..text import load_tokenizer  # lazy: pulls in transformers
+        from jaxir.text.tokenize import load_tokenizer  # lazy: pulls in transformers
 
         self._tokenizer = load_tokenizer(model_dir)
 

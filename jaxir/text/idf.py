@@ -139,28 +139,3 @@ def load_idf(path: str | Path, vocab: Sequence[str], *, missing_idf: float | Non
         if token in token_id:
             idf[token_id[token]] = value
     return idf
-
-
-def build_idf_file(data: str | Path, out: str | Path, *, model: str | None = None,
-                   split: str = "test") -> tuple[Path, int]:
-    """`jaxir idf --data BEIR_DIR --out idf.json`: IDF over a BEIR corpus (title + text).
-
-    Texts are WordPiece-tokenised without special tokens and without truncation.
-    Returns (path, number of documents).
-    """
-    from jaxir.eval.beir import load_beir
-    from jaxir.text import load_tokenizer
-
-    tokenizer = load_tokenizer(model)
-    texts = load_beir(data, split=split).doc_texts()
-    vocab = tokenizer_vocab(tokenizer)
-
-    def token_lists():
-        for start in range(0, len(texts), 1024):
-            yield from tokenizer(texts[start:start + 1024], add_special_tokens=False)["input_ids"]
-
-    df, n_docs = document_frequencies(token_lists(), len(vocab))
-    if n_docs == 0:
-        raise DataError(f"{data}: the corpus is empty")
-    idf = idf_from_df(df, n_docs)
-    return save_idf(out, idf, vocab, n_docs=n_docs), n_docs

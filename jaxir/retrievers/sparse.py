@@ -1,7 +1,7 @@
 """Inference-free learned sparse retrieval behind the retriever protocol: build, open, search.
 
-A checkpoint is a folder written by `save_checkpoint` (sparse_config.json + params.npz, and
-optionally the idf.json the model was trained with). Without one the model is the backbone
+A checkpoint is a model folder written by `save_checkpoint` (`jaxir.models.saved_model`), with
+the idf.json the model was trained with. Without one the model is the backbone
 (default all-MiniLM-L6-v2) + the identity-initialised MLM head of `jaxir.methods.sparse`.
 The query IDF table is, in order of preference: the `idf` option (an idf.json), the
 checkpoint's idf.json, or computed over the corpus being indexed. It is stored in the index.
@@ -15,68 +15,64 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.models.params_io import load_model, load_or_init, save_model
+from jaxir.retrievers.base import option
 
-CONFIG_FILE, IDF_FILE = "sparse_config.json", "idf.json"
-
-
-def save_checkpoint(path: str | Path, config, params) -> Path:
-    """Write a SparseConfig + params pytree (see `jaxir.models.params_io`)."""
-    return save_model(path, CONFIG_FILE, config, params)
+METHOD, IDF_FILE = "sparse", "idf.json"
 
 
-def _sparse_config(raw: dict):
-    from jaxir.methods.sparse import SparseConfig
+def save_checkpoint(path: str | Path, config, params, *, idf_file: str | Path | None = None) -> Path:
+    """Write a SparseConfig + params as a model folder (`jaxir.models.saved_model`), with a copy
+    of the idf.json the model was trained with when given."""
+    from jaxir.models.saved_model import save_model
 
-    if raw.get("teacher_weights") is not None:
-        raw["teacher_weights"] = tuple(raw["teacher_weights"])
-    return SparseConfig(**raw)
+    return save_model(path, method=METHOD, config=config, params=params,
+                      files={IDF_FILE: Path(idf_file)} if idf_file else None)
 
 
 def load_checkpoint(path: str | Path):
-    """Read (SparseConfig, params) written by `save_checkpoint`."""
-    return load_model(path, CONFIG_FILE, _sparse_config, what="sparse")
+    """(SparseConfig, params) of a folder written by `save_checkpoint` (or a 0.1 npz folder)."""
+    model, params = _load(path, {})
+    return model.config, params
+
+
+def _load(checkpoint, overrides: dict, model_dir=None):
+    from jaxir.methods.sparse import SparseConfig, SparseModel
+    from jaxir.models.saved_model import load_or_init
+
+    return load_or_init(checkpoint, method=METHOD, config_cls=SparseConfig,
+                        default_config=SparseConfig(model=model_dir), make_model=SparseModel,
+                        overrides=overrides)
 
 
 @dataclasses.dataclass
 class LearnedSparse:
     """MLM-head document weights + IDF-weighted query tokens over an inverted index."""
 
-    checkpoint: str | None = None
-    # Backbone folder when no checkpoint is given (None = embedded all-MiniLM-L6-v2).
-    model: str | None = None
-    # idf.json for queries (None: the checkpoint's, else computed over the indexed corpus).
-    idf: str | None = None
-    # Index-time pruning to the top_k weights per document (None: the model config's).
-    top_k: int | None = None
-    # Document length / windows / scoring-vocabulary overrides (None: the model config's
-    # doc_maxlen, doc_windows, min_idf).
-    max_length: int | None = None
-    doc_windows: int | None = None
-    min_idf: float | None = None
-    # Lexical-prior models: weight of the head's part next to the prior (None: the config's).
-    head_scale: float | None = None
-    # Lexical-prior models: stem the prior's document side (None: the config's prior_stem).
-    prior_stem: bool | None = None
-    # Posting weight storage: "uint8" (default), "float16" or "float32".
-    dtype: str = "uint8"
-    batch_size: int | None = dataclasses.field(default=None, repr=False)
+    checkpoint: str | None = option(None, "trained model folder (default: the backbone + an untrained, seeded head)")
+    model: str | None = option(None, "backbone folder when no checkpoint is given (default: embedded all-MiniLM-L6-v2)")
+    idf: str | None = option(None, "idf.json for query weights (default: the checkpoint's, else the corpus's)")
+    top_k: int | None = option(None, "keep the top-k terms per document (default: the model config's)")
+    doc_maxlen: int | None = option(None, "tokens per document (default: the checkpoint's)")
+    doc_windows: int | None = option(None, "encode up to this many windows of doc_maxlen tokens per document")
+    min_idf: float | None = option(None, "tokens with idf <= this are neither stored nor scored (default 0)")
+    head_scale: float | None = option(None, "with a lexical prior: index prior + this x the head's weights (default 1)")
+    prior_stem: bool | None = option(None, "with a lexical prior: stem the prior's document side")
+    dtype: str = option("uint8", "posting weights, uint8 | float16 | float32")
+    batch_size: int | None = option(None, "texts per encoder call", search_only=True)
     progress: bool = dataclasses.field(default=True, repr=False)
-    name: str = "sparse"
+    name: str = dataclasses.field(default=METHOD, init=False)
+    index_kind = "learned_sparse"
 
     @cached_property
     def _loaded(self):
         """(SparseModel, params), loaded once."""
-        from jaxir.methods.sparse import SparseConfig, SparseModel
-
-        overrides = {"doc_maxlen": self.max_length, "batch_size": self.batch_size, "top_k": self.top_k,
-                     "doc_windows": self.doc_windows, "min_idf": self.min_idf, "head_scale": self.head_scale,
-                     "prior_stem": self.prior_stem}
-        return load_or_init(self.checkpoint, load_checkpoint, SparseConfig(model=self.model),
-                            SparseModel, overrides=overrides, what="sparse")
+        return _load(self.checkpoint, {
+            "doc_maxlen": self.doc_maxlen, "batch_size": self.batch_size, "top_k": self.top_k,
+            "doc_windows": self.doc_windows, "min_idf": self.min_idf, "head_scale": self.head_scale,
+            "prior_stem": self.prior_stem}, self.model)
 
     def _idf_table(self, model, texts) -> tuple[np.ndarray, str]:
-        from jaxir.sparse_idf import compute_idf, load_idf, tokenizer_vocab
+        from jaxir.text.idf import compute_idf, load_idf, tokenizer_vocab
         from jaxir.text import tokenize
 
         vocab = tokenizer_vocab(model.tokenizer)

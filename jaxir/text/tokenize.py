@@ -29,7 +29,7 @@ def _load(path: str):
 
 def load_tokenizer(model_dir: str | Path | None = None):
     """A fast WordPiece tokenizer from a local HF folder (default: embedded MiniLM)."""
-    from jaxir.models.hf import resolve_model_dir
+    from jaxir.text.model_dir import resolve_model_dir
 
     return _load(str(resolve_model_dir(model_dir)))
 
@@ -40,10 +40,10 @@ def single_text_encoder(tokenizer):
     Why: for one short string the transformers wrapper costs several times the tokenisation
     itself, so fast tokenizers go straight to a copy of their Rust backend (same ids: the copy
     drops the truncation/padding a tokenizer.json may carry, as the wrapper does per call), and
-    uncased BERT WordPiece backends first try the exact pure-Python path of `jaxir.wordpiece`
+    uncased BERT WordPiece backends first try the exact pure-Python path of `jaxir.text.wordpiece`
     (printable ASCII; about 3x cheaper than the Rust call for a query). Others use the call.
     """
-    from jaxir.wordpiece import fast_encoder
+    from jaxir.text.wordpiece import fast_encoder
 
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:

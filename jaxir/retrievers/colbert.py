@@ -4,7 +4,7 @@ Search modes of an opened index (one index serves all three):
   default        PLAID (ncells / centroid_score_threshold / ndocs follow k unless set)
   exhaustive     exact MaxSim of every document, from the decompressed residual vectors
   uncompressed   exact MaxSim of every document from the fp16 copy (index built with it)
-A checkpoint is a folder written by `save_checkpoint` (colbert_config.json + params.npz); without
+A checkpoint is a model folder written by `save_checkpoint` (`jaxir.models.saved_model`); without
 one the model is the backbone + an untrained projection seeded by `ColBERTConfig.seed`. The index
 records the model fingerprint and an index built with other weights is refused.
 """
@@ -17,55 +17,64 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.errors import IndexFormatError
-from jaxir.models.params_io import load_model, load_or_init, save_model
+from jaxir.retrievers.base import option
 
-CONFIG_FILE = "colbert_config.json"
+METHOD = "colbert"
 
 
 def save_checkpoint(path: str | Path, config, params) -> Path:
-    """Write a ColBERTConfig + params pytree (see `jaxir.models.params_io`)."""
-    return save_model(path, CONFIG_FILE, config, params)
+    """Write a ColBERTConfig + params as a model folder (`jaxir.models.saved_model`)."""
+    from jaxir.models.saved_model import save_model
+
+    return save_model(path, method=METHOD, config=config, params=params)
 
 
 def load_checkpoint(path: str | Path):
-    """Read (ColBERTConfig, params) written by `save_checkpoint`."""
-    from jaxir.methods.colbert import ColBERTConfig
+    """(ColBERTConfig, params) of a folder written by `save_checkpoint` (or a 0.1 npz folder)."""
+    model, params = _load(path, {})
+    return model.config, params
 
-    return load_model(path, CONFIG_FILE, lambda raw: ColBERTConfig(**raw), what="ColBERT")
+
+def _load(checkpoint, overrides: dict, model_dir=None):
+    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.models.saved_model import load_or_init
+
+    return load_or_init(checkpoint, method=METHOD, config_cls=ColBERTConfig,
+                        default_config=ColBERTConfig(model=model_dir), make_model=ColBERTModel,
+                        overrides=overrides)
 
 
 @dataclasses.dataclass
 class ColBERT:
     """ColBERTv2 + PLAID. `checkpoint=None`: MiniLM (or `model`) + untrained seeded projection."""
 
-    checkpoint: str | None = None
-    # Backbone folder when no checkpoint is given (None = embedded all-MiniLM-L6-v2).
-    model: str | None = None
-    nbits: int = 2
-    # Also store fp16 vectors and search them exhaustively (the uncompressed reference).
-    uncompressed: bool = False
-    # Document length override (None: the checkpoint's doc_maxlen, library default 220).
-    max_length: int | None = None
+    checkpoint: str | None = option(None, "trained model folder (default: the backbone + an untrained, seeded head)")
+    model: str | None = option(None, "backbone folder when no checkpoint is given (default: embedded all-MiniLM-L6-v2)")
+    nbits: int = option(2, "residual bits per dimension (1, 2 or 4)")
+    uncompressed: bool = option(False, "keep (index) / search (eval) an fp16 copy of the token vectors")
+    doc_maxlen: int | None = option(None, "tokens per document (default: the checkpoint's)")
     # Search-time options do not change the index, so they stay out of repr (the cache key).
-    exhaustive: bool = dataclasses.field(default=False, repr=False)
-    ncells: int | None = dataclasses.field(default=None, repr=False)
-    centroid_score_threshold: float | None = dataclasses.field(default=None, repr=False)
-    ndocs: int | None = dataclasses.field(default=None, repr=False)
-    batch_size: int | None = dataclasses.field(default=None, repr=False)
+    exhaustive: bool = option(False, "exact MaxSim over all decompressed docs instead of PLAID",
+                              search_only=True)
+    ncells: int | None = option(None, "PLAID: centroids probed per query token (default: by k)",
+                                search_only=True)
+    centroid_score_threshold: float | None = option(
+        None, "PLAID: centroids scoring below this are pruned (default: by k)", search_only=True)
+    ndocs: int | None = option(None, "PLAID: candidates kept after stage 2 (default: by k)",
+                               search_only=True)
+    batch_size: int | None = option(None, "texts per encoder call", search_only=True)
     progress: bool = dataclasses.field(default=True, repr=False)
-    name: str = "colbert"
+    name: str = dataclasses.field(default=METHOD, init=False)
+    index_kind = "colbert-plaid"
 
     @cached_property
     def _loaded(self):
         """(ColBERTModel, params), loaded once."""
-        from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
-
-        return load_or_init(self.checkpoint, load_checkpoint, ColBERTConfig(model=self.model),
-                            ColBERTModel, what="ColBERT",
-                            overrides={"doc_maxlen": self.max_length, "batch_size": self.batch_size})
+        return _load(self.checkpoint, {"doc_maxlen": self.doc_maxlen, "batch_size": self.batch_size},
+                     self.model)
 
     def build(self, doc_ids, texts, out) -> Path:
-        from jaxir.pipeline.colbert_index import IndexOptions, build_colbert_index
+        from jaxir.retrievers.colbert_build import IndexOptions, build_colbert_index
 
         model, params = self._loaded
         options = IndexOptions(nbits=self.nbits, keep_fp16=self.uncompressed, progress=self.progress)
@@ -75,7 +84,7 @@ class ColBERT:
 
     def open(self, index_dir) -> "ColBERTSearcher":
         from jaxir.index.plaid import PlaidIndex
-        from jaxir.pipeline.colbert_index import FP16_ARRAY
+        from jaxir.retrievers.colbert_build import FP16_ARRAY
 
         model, params = self._loaded
         index = PlaidIndex.load(index_dir, model_fingerprint=model.fingerprint(params))

@@ -1,4 +1,4 @@
-"""Index (or reuse), search and score a BEIR split: the engine behind `jaxir eval` and `demo`."""
+"""Index (or reuse), search or rerank, and score a BEIR split: the engine behind `jaxir eval` and `demo`."""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +9,7 @@ from pathlib import Path
 from jaxir.eval.beir import load_beir
 from jaxir.eval.metrics import evaluate
 from jaxir.eval.runs import write_trec
-from jaxir.pipeline.retrievers import get_retriever
+from jaxir.retrievers.registry import get_retriever, is_reranker
 
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map")
 
@@ -39,30 +39,44 @@ def run_search(searcher, queries: dict[str, str], k: int) -> tuple[dict, dict]:
     return run, {"search_s": total, "ms_per_query": 1000 * total / max(len(qids), 1)}
 
 
-def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 100,
-                index_dir: Path | None = None, cache: Path = Path("runs/indexes"),
-                run_path: Path | None = None, output_json: Path | None = None,
-                metrics=DEFAULT_METRICS, **options) -> dict:
-    """Build/reuse an index for `method` on a BEIR folder, search `split`, compute metrics."""
-    dataset = load_beir(data, split=split)
-    retriever = get_retriever(method, **options)
+def _search_dataset(retriever, dataset, *, k, index_dir, cache):
     index_dir = Path(index_dir) if index_dir else default_index_dir(Path(cache), dataset, retriever)
     index_dir, build_s = build_or_reuse(retriever, dataset, index_dir)
     t = time.perf_counter()
     searcher = retriever.open(index_dir)
     open_s = time.perf_counter() - t
     run, timing = run_search(searcher, dataset.queries, k)
+    info = {"index": str(index_dir)}
+    if hasattr(searcher, "stats"):  # e.g. learned sparse: non-zeros per doc, postings per query
+        info["index_stats"] = searcher.stats([dataset.queries[q] for q in sorted(dataset.queries)])
+    return run, {"index_build_s": build_s, "open_s": open_s, **timing}, info
+
+
+def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 100,
+                index_dir: Path | None = None, cache: Path = Path("runs/indexes"),
+                run_path: Path | None = None, output_json: Path | None = None,
+                metrics=DEFAULT_METRICS, rerank: str = "bm25", depth: int = 100,
+                first_stage_index: Path | None = None, progress: bool = True, **options) -> dict:
+    """Evaluate a registered method on a BEIR split. A first-stage method builds/reuses its index
+    and searches it; a reranker rescores the top `depth` of the `rerank` first stage."""
+    dataset = load_beir(data, split=split)
+    retriever = get_retriever(method, **options)
+    if is_reranker(method):
+        from jaxir.retrievers.rerank import rerank_dataset
+
+        run, timing, info = rerank_dataset(retriever, dataset, first_stage=rerank, depth=depth, k=k,
+                                           first_stage_index=first_stage_index, cache=Path(cache),
+                                           index_dir=index_dir, progress=progress)
+    else:
+        run, timing, info = _search_dataset(retriever, dataset, k=k, index_dir=index_dir, cache=cache)
     if run_path:
         write_trec(run_path, run, tag=f"jaxir-{method}")
     result = {
         "dataset": dataset.name, "split": split, "method": method,
         "num_queries": len(dataset.queries),
         "metrics": {m: float(v) for m, v in evaluate(run, dataset.qrels, metrics=metrics).items()},
-        "timing": {"index_build_s": build_s, "open_s": open_s, **timing},
-        "index": str(index_dir),
+        "timing": timing, **info,
     }
-    if hasattr(searcher, "stats"):  # e.g. learned sparse: non-zeros per doc, postings per query
-        result["index_stats"] = searcher.stats([dataset.queries[q] for q in sorted(dataset.queries)])
     if output_json:
         Path(output_json).parent.mkdir(parents=True, exist_ok=True)
         Path(output_json).write_text(json.dumps(result, indent=2) + "\n")
@@ -77,4 +91,3 @@ def format_table(results: list[dict], metrics=DEFAULT_METRICS) -> str:
         vals = " | ".join(f"{r['metrics'][m]:>10.4f}" for m in metrics)
         rows.append(f"| {r['dataset']:<10} | {r['method']:<14} | {vals} | {r['timing']['ms_per_query']:8.2f} |")
     return "\n".join(rows)
-

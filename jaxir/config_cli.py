@@ -1,0 +1,297 @@
+"""Command-line options generated from (nested) config dataclasses; argparse only, no heavy imports.
+
+Every field becomes one option typed from its annotation; a nested dataclass field becomes a
+group of dotted options (`--model.doc_maxlen 180`, `--optim.learning_rate 3e-5`); top-level
+fields are dashed (`--init-from`). The help of an option is the field's `metadata["help"]`, else
+the comment lines right above the field (the flax-examples style: one comment above every config
+field), so a setting is documented once. Unset options stay None and leave the config as it was
+(`apply_overrides`).
+
+Types: int, float, str, bool (true|false), `X | None` (as X), tuple[float, ...] ("1,0.5") and
+tuple[tuple[str, float], ...] ("head=50,bert=0"; "" for none).
+
+A recipe parses its whole config in one call::
+
+    cfg, args = parse_config(ap, Recipe, RECIPE, argv, modes=MODES, flags={"data.dataset": "--data"},
+                             derived={"optim.total_steps": Derived("fit.steps // optim.accumulate",
+                                                                   lambda get: get("fit.steps") // get("optim.accumulate"))})
+
+`modes` are dicts of dotted overrides of the one default (`--mode NAME`, the first is the
+default); `flags` gives a leaf another option spelling; `derived` fields are set by the recipe,
+not by options (--help lists them with how they are set).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import inspect
+import re
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+BOOL_WORDS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def true_false(text: str) -> bool:
+    """'true'/'false' (also 1/0, yes/no) -> bool; anything else is a usage error."""
+    if text.lower() not in BOOL_WORDS:
+        raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+    return BOOL_WORDS[text.lower()]
+
+
+def float_tuple(text: str) -> tuple[float, ...]:
+    """'1,0.5' -> (1.0, 0.5); a usage error for anything else."""
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def name_floats(text: str) -> tuple[tuple[str, float], ...]:
+    """'head=50,bert=0' -> (("head", 50.0), ("bert", 0.0)); '' -> (); a usage error otherwise."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, eq, value = part.partition("=")
+        try:
+            if not (eq and name.strip()):
+                raise ValueError
+            out.append((name.strip(), float(value)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected name=number[,name=number..], got {text!r}") from None
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Derived:
+    """A field the program sets, so it gets no option. `how` is shown in --help; with `fn`,
+    `apply_overrides` computes it as fn(get) from the final values of the other fields
+    (get("fit.steps")); without, the program sets it at run time."""
+
+    how: str
+    fn: Callable[[Callable[[str], Any]], Any] | None = None
+
+
+@functools.lru_cache(maxsize=None)
+def field_comments(cls) -> dict[str, str]:
+    """{field: the comment lines right above it in the class body}, read from the source."""
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):  # defined somewhere without source (e.g. a REPL)
+        return {}
+    out, pending = {}, []
+    for line in lines[1:]:
+        text = line.strip()
+        if text.startswith("#"):
+            pending.append(text.lstrip("#").strip())
+            continue
+        m = re.match(r"([A-Za-z_]\w*)\s*:", text)
+        if m and pending:
+            out[m.group(1)] = " ".join(pending)
+        if text:  # a blank line keeps a comment block attached; anything else ends it
+            pending = []
+    return out
+
+
+def field_help(cls, field: dataclasses.Field) -> str:
+    return field.metadata.get("help") or field_comments(cls).get(field.name, "")
+
+
+def _hints(cls) -> dict:
+    # Annotations are strings under `from __future__ import annotations`: resolve them.
+    return typing.get_type_hints(cls)
+
+
+def _parser_type(hint):
+    """(argparse type, metavar) for a field annotation; None for fields the CLI cannot take."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:  # X | None
+        hint = args[0]
+    if hint is bool:
+        return true_false, "true|false"
+    if hint in (int, float, str):
+        return hint, hint.__name__.upper()
+    if typing.get_origin(hint) is tuple:
+        inner = typing.get_args(hint)
+        if inner and set(inner) <= {float, int, Ellipsis}:
+            return float_tuple, "X,Y,.."
+        if len(inner) == 2 and inner[1] is Ellipsis and typing.get_args(inner[0]) == (str, float):
+            return name_floats, "NAME=X,.."
+    return None
+
+
+def nested_fields(cls, prefix: str = ""):
+    """Yield (dotted name, owning class, field) for every leaf field, depth first."""
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            yield from nested_fields(hint, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", cls, f
+
+
+def leaf_names(cls) -> list[str]:
+    """Dotted names of every leaf field of a (nested) config class."""
+    return [name for name, _, _ in nested_fields(cls)]
+
+
+def show(value) -> str:
+    """A value as it is typed on the command line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple) and value and all(isinstance(v, tuple) for v in value):
+        return ",".join(f"{k}={v:g}" for k, v in value)
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value) or "''"
+    return str(value)
+
+
+def option_string(name: str, flags: dict | None = None) -> str:
+    """The option that sets dotted field `name`: a `flags` spelling, `--group.field` when
+    nested, `--field-name` at the top level."""
+    if flags and name in flags:
+        return flags[name]
+    return f"--{name}" if "." in name else f"--{name.replace('_', '-')}"
+
+
+def add_config_options(ap: argparse.ArgumentParser, cls, *, skip=(), prefix: str = "",
+                       defaults=None, modes: dict | None = None, flags: dict | None = None) -> None:
+    """One option per leaf field of `cls` (dotted for nested configs), grouped by top-level
+    config. `defaults` (an instance) shows each field's default in the help, and `modes`
+    ({name: dotted overrides}) the modes that change it; `flags` renames some options."""
+    groups: dict[str, Any] = {}
+    for name, owner, f in nested_fields(cls, prefix):
+        if name in skip:
+            continue
+        typed = _parser_type(_hints(owner)[f.name])
+        if typed is None:
+            continue
+        kind, metavar = typed
+        rel = name[len(prefix):]
+        shown = ""
+        if defaults is not None:
+            shown = [show(_get(defaults, rel))]
+            alias = _aliases(modes or {})
+            shown += [f"{m}: {show(o[rel])}" for m, o in (modes or {}).items()
+                      if rel in o and m not in alias]
+            shown = f" [{'; '.join(shown)}]"
+        head = rel.split(".")[0] if "." in rel else ""
+        if head not in groups:  # one help section per config group; top-level fields in ap's
+            groups[head] = ap.add_argument_group(
+                f"{head} ({type(_get(defaults, head)).__name__})" if defaults is not None else head
+            ) if head else ap
+        text = (field_help(owner, f) + shown).replace("%", "%%")
+        groups[head].add_argument(option_string(name, flags), dest=name, type=kind, metavar=metavar,
+                                  default=None, help=text)
+
+
+def _get(cfg, dotted: str):
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _final(cfg, overrides: dict, dotted: str):
+    """The value `dotted` has once `overrides` are applied to `cfg`."""
+    if overrides.get(dotted) is not None:
+        return overrides[dotted]
+    parts = dotted.split(".")
+    for i in range(len(parts) - 1, 0, -1):  # a whole group given as one override
+        head = ".".join(parts[:i])
+        if overrides.get(head) is not None:
+            return _get(overrides[head], ".".join(parts[i:]))
+    return _get(cfg, dotted)
+
+
+def apply_overrides(cfg, overrides: dict, derived: dict | None = None, *, skip_none: bool = True):
+    """`cfg` with each given (not None) dotted override replacing its field, nested configs
+    rebuilt once so their checks (__post_init__) run on the new values. Unknown names are an
+    error. `derived` ({dotted: Derived}): those with a function are computed from the final
+    values of the others in the same rebuild; overriding any derived field is an error."""
+    overrides = {k: v for k, v in overrides.items() if v is not None or not skip_none}
+    for name, d in (derived or {}).items():
+        if name in overrides:
+            raise ValueError(f"{name} is set by the recipe ({d.how}), not an option")
+    for name, d in (derived or {}).items():
+        if d.fn is not None:
+            overrides[name] = d.fn(lambda dotted: _final(cfg, overrides, dotted))
+    return _rebuild(cfg, overrides)
+
+
+def _rebuild(cfg, overrides: dict):
+    groups: dict[str, dict] = {}
+    for name, value in overrides.items():
+        head, _, rest = name.partition(".")
+        if head not in {f.name for f in dataclasses.fields(cfg)}:
+            raise ValueError(f"{type(cfg).__name__} has no setting {name!r}")
+        groups.setdefault(head, {})[rest] = value
+    changes = {}
+    for head, sub in groups.items():
+        base = sub.pop("", getattr(cfg, head))
+        if sub and not dataclasses.is_dataclass(base):
+            raise ValueError(f"{type(cfg).__name__}.{head} is not a config group: "
+                             f"{sorted(f'{head}.{k}' for k in sub)}")
+        changes[head] = _rebuild(base, sub) if sub else base
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def _aliases(modes: dict) -> dict:
+    """{mode: the earlier mode it is another spelling of} (the same dict object)."""
+    out = {}
+    for i, (m, o) in enumerate(modes.items()):
+        out.update({m: a for a, p in list(modes.items())[:i] if p is o and a not in out})
+    return out
+
+
+def describe_modes(modes: dict) -> str:
+    """One line per mode: its dotted overrides (or which mode it is another name of)."""
+    alias = _aliases(modes)
+    return "\n".join(f"  {m}: " + (f"= {alias[m]}" if m in alias else
+                                    " ".join(f"{k}={show(v)}" for k, v in o.items()) or "(the defaults)")
+                     for m, o in modes.items())
+
+
+def parse_config(ap: argparse.ArgumentParser, cls, default, argv=None, *, modes: dict | None = None,
+                 flags: dict | None = None, derived: dict | None = None):
+    """Parse argv into (config, other args). With `modes`, `--mode NAME` applies that mode's
+    dotted overrides to `default` (the first mode when not given); given options override the
+    mode. `flags`: {dotted: option spelling}; `derived`: {dotted: Derived}, listed in --help.
+    Every leaf field must get an option or be derived."""
+    derived = derived or {}
+    missing = [n for n, o, f in nested_fields(cls)
+               if n not in derived and _parser_type(_hints(o)[f.name]) is None]
+    if missing:
+        raise TypeError(f"{cls.__name__}: no command-line type for {missing}; mark them derived")
+    shown = default
+    if modes:
+        first = next(iter(modes))
+        ap.add_argument("--mode", choices=list(modes), default=first,
+                        help=f"a named set of overrides of the default config [{first}]")
+        shown = apply_overrides(default, modes[first], derived, skip_none=False)
+    add_config_options(ap, cls, skip=tuple(derived), defaults=shown, modes=modes, flags=flags)
+    notes = []
+    if modes:
+        notes.append("modes (dotted overrides of the defaults):\n" + describe_modes(modes))
+    if derived:
+        notes.append("set by the recipe, not options:\n" + "\n".join(
+            f"  {name} = {d.how}" for name, d in derived.items()))
+    if notes:
+        ap.epilog = "\n\n".join(filter(None, [ap.epilog, *notes]))
+    args = vars(ap.parse_args(argv))
+    names = set(leaf_names(cls))
+    given = {k: v for k in list(args) if k in names for v in [args.pop(k)] if v is not None}
+    merged = {**(modes[args["mode"]] if modes else {}), **given}
+    try:
+        return apply_overrides(default, merged, derived, skip_none=False), argparse.Namespace(**args)
+    except (TypeError, ValueError) as e:
+        ap.error(str(e))
+
+
+def config_to_dict(cfg) -> dict:
+    """A (nested) config as plain JSON-able dicts."""
+    return dataclasses.asdict(cfg)

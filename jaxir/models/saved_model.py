@@ -1,0 +1,186 @@
+"""One model-folder format for every method: orbax params + a small versioned model.json.
+
+    <dir>/model.json  {"format": "jaxir-model", "version": 2, "method": "colbert",
+                       "config": {...the method's config dataclass...}, "fingerprint": "<16 hex>",
+                       "extra": {...method-specific, e.g. a backbone config...}}
+    <dir>/params/     the params pytree, written by orbax's StandardCheckpointer
+
+Training checkpoints (params + optimizer state, `jaxir.training.checkpoint`) are orbax too; this
+is what search, reranking and distillation load, without importing the training engine.
+A folder is written beside the target and renamed into place, so a kill at any point leaves the
+previous folder. Loading checks the method, rebuilds the config (`config_from_dict`), restores
+the params into the model's tree (paths, shapes and dtypes must match) and recomputes the
+fingerprint, so a truncated or edited folder is an error, never a silently different model.
+
+Folders of jaxir 0.1 still load: `params.npz` + `<name>_config.json` (ColBERT, sparse) and the
+engine-layout reranker export (`<dir>/<step>/{state,meta}`); see `jaxir.models.legacy_checkpoint`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import typing
+from pathlib import Path
+from typing import Callable
+
+import jax
+import numpy as np
+
+from jaxir.errors import CheckpointError
+from jaxir.fs import replace_folder, temp_folder_beside
+from jaxir.models.hf import params_fingerprint
+
+FORMAT, VERSION = "jaxir-model", 2
+MODEL_FILE, PARAMS_DIR = "model.json", "params"
+
+
+def save_model(path: str | Path, *, method: str, config, params, extra: dict | None = None,
+               files: dict[str, Path] | None = None) -> Path:
+    """Write params + model.json (and copies of `files`: {name in folder: source}) atomically."""
+    import orbax.checkpoint as ocp
+
+    path = Path(path).resolve()
+    info = {"format": FORMAT, "version": VERSION, "method": method,
+            "config": dataclasses.asdict(config), "fingerprint": params_fingerprint(params),
+            "extra": extra or {}}
+    text = json.dumps(info, indent=1)  # fail on a non-JSON config before touching the disk
+    tmp = temp_folder_beside(path)
+    try:
+        host = jax.tree_util.tree_map(np.asarray, params)
+        with ocp.StandardCheckpointer() as ckptr:
+            ckptr.save(tmp / PARAMS_DIR, host)
+            ckptr.wait_until_finished()
+        for name, source in (files or {}).items():
+            shutil.copy(source, tmp / name)
+        (tmp / MODEL_FILE).write_text(text + "\n")  # written last: its presence marks a whole folder
+        replace_folder(tmp, path, marker=MODEL_FILE, what="a jaxir model folder")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def read_model_info(path: str | Path) -> dict:
+    """model.json of a folder (a legacy folder gets an equivalent dict); CheckpointError if none."""
+    from jaxir.models import legacy_checkpoint
+
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"no model folder at {path}")
+    file = path / MODEL_FILE
+    if not file.is_file():
+        legacy = legacy_checkpoint.read_info(path)
+        if legacy is None:
+            raise CheckpointError(f"{path} is not a jaxir model folder (no {MODEL_FILE})")
+        return legacy
+    try:
+        info = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{file} is not valid JSON: {e}") from e
+    if info.get("format") != FORMAT or info.get("version") != VERSION:
+        raise CheckpointError(f"{file}: format {info.get('format')!r} version {info.get('version')!r}, "
+                              f"this jaxir reads {FORMAT!r} version {VERSION}")
+    return info
+
+
+def config_from_dict(cls, raw: dict):
+    """A config dataclass from saved JSON. Keys renamed since (cls.RENAMED_FIELDS) are mapped,
+    settings that moved out of the model (cls.DROPPED_FIELDS) are ignored, lists become tuples
+    where the field is a tuple; any other unknown key is a CheckpointError naming it."""
+    renamed = getattr(cls, "RENAMED_FIELDS", {})
+    dropped = set(getattr(cls, "DROPPED_FIELDS", ()))
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    values = {}
+    for key, value in raw.items():
+        key = renamed.get(key, key)
+        if key in dropped:
+            continue
+        if key not in known:
+            raise CheckpointError(f"{cls.__name__} has no field {key!r} (saved by another jaxir version?)")
+        if isinstance(value, list) and "tuple" in str(hints[key]):
+            value = tuple(value)
+        values[key] = value
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"saved {cls.__name__} is invalid: {e}") from e
+
+
+def load_model(path: str | Path, *, method: str, make_config: Callable[[dict, dict], object],
+               abstract_params: Callable[[object, dict], object]):
+    """(config, params, info) of a model folder written for `method`.
+
+    make_config(config dict, extra) -> config; abstract_params(config, extra) -> the model's
+    params tree of ShapeDtypeStructs (e.g. `jax.eval_shape(model.init, rng)`), which the saved
+    params must match exactly.
+    """
+    from jaxir.models import legacy_checkpoint
+
+    path = Path(path)
+    info = read_model_info(path)
+    if info["method"] != method:
+        raise CheckpointError(f"{path} holds a {info['method']!r} model, not a {method!r} one")
+    config = make_config(info["config"], info.get("extra", {}))
+    target = abstract_params(config, info.get("extra", {}))
+    if info.get("legacy"):
+        params = legacy_checkpoint.read_params(path, info, target)
+    else:
+        params = _restore(path / PARAMS_DIR, target)
+    check_same_tree(target, params, str(path), method)
+    if info.get("fingerprint") and params_fingerprint(params) != info["fingerprint"]:
+        raise CheckpointError(f"{path}: params do not match the fingerprint in {MODEL_FILE} "
+                              "(corrupt or edited folder)")
+    return config, params, info
+
+
+def _restore(folder: Path, target):
+    import orbax.checkpoint as ocp
+
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder} is missing: the model folder is incomplete")
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    abstract = jax.tree_util.tree_map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), target)
+    try:
+        with ocp.StandardCheckpointer() as ckptr:
+            return ckptr.restore(folder.resolve(), abstract)
+    except Exception as err:  # orbax raises many types; callers get one naming the folder
+        raise CheckpointError(f"{folder} is corrupt or does not fit the model: "
+                              f"{type(err).__name__}: {str(err)[:300]}") from err
+
+
+def tree_signature(tree) -> dict[str, tuple]:
+    return {jax.tree_util.keystr(p): (tuple(np.shape(v)), str(np.dtype(v.dtype)))
+            for p, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def check_same_tree(expected, got, where: str, what: str) -> None:
+    """Loaded params must match the model's tree (paths, shapes, dtypes), else CheckpointError."""
+    want, have = tree_signature(expected), tree_signature(got)
+    if want != have:
+        diff = sorted(set(want.items()) ^ set(have.items()))[:4]
+        raise CheckpointError(f"{where}: params do not fit the {what} model; differences: {diff}")
+
+
+def load_or_init(checkpoint, *, method: str, config_cls, default_config, make_model: Callable,
+                 overrides: dict | None = None):
+    """(model, params): a saved folder's (checked as `load_model` does), or without a checkpoint
+    `make_model(default_config)` with a fresh init seeded by its `seed`. `overrides` replace
+    config fields unless None (e.g. a CLI --doc-maxlen; 0 is a value)."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if checkpoint is None:
+        model = make_model(dataclasses.replace(default_config, **given))
+        return model, model.init(jax.random.PRNGKey(model.config.seed))
+    built = {}
+
+    def make_config(raw, extra):
+        return dataclasses.replace(config_from_dict(config_cls, raw), **given)
+
+    def abstract(config, extra):
+        built["model"] = make_model(config)
+        return jax.eval_shape(built["model"].init, jax.random.PRNGKey(0))
+
+    _, params, _ = load_model(checkpoint, method=method, make_config=make_config,
+                              abstract_params=abstract)
+    return built["model"], params

@@ -1,0 +1,28 @@
+"""BM25 behind the retriever protocol: Lucene weights over word (or WordPiece) tokens."""
+from __future__ import annotations
+
+import dataclasses
+
+from jaxir.retrievers.base import FunctionSearcher, option
+
+
+@dataclasses.dataclass
+class BM25:
+    """Lucene BM25 over word tokens (stopwords + English stemming) or WordPiece tokens."""
+
+    analyzer: str = option("word", "'word' (stopwords + Snowball stems) or 'wordpiece'")
+    k1: float = option(1.5, "term-frequency saturation")
+    b: float = option(0.75, "document-length normalisation")
+    name: str = dataclasses.field(default="bm25", init=False)
+    index_kind = "bm25"
+
+    def build(self, doc_ids, texts, out):
+        from jaxir.index.bm25 import BM25Index
+
+        return BM25Index.build(texts, doc_ids=doc_ids, analyzer=self.analyzer, k1=self.k1, b=self.b).save(out)
+
+    def open(self, index_dir):
+        from jaxir.index.bm25 import BM25Index
+
+        index = BM25Index.load(index_dir)
+        return FunctionSearcher(lambda qs, k: index.search_batch(qs, k))
