@@ -162,3 +162,59 @@ def test_recompress_from_fp16_copy_matches_other_nbits(tmp_path):
         dec = idx.decompress_tokens(np.arange(len(toks)))
         cos[nbits] = float(np.mean(np.sum(dec * toks.astype(np.float32), axis=1)))
     assert cos[4] > cos[1] > 0.8  # more bits, closer vectors
+
+
+def test_device_compressor_buckets_rows_and_equals_numpy_codec():
+    """Token rows pad to power-of-two buckets (one compile per bucket); bytes equal the codec's."""
+    from jaxir.ops import residual
+    from jaxir.retrievers.colbert_build import DeviceCompressor
+
+    rng = np.random.default_rng(5)
+    codec = fit_codec_numpy(normalize(rng.normal(size=(800, 16)).astype(np.float32)), 32, 2)
+    compress = DeviceCompressor(codec)
+    first = None
+    for n_docs in (37, 50, 61):  # 296, 400, 488 tokens: all in the 512-row bucket
+        docs = [normalize(rng.normal(size=(8, 16)).astype(np.float32)) for _ in range(n_docs)]
+        docs[3] = np.zeros((0, 16), np.float32)
+        codes, packed, lens = compress(docs)
+        want = codec.compress(np.concatenate(docs))
+        np.testing.assert_array_equal(codes, want[0])
+        np.testing.assert_array_equal(packed, want[1])
+        assert lens.tolist() == [len(d) for d in docs] and len(codes) == lens.sum()
+        first = residual.compress._cache_size() if first is None else first
+    assert residual.compress._cache_size() == first  # new batch sizes, no new compile
+    codes, packed, lens = compress([np.zeros((0, 16), np.float32)] * 2)
+    assert codes.shape == (0,) and packed.shape == (0, 4) and lens.tolist() == [0, 0]
+    with pytest.raises(ValueError, match=r"\[n_tok, 16\]"):
+        compress([np.zeros((3, 8), np.float32)])
+
+
+def test_build_on_device_and_with_numpy_codec_write_identical_indexes(tmp_path):
+    """build_colbert_index (tiny BERT): the JAX compress path and the NumPy one, array for array."""
+    from jaxir.index.plaid import METHOD
+    from jaxir.index.store import load_index
+    from jaxir.methods.colbert import ColBERTModel
+    from jaxir.models.bert import BertConfig
+    from jaxir.retrievers.colbert_build import IndexOptions, build_colbert_index
+
+    model = ColBERTModel(ColBERTConfig(dim=16, query_maxlen=16, doc_maxlen=48, batch_size=16),
+                         bert_config=BertConfig.tiny())
+    params = model.init(jax.random.PRNGKey(0))
+    words = ("vitamin bone density insulin obesity trial protein cell gene risk dose cancer "
+             "heart brain blood liver signal growth patients cohort").split()
+    rng = np.random.default_rng(2)
+    texts = [" ".join(rng.choice(words, size=int(n))) + "." for n in rng.integers(1, 45, size=40)]
+    ids = [f"d{i}" for i in range(len(texts))]
+    arrays = {}
+    for on_device in (True, False):
+        out = tmp_path / f"device-{on_device}"
+        build_colbert_index(model, params, ids, texts, out,
+                            IndexOptions(keep_fp16=True, device_compress=on_device, progress=False))
+        stored = load_index(out, method=METHOD)
+        arrays[on_device] = (stored.arrays, stored.meta)
+    (a_dev, meta_dev), (a_np, meta_np) = arrays[True], arrays[False]
+    assert sorted(a_dev) == sorted(a_np) and FP16_ARRAY in a_dev and meta_dev == meta_np
+    assert len(a_dev["codes"]) > 600 and len(np.unique(a_dev["codes"])) > 8  # several batches
+    for name, arr in a_np.items():
+        assert a_dev[name].dtype == arr.dtype, name
+        np.testing.assert_array_equal(a_dev[name], arr, err_msg=name)

@@ -1,7 +1,10 @@
 """ColBERTv2 residual codec in NumPy (the index runtime never imports JAX).
 
-Byte-for-byte twin of `jaxir.ops.residual` (see there for the formulas and the bit layout):
-  code = argmax_c <C_c, v>;  bucket(r_d) = #{cutoffs < r_d} (torch.bucketize);  v_hat = normalize(C_code + w[bucket])
+Byte-for-byte twin of `jaxir.ops.residual.compress`, the index build's compressor (the formulas
+and the bit layout are stated there once):
+  code = argmax_c <C_c, v>;  bucket(r_d) = #{cutoffs < r_d};  v_hat = normalize(C_code + w[bucket])
+This module fits the buckets, decodes at search time and compresses without JAX
+(`PlaidIndexBuilder.add`, `IndexOptions(device_compress=False)`).
 `fit_codec_numpy` is a small, JAX-free way to fit centroids and buckets (tests, tiny corpora);
 large indexes fit centroids with `jaxir.ops.kmeans` and pass them to `ResidualCodec`.
 """

@@ -289,7 +289,8 @@ class PlaidIndexBuilder:
                        doc_ids=None) -> None:
         """Append a batch compressed elsewhere: codes [t], packed [t, P], doclens [n].
 
-        E.g. `jaxir.ops.residual.compress` on an accelerator with this codec's centroids/cutoffs.
+        The index build's path: `jaxir.ops.residual.compress` with this codec's centroids and
+        cutoffs on the encoder's device (`jaxir.retrievers.colbert_build.DeviceCompressor`).
         """
         codes = np.asarray(codes, np.int32)
         packed = np.asarray(packed, np.uint8)

@@ -4,7 +4,8 @@
   reranker layout  <dir>/<step>/state (orbax {"params": ...}) + <dir>/<step>/meta/metadata (JSON
                    with the model description as "config")                (cross-encoder)
 `read_info` describes such a folder as a model.json would (with "legacy" set); `read_params`
-returns its params. `jaxir convert-checkpoint` rewrites one in the current format.
+returns its params. Saving a loaded model again (e.g. `CrossEncoderReranker.save`) writes the
+current format.
 """
 from __future__ import annotations
 
@@ -74,15 +75,6 @@ def _read_npz(file: Path) -> dict:
 
 
 def _read_reranker(step: Path, target):
-    import jax
-    import orbax.checkpoint as ocp
+    from jaxir.models.saved_model import restore_tree
 
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    abstract = {"params": jax.tree_util.tree_map(
-        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), target)}
-    try:
-        with ocp.StandardCheckpointer() as ckptr:
-            return ckptr.restore(step.resolve() / "state", abstract)["params"]
-    except Exception as err:
-        raise CheckpointError(f"{step}: corrupt or does not fit the model: "
-                              f"{type(err).__name__}: {str(err)[:300]}") from err
+    return restore_tree(step / "state", {"params": target})["params"]

@@ -126,7 +126,7 @@ def load_model(path: str | Path, *, method: str, make_config: Callable[[dict, di
     if info.get("legacy"):
         params = legacy_checkpoint.read_params(path, info, target)
     else:
-        params = _restore(path / PARAMS_DIR, target)
+        params = restore_tree(path / PARAMS_DIR, target)
     check_same_tree(target, params, str(path), method)
     if info.get("fingerprint") and params_fingerprint(params) != info["fingerprint"]:
         raise CheckpointError(f"{path}: params do not match the fingerprint in {MODEL_FILE} "
@@ -134,7 +134,8 @@ def load_model(path: str | Path, *, method: str, make_config: Callable[[dict, di
     return config, params, info
 
 
-def _restore(folder: Path, target):
+def restore_tree(folder: Path, target):
+    """An orbax pytree folder restored onto one device, shaped like `target` (ShapeDtypeStructs)."""
     import orbax.checkpoint as ocp
 
     if not folder.is_dir():

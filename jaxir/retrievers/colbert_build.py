@@ -5,11 +5,13 @@ token vectors and hold out min(5%, 50k); K = 2^floor(log2(16 sqrt(N * mean sampl
 clamped to the training vectors; spherical k-means (`jaxir.ops.kmeans`, 4 iterations) -> fp16
 unit centroids; bucket cutoffs/weights = quantiles of the held-out residuals v - C_code.
 Pass 2 (compress): sampled documents reuse their pass-1 vectors; the others are encoded batch
-by batch; each batch goes straight into
-`PlaidIndexBuilder` (codes + packed residuals) and is dropped. With `keep_fp16`, an fp16 copy of
-the vectors (same token order) is spooled to a temporary file and stored as `tokens_fp16`, the
-uncompressed reference. Documents enter the index in encoding (length-sorted) order; `doc_ids`
-maps index rows back to corpus ids.
+by batch. Each batch is compressed with `jaxir.ops.residual.compress` on the JAX default device,
+where the encoder ran (token rows padded to a power-of-two bucket, so few shapes compile), handed
+to `PlaidIndexBuilder.add_compressed` (codes + packed residuals) and dropped;
+`IndexOptions(device_compress=False)` compresses with the NumPy codec instead (same bytes). With
+`keep_fp16`, an fp16 copy of the vectors (same token order) is spooled to a temporary file and
+stored as `tokens_fp16`, the uncompressed reference. Documents enter the index in encoding
+(length-sorted) order; `doc_ids` maps index rows back to corpus ids.
 """
 from __future__ import annotations
 
@@ -20,14 +22,17 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import jax
 import numpy as np
 
 from jaxir.index import codec as np_codec
 from jaxir.index.plaid import METHOD, PlaidIndex, PlaidIndexBuilder, num_sample_docs
 from jaxir.index.store import save_index
+from jaxir.ops import residual
 from jaxir.ops.kmeans import kmeans, num_centroids
 
 FP16_ARRAY = "tokens_fp16"
+MIN_ROW_BUCKET = 256  # smallest padded token count of a device-compressed batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +48,9 @@ class IndexOptions:
     max_heldout: int = 50_000
     # Also store the uncompressed vectors in fp16 (for exact reference search).
     keep_fp16: bool = False
+    # Compress on the JAX default device (where the encoder ran) with `jaxir.ops.residual`;
+    # False: with the NumPy codec on the host. Both write the same bytes.
+    device_compress: bool = True
     # Documents tokenised at a time in pass 2 (bounds the token-id lists held in memory).
     chunk_docs: int = 65_536
     # Show progress bars.
@@ -116,15 +124,48 @@ class Fp16Spool:
         self.path.unlink(missing_ok=True)
 
 
+class DeviceCompressor:
+    """`jaxir.ops.residual.compress` with one codec's centroids and cutoffs on the JAX device.
+
+    A batch's T token rows are padded to max(256, 2^ceil(log2 T)) rows and the result is cut back
+    to T on the host, so batches of any size reuse a few compiled shapes.
+    """
+
+    def __init__(self, codec: np_codec.ResidualCodec):
+        self.codec = codec
+        self._centroids, self._cutoffs = jax.device_put((codec.centroids, codec.cutoffs))
+
+    def __call__(self, docs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """[n_tok_i, dim] arrays -> (codes [T] int32, packed [T, P] uint8, doclens [n] int32)."""
+        dim, nbits = self.codec.dim, self.codec.nbits
+        for i, d in enumerate(docs):
+            if np.ndim(d) != 2 or np.shape(d)[1] != dim:
+                raise ValueError(f"doc {i} of the batch: embeddings must be [n_tok, {dim}], "
+                                 f"got {np.shape(d)}")
+        lens = np.array([len(d) for d in docs], np.int32)
+        n = int(lens.sum())
+        if n == 0:
+            return np.zeros(0, np.int32), np.zeros((0, dim * nbits // 8), np.uint8), lens
+        padded = np.zeros((max(MIN_ROW_BUCKET, 1 << (n - 1).bit_length()), dim), np.float32)
+        np.concatenate(docs, out=padded[:n])
+        codes, packed = residual.compress(padded, self._centroids, self._cutoffs, nbits=nbits)
+        return np.asarray(codes)[:n], np.asarray(packed)[:n], lens
+
+
 def compress_stream(codec: np_codec.ResidualCodec, batches: Iterable[tuple[Sequence[str], list]],
-                    *, spool: Fp16Spool | None = None) -> PlaidIndex:
+                    *, spool: Fp16Spool | None = None, on_device: bool = False) -> PlaidIndex:
     """Pass 2 core: (doc ids, [n_tok_i, dim] float arrays) batches -> PlaidIndex.
 
     Each batch is compressed (and spooled) before the next is requested; no float batch is kept.
+    on_device: compress with `DeviceCompressor` (JAX) instead of the NumPy codec (same bytes).
     """
     builder = PlaidIndexBuilder(codec)
+    device = DeviceCompressor(codec) if on_device else None
     for ids, docs in batches:
-        builder.add(docs, ids)
+        if device is None:
+            builder.add(docs, ids)
+        else:
+            builder.add_compressed(*device(docs), ids)
         if spool is not None:
             spool.append(docs)
         del ids, docs  # drop our references before the generator makes the next batch
@@ -176,7 +217,8 @@ def build_colbert_index(model, params, doc_ids: Sequence[str], texts: Sequence[s
     spool = Fp16Spool(codec.dim, out.parent) if options.keep_fp16 else None
     try:
         index = compress_stream(codec, _pass2_batches(model, params, doc_ids, texts, picks, sample,
-                                                      options), spool=spool)
+                                                      options), spool=spool,
+                                on_device=options.device_compress)
         info = {"colbert": dataclasses.asdict(model.config), "sample_docs": len(picks),
                 "bytes_per_token": index.nbytes / max(index.num_tokens, 1), **(meta or {})}
         _save(index, out, model.fingerprint(params), info, spool)
@@ -221,7 +263,7 @@ def recompress_index(src: str | Path, out: str | Path, options: IndexOptions) ->
     del sample
     batches = ((doc_ids[s:s + 256].tolist(), [doc(i) for i in range(s, min(s + 256, len(doclens)))])
                for s in range(0, len(doclens), 256))
-    index = compress_stream(codec, batches)
+    index = compress_stream(codec, batches, on_device=options.device_compress)
     info = {**stored.meta, "nbits": options.nbits, "recompressed_from": str(src),
             "bytes_per_token": index.nbytes / max(index.num_tokens, 1)}
     index.save(out, model_fingerprint=stored.manifest["model_fingerprint"], meta=info)

@@ -40,11 +40,6 @@ def cast_floating(tree: Any, dtype: Any) -> Any:
 def _loss_and_grads(task: Task, params: Any, batch: Any, rng: jax.Array, dtype: Any,
                     update: jax.Array):
     """((loss, metrics), grads) with grads in the params' (fp32) dtype."""
-    if task.grad_fn is not None:
-        (loss, metrics), grads = task.grad_fn(cast_floating(params, dtype), batch, rng)
-        grads = jax.tree_util.tree_map(lambda g, p: g.astype(p.dtype), grads, params)
-        return (loss, metrics), grads
-
     def loss(p):
         # The cast sits inside the differentiated function, so grads come back in fp32.
         if task.step_aware:

@@ -23,8 +23,6 @@ Params = Any
 Batch = Any
 Metrics = Mapping[str, jax.Array]
 LossFn = Callable[[Params, Batch, jax.Array], tuple[jax.Array, Metrics]]
-# (params, batch, rng) -> ((loss, metrics), grads): replaces autodiff of loss_fn (GradCache).
-GradFn = Callable[[Params, Batch, jax.Array], tuple[tuple[jax.Array, Metrics], Params]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +36,6 @@ class Task:
     param_rules: ParamRules = ()
     # Optional (params, batch) -> metrics for held-out batches (default: loss_fn with rng=None).
     eval_fn: Callable[[Params, Batch], Metrics] | None = None
-    # Optional gradient function overriding jax.value_and_grad(loss_fn) (e.g. GradCache).
-    grad_fn: GradFn | None = None
     # True: training calls loss_fn(params, batch, rng, step=k) with k the optimizer-update index
     # (a traced int32), for step-dependent loss weights such as the FLOPS warm-up.
     step_aware: bool = False

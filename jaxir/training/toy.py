@@ -16,7 +16,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxir.parallel import EMBED, MLP, VOCAB
-from jaxir.training.gradcache import gradcache_grad_fn
 from jaxir.training.task import Task
 
 TOY_RULES = ((r"embed/embedding$", (VOCAB, EMBED)), (r"dense/kernel$", (EMBED, MLP)),
@@ -46,10 +45,9 @@ def toy_encode(params: dict, tokens: jax.Array, rng: jax.Array | None, *,
     return h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-6)
 
 
-def toy_infonce(embs: dict, batch: Any, *, temperature: float = 0.1):
-    """In-batch InfoNCE over {"query": [B, H], "doc": [B, H]} -> (loss, {"acc": ...})."""
-    del batch
-    scores = embs["query"] @ embs["doc"].T / temperature
+def toy_infonce(q: jax.Array, d: jax.Array, *, temperature: float = 0.1):
+    """In-batch InfoNCE of queries [B, H] against their docs [B, H] -> (loss, {"acc": ...})."""
+    scores = q @ d.T / temperature
     labels = jnp.arange(scores.shape[0])
     logp = jax.nn.log_softmax(scores, axis=-1)
     loss = -jnp.mean(logp[labels, labels])
@@ -57,28 +55,16 @@ def toy_infonce(embs: dict, batch: Any, *, temperature: float = 0.1):
     return loss, {"acc": acc}
 
 
-def toy_task(*, vocab: int = 64, dim: int = 16, out: int = 8, dropout: float = 0.1,
-             gradcache_chunk: int | None = None) -> Task:
-    """The toy dual encoder as a Task (with GradCache when ``gradcache_chunk`` is set)."""
-    def encode_q(p, x, rng):
-        return toy_encode(p, x, rng, dropout=dropout)
-
-    def encode_d(p, x, rng):
-        return toy_encode(p, x, rng, dropout=dropout)
-
+def toy_task(*, vocab: int = 64, dim: int = 16, out: int = 8, dropout: float = 0.1) -> Task:
+    """The toy dual encoder as a Task."""
     def loss_fn(params, batch, rng):
         rq, rd = jax.random.split(rng) if rng is not None else (None, None)
-        embs = {"query": encode_q(params, batch["query"], rq),
-                "doc": encode_d(params, batch["doc"], rd)}
-        return toy_infonce(embs, batch)
+        return toy_infonce(toy_encode(params, batch["query"], rq, dropout=dropout),
+                           toy_encode(params, batch["doc"], rd, dropout=dropout))
 
-    grad_fn = None
-    if gradcache_chunk is not None:
-        grad_fn = gradcache_grad_fn({"query": encode_q, "doc": encode_d}, toy_infonce,
-                                    chunk_size=gradcache_chunk)
     config = {"name": "toy", "vocab": vocab, "dim": dim, "out": out, "dropout": dropout}
     return Task(init=lambda rng, b: toy_init(rng, b, vocab=vocab, dim=dim, out=out),
-                loss_fn=loss_fn, param_rules=TOY_RULES, grad_fn=grad_fn, config=config)
+                loss_fn=loss_fn, param_rules=TOY_RULES, config=config)
 
 
 def toy_data(n: int, *, seed: int = 0, vocab: int = 64, q_len: int = 6,
