@@ -61,8 +61,7 @@ class JaxirStep:
 
         q, n, length = batch["input_ids"].shape
         bert_config, bert_params = load_bert(dtype=jnp.bfloat16 if bf16 else jnp.float32)
-        model = CrossEncoder(CrossEncoderConfig(max_length=length, n_negatives=n - 1,
-                                                batch_queries=q),
+        model = CrossEncoder(CrossEncoderConfig(pair_maxlen=length),  # batch shape: q x n x length
                              bert_config=bert_config, bert_params=bert_params)
         task = Task(init=model.init, loss_fn=model.loss_fn, config=model.description())
         # warmup 0 + end ratio 1 = constant rate, as torch's AdamW without a scheduler.

@@ -3,9 +3,10 @@
 For each beta, documents get w = prior + beta * head, where prior is the BM25 tf-saturation of
 the whole document's WordPieces (`jaxir.methods.lexical_prior`, k1 1.5, b 0.75) and queries keep
 the index's IDF weights. For an index built without a prior the head is the whole index (the
-prior added after training, avgdl of this corpus); for one built with `--lexical-prior` the head
-is the index minus its prior (avgdl from the index). beta 0 is BM25 over WordPieces. With
-`--stem` the head is added to the stemmed prior (`jaxir index --prior-stem true`) instead.
+prior added after training, avgdl of this corpus); for one trained with `--model.lexical_prior
+true` the head is the index minus its prior (avgdl from the index). beta 0 is BM25 over
+WordPieces. With `--stem` the head is added to the stemmed prior (`jaxir index --prior-stem true`)
+instead.
 
 With `--holdout <run>/holdout.json` (written by `jaxir train --recipe sparse`) each beta is also
 scored on those held-out train queries (never trained on) over the full corpus, and the beta that

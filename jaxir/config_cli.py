@@ -12,9 +12,10 @@ tuple[tuple[str, float], ...] ("head=50,bert=0"; "" for none).
 
 A recipe parses its whole config in one call::
 
+    steps = Derived("fit.steps // optim.accumulate",
+                    lambda get: get("fit.steps") // get("optim.accumulate"))
     cfg, args = parse_config(ap, Recipe, RECIPE, argv, modes=MODES, flags={"data.dataset": "--data"},
-                             derived={"optim.total_steps": Derived("fit.steps // optim.accumulate",
-                                                                   lambda get: get("fit.steps") // get("optim.accumulate"))})
+                             derived={"optim.total_steps": steps})
 
 `modes` are dicts of dotted overrides of the one default (`--mode NAME`, the first is the
 default); `flags` gives a leaf another option spelling; `derived` fields are set by the recipe,
@@ -76,22 +77,37 @@ class Derived:
 
 @functools.lru_cache(maxsize=None)
 def field_comments(cls) -> dict[str, str]:
-    """{field: the comment lines right above it in the class body}, read from the source."""
+    """{field: the comment lines above it in the class body}, read from the source.
+
+    A comment block documents the field right below it (blank lines in between are fine) and
+    the fields that follow that one directly (`b1`, `b2`, `eps` under one "# Adam moments.").
+    """
     try:
         lines = inspect.getsource(cls).splitlines()
     except (OSError, TypeError):  # defined somewhere without source (e.g. a REPL)
         return {}
-    out, pending = {}, []
-    for line in lines[1:]:
+    start = next((i + 1 for i, line in enumerate(lines) if line.lstrip().startswith("class ")), 1)
+    body = [line for line in lines[start:] if line.strip()]
+    indent = len(body[0]) - len(body[0].lstrip()) if body else 0
+    out, pending, current = {}, [], None
+    for line in lines[start:]:
         text = line.strip()
+        if not text:
+            current = None  # a blank line ends a block's run of fields, not a pending comment
+            continue
+        if len(line) - len(line.lstrip()) > indent:
+            continue  # continuation of a multi-line statement
         if text.startswith("#"):
             pending.append(text.lstrip("#").strip())
             continue
         m = re.match(r"([A-Za-z_]\w*)\s*:", text)
-        if m and pending:
-            out[m.group(1)] = " ".join(pending)
-        if text:  # a blank line keeps a comment block attached; anything else ends it
+        if pending:
+            current = " ".join(pending) if m else None
             pending = []
+        if m and current:
+            out[m.group(1)] = current
+        elif not m:
+            current = None
     return out
 
 
@@ -223,20 +239,20 @@ def apply_overrides(cfg, overrides: dict, derived: dict | None = None, *, skip_n
     return _rebuild(cfg, overrides)
 
 
-def _rebuild(cfg, overrides: dict):
+def _rebuild(cfg, overrides: dict, prefix: str = ""):
     groups: dict[str, dict] = {}
     for name, value in overrides.items():
         head, _, rest = name.partition(".")
         if head not in {f.name for f in dataclasses.fields(cfg)}:
-            raise ValueError(f"{type(cfg).__name__} has no setting {name!r}")
+            raise ValueError(f"{type(cfg).__name__} has no setting {prefix + name!r}")
         groups.setdefault(head, {})[rest] = value
     changes = {}
     for head, sub in groups.items():
         base = sub.pop("", getattr(cfg, head))
         if sub and not dataclasses.is_dataclass(base):
-            raise ValueError(f"{type(cfg).__name__}.{head} is not a config group: "
-                             f"{sorted(f'{head}.{k}' for k in sub)}")
-        changes[head] = _rebuild(base, sub) if sub else base
+            raise ValueError(f"{prefix}{head} is not a config group: "
+                             f"{sorted(f'{prefix}{head}.{k}' for k in sub)}")
+        changes[head] = _rebuild(base, sub, f"{prefix}{head}.") if sub else base
     return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
@@ -263,6 +279,9 @@ def parse_config(ap: argparse.ArgumentParser, cls, default, argv=None, *, modes:
     mode. `flags`: {dotted: option spelling}; `derived`: {dotted: Derived}, listed in --help.
     Every leaf field must get an option or be derived."""
     derived = derived or {}
+    ap.allow_abbrev = False  # with this many dotted options a prefix is a typo, not a shorthand
+    if ap.formatter_class is argparse.HelpFormatter:  # keep the mode / derived tables' lines
+        ap.formatter_class = argparse.RawDescriptionHelpFormatter
     missing = [n for n, o, f in nested_fields(cls)
                if n not in derived and _parser_type(_hints(o)[f.name]) is None]
     if missing:

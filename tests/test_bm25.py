@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxir.errors import DataError, EmptyInputError, IndexFormatError
-from jaxir.index.analysis import STOPWORDS_EN, WordAnalyzer
+from jaxir.text.analysis import STOPWORDS_EN, WordAnalyzer
 from jaxir.index.bm25 import BM25Index
 from jaxir.index.inverted import NoKnownTermsWarning
 

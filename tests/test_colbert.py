@@ -144,7 +144,7 @@ def _reference_loss(model, params, batch, tau):
 
 def test_loss_matches_numpy_reference(params):
     tau = 2.5
-    model = make_model(distill_temperature=tau, nway=3)
+    model = make_model(distill_temperature=tau)
     batch = _loss_batch(model)
     loss, metrics = jax.jit(model.loss_fn)(params, batch, None)
     want, kl, ib = _reference_loss(model, params, batch, tau)
@@ -154,7 +154,7 @@ def test_loss_matches_numpy_reference(params):
 
 def test_loss_variants_and_gradients(model, params):
     batch = _loss_batch(model)
-    plain = make_model(distillation=False, use_ib_negatives=False)
+    plain = make_model(distillation=False, in_batch_negatives=False)
     loss_ce, m = jax.jit(plain.loss_fn)(params, batch)
     assert float(m["ib"]) == 0.0
     queries = {"input_ids": batch["q_ids"], "attention_mask": batch["q_mask"]}

@@ -10,7 +10,8 @@ import pytest
 from jaxir.errors import CheckpointError
 from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig, interpolate
 from jaxir.models.bert import BertConfig
-from jaxir.pipeline.rerank import CrossEncoderReranker, merge_reranked, rerank_run
+from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+from jaxir.retrievers.rerank import merge_reranked, rerank_run
 
 QUERY = "how do cells divide"
 DOCS = ["cells divide by mitosis", "the stock market fell sharply today",
@@ -19,7 +20,7 @@ DOCS = ["cells divide by mitosis", "the stock market fell sharply today",
 
 @pytest.fixture(scope="module")
 def tiny():
-    model = CrossEncoder(CrossEncoderConfig(max_length=32, rerank_batch_size=4),
+    model = CrossEncoder(CrossEncoderConfig(pair_maxlen=32, rerank_batch_size=4),
                          bert_config=BertConfig.tiny())
     return model, model.init(jax.random.PRNGKey(0))
 
@@ -27,7 +28,7 @@ def tiny():
 def _pairs(model, queries, docs, n):
     from jaxir.data.tuples import PairEncoder
 
-    return PairEncoder(model.tokenizer, model.config.max_length)(queries, [docs[:n]] * len(queries))
+    return PairEncoder(model.tokenizer, model.config.pair_maxlen)(queries, [docs[:n]] * len(queries))
 
 
 def test_loss_is_nway_softmax_cross_entropy(tiny):
@@ -62,7 +63,7 @@ def test_loss_decreases_with_head_lr_multiplier(tiny):
     from jaxir.training.step import FAST_CPU_COMPILE
 
     # Column 0 is each query's positive: the mitosis doc, then the stock-market doc.
-    batch = PairEncoder(model.tokenizer, model.config.max_length)(
+    batch = PairEncoder(model.tokenizer, model.config.pair_maxlen)(
         [QUERY, "stock market news"], [DOCS, [DOCS[1], DOCS[0], DOCS[2]]])
     tx, _ = make_optimizer(OptimConfig(learning_rate=1e-3, total_steps=30, lr_multipliers=(("head", 10.0),)))
     grad = jax.value_and_grad(lambda p: model.loss_fn(p, batch, None)[0])
@@ -148,17 +149,15 @@ def test_checkpoint_round_trip_and_mismatch(tiny, tmp_path):
     # Params that do not fit the saved config (wider BERT saved under the tiny config).
     wide = CrossEncoder(model.config, bert_config=BertConfig.tiny(hidden_size=48))
     bad = CrossEncoderReranker(wide, wide.init(jax.random.PRNGKey(1)))
-    bad.model.description = model.description  # lie about the architecture
+    bad.model.bert_config = model.bert_config  # lie about the architecture
     bad.save(tmp_path / "bad")
     with pytest.raises(CheckpointError, match="does not fit"):
         CrossEncoderReranker.load(tmp_path / "bad")
-    # A checkpoint of another method, and a folder without one.
-    from jaxir.training.checkpoint import Checkpointer
+    # A model folder of another method, and a folder without one.
+    from jaxir.models.saved_model import save_model
 
-    other = Checkpointer(tmp_path / "other", config={"method": "colbert"})
-    other.save(0, {"params": {"w": jnp.ones(3)}}, data_state={})
-    other.close()
-    with pytest.raises(CheckpointError, match="not a cross-encoder"):
+    save_model(tmp_path / "other", method="colbert", config=model.config, params={"w": jnp.ones(3)})
+    with pytest.raises(CheckpointError, match="not a 'cross-encoder'"):
         CrossEncoderReranker.load(tmp_path / "other")
     with pytest.raises(CheckpointError):
         CrossEncoderReranker.load(tmp_path / "missing")

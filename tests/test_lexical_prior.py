@@ -75,8 +75,8 @@ def test_prior_only_index_scores_bm25_over_wordpieces(tmp_path):
     """A head biased far below zero adds nothing: the index is the prior, and a search scores
     sum over distinct query WordPieces of idf * tf-saturation (float64 reference)."""
     from jaxir.methods.sparse import SparseConfig, SparseModel
-    from jaxir.pipeline.sparse_retriever import LearnedSparse, save_checkpoint
-    from jaxir.sparse_idf import compute_idf
+    from jaxir.retrievers.sparse import LearnedSparse, save_checkpoint
+    from jaxir.text.idf import compute_idf
     from jaxir.text import tokenize
     import jax
 
@@ -105,7 +105,7 @@ def test_prior_only_index_scores_bm25_over_wordpieces(tmp_path):
 def test_head_scale_weighs_the_head_against_the_prior(tmp_path):
     """score(scale) = score(0) + scale * (score(1) - score(0)): the prior plus a scaled head."""
     from jaxir.methods.sparse import SparseConfig, SparseModel
-    from jaxir.pipeline.sparse_retriever import LearnedSparse, save_checkpoint
+    from jaxir.retrievers.sparse import LearnedSparse, save_checkpoint
     import jax
 
     docs = ["Insulin resistance is linked to obesity in adults.", "Bone density improved after vitamin D.",

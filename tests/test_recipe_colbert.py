@@ -1,14 +1,18 @@
-"""ColBERT CPU recipe data path: seeded query subsets and n-way batches with teacher scores."""
+"""ColBERT CPU recipe: seeded query subsets, n-way batches with teacher scores, its options and
+a two-step run of the real entry point."""
 import json
 
 import numpy as np
+import pytest
 
+from jaxir.config_cli import leaf_names, option_string
 from jaxir.data.mine import read_mined, write_mined
 from jaxir.data.teacher import score_mined
 from jaxir.eval.beir import BeirDataset
-from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+from jaxir.methods.colbert import ColBERTModel
 from jaxir.models.bert import BertConfig
-from jaxir.recipes.colbert import RecipeConfig, beir_source, subset_mined
+from jaxir.recipes import colbert as recipe
+from jaxir.recipes.colbert import beir_source, subset_mined
 
 
 def _mined(tmp_path, n=12):
@@ -43,9 +47,10 @@ def test_beir_source_gives_nway_token_batches_with_teacher_scores(tmp_path):
     teacher = tmp_path / "teacher.jsonl"
     score_mined(lambda qs, docs: [np.arange(len(d), dtype=np.float32) for d in docs], mined,
                 data.queries, data.text_of, depth=6, out=teacher)
-    cfg = RecipeConfig(nway=4, neg_depth=6, steps=3, batch_size=8, query_maxlen=16, doc_maxlen=24)
-    model = ColBERTModel(ColBERTConfig(query_maxlen=16, doc_maxlen=24, nway=4),
-                         bert_config=BertConfig(), bert_params=None)
+    cfg = recipe.config(overrides={"data.tuples.n_negatives": 3, "data.tuples.neg_depth": 6, "fit.steps": 3,
+                                   "optim.warmup_steps": 0, "fit.batch_size": 8, "model.query_maxlen": 16,
+                                   "model.doc_maxlen": 24})
+    model = ColBERTModel(cfg.model, bert_config=BertConfig(), bert_params=None)
     src = beir_source(model, cfg, data, mined, teacher)
     assert len(src) == 12 * 2  # 3 steps x 8 rows need two passes over 12 queries
     batch = src.take(np.array([0, 13, 5]))
@@ -54,3 +59,53 @@ def test_beir_source_gives_nway_token_batches_with_teacher_scores(tmp_path):
     lines = {r["qid"]: r["scores"] for r in map(json.loads, teacher.read_text().splitlines())}
     t = src.tuple_at(5, 0)
     np.testing.assert_allclose(batch["teacher"][2], [lines["q5"][d] for d in t.doc_ids])
+
+
+def test_modes_are_overrides_of_one_default():
+    nf, _ = recipe.parse_args(["--mode", "cpu-nfcorpus", "--out", "x", "--data.max_queries", "0"])
+    assert (nf.data.dataset, nf.data.max_queries, nf.data.max_positives) == ("nfcorpus", 0, 4)
+    assert nf.optim == recipe.RECIPE.optim and nf.model == recipe.RECIPE.model
+    tpu, _ = recipe.parse_args(["--mode", "tpu-msmarco", "--out", "x", "--fit.seed", "3"])
+    assert (tpu.data.tuples.n_negatives, tpu.optim.total_steps, tpu.optim.learning_rate) == (63, 400_000, 1e-5)
+    assert tpu.model.seed == tpu.data.tuples.seed == 3 and tpu.model.doc_maxlen == 180
+    with pytest.raises(SystemExit):  # the old spellings are gone
+        recipe.parse_args(["--out", "x", "--use-ib-negatives", "false"])
+
+
+def test_help_lists_every_field(capsys):
+    with pytest.raises(SystemExit):
+        recipe.main(["--help"])
+    text = capsys.readouterr().out
+    for name in leaf_names(recipe.Recipe):
+        want = f"{name} = " if name in recipe.DERIVED else option_string(name, recipe.FLAGS) + " "
+        assert want in text, name
+
+
+TOPICS = ["insulin resistance in obese adults", "bone density after vitamin D", "statins and heart attack",
+          "malaria vaccine in children", "sleep loss and memory", "smoking and lung cancer",
+          "exercise and depression", "antibiotics and gut bacteria"]
+
+
+def test_main_runs_two_steps_from_a_beir_folder(tmp_path):
+    """`jaxir train --recipe colbert` calls main: BM25 mining, no teacher (so n-way CE), export."""
+    from jaxir.retrievers.colbert import load_checkpoint
+
+    root = tmp_path / "toy"
+    (root / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"d{i}_{j}", "title": "", "text": f"Study {j} of {t}: " + " ".join([t] * (j + 1))}
+            for i, t in enumerate(TOPICS) for j in range(4)]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"does {t}?"}) + "\n"
+                                                for i, t in enumerate(TOPICS)))
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"q{i}\td{i}_0\t1\n" for i in range(len(TOPICS))))
+    out = tmp_path / "run"
+    recipe.main(["--data.mine_depth", "10", "--data.tuples.n_negatives", "1", "--data.tuples.neg_depth", "5",
+                 "--model.query_maxlen", "8", "--model.doc_maxlen", "24", "--fit.steps", "2",
+                 "--fit.batch_size", "8", "--optim.warmup_steps", "1", "--fit.fast_compile", "true",
+                 "--data", str(root), "--out", str(out)])
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["split"] == "train"] == [2]
+    config, params = load_checkpoint(out / "colbert")
+    assert (config.doc_maxlen, config.query_maxlen, config.distillation) == (24, 8, False)
+    assert (out / "negatives.bm25.d10.jsonl").is_file() and "projection" in params

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from jaxir.config_cli import apply_overrides, leaf_names, option_string
 from jaxir.eval.beir import load_beir
 from jaxir.index.bm25 import BM25Index
 from jaxir.methods.dense import DenseRetriever
@@ -14,6 +15,12 @@ from jaxir.recipes import sparse as recipe
 TOPICS = ["insulin resistance in obese adults", "bone density after vitamin D", "statins and heart attack",
           "malaria vaccine in children", "sleep loss and memory", "smoking and lung cancer",
           "exercise and depression", "antibiotics and gut bacteria"]
+
+
+# Two-step runs of 8 queries x 2 candidates x 24 tokens, no held-out queries.
+SMALL = {"data.n_negatives": 1, "data.mine_depth": 10, "model.doc_maxlen": 24, "data.query_maxlen": 8,
+         "fit.batch_size": 8, "optim.accumulate": 1, "fit.steps": 2, "optim.warmup_steps": 0,
+         "data.holdout": 0, "optim.learning_rate": 1e-3}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +51,7 @@ def toy_teachers(toy_beir):
 
 def test_candidates_and_teacher_scores(toy_teachers):
     data, texts, bm25, dense, flat = toy_teachers
-    cfg = recipe.RecipeConfig(nway=4, depth=10)
+    cfg = recipe.SparseData(n_negatives=3, mine_depth=10)
     qids, queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
     assert len(rows) == 2 * len(TOPICS) and all(len(r) == 4 for r in rows)
     assert [data.queries[q] for q in qids] == queries
@@ -62,19 +69,20 @@ def test_candidates_and_teacher_scores(toy_teachers):
 
 
 def test_in_batch_tuples_carry_teacher_scores_for_every_pair(toy_teachers):
-    from jaxir.methods.sparse import SparseModel
+    from jaxir.methods.sparse import SparseConfig, SparseModel
     from jaxir.ops.sparse import inbatch_columns
 
     data, texts, bm25, dense, flat = toy_teachers
-    cfg = recipe.RecipeConfig(nway=3, depth=10, doc_maxlen=24, query_maxlen=8, in_batch=False)
+    cfg = recipe.SparseData(n_negatives=2, mine_depth=10, query_maxlen=8)
     qids, queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
     teacher = recipe.TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
-    model = SparseModel()  # only its tokenizer is used
+    model = SparseModel(SparseConfig(doc_maxlen=24))  # only its tokenizer and config are used
+    inbatch = SparseModel(SparseConfig(doc_maxlen=24, in_batch_negatives=True),
+                          bert_config=model.bert_config, tokenizer=model.tokenizer)
     picks = np.array([5, 2])
     train_rows = [1, 4, 6, 9, 11, 13]  # the source's rows; picks index into them
     own = recipe.TupleTexts(model, cfg, train_rows, rows, texts, teacher).take(picks)
-    wide = recipe.TupleTexts(model, dataclasses.replace(cfg, in_batch=True), train_rows, rows, texts,
-                             teacher).take(picks)
+    wide = recipe.TupleTexts(inbatch, cfg, train_rows, rows, texts, teacher).take(picks)
     assert own["teachers"].shape == (2, 2, 3) and wide["teachers"].shape == (2, 2, 6)
     np.testing.assert_array_equal(own["d_ids"], wide["d_ids"])
     batch_docs = [d for p in picks for d in rows[train_rows[p]]]
@@ -87,18 +95,21 @@ def test_in_batch_tuples_carry_teacher_scores_for_every_pair(toy_teachers):
 
 
 def test_train_exports_the_best_held_out_step(toy_beir, tmp_path):
-    from jaxir.pipeline.sparse_retriever import LearnedSparse, load_checkpoint
+    from jaxir.retrievers.sparse import LearnedSparse, load_checkpoint
 
-    cfg = recipe.RecipeConfig(data=str(toy_beir), nway=4, depth=10, doc_maxlen=32, query_maxlen=16,
-                              batch_size=8, accumulate=2, steps=6, warmup_steps=2, holdout=8,
-                              eval_every=2, learning_rate=1e-4, in_batch=True)
+    cfg = recipe.config(overrides={
+        "data.dataset": str(toy_beir), "data.n_negatives": 3, "data.mine_depth": 10,
+        "model.doc_maxlen": 32, "data.query_maxlen": 16, "fit.batch_size": 8, "optim.accumulate": 2,
+        "fit.steps": 6, "optim.warmup_steps": 1, "data.holdout": 8, "fit.eval_every": 2,
+        "optim.learning_rate": 1e-4, "model.in_batch_negatives": True})
+    assert cfg.optim.total_steps == 3 and cfg.model.seed == cfg.fit.seed == 0
     path, result = recipe.train(cfg, str(tmp_path / "run"))
     rows = [json.loads(line) for line in (tmp_path / "run" / "rank" / "metrics.jsonl").read_text().splitlines()]
     held = {r["step"]: r["holdout_rank"] for r in rows if r["split"] == "eval"}
     assert sorted(held) == [2, 4, 6]
     best = min(held, key=held.get)
     config, params = load_checkpoint(path)
-    assert config.doc_windows == cfg.doc_windows and config.min_idf == cfg.min_idf
+    assert config == cfg.model  # the exported config is the recipe's model config
     # The export is the held-out-best step's params: equal to the final ones only if it is the last.
     final = np.asarray(result.state.params["head"]["bias"])
     assert np.array_equal(np.asarray(params["head"]["bias"]), final) == (best == 6)
@@ -115,22 +126,44 @@ def test_train_exports_the_best_held_out_step(toy_beir, tmp_path):
 
 
 def test_command_line_overrides_typed_fields():
-    cfg, out = recipe.parse_args(["--out", "runs/x", "--in-batch", "true", "--nway", "4", "--learning-rate", "1e-4"])
-    assert (cfg.in_batch, cfg.nway, cfg.learning_rate, out) == (True, 4, 1e-4, "runs/x")
-    assert recipe.parse_args(["--out", "x", "--in-batch", "no"])[0].in_batch is False
-    assert recipe.parse_args(["--out", "x"])[0] == recipe.MODES["cpu-scifact"]
+    cfg, out = recipe.parse_args(["--out", "runs/x", "--model.in_batch_negatives", "false",
+                                  "--data.n_negatives", "4", "--optim.learning_rate", "1e-4",
+                                  "--data", "some/beir", "--optim.lr_multipliers", "head=5,bert=0"])
+    assert (cfg.model.in_batch_negatives, cfg.data.n_negatives, cfg.optim.learning_rate, out) == (False, 4, 1e-4, "runs/x")
+    assert cfg.data.dataset == "some/beir" and cfg.optim.lr_multipliers == (("head", 5.0), ("bert", 0.0))
+    assert recipe.parse_args(["--out", "x"])[0] == recipe.config("cpu-scifact") == recipe.RECIPE
+    tpu = recipe.parse_args(["--out", "x", "--mode", "tpu", "--fit.steps", "10000"])[0]
+    assert tpu == recipe.config("tpu-msmarco", {"fit.steps": 10000})
+    assert (tpu.model.doc_maxlen, tpu.optim.total_steps, tpu.fit.compute_dtype) == (256, 10000, "bfloat16")
+    # Untouched by the mode: the defaults.
+    assert tpu.optim.learning_rate == recipe.RECIPE.optim.learning_rate
+    for bad in (["--model.in_batch_negatives", "maybe"], ["--in-batch", "true"], ["--nway", "4"],
+                ["--optim.total_steps", "5"], ["--optim.warmup_steps", "500"]):
+        with pytest.raises(SystemExit):
+            recipe.parse_args(["--out", "x", *bad])
+
+
+def test_help_lists_every_field(capsys):
     with pytest.raises(SystemExit):
-        recipe.parse_args(["--out", "x", "--in-batch", "maybe"])
+        recipe.main(["--help"])
+    text = capsys.readouterr().out
+    for name in leaf_names(recipe.Recipe):
+        want = f"{name} = " if name in recipe.DERIVED else option_string(name, recipe.FLAGS) + " "
+        assert want in text, name
+    assert "tpu-msmarco: 256" in text  # per-mode values next to the default
 
 
 def test_backbone_multiplier_zero_trains_the_head_only(toy_beir, tmp_path):
+    """Through the command line (`jaxir train` calls main): head-only training."""
     from jaxir.models.hf import load_bert
-    from jaxir.pipeline.sparse_retriever import load_checkpoint
+    from jaxir.retrievers.sparse import load_checkpoint
 
-    cfg = recipe.RecipeConfig(data=str(toy_beir), nway=2, depth=10, doc_maxlen=24, query_maxlen=8,
-                              batch_size=8, accumulate=1, steps=2, warmup_steps=0, holdout=0,
-                              learning_rate=1e-3, backbone_lr_multiplier=0.0)
-    path, _ = recipe.train(cfg, str(tmp_path / "run"))
+    recipe.main(["--data.n_negatives", "1", "--data.mine_depth", "10", "--model.doc_maxlen", "24",
+                 "--data.query_maxlen", "8", "--fit.steps", "2", "--optim.accumulate", "1",
+                 "--optim.warmup_steps", "0", "--data.holdout", "0", "--optim.learning_rate", "1e-3",
+                 "--optim.lr_multipliers", "bert=0", "--data", str(toy_beir), "--out", str(tmp_path / "run")])
+    path = tmp_path / "run" / "sparse"
+    assert (tmp_path / "run" / "rank" / "metrics.jsonl").is_file()
     _, params = load_checkpoint(path)
     _, pretrained = load_bert(None)
     import jax
@@ -143,14 +176,12 @@ def test_backbone_multiplier_zero_trains_the_head_only(toy_beir, tmp_path):
 
 def test_init_from_starts_from_a_trained_checkpoint(toy_beir, tmp_path):
     from jaxir.errors import CheckpointError
-    from jaxir.pipeline.sparse_retriever import load_checkpoint
+    from jaxir.retrievers.sparse import load_checkpoint
 
-    cfg = recipe.RecipeConfig(data=str(toy_beir), nway=2, depth=10, doc_maxlen=24, query_maxlen=8,
-                              batch_size=8, accumulate=1, steps=2, warmup_steps=0, holdout=0,
-                              learning_rate=1e-3, backbone_lr_multiplier=0.0)
+    cfg = recipe.config(overrides={**SMALL, "data.dataset": str(toy_beir), "optim.lr_multipliers": (("bert", 0.0),)})
     first, _ = recipe.train(cfg, str(tmp_path / "first"))
     # Learning rate 0: the second run's export is exactly where it started.
-    again, _ = recipe.train(dataclasses.replace(cfg, init_from=str(first), learning_rate=0.0),
+    again, _ = recipe.train(apply_overrides(cfg, {"init_from": str(first), "optim.learning_rate": 0.0}),
                             str(tmp_path / "again"))
     (_, start), (_, end) = load_checkpoint(first), load_checkpoint(again)
     kernel = lambda p: np.asarray(p["head"]["transform"]["kernel"])
@@ -162,11 +193,10 @@ def test_init_from_starts_from_a_trained_checkpoint(toy_beir, tmp_path):
 
 def test_lexical_prior_run_trains_and_indexes_with_the_prior(toy_beir, tmp_path):
     """Batches carry fixed-width prior rows; the exported model indexes prior + head weights."""
-    from jaxir.pipeline.sparse_retriever import LearnedSparse, load_checkpoint
+    from jaxir.retrievers.sparse import LearnedSparse, load_checkpoint
 
-    cfg = recipe.RecipeConfig(data=str(toy_beir), nway=2, depth=10, doc_maxlen=24, query_maxlen=8,
-                              batch_size=8, accumulate=1, steps=2, warmup_steps=0, holdout=0,
-                              learning_rate=1e-3, lexical_prior=True, prior_weight=2.0, prior_stem=True)
+    cfg = recipe.config(overrides={**SMALL, "data.dataset": str(toy_beir), "model.lexical_prior": True,
+                                   "model.prior_weight": 2.0, "model.prior_stem": True})
     path, result = recipe.train(cfg, str(tmp_path / "run"))
     config, _ = load_checkpoint(path)
     assert config.lexical_prior and config.prior_weight == 2.0 and config.prior_stem

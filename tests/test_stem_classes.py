@@ -88,7 +88,7 @@ def test_a_query_inflection_finds_the_document_only_with_stemming(tmp_path):
     import jax
 
     from jaxir.methods.sparse import SparseConfig, SparseModel
-    from jaxir.pipeline.sparse_retriever import LearnedSparse, save_checkpoint
+    from jaxir.retrievers.sparse import LearnedSparse, save_checkpoint
 
     docs = ["Each cell divides after the trial.", "Bone density improved after vitamin D.",
             "Stem cells and memory loss."]  # "cells" needs an idf: some document must use it

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from jaxir.text import load_tokenizer, single_text_encoder
-from jaxir.wordpiece import WordPiece, fast_encoder
+from jaxir.text.wordpiece import WordPiece, fast_encoder
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@
 # Run a jaxir training job on a Cloud TPU VM (single host or pod slice, all workers at once).
 #
 #   TPU_NAME=jaxir-v4 ZONE=us-central2-b ACCELERATOR=v4-8 tpu/launch.sh all -- \
-#       --method colbert --config train/colbert_msmarco.py --out-dir runs/colbert
+#       --recipe colbert --mode tpu-msmarco --data.examples examples.64.json \
+#       --data.collection collection.tsv --data.queries queries.train.tsv
 #
 # Sub-commands (run in this order by `all`):
 #   create   gcloud compute tpus tpu-vm create (skipped when the VM exists)
@@ -21,9 +22,9 @@ RUNTIME="${RUNTIME:-tpu-ubuntu2204-base}"
 PROJECT="${PROJECT:-}"
 SPOT="${SPOT:-0}"
 REMOTE_DIR="${REMOTE_DIR:-jaxir}"
-# `jaxir train --out-dir` on the workers, relative to REMOTE_DIR (logs: worker 0 only).
+# `jaxir train --out` on the workers, relative to REMOTE_DIR (logs: worker 0 only).
 REMOTE_OUT="${REMOTE_OUT:-runs}"
-# `--checkpoint-dir`: must be gs://... on multi-host slices (every host writes its shards).
+# `--fit.checkpoint_dir`: must be gs://... on multi-host slices (every host writes its shards).
 CKPT_DIR="${CKPT_DIR:-}"
 LOCAL_OUT="${LOCAL_OUT:-tpu_runs/${TPU_NAME}}"
 JAX_SPEC="${JAX_SPEC:-jax[tpu]>=0.10.2,<0.11}"
@@ -79,7 +80,7 @@ num_workers() {
 cmd_train() {
   local args=""
   if [[ -n "${CKPT_DIR}" ]]; then
-    args=" --checkpoint-dir $(printf '%q' "${CKPT_DIR}")"
+    args=" --fit.checkpoint_dir $(printf '%q' "${CKPT_DIR}")"
   elif (($(num_workers) > 1)); then
     echo "multi-host slice: set CKPT_DIR=gs://bucket/run so all hosts share checkpoints" >&2
     exit 2
@@ -89,7 +90,7 @@ cmd_train() {
   fi
   # JAXIR_DISTRIBUTED=auto: jaxir calls jax.distributed.initialize() with cluster auto-detection.
   on_all_workers "set -e; cd ${REMOTE_DIR}; . .venv/bin/activate; \
-JAXIR_DISTRIBUTED=auto jaxir train --out-dir ${REMOTE_OUT}${args}"
+JAXIR_DISTRIBUTED=auto jaxir train --out ${REMOTE_OUT}${args}"
 }
 
 cmd_fetch() {

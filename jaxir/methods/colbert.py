@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import string
-from typing import Iterator, Sequence
+from typing import ClassVar, Iterator, Sequence
 
 import chex
 import jax
@@ -37,7 +37,8 @@ class ColBERTConfig:
     model: str | None = None
     # Query length incl. [CLS] [Q] .. [SEP]; always padded with [MASK] to exactly this.
     query_maxlen: int = 32
-    # Document length incl. [CLS] [D] .. [SEP] (library default 220; the training recipe uses 180).
+    # Document length incl. [CLS] [D] .. [SEP]: 220 for indexing; jaxir.recipes.colbert trains
+    # (and so exports checkpoints) at 180, ColBERTv2's training length.
     doc_maxlen: int = 220
     # Output dimension of the token projection.
     dim: int = 128
@@ -47,18 +48,21 @@ class ColBERTConfig:
     attend_to_mask_tokens: bool = False
     # Token similarity; "cosine" (inner product of unit vectors) is the only one implemented.
     similarity: str = "cosine"
-    # Candidates per training query; column 0 is the positive (or the teacher's top passage).
-    nway: int = 64
     # Temperature of the KL term (divides teacher and student scores).
     distill_temperature: float = 1.0
     # True: KL to teacher scores; False: n-way cross-entropy with label column 0.
     distillation: bool = True
     # Add the in-batch cross-entropy term (own hard negatives excluded).
-    use_ib_negatives: bool = True
+    in_batch_negatives: bool = True
     # Seed of the fresh projection when no trained checkpoint is loaded.
     seed: int = 0
     # Texts per jitted forward call when encoding text lists.
     batch_size: int = 32
+
+    # Checkpoint configs saved before these names changed: {old: new}, and the training settings
+    # that moved to the recipe (the n-way width is the recipe's data.tuples.n_negatives + 1).
+    RENAMED_FIELDS: ClassVar[dict] = {"use_ib_negatives": "in_batch_negatives"}
+    DROPPED_FIELDS: ClassVar[tuple] = ("nway",)
 
     def __post_init__(self):
         if self.similarity != "cosine":
@@ -187,7 +191,7 @@ class ColBERTModel:
         else:
             nway = losses.localized_contrastive(student, mask=valid)
         ib = jnp.zeros((), jnp.float32)
-        if self.config.use_ib_negatives:
+        if self.config.in_batch_negatives:
             all_scores = maxsim_all_pairs(q, q_mask, d, d_mask)  # [B, B * N]
             ib = losses.inbatch_cross_entropy(all_scores, group_size=n,
                                               mask=jnp.broadcast_to(valid.reshape(1, -1), (b, b * n)))

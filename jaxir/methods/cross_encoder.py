@@ -12,7 +12,7 @@ params = {"bert": BertEncoder params, "head": {"dense": {"kernel": [H, 1], "bias
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import chex
 import jax
@@ -35,21 +35,7 @@ class CrossEncoderConfig:
     # Local HF BERT folder for the backbone; None = embedded all-MiniLM-L6-v2.
     model: str | None = None
     # Tokens per (query, document) pair incl. [CLS] and both [SEP]s; documents are cut first.
-    max_length: int = 256
-    # Hard negatives per training query (n-way = 1 + n_negatives).
-    n_negatives: int = 7
-    # Negatives are sampled from the top neg_depth mined candidates.
-    neg_depth: int = 100
-    # Peak learning rate of the encoder (AdamW, linear warm-up then linear decay).
-    learning_rate: float = 2e-5
-    # The new score head learns at learning_rate * head_lr_multiplier.
-    head_lr_multiplier: float = 1.0
-    # Warm-up as a fraction of all optimizer updates.
-    warmup: float = 0.1
-    # Passes over the training queries (each pass draws fresh negatives).
-    epochs: int = 1
-    # Queries per optimizer step (each brings 1 + n_negatives pairs).
-    batch_queries: int = 8
+    pair_maxlen: int = 256
     # Rerank-time interpolation weight of the cross-encoder score; None = cross-encoder only.
     alpha: float | None = None
     # Pairs per jitted forward at rerank time.
@@ -57,9 +43,15 @@ class CrossEncoderConfig:
     # Seeds the new head (and, with a random backbone, the encoder).
     seed: int = 0
 
+    # Checkpoint configs saved before these names changed: {old: new}, and the training settings
+    # that moved to jaxir.recipes.cross_encoder (data.tuples, optim, fit).
+    RENAMED_FIELDS: ClassVar[dict] = {"max_length": "pair_maxlen"}
+    DROPPED_FIELDS: ClassVar[tuple] = ("n_negatives", "neg_depth", "learning_rate", "head_lr_multiplier",
+                                       "warmup", "epochs", "batch_queries")
+
     def __post_init__(self):
-        if self.max_length < 4 or self.n_negatives < 1 or self.batch_queries < 1:
-            raise ValueError(f"need max_length >= 4, n_negatives >= 1, batch_queries >= 1: {self}")
+        if self.pair_maxlen < 4:
+            raise ValueError(f"need pair_maxlen >= 4: {self}")
         if self.alpha is not None and not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1] or None, got {self.alpha}")
 
@@ -162,12 +154,12 @@ class PairScorer:
         desc: show a progress bar (over pair batches) with this label.
         """
         cfg = self.model.config
-        lengths = [min(len(q) + len(d) + 3, cfg.max_length) for q, d in zip(q_tokens, d_tokens)]
+        lengths = [min(len(q) + len(d) + 3, cfg.pair_maxlen) for q, d in zip(q_tokens, d_tokens)]
         out = np.zeros(len(lengths), np.float32)
         batches = length_sorted_batches(lengths, cfg.rerank_batch_size)
         for idx in tqdm(batches, desc=desc, unit="batch", disable=desc is None):
             batch = assemble(self.model.tokenizer, [q_tokens[i] for i in idx],
-                             pairs=[d_tokens[i] for i in idx], max_length=cfg.max_length,
+                             pairs=[d_tokens[i] for i in idx], max_length=cfg.pair_maxlen,
                              pad_rows_to=cfg.rerank_batch_size, buckets=self.buckets)
             scores = self._fn(self.params, batch.input_ids, batch.attention_mask,
                               batch.token_type_ids)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 RANKING_LOSSES = ("kl", "margin_mse", "infonce")
 
@@ -10,7 +11,8 @@ RANKING_LOSSES = ("kl", "margin_mse", "infonce")
 class SparseConfig:
     # Local HF BERT folder for the backbone; None = embedded all-MiniLM-L6-v2.
     model: str | None = None
-    # Document tokens incl. [CLS]/[SEP].
+    # Document tokens incl. [CLS]/[SEP] per window: 256 for indexing; jaxir.recipes.sparse trains
+    # (and so exports checkpoints) at 180 on CPU, 256 in its tpu-msmarco mode.
     doc_maxlen: int = 256
     # Second log1p on the weights (the later "L0" variant; off in the paper's default).
     double_log: bool = False
@@ -25,33 +27,43 @@ class SparseConfig:
     min_idf: float = 0.0
     # Tokens per chunk when max-pooling logits: [B, chunk, V] is the largest logit block alive.
     logit_chunk: int = 32
-    # Head init: shift c before gelu (gelu(h + c) ~ h + c) and the initial vocabulary bias b0.
+    # Head init: shift c before gelu (gelu(h + c) ~ h + c, so LN(gelu(h + c)) ~ standardised h).
     gelu_shift: float = 5.0
+    # Head init: the vocabulary bias b0, which sets the initial sparsity.
     init_vocab_bias: float = -6.0
     # "kl" (ensemble distillation), "margin_mse" or "infonce" (label = candidate 0).
     ranking_loss: str = "kl"
-    # Teacher ensemble: per-teacher weights (None = equal), normalisation, scale, temperature.
+    # Teacher ensemble: per-teacher weights, e.g. 1,1 for (dense, BM25) (None = equal).
     teacher_weights: tuple[float, ...] | None = None
+    # Per-query normalisation of each teacher's scores before they are weighed.
     teacher_normalize: str = "minmax"
+    # The ensemble score is scaled by this before the softmax.
     teacher_scale: float = 30.0
+    # Softmax temperature of the ranking loss (divides teacher and student scores).
     temperature: float = 1.0
     # In-batch negatives: each query is also scored against every other query's candidates
     # (order: `inbatch_columns`), so teachers are [B, K, B*N]. The docs are encoded once either
     # way; hard negatives alone never show the student an off-topic document.
     in_batch_negatives: bool = False
-    # FLOPS: weight lambda_d, quadratic warm-up steps T, "idf_aware" or "uniform".
+    # FLOPS weight lambda_d.
     flops_lambda: float = 1e-3
+    # FLOPS quadratic warm-up T in optimizer updates: lambda = lambda_d * min(1, (u + 1) / T)^2.
     flops_warmup_steps: int = 1000
+    # "idf_aware" (FLOPS of w, the ranking sees idf * w) or "uniform" (FLOPS of idf * w).
     flops_mode: str = "idf_aware"
-    # MLM warm-up: fraction of tokens predicted; at most ceil(mlm_max_fraction * L) per row.
+    # MLM loss: fraction of tokens predicted.
     mlm_probability: float = 0.15
+    # MLM loss: at most ceil(mlm_max_fraction * L) predicted tokens per row.
     mlm_max_fraction: float = 0.25
     # BM25 lexical prior (`jaxir.methods.lexical_prior`): w = prior_weight * BM25 tf-saturation
     # of the whole document + the head's weights, in training and in the index; the head learns
     # a residual over exact matching. avgdl is measured over the corpus being indexed.
     lexical_prior: bool = False
+    # BM25 k1 of the prior's tf saturation.
     prior_k1: float = 1.5
+    # BM25 b of the prior's length normalisation.
     prior_b: float = 0.75
+    # Factor on the prior in the document weights.
     prior_weight: float = 1.0
     # Document-side stemming of the prior (`jaxir.methods.stem_classes`): whole-word WordPieces
     # with one Snowball stem share a tf and a weight, so a query's "cells" matches "cell".
@@ -60,9 +72,15 @@ class SparseConfig:
     # on few queries can overfit; benchmarks/sparse_prior_fusion.py picks it on held-out train
     # queries. Needs lexical_prior (without one a common factor changes no ranking).
     head_scale: float = 1.0
-    # Seed of the head init when no checkpoint is loaded; texts per jitted encode call.
+    # Seed of the head init when no checkpoint is loaded.
     seed: int = 0
+    # Texts per jitted encode call.
     batch_size: int = 16
+
+    # Checkpoint configs saved under older field names ({old: new}) and fields since removed:
+    # none so far (every field here is a model, loss or index setting).
+    RENAMED_FIELDS: ClassVar[dict] = {}
+    DROPPED_FIELDS: ClassVar[tuple] = ()
 
     def __post_init__(self):
         if self.ranking_loss not in RANKING_LOSSES:

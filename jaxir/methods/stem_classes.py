@@ -47,7 +47,7 @@ class StemClasses:
 
     @classmethod
     def from_tokenizer(cls, tokenizer, *, skip_ids=(), language: str = "english") -> "StemClasses":
-        from jaxir.sparse_idf import tokenizer_vocab
+        from jaxir.text.idf import tokenizer_vocab
 
         return cls(tokenizer_vocab(tokenizer), skip_ids=skip_ids, language=language)
 

@@ -1,6 +1,6 @@
 """Teachers of the learned-sparse recipe: candidate mining and dense + BM25 teacher scores.
 
-cfg in `mine_candidates` is the recipe's RecipeConfig (max_queries, depth, nway).
+`mine_candidates` takes the recipe's data config (max_queries, mine_depth, n_negatives).
 """
 from __future__ import annotations
 
@@ -40,22 +40,23 @@ def dense_corpus(data, dense, index_dir: str | None):
 
 
 def mine_candidates(data, cfg, bm25, dense, flat) -> tuple[list[str], list[str], list[list[str]]]:
-    """(query ids, query texts, [positive, negatives...] doc ids) per train query with nway candidates.
+    """(query ids, query texts, [positive, negatives...] doc ids) per train query that has
+    cfg.n_negatives negatives (the others are dropped).
 
-    Negatives interleave the BM25 and dense rankings (top `depth` each), skipping judged docs.
+    Negatives interleave the BM25 and dense rankings (top `mine_depth` each), skipping judged docs.
     """
     qids = [q for q, rel in data.qrels.items() if any(g > 0 for g in rel.values())]
     if cfg.max_queries:
         qids = qids[: cfg.max_queries]
     queries = [data.queries[q] for q in qids]
-    dense_ids, _ = flat.search(dense.encode(queries, what="query", progress=False), cfg.depth)
+    dense_ids, _ = flat.search(dense.encode(queries, what="query", progress=False), cfg.mine_depth)
     kept_ids, kept_q, rows = [], [], []
     for qid, query, d_ids in zip(qids, queries, dense_ids):
         rel = data.qrels[qid]
-        b_ids, _ = bm25.search(query, cfg.depth)
+        b_ids, _ = bm25.search(query, cfg.mine_depth)
         merged = [d for pair in zip(b_ids, d_ids) for d in pair] + list(b_ids) + list(d_ids)
-        negatives = list(dict.fromkeys(d for d in merged if d not in rel))[: cfg.nway - 1]
-        if len(negatives) == cfg.nway - 1:
+        negatives = list(dict.fromkeys(d for d in merged if d not in rel))[: cfg.n_negatives]
+        if len(negatives) == cfg.n_negatives:
             kept_ids.append(qid)
             kept_q.append(query)
             rows.append([next(d for d, g in rel.items() if g > 0), *negatives])

@@ -1,0 +1,218 @@
+"""I³ retriever: a dual encoder whose passage vector absorbs an implicit interaction with a
+query reconstructed from the passage alone (DESIGN §3.2).
+
+    query    q = pool(BERT_q([CLS] q [SEP]))                                  [H]
+    passage  p = pool(BERT_p([CLS] d [SEP]))                                  [H]
+             H_q = Decoder(Emb_p([CLS] [MASK]x(Lq-2) [SEP]), memory = [p])    [Lq, H]
+             v_p = Interactor([p, mean(H_q)])[0]                              [H]
+    score    s(q, d) = <q, v_p> / tau       (unit vectors when `normalize`)
+    loss     alpha * CE over in-batch + hard negatives   (contrastive objective)
+             or KL(softmax(teacher) || softmax(s)) over each query's candidates  (distill)
+             + beta * CE(MLMHead(H_q), target query tokens), padding ignored
+Everything on the passage side is query-independent: passage vectors are precomputed and search
+is a dot product with the same query tower as the plain dual encoder. `implicit_interaction=False`
+is that plain dual encoder (same backbone, loss without the reconstruction term): the baseline.
+
+Choices the card leaves open, written down:
+- pooling "mean" by default: all-MiniLM-L6-v2 was trained mean-pooled (its [CLS] state is not a
+  sentence vector); "cls" is the paper's choice for BERT-style backbones. The memory slot is the
+  pooled passage vector.
+- The reconstructor's self-attention/FFN and the interactor start as copies of the passage
+  encoder's last layer (so the untrained passage vector stays close to the backbone's); the
+  cross-attention and the MLM head's transform start fresh; the MLM decoder is tied to the
+  passage word embeddings.
+- Reconstruction is trained on each query's positive passage (column 0) only: a hard negative
+  has no query to reconstruct.
+- With a single memory slot the cross-attention's softmax is 1 for every position, so it is
+  exactly W_o (W_v p + b_v) + b_o added to each [MASK] state: its query/key projections never
+  get a gradient (tested). Kept as the card's decoder layer; they cost no compute worth naming.
+
+params = {"query": BERT, "passage": BERT (absent when tied), "reconstructor": DecoderLayer,
+          "interactor": TransformerLayer, "mlm": MLMHead}   (the last three only with interaction)
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxir.methods.encoding import encode_pooled
+from jaxir.models.bert import BertEncoder, TransformerLayer, attention_bias, init_params
+from jaxir.models.decoder import DecoderLayer
+from jaxir.models.heads import MLMHead, l2_normalize, mean_pool
+from jaxir.models.hf import load_bert, params_fingerprint
+from jaxir.ops import losses
+from jaxir.text import load_tokenizer
+
+METHOD = "i3"
+OBJECTIVES = ("contrastive", "distill")
+
+
+@dataclasses.dataclass(frozen=True)
+class I3Config:
+    # Local HF BERT folder for both towers; None = embedded all-MiniLM-L6-v2.
+    model: str | None = None
+    # Query tokens incl. [CLS]/[SEP]; also the reconstructor's length Lq and its target length.
+    query_maxlen: int = 32
+    # Passage tokens incl. [CLS]/[SEP].
+    doc_maxlen: int = 256
+    # One encoder for queries and passages (the paper's default: two, untied).
+    tie: bool = False
+    # False: the plain dual encoder (no reconstructor, no interactor), the claim's baseline.
+    implicit_interaction: bool = True
+    # "mean" (all-MiniLM-L6-v2's own pooling) or "cls" (the paper's, for BERT backbones).
+    pooling: str = "mean"
+    # L2-normalise query and passage vectors (scores are cosines divided by temperature).
+    normalize: bool = True
+    # Scores are divided by this in every loss (0.05 = sentence-transformers' scale 20).
+    temperature: float = 0.05
+    # "contrastive" (in-batch + hard negatives) or "distill" (KL to a reranker's scores).
+    objective: str = "contrastive"
+    # alpha: weight of the contrastive term (the card's 0.1; KL has weight 1 when distilling).
+    contrastive_weight: float = 0.1
+    # beta: weight of the query-reconstruction CE (0.1 contrastive; the card's 0.0002 distilling).
+    reconstruction_weight: float = 0.1
+    # Temperature of the KL term (divides teacher and student logits).
+    distill_temperature: float = 1.0
+    # Contrastive term: every passage of the batch is a candidate for every query.
+    in_batch_negatives: bool = True
+    # Seeds the fresh layers (cross-attention, MLM head) when no checkpoint is loaded.
+    seed: int = 0
+    # Texts per jitted encode call.
+    batch_size: int = 32
+
+    def __post_init__(self):
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.query_maxlen < 3 or self.doc_maxlen < 3 or self.temperature <= 0:
+            raise ValueError(f"need query_maxlen, doc_maxlen >= 3 and temperature > 0: {self}")
+
+
+class I3Model:
+    """Static parts (configs, tokenizer, pretrained backbone) + pure functions of params."""
+
+    def __init__(self, config: I3Config = I3Config(), *, bert_config=None, bert_params=None,
+                 tokenizer=None):
+        if bert_config is None:
+            bert_config, bert_params = load_bert(config.model)
+        self.config, self.bert_config, self._pretrained = config, bert_config, bert_params
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
+        tok = self.tokenizer
+        # [CLS] [MASK] x (Lq - 2) [SEP]: the reconstructor's fixed input.
+        self.reconstructor_ids = np.asarray(
+            [[tok.cls_token_id] + [tok.mask_token_id] * (config.query_maxlen - 2) + [tok.sep_token_id]],
+            np.int32)
+        self._query_fn = jax.jit(lambda p, i, m, t: self.encode_queries(p, i, m, t))
+        self._passage_fn = jax.jit(lambda p, i, m, t: self.encode_passages(p, i, m, t)[0])
+
+    # ---- params ------------------------------------------------------------------------------
+    def init(self, rng: jax.Array, batch=None) -> dict:
+        """Pretrained towers (random if none given) + the reconstructor, interactor and MLM head."""
+        del batch
+        cfg, bc = self.config, self.bert_config
+        r_bert, r_dec, r_mlm = jax.random.split(rng, 3)
+        bert = self._pretrained if self._pretrained is not None else init_params(bc, r_bert)
+        params = {"query": bert} if cfg.tie else {"query": bert, "passage": bert}
+        if not cfg.implicit_interaction:
+            return params
+        h = jnp.zeros((1, cfg.query_maxlen, bc.hidden_size), bc.dtype)
+        bias = jnp.zeros((1, 1, 1, cfg.query_maxlen), jnp.float32)
+        decoder = DecoderLayer(bc).init(r_dec, h, bias, h[:, :1])["params"]
+        last = bert[f"layer_{bc.num_layers - 1}"]
+        decoder = {**decoder, **{k: last[k] for k in last}}  # shared parts start pretrained
+        mlm = MLMHead(bc.vocab_size, layer_norm_eps=bc.layer_norm_eps).init(
+            r_mlm, h[:, :1], jnp.zeros((bc.vocab_size, bc.hidden_size), bc.dtype))["params"]
+        return {**params, "reconstructor": decoder, "interactor": last, "mlm": mlm}
+
+    def fingerprint(self, params) -> str:
+        return params_fingerprint(params)
+
+    def _passage_bert(self, params):
+        return params["query"] if self.config.tie else params["passage"]
+
+    # ---- pure encoders -----------------------------------------------------------------------
+    def _pooled(self, bert_params, ids, mask, token_types):
+        hidden = BertEncoder(self.bert_config).apply({"params": bert_params}, ids, mask, token_types)
+        return mean_pool(hidden, mask) if self.config.pooling == "mean" else hidden[:, 0]
+
+    def _finish(self, v: jax.Array) -> jax.Array:
+        return l2_normalize(v) if self.config.normalize else v
+
+    def encode_queries(self, params, ids, mask, token_types=None) -> jax.Array:
+        """ids, mask [B, Lq] -> query vectors [B, H]."""
+        chex.assert_rank([ids, mask], 2)
+        return self._finish(self._pooled(params["query"], ids, mask, token_types))
+
+    def encode_passages(self, params, ids, mask, token_types=None):
+        """ids, mask [P, Ld] -> (passage vectors [P, H], reconstructor states H_q [P, Lq, H] or None)."""
+        chex.assert_rank([ids, mask], 2)
+        bert = self._passage_bert(params)
+        p = self._pooled(bert, ids, mask, token_types)
+        if not self.config.implicit_interaction:
+            return self._finish(p), None
+        bc, n = self.bert_config, ids.shape[0]
+        rec_ids = jnp.asarray(self.reconstructor_ids)
+        emb = BertEncoder(bc).apply({"params": bert}, rec_ids, jnp.zeros_like(rec_ids),
+                                    method=lambda m, i, t: m.embeddings(i, t))
+        emb = jnp.broadcast_to(emb, (n, *emb.shape[1:]))
+        no_pad = attention_bias(jnp.ones((n, emb.shape[1]), jnp.int32), jnp.float32)
+        h_q = DecoderLayer(bc).apply({"params": params["reconstructor"]}, emb, no_pad, p[:, None])
+        pair = jnp.stack([p, h_q.mean(axis=1)], axis=1)  # [P, 2, H]
+        out = TransformerLayer(bc).apply({"params": params["interactor"]}, pair,
+                                         attention_bias(jnp.ones((n, 2), jnp.int32), jnp.float32))
+        return self._finish(out[:, 0]), h_q
+
+    def reconstruction_logits(self, params, h_q: jax.Array) -> jax.Array:
+        """H_q [P, Lq, H] -> MLM logits [P, Lq, V] (decoder tied to the passage word embeddings)."""
+        words = self._passage_bert(params)["embeddings"]["word"]["embedding"]
+        return MLMHead(self.bert_config.vocab_size, layer_norm_eps=self.bert_config.layer_norm_eps).apply(
+            {"params": params["mlm"]}, h_q, words)
+
+    # ---- training ------------------------------------------------------------------------------
+    def loss_fn(self, params, batch, rng=None):
+        """batch: q_ids, q_mask [B, Lq]; d_ids, d_mask [B, N, Ld] (column 0 the positive);
+        rec_ids, rec_mask [B, Lq] the reconstruction target of each positive ([CLS] q [SEP] padded;
+        default the query itself); teacher [B, N] for the distill objective.
+        Returns (loss, {"rank", "rec", "acc"})."""
+        del rng  # no dropout
+        cfg = self.config
+        b, n, ld = batch["d_ids"].shape
+        q = self.encode_queries(params, batch["q_ids"], batch["q_mask"])
+        p, h_q = self.encode_passages(params, batch["d_ids"].reshape(b * n, ld),
+                                      batch["d_mask"].reshape(b * n, ld))
+        scores = (q @ p.T).astype(jnp.float32) / cfg.temperature  # [B, B * N]
+        own = jnp.take_along_axis(scores, jnp.arange(b)[:, None] * n + jnp.arange(n)[None, :], axis=1)
+        if cfg.objective == "distill":
+            rank = losses.kl_distillation(own, batch["teacher"].astype(jnp.float32),
+                                          temperature=cfg.distill_temperature)
+        elif cfg.in_batch_negatives:
+            rank = cfg.contrastive_weight * losses.inbatch_cross_entropy(
+                scores, group_size=n, exclude_own_negatives=False)
+        else:
+            rank = cfg.contrastive_weight * losses.localized_contrastive(own)
+        rec = jnp.zeros((), jnp.float32)
+        if h_q is not None and cfg.reconstruction_weight:
+            positives = h_q.reshape(b, n, *h_q.shape[1:])[:, 0]
+            targets, mask = batch.get("rec_ids", batch["q_ids"]), batch.get("rec_mask", batch["q_mask"])
+            rec = losses.token_cross_entropy(self.reconstruction_logits(params, positives), targets, mask)
+        acc = jnp.mean((jnp.argmax(own, axis=1) == 0).astype(jnp.float32))
+        return rank + cfg.reconstruction_weight * rec, {"rank": rank, "rec": rec, "acc": acc}
+
+    # ---- text -> vectors ------------------------------------------------------------------------
+    def encode_query_texts(self, params, texts: Sequence[str], *, progress: bool = True) -> np.ndarray:
+        """Query texts -> float32 [N, H]."""
+        return encode_pooled(self._query_fn, params, self.tokenizer, texts, max_length=self.config.query_maxlen,
+                             batch_size=self.config.batch_size, desc="encode queries", progress=progress,
+                             what="query")
+
+    def encode_passage_texts(self, params, texts: Sequence[str], *, progress: bool = True) -> np.ndarray:
+        """Passage texts -> float32 [N, H] (query-independent: this is what the index stores)."""
+        return encode_pooled(self._passage_fn, params, self.tokenizer, texts, max_length=self.config.doc_maxlen,
+                             batch_size=self.config.batch_size, desc="encode passages", progress=progress,
+                             what="document")

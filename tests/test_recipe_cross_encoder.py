@@ -1,0 +1,66 @@
+"""Cross-encoder recipe: modes as overrides of one default, its options, and a one-step run of
+the real entry point (mining, held-out alpha choice, export)."""
+import json
+
+import pytest
+
+from jaxir.config_cli import leaf_names, option_string
+from jaxir.recipes import cross_encoder as recipe
+
+TOPICS = ["insulin resistance in obese adults", "bone density after vitamin D", "statins and heart attack",
+          "malaria vaccine in children", "sleep loss and memory", "smoking and lung cancer",
+          "exercise and depression", "antibiotics and gut bacteria"]
+
+
+def test_modes_keep_their_names_and_numbers():
+    cpu, out = recipe.parse_args(["--data", "beir/x", "--out", "o"])
+    assert cpu == recipe.config("cpu", {"data.dataset": "beir/x"}) and out == "o"
+    assert (cpu.model.pair_maxlen, cpu.data.tuples, cpu.optim.lr_multipliers, cpu.fit.batch_size) == (
+        192, recipe.TupleConfig(n_negatives=3, neg_depth=30, seed=0, draws=2), (("head", 50.0),), 4)
+    for name in ("tpu", "tpu-msmarco"):
+        tpu, _ = recipe.parse_args(["--mode", name, "--data", "d", "--out", "o", "--fit.seed", "2"])
+        assert (tpu.model.pair_maxlen, tpu.data.tuples.n_negatives, tpu.data.tuples.neg_depth) == (256, 7, 100)
+        assert (tpu.optim.learning_rate, tpu.optim.lr_multipliers, tpu.fit.compute_dtype) == (
+            2e-5, (("head", 20.0),), "bfloat16")
+        assert tpu.model.seed == tpu.data.tuples.seed == 2 and tpu.optim.clip_norm == 1.0
+    assert recipe.parse_args(["--mode", "cpu-scifact", "--out", "o"])[0] == recipe.RECIPE
+    for bad in (["--lr", "1e-5"], ["--max-length", "64"], ["--model.pair_maxlen", "2"],
+                ["--optim.warmup_steps", "3"], ["--data.alpha_grid", "a,b"]):
+        with pytest.raises(SystemExit):
+            recipe.parse_args(["--out", "o", *bad])
+
+
+def test_help_lists_every_field(capsys):
+    with pytest.raises(SystemExit):
+        recipe.main(["--help"])
+    text = capsys.readouterr().out
+    for name in leaf_names(recipe.Recipe):
+        want = f"{name} = " if name in recipe.DERIVED else option_string(name, recipe.FLAGS) + " "
+        assert want in text, name
+
+
+def test_main_trains_tunes_alpha_and_exports(tmp_path):
+    """`jaxir train --recipe cross-encoder` calls main: one step, 2 held-out queries choose alpha."""
+    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+
+    root = tmp_path / "toy"
+    (root / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"d{i}_{j}", "title": "", "text": f"Study {j} of {t}: " + " ".join([t] * (j + 1))}
+            for i, t in enumerate(TOPICS) for j in range(4)]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    queries = [{"_id": f"{p}{i}", "text": f"{w} {t}?"} for p, w in [("q", "does"), ("r", "what about")]
+               for i, t in enumerate(TOPICS)]
+    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q['_id']}\td{q['_id'][1:]}_0\t1\n" for q in queries))
+    out = tmp_path / "run"
+    report = recipe.main(["--data.mine_depth", "10", "--data.tuples.n_negatives", "1",
+                          "--data.tuples.neg_depth", "5", "--data.tuples.draws", "1", "--data.holdout", "2",
+                          "--data.tune_depth", "5", "--data.alpha_grid", "0.5,1", "--model.pair_maxlen", "32",
+                          "--fit.batch_size", "8", "--fit.fast_compile", "true",
+                          "--data", str(root), "--out", str(out)])
+    assert report["steps"] == 1  # 14 train queries x 1 draw // 8
+    assert set(report["holdout_ndcg@10_by_alpha"]) == {0.0, 0.5, 1.0} and report["alpha"] in (0.5, 1.0)
+    assert report["recipe"]["data"]["tuples"]["n_negatives"] == 1
+    reranker = CrossEncoderReranker.load(out)
+    assert reranker.config.pair_maxlen == 32 and reranker.config.alpha == report["alpha"]
