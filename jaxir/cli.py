@@ -140,6 +140,7 @@ def cmd_train(args, extra: list[str]) -> None:
     import importlib
 
     from jaxir.parallel import maybe_initialize_distributed
+    from jaxir.recipes import RECIPES
 
     maybe_initialize_distributed(auto=os.environ.get("JAXIR_DISTRIBUTED") == "auto")
     recipe = importlib.import_module(f"jaxir.recipes.{RECIPES[args.recipe]}")

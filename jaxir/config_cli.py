@@ -112,7 +112,13 @@ def field_comments(cls) -> dict[str, str]:
 
 
 def field_help(cls, field: dataclasses.Field) -> str:
-    return field.metadata.get("help") or field_comments(cls).get(field.name, "")
+    """The field's help: its metadata, else the comment above it in the (nearest) class declaring it."""
+    if field.metadata.get("help"):
+        return field.metadata["help"]
+    for base in cls.__mro__:
+        if field.name in base.__dict__.get("__annotations__", {}):
+            return field_comments(base).get(field.name, "")
+    return ""
 
 
 def _hints(cls) -> dict:
@@ -314,3 +320,12 @@ def parse_config(ap: argparse.ArgumentParser, cls, default, argv=None, *, modes:
 def config_to_dict(cfg) -> dict:
     """A (nested) config as plain JSON-able dicts."""
     return dataclasses.asdict(cfg)
+
+
+def parse_recipe(doc: str, cls, default, argv=None, *, modes: dict, flags: dict | None = None,
+                 derived: dict | None = None, out_help: str = "output folder") -> tuple[Any, str]:
+    """A recipe's command line: (the mode's config with every given option applied, --out)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help=out_help)
+    cfg, args = parse_config(ap, cls, default, argv, modes=modes, flags=flags, derived=derived)
+    return cfg, args.out

@@ -42,3 +42,11 @@ def minilm_dir() -> Path:
     from jaxir.models.hf import default_model_dir
 
     return default_model_dir()
+
+
+@pytest.fixture(scope="session")
+def toy_beir(tmp_path_factory) -> Path:
+    """The toy BEIR folder of `tests/toy_beir.py` (read-only: tests write their outputs elsewhere)."""
+    from tests.toy_beir import write_toy_beir
+
+    return write_toy_beir(tmp_path_factory.mktemp("toy"))

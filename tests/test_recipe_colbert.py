@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from jaxir.config_cli import leaf_names, option_string
 from jaxir.data.mine import read_mined, write_mined
 from jaxir.data.teacher import score_mined
 from jaxir.eval.beir import BeirDataset
 from jaxir.methods.colbert import ColBERTModel
 from jaxir.models.bert import BertConfig
 from jaxir.recipes import colbert as recipe
-from jaxir.recipes.colbert import beir_source, subset_mined
+from jaxir.recipes.colbert import nway_arrays
+from jaxir.recipes.nway_data import nway_source, subset_mined
 
 
 def _mined(tmp_path, n=12):
@@ -51,7 +51,8 @@ def test_beir_source_gives_nway_token_batches_with_teacher_scores(tmp_path):
                                    "optim.warmup_steps": 0, "fit.batch_size": 8, "model.query_maxlen": 16,
                                    "model.doc_maxlen": 24})
     model = ColBERTModel(cfg.model, bert_config=BertConfig(), bert_params=None)
-    src = beir_source(model, cfg, data, mined, teacher)
+    src = nway_source(lambda q, d: nway_arrays(model, q, d), cfg.data, cfg.fit.steps, cfg.fit.batch_size,
+                      (data, mined, teacher))
     assert len(src) == 12 * 2  # 3 steps x 8 rows need two passes over 12 queries
     batch = src.take(np.array([0, 13, 5]))
     assert batch["q_ids"].shape == (3, 16) and batch["d_ids"].shape == (3, 4, 24)
@@ -72,38 +73,15 @@ def test_modes_are_overrides_of_one_default():
         recipe.parse_args(["--out", "x", "--use-ib-negatives", "false"])
 
 
-def test_help_lists_every_field(capsys):
-    with pytest.raises(SystemExit):
-        recipe.main(["--help"])
-    text = capsys.readouterr().out
-    for name in leaf_names(recipe.Recipe):
-        want = f"{name} = " if name in recipe.DERIVED else option_string(name, recipe.FLAGS) + " "
-        assert want in text, name
-
-
-TOPICS = ["insulin resistance in obese adults", "bone density after vitamin D", "statins and heart attack",
-          "malaria vaccine in children", "sleep loss and memory", "smoking and lung cancer",
-          "exercise and depression", "antibiotics and gut bacteria"]
-
-
-def test_main_runs_two_steps_from_a_beir_folder(tmp_path):
+def test_main_runs_two_steps_from_a_beir_folder(toy_beir, tmp_path):
     """`jaxir train --recipe colbert` calls main: BM25 mining, no teacher (so n-way CE), export."""
     from jaxir.retrievers.colbert import load_checkpoint
 
-    root = tmp_path / "toy"
-    (root / "qrels").mkdir(parents=True)
-    docs = [{"_id": f"d{i}_{j}", "title": "", "text": f"Study {j} of {t}: " + " ".join([t] * (j + 1))}
-            for i, t in enumerate(TOPICS) for j in range(4)]
-    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"does {t}?"}) + "\n"
-                                                for i, t in enumerate(TOPICS)))
-    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"q{i}\td{i}_0\t1\n" for i in range(len(TOPICS))))
     out = tmp_path / "run"
     recipe.main(["--data.mine_depth", "10", "--data.tuples.n_negatives", "1", "--data.tuples.neg_depth", "5",
                  "--model.query_maxlen", "8", "--model.doc_maxlen", "24", "--fit.steps", "2",
                  "--fit.batch_size", "8", "--optim.warmup_steps", "1", "--fit.fast_compile", "true",
-                 "--data", str(root), "--out", str(out)])
+                 "--data", str(toy_beir), "--out", str(out)])
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["split"] == "train"] == [2]
     config, params = load_checkpoint(out / "colbert")

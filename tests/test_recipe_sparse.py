@@ -6,37 +6,19 @@ import json
 import numpy as np
 import pytest
 
-from jaxir.config_cli import apply_overrides, leaf_names, option_string
+from jaxir.config_cli import apply_overrides
 from jaxir.eval.beir import load_beir
 from jaxir.index.bm25 import BM25Index
 from jaxir.methods.dense import DenseRetriever
 from jaxir.recipes import sparse as recipe
 
-TOPICS = ["insulin resistance in obese adults", "bone density after vitamin D", "statins and heart attack",
-          "malaria vaccine in children", "sleep loss and memory", "smoking and lung cancer",
-          "exercise and depression", "antibiotics and gut bacteria"]
+from tests.toy_beir import TOPICS
 
 
 # Two-step runs of 8 queries x 2 candidates x 24 tokens, no held-out queries.
 SMALL = {"data.n_negatives": 1, "data.mine_depth": 10, "model.doc_maxlen": 24, "data.query_maxlen": 8,
          "fit.batch_size": 8, "optim.accumulate": 1, "fit.steps": 2, "optim.warmup_steps": 0,
          "data.holdout": 0, "optim.learning_rate": 1e-3}
-
-
-@pytest.fixture(scope="module")
-def toy_beir(tmp_path_factory):
-    """8 topics x 4 docs; queries q{i} and r{i} have doc i_0 as positive, the rest is unjudged."""
-    root = tmp_path_factory.mktemp("toy")
-    docs = [{"_id": f"d{i}_{j}", "title": "", "text": f"Study {j} of {t}: " + " ".join([t] * (j + 1))}
-            for i, t in enumerate(TOPICS) for j in range(4)]
-    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    queries = [{"_id": f"{p}{i}", "text": f"{w} {t}?"} for p, w in [("q", "does"), ("r", "what about")]
-               for i, t in enumerate(TOPICS)]
-    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
-    (root / "qrels").mkdir()
-    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"{q['_id']}\td{q['_id'][1:]}_0\t1\n" for q in queries))
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -141,16 +123,6 @@ def test_command_line_overrides_typed_fields():
                 ["--optim.total_steps", "5"], ["--optim.warmup_steps", "500"]):
         with pytest.raises(SystemExit):
             recipe.parse_args(["--out", "x", *bad])
-
-
-def test_help_lists_every_field(capsys):
-    with pytest.raises(SystemExit):
-        recipe.main(["--help"])
-    text = capsys.readouterr().out
-    for name in leaf_names(recipe.Recipe):
-        want = f"{name} = " if name in recipe.DERIVED else option_string(name, recipe.FLAGS) + " "
-        assert want in text, name
-    assert "tpu-msmarco: 256" in text  # per-mode values next to the default
 
 
 def test_backbone_multiplier_zero_trains_the_head_only(toy_beir, tmp_path):

@@ -114,16 +114,17 @@ class TupleSource:
 
     queries: qid -> text; doc_text: doc id -> text; encode(queries [B], docs [B][1 + n]) -> dict
     of arrays (e.g. ``PairEncoder``). The batch also holds ``valid`` [B, 1 + n] and, with a
-    teacher file, ``teacher`` [B, 1 + n] float32.
+    teacher file, ``teacher`` [B, 1 + n] float32; ``extra(tuples) -> dict`` adds arrays that need
+    the tuples' ids.
     """
 
     def __init__(self, mined_path: str | Path, queries: Mapping[str, str],
                  doc_text: Callable[[str], str], encode: Callable, config: TupleConfig = TupleConfig(),
-                 *, teacher_path: str | Path | None = None):
+                 *, teacher_path: str | Path | None = None, extra: Callable | None = None):
         if config.n_negatives < 1 or config.neg_depth < 1 or config.draws < 1:
             raise ValueError(f"n_negatives, neg_depth and draws must be >= 1: {config}")
         self.path, self.config = Path(mined_path), config
-        self.queries, self.doc_text, self.encode = queries, doc_text, encode
+        self.queries, self.doc_text, self.encode, self.extra = queries, doc_text, encode, extra
         self.offsets = line_offsets(self.path)
         if len(self.offsets) == 0:
             raise DataError(f"{self.path}: no mined records")
@@ -167,6 +168,8 @@ class TupleSource:
         out["valid"] = np.stack([t.valid for t in tuples])
         if self.teacher is not None:
             out["teacher"] = np.stack([t.teacher for t in tuples])
+        if self.extra is not None:
+            out.update(self.extra(tuples))
         return out
 
 

@@ -109,14 +109,17 @@ class FlatIndex:
         ids = [[str(self.doc_ids[i]) for i in row if i >= 0] for row in indices]
         return ids, scores
 
-    def save(self, path: str | Path, *, model_fingerprint: str, meta: dict | None = None) -> Path:
+    def save(self, path: str | Path, *, model_fingerprint: str, meta: dict | None = None,
+             kind: str = METHOD) -> Path:
+        """`kind`: the manifest's method (which retriever reads it: "dense", "i3", ...)."""
         arrays = {"embeddings": self.embeddings, "doc_ids": self.doc_ids}
-        return save_index(path, arrays, method=METHOD, model_fingerprint=model_fingerprint, meta=meta)
+        return save_index(path, arrays, method=kind, model_fingerprint=model_fingerprint, meta=meta)
 
     @classmethod
     def load(
-        cls, path: str | Path, *, model_fingerprint: str | None = None, mmap: bool = True, verify: bool = True
+        cls, path: str | Path, *, model_fingerprint: str | None = None, mmap: bool = True, verify: bool = True,
+        kind: str = METHOD,
     ) -> "FlatIndex":
-        stored = load_index(path, method=METHOD, model_fingerprint=model_fingerprint, mmap=mmap,
+        stored = load_index(path, method=kind, model_fingerprint=model_fingerprint, mmap=mmap,
                             verify=verify)
         return cls(embeddings=stored.arrays["embeddings"], doc_ids=stored.arrays["doc_ids"])

@@ -178,7 +178,8 @@ class I3Model:
     def loss_fn(self, params, batch, rng=None):
         """batch: q_ids, q_mask [B, Lq]; d_ids, d_mask [B, N, Ld] (column 0 the positive);
         rec_ids, rec_mask [B, Lq] the reconstruction target of each positive ([CLS] q [SEP] padded;
-        default the query itself); teacher [B, N] for the distill objective.
+        default the query itself); teacher [B, N] for the distill objective; valid [B, N] optional
+        (False: a padded candidate slot).
         Returns (loss, {"rank", "rec", "acc"})."""
         del rng  # no dropout
         cfg = self.config
@@ -188,20 +189,23 @@ class I3Model:
                                       batch["d_mask"].reshape(b * n, ld))
         scores = (q @ p.T).astype(jnp.float32) / cfg.temperature  # [B, B * N]
         own = jnp.take_along_axis(scores, jnp.arange(b)[:, None] * n + jnp.arange(n)[None, :], axis=1)
+        valid = batch.get("valid")  # padded candidate slots (fewer mined negatives) leave every softmax
+        valid = jnp.ones((b, n), bool) if valid is None else valid.astype(bool)
         if cfg.objective == "distill":
             rank = losses.kl_distillation(own, batch["teacher"].astype(jnp.float32),
-                                          temperature=cfg.distill_temperature)
+                                          temperature=cfg.distill_temperature, mask=valid)
         elif cfg.in_batch_negatives:
             rank = cfg.contrastive_weight * losses.inbatch_cross_entropy(
-                scores, group_size=n, exclude_own_negatives=False)
+                scores, group_size=n, exclude_own_negatives=False,
+                mask=jnp.broadcast_to(valid.reshape(1, -1), (b, b * n)))
         else:
-            rank = cfg.contrastive_weight * losses.localized_contrastive(own)
+            rank = cfg.contrastive_weight * losses.localized_contrastive(own, mask=valid)
         rec = jnp.zeros((), jnp.float32)
         if h_q is not None and cfg.reconstruction_weight:
             positives = h_q.reshape(b, n, *h_q.shape[1:])[:, 0]
             targets, mask = batch.get("rec_ids", batch["q_ids"]), batch.get("rec_mask", batch["q_mask"])
             rec = losses.token_cross_entropy(self.reconstruction_logits(params, positives), targets, mask)
-        acc = jnp.mean((jnp.argmax(own, axis=1) == 0).astype(jnp.float32))
+        acc = jnp.mean((jnp.argmax(jnp.where(valid, own, -jnp.inf), axis=1) == 0).astype(jnp.float32))
         return rank + cfg.reconstruction_weight * rec, {"rank": rank, "rec": rec, "acc": acc}
 
     # ---- text -> vectors ------------------------------------------------------------------------

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
 import numpy as np
 
-from jaxir.config_cli import Derived, apply_overrides, parse_config
+from jaxir.config_cli import Derived, apply_overrides, parse_recipe
 from jaxir.data.tuples import TupleConfig
 from jaxir.methods.cross_encoder import CrossEncoderConfig
 from jaxir.training.loop import FitConfig
@@ -246,12 +247,9 @@ def _index_dir(data, r: Recipe, out: Path) -> Path:
     return build_or_reuse(retriever, data, default_index_dir(out, data, retriever))[0]
 
 
-def parse_args(argv=None) -> tuple[Recipe, str]:
-    """(the mode's config with every given option applied, output folder)."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="output folder (see Steps above)")
-    r, args = parse_config(ap, Recipe, RECIPE, argv, modes=MODES, flags=FLAGS, derived=DERIVED)
-    return r, args.out
+# argv -> (the mode's config with every given option applied, --out).
+parse_args = functools.partial(parse_recipe, __doc__, Recipe, RECIPE, modes=MODES, flags=FLAGS,
+                               derived=DERIVED, out_help="output folder (see Steps above)")
 
 
 def main(argv=None) -> dict:

@@ -42,7 +42,6 @@ when warmed up, and
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shutil
@@ -51,9 +50,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxir.config_cli import Derived, apply_overrides, parse_config
+from jaxir.config_cli import Derived, apply_overrides
 from jaxir.methods.sparse import SparseConfig, SparseModel
 from jaxir.parallel import EMBED, VOCAB
+from jaxir.recipes import entry_points
 from jaxir.recipes.sparse_teachers import TeacherScores, dense_corpus, mine_candidates
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
@@ -296,18 +296,7 @@ def train(r: Recipe, out_dir: str):
     return path, result
 
 
-def parse_args(argv=None) -> tuple[Recipe, str]:
-    """(the mode's config with every given option applied, output folder)."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="output folder (see Outputs above)")
-    r, args = parse_config(ap, Recipe, RECIPE, argv, modes=MODES, flags=FLAGS, derived=DERIVED)
-    return r, args.out
-
-
-def main(argv=None) -> None:
-    r, out = parse_args(argv)
-    path, result = train(r, out)
-    print(f"saved {path}; last train metrics {result.last_train}")
+parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)
 
 
 if __name__ == "__main__":

@@ -55,3 +55,41 @@ class FunctionSearcher:
 
     def search(self, queries, k):
         return self.fn(list(queries), k)
+
+
+def _resolve(name: str):
+    import importlib
+
+    module, attr = name.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodCheckpoints:
+    """Save / load one method's model folders (`jaxir.models.saved_model`). The config and model
+    classes are named "module:Class" and imported on use, so a retriever module imports no jax."""
+
+    method: str
+    config_cls: str
+    model_cls: str
+
+    def save(self, path: str | Path, config, params, files: dict | None = None) -> Path:
+        """Write config + params as a model folder; `files` {name: source path} are copied in."""
+        from jaxir.models.saved_model import save_model
+
+        return save_model(path, method=self.method, config=config, params=params, files=files)
+
+    def load(self, path: str | Path):
+        """(config, params) of a saved folder (or a 0.1 npz folder)."""
+        model, params = self.load_model(path, {})
+        return model.config, params
+
+    def load_model(self, checkpoint, overrides: dict, model_dir=None):
+        """(model, params): the checkpoint's, or without one the backbone (`model_dir`) + a fresh
+        seeded head. `overrides` replace config fields unless None."""
+        from jaxir.models.saved_model import load_or_init
+
+        config_cls = _resolve(self.config_cls)
+        return load_or_init(checkpoint, method=self.method, config_cls=config_cls,
+                            default_config=config_cls(model=model_dir),
+                            make_model=_resolve(self.model_cls), overrides=overrides)

@@ -17,31 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.errors import IndexFormatError
-from jaxir.retrievers.base import option
+from jaxir.retrievers.base import MethodCheckpoints, option
 
 METHOD = "colbert"
 
 
-def save_checkpoint(path: str | Path, config, params) -> Path:
-    """Write a ColBERTConfig + params as a model folder (`jaxir.models.saved_model`)."""
-    from jaxir.models.saved_model import save_model
-
-    return save_model(path, method=METHOD, config=config, params=params)
-
-
-def load_checkpoint(path: str | Path):
-    """(ColBERTConfig, params) of a folder written by `save_checkpoint` (or a 0.1 npz folder)."""
-    model, params = _load(path, {})
-    return model.config, params
-
-
-def _load(checkpoint, overrides: dict, model_dir=None):
-    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
-    from jaxir.models.saved_model import load_or_init
-
-    return load_or_init(checkpoint, method=METHOD, config_cls=ColBERTConfig,
-                        default_config=ColBERTConfig(model=model_dir), make_model=ColBERTModel,
-                        overrides=overrides)
+CHECKPOINTS = MethodCheckpoints(METHOD, "jaxir.methods.colbert:ColBERTConfig",
+                                "jaxir.methods.colbert:ColBERTModel")
+save_checkpoint, load_checkpoint = CHECKPOINTS.save, CHECKPOINTS.load
 
 
 @dataclasses.dataclass
@@ -70,7 +53,7 @@ class ColBERT:
     @cached_property
     def _loaded(self):
         """(ColBERTModel, params), loaded once."""
-        return _load(self.checkpoint, {"doc_maxlen": self.doc_maxlen, "batch_size": self.batch_size},
+        return CHECKPOINTS.load_model(self.checkpoint, {"doc_maxlen": self.doc_maxlen, "batch_size": self.batch_size},
                      self.model)
 
     def build(self, doc_ids, texts, out) -> Path:

@@ -1,11 +1,36 @@
-"""Dense bi-encoder behind the retriever protocol: pooled vectors in an exact flat index."""
+"""Dense bi-encoder behind the retriever protocol: pooled vectors in an exact flat index.
+
+`build_flat` / `open_flat` serve every method whose documents are single vectors (dense, I³).
+"""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from jaxir.retrievers.base import FunctionSearcher, option
+
+
+def build_flat(vectors: np.ndarray, doc_ids, out, *, fingerprint: str, meta: dict, kind: str) -> Path:
+    """Document vectors [N, D] -> a FlatIndex folder of `kind` recording the model that made them."""
+    from jaxir.index.flat import FlatIndex
+
+    return FlatIndex(vectors, np.asarray(doc_ids, dtype=str)).save(out, model_fingerprint=fingerprint,
+                                                                    meta=meta, kind=kind)
+
+
+def open_flat(index_dir, *, fingerprint: str, encode_queries: Callable, kind: str) -> FunctionSearcher:
+    """Exact inner-product search; an index of another kind or model is refused on open."""
+    from jaxir.index.flat import FlatIndex
+
+    index = FlatIndex.load(index_dir, model_fingerprint=fingerprint, kind=kind)
+
+    def search(queries, k):
+        ids, scores = index.search(encode_queries(queries), k)
+        return [(row, s[: len(row)]) for row, s in zip(ids, scores)]
+    return FunctionSearcher(search)
 
 
 @dataclasses.dataclass
@@ -25,20 +50,12 @@ class Dense:
         return DenseRetriever(cfg)
 
     def build(self, doc_ids, texts, out):
-        from jaxir.index.flat import FlatIndex
-
         r = self._retriever()
-        emb = r.encode(texts, desc="encode corpus", what="document")
-        return FlatIndex(emb, np.asarray(doc_ids, dtype=str)).save(
-            out, model_fingerprint=r.fingerprint, meta={"max_length": self.doc_maxlen})
+        return build_flat(r.encode(texts, desc="encode corpus", what="document"), doc_ids, out,
+                          fingerprint=r.fingerprint, meta={"max_length": self.doc_maxlen}, kind=self.index_kind)
 
     def open(self, index_dir):
-        from jaxir.index.flat import FlatIndex
-
         r = self._retriever()
-        index = FlatIndex.load(index_dir, model_fingerprint=r.fingerprint)
-
-        def search(queries, k):
-            ids, scores = index.search(r.encode(queries, desc="encode queries", what="query"), k)
-            return [(row, s[: len(row)]) for row, s in zip(ids, scores)]
-        return FunctionSearcher(search)
+        return open_flat(index_dir, fingerprint=r.fingerprint,
+                         encode_queries=lambda q: r.encode(q, desc="encode queries", what="query"),
+                         kind=self.index_kind)

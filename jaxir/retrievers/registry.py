@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "dense": "jaxir.retrievers.dense:Dense",
     "colbert": "jaxir.retrievers.colbert:ColBERT",
     "sparse": "jaxir.retrievers.sparse:LearnedSparse",
+    "i3": "jaxir.retrievers.i3:I3",
     "cross-encoder": "jaxir.retrievers.cross_encoder:CrossEncoderRerank",
 }
 

@@ -15,33 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.retrievers.base import option
+from jaxir.retrievers.base import MethodCheckpoints, option
 
 METHOD, IDF_FILE = "sparse", "idf.json"
 
 
+CHECKPOINTS = MethodCheckpoints(METHOD, "jaxir.methods.sparse:SparseConfig",
+                                "jaxir.methods.sparse:SparseModel")
+load_checkpoint = CHECKPOINTS.load
+
+
 def save_checkpoint(path: str | Path, config, params, *, idf_file: str | Path | None = None) -> Path:
-    """Write a SparseConfig + params as a model folder (`jaxir.models.saved_model`), with a copy
-    of the idf.json the model was trained with when given."""
-    from jaxir.models.saved_model import save_model
-
-    return save_model(path, method=METHOD, config=config, params=params,
-                      files={IDF_FILE: Path(idf_file)} if idf_file else None)
-
-
-def load_checkpoint(path: str | Path):
-    """(SparseConfig, params) of a folder written by `save_checkpoint` (or a 0.1 npz folder)."""
-    model, params = _load(path, {})
-    return model.config, params
-
-
-def _load(checkpoint, overrides: dict, model_dir=None):
-    from jaxir.methods.sparse import SparseConfig, SparseModel
-    from jaxir.models.saved_model import load_or_init
-
-    return load_or_init(checkpoint, method=METHOD, config_cls=SparseConfig,
-                        default_config=SparseConfig(model=model_dir), make_model=SparseModel,
-                        overrides=overrides)
+    """Write a SparseConfig + params as a model folder, with a copy of the idf.json the model was
+    trained with when given."""
+    return CHECKPOINTS.save(path, config, params, files={IDF_FILE: Path(idf_file)} if idf_file else None)
 
 
 @dataclasses.dataclass
@@ -66,7 +53,7 @@ class LearnedSparse:
     @cached_property
     def _loaded(self):
         """(SparseModel, params), loaded once."""
-        return _load(self.checkpoint, {
+        return CHECKPOINTS.load_model(self.checkpoint, {
             "doc_maxlen": self.doc_maxlen, "batch_size": self.batch_size, "top_k": self.top_k,
             "doc_windows": self.doc_windows, "min_idf": self.min_idf, "head_scale": self.head_scale,
             "prior_stem": self.prior_stem}, self.model)

@@ -1,0 +1,187 @@
+"""I³ training recipe: BM25 hard negatives -> contrastive (or KL-distilled) I³ dual encoder with
+query reconstruction; `--model.implicit_interaction false` is the plain dual encoder baseline
+(same backbone, data, negatives, teacher and updates; the loss without reconstruction).
+
+CPU SciFact mode (the defaults; MiniLM in both towers, mean pooled, 300 steps of 8 queries x
+(1 positive + 3 BM25 negatives) x 256 tokens, alpha 0.1 contrastive + beta 0.1 reconstruction):
+    jaxir train --recipe i3 --mode cpu-scifact --data <beir>/scifact --out runs/i3-scifact
+    jaxir train --recipe i3 --mode cpu-scifact --data <beir>/scifact --out runs/plain-scifact \
+        --model.implicit_interaction false
+    jaxir eval --method i3 --checkpoint runs/i3-scifact/i3 --data <beir>/scifact
+NFCorpus: --mode cpu-nfcorpus (same budget). Distillation stage (the card's second stage): KL to
+a cross-encoder's scores over each query's candidates + beta 0.0002 reconstruction:
+    jaxir train --recipe i3 --mode cpu-scifact --data <beir>/scifact --out runs/i3-kd \
+        --init-from runs/i3-scifact/i3 --model.objective distill --model.reconstruction_weight 0.0002 \
+        --data.teacher_checkpoint runs/ce-scifact
+Reconstruction targets are the training queries; --data.pseudo_queries FILE (JSONL
+{"doc_id", "queries": [...]}) uses generated queries of each positive passage instead.
+TPU MS MARCO mode (1 positive + 15 negatives, 64 queries per step, bf16): the launch line in tpu/README.md.
+Outputs: <out>/negatives.bm25.d<depth>.jsonl (reused when present), [teacher file], metrics.jsonl,
+loss.png, checkpoints/ (resumable), <out>/i3 (the model folder `--method i3` loads).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import zlib
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxir.config_cli import apply_overrides
+from jaxir.data.tuples import TupleConfig
+from jaxir.errors import DataError, OptionError
+from jaxir.methods.i3 import I3Config, I3Model
+from jaxir.parallel import EMBED, VOCAB
+from jaxir.recipes import entry_points
+from jaxir.recipes.nway_data import NWAY_DERIVED, NwayData, nway_source, prepare_beir
+from jaxir.training.loop import FitConfig
+from jaxir.training.optim import OptimConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class I3Data(NwayData):
+    # Generated queries JSONL {"doc_id", "queries": [...]}: reconstruction targets of each
+    # positive passage (None: the training query itself).
+    pseudo_queries: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    # Student + loss: the card's alpha 0.1 / beta 0.1, Lq 32, 256-token passages.
+    model: I3Config = I3Config()
+    # Train queries, BM25 negatives (3 of the top 30 per tuple on CPU; the card's 15 on TPU).
+    data: I3Data = I3Data(tuples=TupleConfig(n_negatives=3, neg_depth=30))
+    # AdamW, linear warm-up and decay.
+    optim: OptimConfig = OptimConfig(learning_rate=2e-5, warmup_steps=30)
+    # 300 steps of 8 queries: ~3 passes over SciFact's 809 train queries.
+    fit: FitConfig = FitConfig(steps=300, batch_size=8)
+    # Start from a saved I³ model folder (e.g. the contrastive stage's, for distillation).
+    init_from: str | None = None
+
+
+MODES = {
+    "cpu-scifact": {},
+    "cpu-nfcorpus": {"data.dataset": "nfcorpus"},
+    # The card's 1 + 15 tuples at MS MARCO scale, bf16.
+    "tpu-msmarco": {"data.dataset": "msmarco", "data.tuples.n_negatives": 15, "data.tuples.neg_depth": 100,
+                    "fit.batch_size": 64, "fit.steps": 100_000, "optim.warmup_steps": 5_000,
+                    "fit.compute_dtype": "bfloat16"},
+}
+FLAGS = {"data.dataset": "--data", "init_from": "--init-from"}  # `--data`: what `jaxir train --data` passes on
+DERIVED = NWAY_DERIVED
+RECIPE = apply_overrides(Recipe(), {}, DERIVED)
+PARAM_RULES = ((r"word/embedding$", (VOCAB, EMBED)),)
+
+
+def config(mode: str = "cpu-scifact", overrides: dict | None = None) -> Recipe:
+    """The recipe in `mode` with dotted `overrides`, derived fields set: what the CLI builds."""
+    return apply_overrides(RECIPE, {**MODES[mode], **(overrides or {})}, DERIVED, skip_none=False)
+
+
+def _fixed(model: I3Model, texts, max_length: int, what: str):
+    from jaxir.text import assemble, tokenize
+
+    return assemble(model.tokenizer, tokenize(model.tokenizer, texts, what=what), max_length=max_length,
+                    fixed_length=True)
+
+
+def i3_arrays(model: I3Model, queries: list[str], docs: list[list[str]]) -> dict:
+    """Query texts [B] + docs [B][N] -> q_ids, q_mask [B, Lq]; d_ids, d_mask [B, N, Ld] (fixed
+    lengths: one compiled step)."""
+    cfg, n = model.config, len(docs[0])
+    q = _fixed(model, queries, cfg.query_maxlen, "query")
+    d = _fixed(model, [t for row in docs for t in row], cfg.doc_maxlen, "document")
+    shape = (len(queries), n, cfg.doc_maxlen)
+    return {"q_ids": q.input_ids, "q_mask": q.attention_mask,
+            "d_ids": d.input_ids.reshape(shape), "d_mask": d.attention_mask.reshape(shape)}
+
+
+def load_pseudo_queries(path: str | Path, doc_ids) -> dict[str, list[str]]:
+    """{doc id: [generated queries]} of a JSONL file; a malformed line, an unknown doc id or an
+    empty query list is a DataError naming the line."""
+    known, out = set(doc_ids), {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                doc, queries = rec["doc_id"], rec["queries"]
+                ok = isinstance(doc, str) and isinstance(queries, list) and queries and all(
+                    isinstance(q, str) and q.strip() for q in queries)
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            if not ok:
+                raise DataError(f"{path}:{lineno}: expected {{\"doc_id\": str, \"queries\": [non-empty str, ...]}}")
+            if doc not in known:
+                raise DataError(f"{path}:{lineno}: doc_id {doc!r} is not in the corpus")
+            out.setdefault(doc, []).extend(queries)
+    return out
+
+
+class PseudoQueryTargets:
+    """`extra` for the tuple source: rec_ids, rec_mask [B, Lq] of a generated query of each
+    tuple's positive (the same one for a (query, positive) pair in every pass: crc32 picks it)."""
+
+    def __init__(self, model: I3Model, pseudo: dict[str, list[str]], mined: Path):
+        from jaxir.data.mine import read_mined
+
+        missing = sorted({p for rec in read_mined(mined) for p in rec["positives"]} - set(pseudo))
+        if missing:
+            raise DataError(f"pseudo queries: no entry for {len(missing)} positive passage(s), "
+                            f"e.g. {missing[0]!r}")
+        self.model, self.pseudo = model, pseudo
+
+    def __call__(self, tuples) -> dict[str, np.ndarray]:
+        picked = []
+        for t in tuples:
+            options = self.pseudo[t.doc_ids[0]]
+            picked.append(options[zlib.crc32(f"{t.qid}\t{t.doc_ids[0]}".encode()) % len(options)])
+        rec = _fixed(self.model, picked, self.model.config.query_maxlen, "query")
+        return {"rec_ids": rec.input_ids, "rec_mask": rec.attention_mask}
+
+
+def train(r: Recipe, out_dir: str):
+    from jaxir.models.hf import load_bert
+    from jaxir.retrievers.i3 import load_checkpoint, save_checkpoint
+    from jaxir.training.loop import fit
+    from jaxir.training.step import COMPUTE_DTYPES
+    from jaxir.training.task import Task
+
+    r = apply_overrides(r, {}, DERIVED)
+    prepared = prepare_beir(r.data, out_dir) if r.data.examples is None else None
+    if r.model.objective == "distill" and not (r.data.examples or prepared[2]):
+        raise OptionError("--model.objective distill needs teacher scores: give --data.teacher FILE "
+                          "or --data.teacher_checkpoint CKPT")
+    bert_config, bert_params = load_bert(r.model.model, dtype=COMPUTE_DTYPES[r.fit.compute_dtype])
+    model = I3Model(r.model, bert_config=bert_config, bert_params=bert_params)
+    extra = None
+    if r.data.pseudo_queries:
+        if prepared is None:
+            raise OptionError("--data.pseudo_queries needs a mined BEIR train split, not --data.examples")
+        pseudo = load_pseudo_queries(r.data.pseudo_queries, prepared[0].corpus)
+        extra = PseudoQueryTargets(model, pseudo, prepared[1])
+    source = nway_source(functools.partial(i3_arrays, model), r.data, r.fit.steps, r.fit.batch_size,
+                         prepared, extra=extra)
+    init = model.init
+    if r.init_from:
+        from jaxir.models.saved_model import check_same_tree
+
+        start = load_checkpoint(r.init_from)[1]
+        check_same_tree(jax.eval_shape(model.init, jax.random.PRNGKey(0)), start, where=r.init_from,
+                        what="I3 starting params (implicit_interaction and tie must match)")
+        init = lambda rng, batch: start  # noqa: E731
+    task = Task(init=init, loss_fn=model.loss_fn,
+                param_rules=PARAM_RULES, config={"method": "i3", **dataclasses.asdict(r.model)})
+    result = fit(task, source, config=dataclasses.replace(r.fit, out_dir=out_dir), optim=r.optim)
+    return save_checkpoint(Path(out_dir) / "i3", r.model, result.state.params), result
+
+
+parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The n-way training data two recipes share (ColBERT, I³): 1 positive + n hard negatives per
+train query, mined by BM25 on a BEIR train split (fresh negatives each pass) or read from
+MS MARCO n-way examples, with teacher scores when a cross-encoder (or a scores file) gives them.
+
+`arrays(queries [B], docs [B][N]) -> dict` is the method's tokeniser; this module knows no model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from jaxir.config_cli import Derived
+from jaxir.data.tuples import TupleConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class NwayData:
+    # BEIR folder or name whose train qrels give the positives (`jaxir train --data`).
+    dataset: str = "scifact"
+    # MS MARCO n-way examples JSONL (None: mine `dataset` instead).
+    examples: str | None = None
+    # MS MARCO collection TSV (pid, text) of the examples.
+    collection: str | None = None
+    # MS MARCO queries TSV (qid, text) of the examples.
+    queries: str | None = None
+    # BM25 top-k mined per train query; negatives are drawn from its top tuples.neg_depth.
+    mine_depth: int = 100
+    # Tuples: 1 positive + n_negatives drawn (fresh each pass) from the top neg_depth.
+    tuples: TupleConfig = TupleConfig(n_negatives=7, neg_depth=15)
+    # Teacher scores JSONL ({"qid", "scores": {doc: s}}) of the mined candidates (None: no file).
+    teacher: str | None = None
+    # Cross-encoder checkpoint that scores each query's positives + top neg_depth now (if no teacher).
+    teacher_checkpoint: str | None = None
+    # A seeded subset of the mined queries (0: all): affordable teacher scoring on CPU (NFCorpus).
+    max_queries: int = 0
+    # At most this many positives per query (0: all).
+    max_positives: int = 0
+
+
+# The derived fields of a one-stage recipe on this data (ColBERT, I³).
+NWAY_DERIVED = {
+    "optim.total_steps": Derived("max(1, fit.steps // optim.accumulate)",
+                                 lambda get: max(1, get("fit.steps") // get("optim.accumulate"))),
+    "model.seed": Derived("fit.seed", lambda get: get("fit.seed")),
+    "data.tuples.seed": Derived("fit.seed (also seeds the query subset)", lambda get: get("fit.seed")),
+    "data.tuples.draws": Derived("enough passes over the mined queries for fit.steps x fit.batch_size rows"),
+    "fit.out_dir": Derived("--out"),
+}
+
+
+def subset_mined(mined: Path, max_queries: int, max_positives: int, seed: int) -> Path:
+    """A seeded subset of the mined records (positives capped), written beside ``mined``."""
+    from jaxir.data.mine import read_mined, write_mined
+
+    if not (max_queries or max_positives):
+        return mined
+    out = mined.with_name(f"{mined.stem}.q{max_queries}.p{max_positives}{mined.suffix}")
+    if not out.exists():
+        records = list(read_mined(mined))
+        order = np.random.default_rng(seed).permutation(len(records))
+        keep = sorted(order[:max_queries] if max_queries else order)
+        cap = max_positives or None
+        write_mined(out, ({**records[i], "positives": records[i]["positives"][:cap]} for i in keep))
+    return out
+
+
+def prepare_beir(d: NwayData, out_dir: str):
+    """Mine BM25 train negatives and teacher-score them (each reused when on disk).
+
+    Returns (train split, mined file, teacher file or None).
+    """
+    from jaxir.data.mine import mine_hard_negatives
+    from jaxir.data.teacher import score_mined
+    from jaxir.eval.beir import load_beir
+
+    data = load_beir(d.dataset, split="train")
+    mined = Path(out_dir) / f"negatives.bm25.d{d.mine_depth}.jsonl"
+    if not mined.exists():
+        print(mine_hard_negatives(data, "bm25", d.mine_depth, out=mined))
+    mined = subset_mined(mined, d.max_queries, d.max_positives, d.tuples.seed)
+    teacher = d.teacher
+    if teacher is None and d.teacher_checkpoint:
+        from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+
+        tag = mined.stem.removeprefix(f"negatives.bm25.d{d.mine_depth}")
+        teacher = Path(out_dir) / f"teacher{tag}.d{d.tuples.neg_depth}.jsonl"
+        if not teacher.exists():
+            scorer = CrossEncoderReranker.load(d.teacher_checkpoint).scores
+            print(score_mined(scorer, mined, data.queries, data.text_of,
+                              depth=d.tuples.neg_depth, out=teacher))
+    return data, mined, teacher
+
+
+def tuple_source(arrays, d: NwayData, steps: int, batch_size: int, prepared, *, extra=None):
+    """TupleSource over `prepare_beir`'s output: enough passes over the train queries for
+    steps x batch_size rows, each pass with fresh negatives. `extra(tuples) -> dict` adds arrays
+    that need the tuples' ids (e.g. I³'s pseudo-query targets)."""
+    from jaxir.data.tuples import TupleSource
+
+    data, mined, teacher = prepared
+    n_queries = sum(1 for _ in open(mined, "rb"))
+    draws = max(1, -(-steps * batch_size // n_queries))
+    return TupleSource(mined, data.queries, data.text_of, arrays,
+                       dataclasses.replace(d.tuples, draws=draws), teacher_path=teacher, extra=extra)
+
+
+class NwaySource:
+    """BatchSource over (query, [nway passages], teacher scores) examples, tokenised per batch."""
+
+    def __init__(self, arrays, examples: list[tuple[str, list[str], list[float]]]):
+        self.arrays, self.examples = arrays, examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        picked = [self.examples[int(r)] for r in rows]
+        out = self.arrays([e[0] for e in picked], [e[1] for e in picked])
+        out["teacher"] = np.asarray([e[2] for e in picked], np.float32)
+        return out
+
+
+def _read_tsv(path: str) -> dict[str, str]:
+    with open(path, encoding="utf-8") as f:
+        return dict(line.rstrip("\n").split("\t", 1) for line in f)
+
+
+def msmarco_examples(d: NwayData) -> list:
+    """ColBERTv2 n-way JSONL ([qid, [pid, score], ...]) + collection/queries TSVs, cut to
+    1 + tuples.n_negatives passages."""
+    collection, queries = _read_tsv(d.collection), _read_tsv(d.queries)
+    examples = []
+    with open(d.examples, encoding="utf-8") as f:
+        for line in f:
+            qid, *pairs = json.loads(line)
+            pairs = pairs[: 1 + d.tuples.n_negatives]
+            examples.append((queries[str(qid)], [collection[str(p)] for p, _ in pairs],
+                             [float(s) for _, s in pairs]))
+    return examples
+
+
+def nway_source(arrays, d: NwayData, steps: int, batch_size: int, prepared=None, *, extra=None):
+    """The recipe's BatchSource: tuples over `prepared` (`prepare_beir`'s output) or, with
+    `d.examples`, the MS MARCO n-way examples."""
+    if d.examples is None:
+        return tuple_source(arrays, d, steps, batch_size, prepared, extra=extra)
+    if extra is not None:
+        raise ValueError("this option needs a mined BEIR train split, not --data.examples")
+    return NwaySource(arrays, msmarco_examples(d))
