@@ -111,13 +111,15 @@ def test_main_trains_both_variants_and_they_search(trained, toy_beir, tmp_path):
 
 
 def test_bad_inputs_get_one_line_errors(trained, toy_beir, tmp_path):
-    from jaxir.retrievers.colbert import save_checkpoint as save_colbert
+    import jax
+
     from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.retrievers.colbert import save_checkpoint as save_colbert
 
     data = load_beir(toy_beir, split="train")
     # Another method's checkpoint given to --method i3, and an I³ one given to --method colbert.
     colbert = ColBERTModel(ColBERTConfig(doc_maxlen=24))
-    save_colbert(tmp_path / "colbert", colbert.config, colbert.init(__import__("jax").random.PRNGKey(0)))
+    save_colbert(tmp_path / "colbert", colbert.config, colbert.init(jax.random.PRNGKey(0)))
     for method, ckpt, holds in [("i3", tmp_path / "colbert", "'colbert'"), ("colbert", trained["i3"], "'i3'")]:
         with pytest.raises(CheckpointError, match=f"holds a {holds} model, not a '{method}' one") as e:
             get_retriever(method, checkpoint=str(ckpt)).build(data.doc_ids[:2], data.doc_texts()[:2], tmp_path / "x")

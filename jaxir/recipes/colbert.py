@@ -29,7 +29,6 @@ import dataclasses
 import functools
 from pathlib import Path
 
-
 from jaxir.config_cli import apply_overrides
 from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
 from jaxir.parallel import EMBED, VOCAB

@@ -37,16 +37,22 @@ class I3:
         return CHECKPOINTS.load_model(self.checkpoint, {"doc_maxlen": self.doc_maxlen,
                                                         "batch_size": self.batch_size}, self.model)
 
+    @cached_property
+    def _fingerprint(self) -> str:
+        """The loaded params' hash (over both towers: computed once, used by build and open)."""
+        model, params = self._loaded
+        return model.fingerprint(params)
+
     def build(self, doc_ids, texts, out):
         model, params = self._loaded
         vectors = model.encode_passage_texts(params, texts, progress=self.progress)
-        return build_flat(vectors, doc_ids, out, fingerprint=model.fingerprint(params),
+        return build_flat(vectors, doc_ids, out, fingerprint=self._fingerprint,
                           meta={"doc_maxlen": model.config.doc_maxlen,
                                 "implicit_interaction": model.config.implicit_interaction},
                           kind=self.index_kind)
 
     def open(self, index_dir):
         model, params = self._loaded
-        return open_flat(index_dir, fingerprint=model.fingerprint(params),
+        return open_flat(index_dir, fingerprint=self._fingerprint,
                          encode_queries=lambda q: model.encode_query_texts(params, q, progress=self.progress),
                          kind=self.index_kind)
