@@ -165,9 +165,9 @@ def cmd_demo(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from jaxir.recipes import RECIPES
-    from jaxir.retrievers.registry import first_stage_methods, rerank_methods
+    from jaxir.retrievers.registry import first_stage_methods, indexed_methods, rerank_methods
 
-    first, rerankers = first_stage_methods(), rerank_methods()
+    first, rerankers, indexed = first_stage_methods(), rerank_methods(), indexed_methods()
     ap = argparse.ArgumentParser(prog="jaxir", description="Neural information retrieval in JAX")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -194,9 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-json", dest="output_json")
     p.set_defaults(fn=cmd_eval)
 
-    p = sub.add_parser("index", help="build an index for a BEIR corpus")
-    p.add_argument("--method", choices=first, required=True)
-    _add_method_options(p, first)
+    p = sub.add_parser("index", help="build an index (or a reranker's stored states) for a BEIR corpus")
+    p.add_argument("--method", choices=indexed, required=True)
+    _add_method_options(p, indexed)
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", help="split whose qrels are validated while loading")
     p.add_argument("--out", required=True)

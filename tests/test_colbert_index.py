@@ -218,3 +218,32 @@ def test_build_on_device_and_with_numpy_codec_write_identical_indexes(tmp_path):
     for name, arr in a_np.items():
         assert a_dev[name].dtype == arr.dtype, name
         np.testing.assert_array_equal(a_dev[name], arr, err_msg=name)
+
+
+def test_colbert_rerank_scores_candidates_by_exact_maxsim_of_the_index(built, scifact):
+    from jaxir.retrievers.colbert_rerank import ColBERTRerank
+    from jaxir.retrievers.registry import first_stage_methods, rerank_methods
+
+    assert "colbert-rerank" in rerank_methods() and "colbert-rerank" not in first_stage_methods()
+    retriever, out = built
+    model, params = retriever._loaded
+    index = PlaidIndex.load(out)
+    queries = scifact[2][:2]
+    rng = np.random.default_rng(5)
+    cands = [[str(index.doc_ids[i]) for i in rng.choice(N_DOCS, size=7, replace=False)] for _ in queries]
+    encoded = model.encode_query_texts(params, queries, progress=False)
+    fp16 = np.load(out / f"{FP16_ARRAY}.npy")
+    for uncompressed, reference in ((True, lambda q: exact.maxsim_scores(q, fp16, index.doclens)),
+                                    (False, lambda q: exact.exhaustive_scores(index, q))):
+        reranker = ColBERTRerank(uncompressed=uncompressed, doc_maxlen=128, progress=False).open_reranker(out)
+        got = reranker.rerank_many(queries, cands)
+        for q, ids, s in zip(encoded, cands, got):
+            rows = [list(index.doc_ids).index(d) for d in ids]
+            np.testing.assert_allclose(s, reference(q)[rows], rtol=1e-5)
+    mixed = ColBERTRerank(doc_maxlen=128, alpha=0.5, progress=False).open_reranker(out)
+    s = mixed.rerank_many(queries[:1], cands[:1], [np.arange(7, 0, -1.0)])[0]
+    assert s.shape == (7,) and 0 <= s.min() and s.max() <= 1
+    with pytest.raises(IndexFormatError, match="no document 'nope'"):
+        reranker.rerank_many(queries[:1], [["nope"]])
+    with pytest.raises(ValueError, match="--index"):
+        ColBERTRerank(progress=False).open_reranker(None)

@@ -56,6 +56,15 @@ class CrossEncoderConfig:
             raise ValueError(f"alpha must be in [0, 1] or None, got {self.alpha}")
 
 
+def init_pair_params(rng: jax.Array, bert_config: BertConfig, bert=None, head=None) -> dict:
+    """{"bert", "head"}: the given encoder / score head, else fresh ones seeded by `rng` (the tree
+    of every model scoring a pair from [CLS]: the cross-encoder and MICE)."""
+    rng_bert, rng_head = jax.random.split(rng)
+    bert = bert if bert is not None else init_params(bert_config, rng_bert)
+    head = head if head is not None else ScoreHead().init(rng_head, jnp.zeros((1, bert_config.hidden_size)))["params"]
+    return {"bert": bert, "head": head}
+
+
 def bert_config_from_dict(d: dict) -> BertConfig:
     return BertConfig(**{**d, "dtype": jnp.dtype(d.get("dtype", "float32"))})
 
@@ -79,11 +88,7 @@ class CrossEncoder:
         """Pretrained encoder (random if none was given) + the given score head, else a fresh one
         seeded by ``rng``."""
         del batch  # shapes come from the configs
-        rng_bert, rng_head = jax.random.split(rng)
-        bert = self._pretrained if self._pretrained is not None else init_params(self.bert_config, rng_bert)
-        head = (self._head if self._head is not None else
-                ScoreHead().init(rng_head, jnp.zeros((1, self.bert_config.hidden_size)))["params"])
-        return {"bert": bert, "head": head}
+        return init_pair_params(rng, self.bert_config, self._pretrained, self._head)
 
     def description(self) -> dict:
         """JSON-able identity: written into checkpoints, checked on restore."""

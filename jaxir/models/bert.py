@@ -113,13 +113,14 @@ class Embeddings(nn.Module):
     config: BertConfig
 
     @nn.compact
-    def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
+    def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array,
+                 position_ids: jax.Array | None = None) -> jax.Array:
         cfg = self.config
         init = nn.initializers.normal(0.02)
         word = nn.Embed(cfg.vocab_size, cfg.hidden_size, embedding_init=init, name="word")
         pos = nn.Embed(cfg.max_position, cfg.hidden_size, embedding_init=init, name="position")
         typ = nn.Embed(cfg.type_vocab_size, cfg.hidden_size, embedding_init=init, name="token_type")
-        positions = jnp.arange(input_ids.shape[1])[None, :]
+        positions = jnp.arange(input_ids.shape[1])[None, :] if position_ids is None else position_ids
         x = word(input_ids) + pos(positions) + typ(token_type_ids)
         return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=cfg.dtype, name="norm")(x)
 
@@ -133,6 +134,8 @@ class BertEncoder(nn.Module):
       token_type_ids: [B, L] segment ids (default zeros).
       start_layer, end_layer: run layers [start_layer, end_layer) only.
       hidden_states: [B, L, H] states to resume from (required when start_layer > 0).
+      position_ids: [B, L] (or [1, L]) positions (default 0..L-1; MICE places a document
+        segment encoded alone at the offset it has in the joint sequence).
     """
 
     config: BertConfig
@@ -143,7 +146,7 @@ class BertEncoder(nn.Module):
                        for i in range(self.config.num_layers)]
 
     def __call__(self, input_ids, attention_mask, token_type_ids=None, *, start_layer: int = 0,
-                 end_layer: int | None = None, hidden_states=None):
+                 end_layer: int | None = None, hidden_states=None, position_ids=None):
         cfg = self.config
         end_layer = cfg.num_layers if end_layer is None else end_layer
         if not 0 <= start_layer <= end_layer <= cfg.num_layers:
@@ -156,7 +159,7 @@ class BertEncoder(nn.Module):
                 raise ValueError(f"sequence length {input_ids.shape[1]} > max_position {cfg.max_position}")
             if token_type_ids is None:
                 token_type_ids = jnp.zeros_like(input_ids)
-            hidden_states = self.embeddings(input_ids, token_type_ids)
+            hidden_states = self.embeddings(input_ids, token_type_ids, position_ids)
         chex.assert_rank(hidden_states, 3)
         bias = attention_bias(attention_mask, jnp.float32)
         for layer in self.layers[start_layer:end_layer]:

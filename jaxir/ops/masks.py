@@ -120,3 +120,22 @@ def causal_mask(length: int) -> chex.Array:
     """Decoder mask: out[i, j] = j <= i.  -> bool [L, L] (broadcast against [B, L, L])."""
     idx = jnp.arange(length)
     return idx[None, :] <= idx[:, None]
+
+
+# The four MICE configurations jaxir exposes (DESIGN §3.4: which segment pairs may attend to which,
+# per layer range). name -> (mask of layers 1..l_f, mask of the interaction layers, whether the
+# document rows are updated in the interaction layers).
+#   cross-encoder  the unmasked model MICE starts from (every layer full; nothing precomputable)
+#   late-full      PreTTR-style late fusion: documents precomputed up to l_f, then full attention
+#                  with documents updated (their states become query-dependent: every interaction
+#                  layer runs over all q + d tokens)
+#   mice           MICE: documents precomputed up to l_f and frozen; the interaction layers update
+#                  only the query rows, which attend to the query and to the frozen document
+#   mice-no-qq     ablation of mice without query self-attention in the interaction layers (the
+#                  card: removing it collapses quality)
+MICE_CONFIGURATIONS: dict[str, tuple[str, str, bool]] = {
+    "cross-encoder": ("full", "full", True),
+    "late-full": ("block_diagonal", "full", True),
+    "mice": ("block_diagonal", "query_to_doc", False),
+    "mice-no-qq": ("block_diagonal", "query_to_doc_no_qq", False),
+}

@@ -120,8 +120,9 @@ def split_holdout(mined: Path, out: Path, n: int, seed: int) -> tuple[Path, list
     return out, held
 
 
-def tune_alpha(reranker, data, qids, r: Recipe, index_dir) -> dict:
-    """nDCG@10 on held-out train queries for each alpha (0 = first stage only)."""
+def tune_alpha(reranker, data, qids, index_dir, *, miner: str, depth: int, alphas) -> dict:
+    """nDCG@10 on held-out train queries reranking the `miner` top `depth`, for each alpha
+    (0 = first stage only, 1 = the reranker alone). `reranker.scores(queries, texts)`."""
     from jaxir.eval.metrics import evaluate
     from jaxir.methods.cross_encoder import interpolate
     from jaxir.retrievers.evaluate import run_search
@@ -130,13 +131,13 @@ def tune_alpha(reranker, data, qids, r: Recipe, index_dir) -> dict:
 
     queries = {q: data.queries[q] for q in qids}
     qrels = {q: data.qrels[q] for q in qids}
-    first, _ = run_search(get_retriever(r.data.miner).open(index_dir), queries, r.data.tune_depth)
+    first, _ = run_search(get_retriever(miner).open(index_dir), queries, depth)
     ranked = {q: sorted(first[q].items(), key=lambda x: (-x[1], x[0])) for q in qids}
     ce = reranker.scores([queries[q] for q in qids],
                          [[data.text_of(d) for d, _ in ranked[q]] for q in qids],
                          desc="tune alpha: score held-out pairs")
     table = {}
-    for alpha in (0.0, *r.data.alpha_grid):
+    for alpha in (0.0, *alphas):
         run = {q: merge_reranked(ranked[q], ranked[q],
                                  interpolate(s, np.array([x for _, x in ranked[q]]), alpha))
                for q, s in zip(qids, ce)}
@@ -187,8 +188,9 @@ def train(r: Recipe, out_dir: str) -> dict:
 
     reranker, table = reranker_with(r.model.alpha), {}
     if held:
-        index_dir = Path(summary.get("index") or _index_dir(data, r, out / "indexes"))
-        table = tune_alpha(reranker, data, held, r, index_dir)
+        index_dir = Path(summary.get("index") or first_stage_index(data, d.miner, out / "indexes"))
+        table = tune_alpha(reranker, data, held, index_dir, miner=d.miner, depth=d.tune_depth,
+                           alphas=d.alpha_grid)
         reranker = reranker_with(float(max(d.alpha_grid, key=lambda a: table[a])))
     reranker.save(out / EXPORT_DIR)
     report = {"recipe": dataclasses.asdict(r), "steps": steps, "last_train": result.last_train,
@@ -230,8 +232,9 @@ def main_tune_alpha(args) -> dict:
     qids = [q for q in data.queries if positives_of(data.qrels.get(q, {}))]
     r = config("cpu", {"data.tune_depth": args.depth, "fit.seed": args.seed})
     held = holdout_qids(qids, args.holdout, args.seed)
-    table = tune_alpha(CrossEncoderReranker.load(args.checkpoint), data, held, r,
-                       _index_dir(data, r, Path(args.cache)))
+    table = tune_alpha(CrossEncoderReranker.load(args.checkpoint), data, held,
+                       first_stage_index(data, r.data.miner, Path(args.cache)), miner=r.data.miner,
+                       depth=r.data.tune_depth, alphas=r.data.alpha_grid)
     best = float(max(r.data.alpha_grid, key=lambda a: table[a]))
     report = {"checkpoint": str(args.checkpoint), "data": str(args.data), "held_out": len(held),
               "depth": args.depth, "ndcg@10_by_alpha": table, "alpha": best}
@@ -239,11 +242,12 @@ def main_tune_alpha(args) -> dict:
     return report
 
 
-def _index_dir(data, r: Recipe, out: Path) -> Path:
+def first_stage_index(data, miner: str, out: Path) -> Path:
+    """The `miner` index of `data`'s corpus in the cache folder `out` (built once)."""
     from jaxir.retrievers.evaluate import build_or_reuse, default_index_dir
     from jaxir.retrievers.registry import get_retriever
 
-    retriever = get_retriever(r.data.miner)
+    retriever = get_retriever(miner)
     return build_or_reuse(retriever, data, default_index_dir(out, data, retriever))[0]
 
 

@@ -18,6 +18,8 @@ REGISTRY: dict[str, str] = {
     "sparse": "jaxir.retrievers.sparse:LearnedSparse",
     "i3": "jaxir.retrievers.i3:I3",
     "cross-encoder": "jaxir.retrievers.cross_encoder:CrossEncoderRerank",
+    "mice": "jaxir.retrievers.mice:Mice",
+    "colbert-rerank": "jaxir.retrievers.colbert_rerank:ColBERTRerank",
 }
 
 
@@ -40,6 +42,11 @@ def first_stage_methods() -> list[str]:
 
 def rerank_methods() -> list[str]:
     return [n for n in REGISTRY if is_reranker(n)]
+
+
+def indexed_methods() -> list[str]:
+    """Methods that write an index: every first stage, and rerankers with stored state (MICE)."""
+    return [n for n in REGISTRY if getattr(retriever_class(n), "index_kind", None)]
 
 
 def options_of(name: str) -> dict[str, dataclasses.Field]:

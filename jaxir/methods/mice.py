@@ -1,0 +1,304 @@
+"""MICE: a minimal-interaction cross-encoder whose early layers see query and document apart.
+
+Layout (fixed, so a document's states never depend on the query it is paired with)::
+
+    positions 0 .. Lq-1            [CLS] q [SEP] [PAD]..   token type 0   (Lq = query_maxlen)
+    positions Lq .. Lq+Ld-1        d [SEP] [PAD]..         token type 1   (Ld = doc_maxlen)
+
+    layers 1 .. l_f      block-diagonal: each segment attends within itself, so the document
+                         states h_d = BERT_{1..l_f}(d) are precomputed at index time and the query
+                         states h_q = BERT_{1..l_f}(q) once per query, not per candidate
+    layers l_f+1 .. L'   interaction ("mice"): query rows attend to the query and to the frozen
+                         document states; document rows are not updated (no document attention,
+                         no document FFN). L' <= L drops the last layers (num_layers).
+    s(q, d)            = w . h_q^{L'}[CLS] + b    (the cross-encoder's score head)
+
+`configuration` names the masks per layer range (`jaxir.ops.masks.MICE_CONFIGURATIONS`):
+"cross-encoder", "late-full" (documents updated in the interaction layers), "mice",
+"mice-no-qq". params = {"bert", "head"}: the cross-encoder's tree, so a trained cross-encoder
+is the starting point as it is.
+
+Choices made here (no public reference code exists; each is ours):
+- The document segment starts at position Lq for every query (the cross-encoder packs it right
+  after the query); training from the cross-encoder absorbs the shift.
+- Interaction layers reuse the backbone layer's weights; the frozen document states give the
+  keys and values through that layer's own K/V projections (precomputable per layer: `doc_kv`).
+- Training is Margin-MSE against the full cross-encoder's scores over (query, positive,
+  negatives) tuples mined by BM25 (`loss_fn`).
+
+`joint_scores` runs the same model end to end on the joint sequence under the masks (the
+reference the split path is tested against); `pair_scores` / `interact` are the split path used
+in training and reranking.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxir.models.bert import _ACTIVATIONS, BertConfig, BertEncoder
+from jaxir.models.heads import ScoreHead
+from jaxir.models.hf import load_bert, params_fingerprint
+from jaxir.ops import losses
+from jaxir.ops.masks import MICE_CONFIGURATIONS, mice_masks
+from jaxir.text import load_tokenizer, tokenize
+
+METHOD = "mice"
+
+
+@dataclasses.dataclass(frozen=True)
+class MiceConfig:
+    # Local HF BERT folder for the backbone when no cross-encoder is given; None = embedded MiniLM.
+    model: str | None = None
+    # Masks per layer range: a key of jaxir.ops.masks.MICE_CONFIGURATIONS.
+    configuration: str = "mice"
+    # l_f: layers 1..l_f see query and document apart (document states precomputed after it).
+    fusion_layer: int = 3
+    # L': layers run in all (the interaction layers are l_f+1..L'); None = every backbone layer.
+    num_layers: int | None = None
+    # Tokens of the query segment [CLS] q [SEP] (padded: the document starts at this position).
+    query_maxlen: int = 32
+    # Tokens of the document segment d [SEP].
+    doc_maxlen: int = 160
+    # Rerank-time weight of the MICE score against the first stage (both min-max); None = MICE only.
+    alpha: float | None = None
+    # Candidates per jitted interaction call (a query's depth-100 list is one call at 100).
+    rerank_batch_size: int = 100
+    # Seeds a fresh score head when none is given.
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.configuration not in MICE_CONFIGURATIONS:
+            raise ValueError(f"unknown MICE configuration {self.configuration!r}; choose from "
+                             f"{sorted(MICE_CONFIGURATIONS)}")
+        if self.fusion_layer < 0 or (self.num_layers is not None and self.num_layers < self.fusion_layer):
+            raise ValueError(f"need 0 <= fusion_layer <= num_layers: {self}")
+        if self.configuration == "cross-encoder" and self.fusion_layer != 0:
+            raise ValueError("configuration 'cross-encoder' attends across segments in every layer: "
+                             f"it needs fusion_layer 0, got {self.fusion_layer}")
+        if self.query_maxlen < 3 or self.doc_maxlen < 2 or self.rerank_batch_size < 1:
+            raise ValueError(f"need query_maxlen >= 3, doc_maxlen >= 2, rerank_batch_size >= 1: {self}")
+        if self.alpha is not None and not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1] or None, got {self.alpha}")
+
+
+def _dense(p: dict, x: jax.Array) -> jax.Array:
+    return x @ p["kernel"].astype(x.dtype) + p["bias"].astype(x.dtype)
+
+
+def _layer_norm(p: dict, x: jax.Array, eps: float) -> jax.Array:
+    return nn.LayerNorm(epsilon=eps, dtype=x.dtype).apply({"params": p}, x)
+
+
+def _heads(x: jax.Array, num_heads: int) -> jax.Array:
+    """[n, T, H] -> [n, heads, T, d]."""
+    n, t, h = x.shape
+    return x.reshape(n, t, num_heads, h // num_heads).transpose(0, 2, 1, 3)
+
+
+def kv_projection(layer: dict, doc_states: jax.Array) -> jax.Array:
+    """One layer's keys and values of frozen document states: [n, Ld, H] -> [n, Ld, 2, H]."""
+    h = doc_states.shape[-1]
+    qkv = layer["attention"]["qkv"]
+    kv = doc_states @ qkv["kernel"][:, h:].astype(doc_states.dtype) + qkv["bias"][h:].astype(doc_states.dtype)
+    return kv.reshape(*doc_states.shape[:-1], 2, h)
+
+
+def interaction_layer(layer: dict, q: jax.Array, q_keys: jax.Array, d_k: jax.Array, d_v: jax.Array,
+                      d_keys: jax.Array, cfg: BertConfig) -> jax.Array:
+    """One MICE interaction layer: query rows [n, Lq, H] attend to the query (keys where
+    q_keys [n, Lq]) and to a frozen document (d_k, d_v [n, heads, Ld, d], keys where d_keys
+    [n, Ld]); only the query rows are updated (attention, residual, LayerNorm, FFN)."""
+    n, lq, h = q.shape
+    nh, hd = cfg.num_heads, h // cfg.num_heads
+    qkv = _dense(layer["attention"]["qkv"], q).reshape(n, lq, 3, nh, hd).transpose(2, 0, 3, 1, 4)
+    keys = jnp.concatenate([qkv[1], d_k.astype(q.dtype)], axis=2)
+    values = jnp.concatenate([qkv[2], d_v.astype(q.dtype)], axis=2)
+    allowed = jnp.concatenate([q_keys, d_keys], axis=1).astype(bool)
+    bias = jnp.where(allowed, 0.0, jnp.finfo(jnp.float32).min)[:, None, None, :]
+    scores = jnp.einsum("bhqd,bhkd->bhqk", qkv[0], keys) / jnp.sqrt(hd).astype(q.dtype)
+    probs = jax.nn.softmax(scores.astype(jnp.float32) + bias, axis=-1).astype(q.dtype)
+    ctx = jnp.einsum("bhqk,bhkd->bhqd", probs, values).transpose(0, 2, 1, 3).reshape(n, lq, h)
+    x = _layer_norm(layer["attention_norm"], q + _dense(layer["attention"]["out"], ctx), cfg.layer_norm_eps)
+    y = _dense(layer["output"], _ACTIVATIONS[cfg.hidden_act](_dense(layer["intermediate"], x)))
+    return _layer_norm(layer["output_norm"], x + y, cfg.layer_norm_eps)
+
+
+class MiceModel:
+    """Static parts (configs, tokenizer, starting params) + pure functions of params.
+
+    bert_params/head_params: the cross-encoder to start from (a new head is seeded without one).
+    """
+
+    def __init__(self, config: MiceConfig = MiceConfig(), *, bert_config: BertConfig | None = None,
+                 bert_params=None, head_params=None, tokenizer=None):
+        if bert_config is None:
+            bert_config, bert_params = load_bert(config.model)
+        if config.fusion_layer > bert_config.num_layers or (config.num_layers or 0) > bert_config.num_layers:
+            raise ValueError(f"fusion_layer {config.fusion_layer} / num_layers {config.num_layers} exceed "
+                             f"the backbone's {bert_config.num_layers} layers")
+        if config.query_maxlen + config.doc_maxlen > bert_config.max_position:
+            raise ValueError(f"query_maxlen + doc_maxlen = {config.query_maxlen + config.doc_maxlen} "
+                             f"> max_position {bert_config.max_position}")
+        self.config, self.bert_config = config, bert_config
+        self._pretrained, self._head = bert_params, head_params
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
+        early, late, update = MICE_CONFIGURATIONS[config.configuration]
+        self.early_mask, self.late_mask, self.updates_docs = early, late, update
+        self.last_layer = config.num_layers or bert_config.num_layers
+        self.interaction = range(config.fusion_layer, self.last_layer)
+
+    # ---- params -------------------------------------------------------------------------------
+    def init(self, rng: jax.Array, batch: Any = None) -> dict:
+        del batch
+        from jaxir.methods.cross_encoder import init_pair_params
+
+        return init_pair_params(rng, self.bert_config, self._pretrained, self._head)
+
+    def description(self) -> dict:
+        return {"method": METHOD, "model": dataclasses.asdict(self.config), "bert": self.bert_config.to_dict()}
+
+    def fingerprint(self, params) -> str:
+        return params_fingerprint(params)
+
+    # ---- tokens -------------------------------------------------------------------------------
+    def query_arrays(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`[CLS] q [SEP]` padded to query_maxlen -> ids, mask int32 [Q, Lq] (long queries cut)."""
+        tok, width = self.tokenizer, self.config.query_maxlen
+        rows = [[tok.cls_token_id, *t[: width - 2], tok.sep_token_id]
+                for t in tokenize(tok, texts, what="query")]
+        return _pad(rows, width, tok.pad_token_id)
+
+    def doc_arrays(self, texts: Sequence[str] | None = None, *, token_lists=None) -> tuple[np.ndarray, np.ndarray]:
+        """`d [SEP]` padded to doc_maxlen -> ids, mask int32 [N, Ld] (long documents cut)."""
+        tok, width = self.tokenizer, self.config.doc_maxlen
+        token_lists = tokenize(tok, texts, what="document") if token_lists is None else token_lists
+        return _pad([[*t[: width - 1], tok.sep_token_id] for t in token_lists], width, tok.pad_token_id)
+
+    # ---- split path ---------------------------------------------------------------------------
+    def _early(self, params, ids, mask, *, offset: int, token_type: int) -> jax.Array:
+        chex.assert_rank([ids, mask], 2)
+        positions = offset + jnp.arange(ids.shape[1])[None, :]
+        return BertEncoder(self.bert_config).apply(
+            {"params": params["bert"]}, ids, mask, jnp.full_like(ids, token_type),
+            end_layer=self.config.fusion_layer, position_ids=positions)
+
+    def doc_states(self, params, d_ids, d_mask) -> jax.Array:
+        """Document states after layer l_f, query-independent: [N, Ld] -> [N, Ld, H]."""
+        return self._early(params, d_ids, d_mask, offset=self.config.query_maxlen, token_type=1)
+
+    def query_states(self, params, q_ids, q_mask) -> jax.Array:
+        """Query states after layer l_f (once per query): [Q, Lq] -> [Q, Lq, H]."""
+        return self._early(params, q_ids, q_mask, offset=0, token_type=0)
+
+    def doc_kv(self, params, d_states) -> jax.Array:
+        """Every interaction layer's keys and values of frozen document states:
+        [N, Ld, H] -> [N, Ld, n_interaction, 2, H] (what `precompute_kv` stores)."""
+        if self.updates_docs:
+            raise ValueError(f"configuration {self.config.configuration!r} updates the documents: "
+                             "their keys/values depend on the query and cannot be precomputed")
+        out = [kv_projection(params["bert"][f"layer_{i}"], d_states) for i in self.interaction]
+        return jnp.stack(out, axis=2) if out else jnp.zeros((*d_states.shape[:2], 0, 2, d_states.shape[-1]),
+                                                            d_states.dtype)
+
+    def interact(self, params, q_states, q_mask, d_states, d_mask, d_kv=None) -> jax.Array:
+        """Scores [n] of n (query, document) pairs from their l_f states.
+
+        q_states [1 or n, Lq, H], q_mask [1 or n, Lq] (one query's states broadcast over its
+        candidates); d_states [n, Ld, H], d_mask [n, Ld]; d_kv [n, Ld, n_interaction, 2, H]
+        precomputed keys/values (then d_states is not read and may be None).
+        """
+        n, cfg = d_mask.shape[0], self.bert_config
+        q = jnp.broadcast_to(q_states, (n, *q_states.shape[1:])).astype(cfg.dtype)
+        q_mask = jnp.broadcast_to(q_mask, (n, q_mask.shape[1]))
+        if self.updates_docs:
+            hidden = self._joint_layers(params, jnp.concatenate([q, d_states.astype(cfg.dtype)], 1),
+                                        q_mask, d_mask)
+            q = hidden[:, : q.shape[1]]
+        else:
+            qq = q_mask if self.late_mask == "query_to_doc" else jnp.zeros_like(q_mask)
+            for j, i in enumerate(self.interaction):
+                layer = params["bert"][f"layer_{i}"]
+                kv = kv_projection(layer, d_states.astype(cfg.dtype)) if d_kv is None else d_kv[:, :, j]
+                d_k, d_v = _heads(kv[:, :, 0], cfg.num_heads), _heads(kv[:, :, 1], cfg.num_heads)
+                q = interaction_layer(layer, q, qq, d_k, d_v, d_mask, cfg)
+        return self._head_score(params, q[:, 0])
+
+    def _joint_layers(self, params, hidden, q_mask, d_mask):
+        """Interaction layers over full [q; d] rows (configurations that update the documents)."""
+        segments = jnp.concatenate([jnp.zeros_like(q_mask), jnp.ones_like(d_mask)], 1)
+        mask = mice_masks(segments, jnp.concatenate([q_mask, d_mask], 1), variant=self.late_mask)
+        return BertEncoder(self.bert_config).apply(
+            {"params": params["bert"]}, None, mask, start_layer=self.config.fusion_layer,
+            end_layer=self.last_layer, hidden_states=hidden)
+
+    def _head_score(self, params, pooled):
+        return ScoreHead(dtype=self.bert_config.dtype).apply({"params": params["head"]}, pooled).astype(jnp.float32)
+
+    def pair_scores(self, params, q_ids, q_mask, d_ids, d_mask) -> jax.Array:
+        """Training path: q [B, Lq], d [B, N, Ld] -> scores [B, N]; each query's early layers run
+        once, its documents' once each, then the interaction over the B x N pairs."""
+        b, n, ld = d_ids.shape
+        qs = self.query_states(params, q_ids, q_mask)
+        ds = self.doc_states(params, d_ids.reshape(b * n, ld), d_mask.reshape(b * n, ld))
+        scores = self.interact(params, jnp.repeat(qs, n, axis=0), jnp.repeat(q_mask, n, axis=0),
+                               ds, d_mask.reshape(b * n, ld))
+        return scores.reshape(b, n)
+
+    # ---- reference: the joint sequence under the masks ----------------------------------------
+    def joint_scores(self, params, input_ids, attention_mask, token_type_ids, segment_ids,
+                     position_ids=None) -> jax.Array:
+        """End to end on joint rows [B, L] (segment 0 = [CLS] q [SEP], 1 = d [SEP]): layers
+        1..l_f under the early mask, then the interaction layers under the late mask, document rows
+        reset to their l_f states after each layer where the configuration freezes them.
+        With configuration "cross-encoder" and the cross-encoder's packed rows this is the
+        cross-encoder."""
+        enc = BertEncoder(self.bert_config)
+        variables = {"params": params["bert"]}
+        early = mice_masks(segment_ids, attention_mask, variant=self.early_mask)
+        late = mice_masks(segment_ids, attention_mask, variant=self.late_mask)
+        hidden = enc.apply(variables, input_ids, early, token_type_ids, end_layer=self.config.fusion_layer,
+                           position_ids=position_ids)
+        is_doc = (segment_ids == 1)[..., None]
+        for i in self.interaction:
+            new = enc.apply(variables, None, late, start_layer=i, end_layer=i + 1, hidden_states=hidden)
+            hidden = new if self.updates_docs else jnp.where(is_doc, hidden, new)
+        return self._head_score(params, hidden[:, 0])
+
+    # ---- training -----------------------------------------------------------------------------
+    def loss_fn(self, params, batch, rng=None):
+        """Margin-MSE against the teacher over n-way tuples (column 0 the positive).
+
+        batch: q_ids, q_mask [B, Lq]; d_ids, d_mask [B, N, Ld]; teacher [B, N]; valid [B, N].
+        Returns (loss, {"acc": positive above every negative, "margin": mean s_0 - max s_n}).
+        """
+        del rng  # no dropout
+        scores = self.pair_scores(params, batch["q_ids"], batch["q_mask"], batch["d_ids"], batch["d_mask"])
+        valid = batch["valid"].astype(bool)
+        loss = losses.margin_mse_nway(scores, batch["teacher"].astype(jnp.float32), mask=valid)
+        best_neg = jnp.max(jnp.where(valid[:, 1:], scores[:, 1:], jnp.finfo(jnp.float32).min), 1)
+        has_neg = jnp.any(valid[:, 1:], axis=1)
+        acc = jnp.mean(jnp.where(has_neg, scores[:, 0] > best_neg, True).astype(jnp.float32))
+        margin = jnp.mean(jnp.where(has_neg, scores[:, 0] - best_neg, 0.0))
+        return loss, {"acc": acc, "margin": margin}
+
+
+def _pad(rows: list[list[int]], width: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.full((len(rows), width), pad_id, np.int32)
+    mask = np.zeros((len(rows), width), np.int32)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)], mask[i, : len(r)] = r, 1
+    return ids, mask
+
+
+def joint_rows(q_ids, q_mask, d_ids, d_mask) -> dict[str, np.ndarray]:
+    """The fixed-layout joint rows of (query, document) pairs: [n, Lq], [n, Ld] -> [n, Lq + Ld]
+    input_ids, attention_mask, token_type_ids, segment_ids (what `joint_scores` takes)."""
+    seg = np.concatenate([np.zeros_like(q_ids), np.ones_like(d_ids)], 1)
+    return {"input_ids": np.concatenate([q_ids, d_ids], 1), "attention_mask": np.concatenate([q_mask, d_mask], 1),
+            "token_type_ids": seg, "segment_ids": seg}

@@ -1,0 +1,147 @@
+"""MICE recipe, state store and reranker on the toy BEIR folder with the real MiniLM: modes, a
+two-step run from a saved cross-encoder, stored states (fp16, pruned, keys/values) against the
+on-the-fly path, reranking through `jaxir eval`, and the bad-input errors of the issue."""
+import json
+
+import numpy as np
+import pytest
+
+from jaxir.errors import CheckpointError, DataError, IndexFormatError, OptionError
+from jaxir.eval.beir import load_beir
+from jaxir.recipes import mice as recipe
+from jaxir.retrievers.registry import get_retriever
+
+SMALL = ["--data.mine_depth", "10", "--data.tuples.n_negatives", "1", "--data.tuples.neg_depth", "5",
+         "--model.query_maxlen", "12", "--model.doc_maxlen", "24", "--fit.steps", "2", "--fit.batch_size", "8",
+         "--optim.warmup_steps", "1", "--fit.fast_compile", "true", "--data.holdout", "2"]
+
+
+def test_modes_and_defaults():
+    cpu, out = recipe.parse_args(["--out", "o", "--init-from", "ce"])
+    assert out == "o" and cpu.init_from == "ce"
+    assert (cpu.model.fusion_layer, cpu.model.configuration, cpu.model.query_maxlen + cpu.model.doc_maxlen,
+            cpu.data.tuples.n_negatives, cpu.data.tuples.neg_depth, cpu.data.holdout) == (3, "mice", 192, 3, 10, 50)
+    tpu, _ = recipe.parse_args(["--mode", "tpu-msmarco", "--out", "o"])
+    assert (tpu.data.tuples.n_negatives, tpu.fit.batch_size, tpu.fit.compute_dtype) == (7, 64, "bfloat16")
+    with pytest.raises(SystemExit):
+        recipe.parse_args(["--out", "o", "--model.configuration", "nope"])
+
+
+@pytest.fixture(scope="module")
+def cross_encoder(tmp_path_factory):
+    """A saved (untrained-head) MiniLM cross-encoder: what the recipe starts from and distils."""
+    import jax
+
+    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+
+    model = CrossEncoder(CrossEncoderConfig(pair_maxlen=36))
+    folder = tmp_path_factory.mktemp("ce") / "reranker"
+    CrossEncoderReranker(model, model.init(jax.random.PRNGKey(0))).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(toy_beir, cross_encoder, tmp_path_factory):
+    from jaxir.cli import main
+
+    run = tmp_path_factory.mktemp("mice")
+    assert main(["train", "--recipe", "mice", *SMALL, "--init-from", str(cross_encoder), "--data", str(toy_beir),
+                 "--out", str(run)]) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["split"] == "train"] == [2]
+    assert (run / "loss.png").is_file() and list(run.glob("teacher*.jsonl"))
+    report = json.loads((run / "recipe_result.json").read_text())
+    assert report["held_out"] == 2 and set(report["heldout_ndcg@10"]) == {"bm25", "mice"}
+    train_qids = {json.loads(line)["qid"] for line in (run / "negatives.bm25.d10.train.jsonl").read_text().splitlines()}
+    assert len(train_qids) == 14  # 16 toy train queries minus the 2 held out
+    return run / "mice"
+
+
+def _mice(ckpt, **kw):
+    r = get_retriever("mice", checkpoint=str(ckpt), **kw)
+    r.progress = False
+    return r
+
+
+def test_trained_model_starts_from_the_cross_encoder_and_moves(trained, cross_encoder):
+    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+    from jaxir.retrievers.mice import load_mice
+
+    model, params = load_mice(trained)
+    assert (model.config.fusion_layer, model.config.doc_maxlen, model.config.query_maxlen) == (3, 24, 12)
+    start = CrossEncoderReranker.load(cross_encoder).params
+    assert set(params) == set(start) == {"bert", "head"}
+    moved = np.abs(np.asarray(params["head"]["dense"]["kernel"]) - np.asarray(start["head"]["dense"]["kernel"]))
+    assert 0 < moved.max() < 0.1
+
+
+def test_stored_states_rerank_like_the_texts(trained, toy_beir, tmp_path):
+    from jaxir.retrievers.mice import MiceReranker, load_mice
+
+    data = load_beir(toy_beir, split="train")
+    model, params = load_mice(trained)
+    ids = data.doc_ids[:7]
+    texts = [data.text_of(d) for d in ids]
+    query = data.queries["q1"]
+    ref = MiceReranker(model, params).scores([query], [texts])[0]  # no store: states on the fly
+    assert np.ptp(ref) > 1e-4
+    for name, opts, tol in [("fp32", {"state_dtype": "float32"}, 1e-4), ("fp16", {}, 2e-2),
+                            ("kv", {"precompute_kv": True, "state_dtype": "float32"}, 1e-4)]:
+        retriever = _mice(trained, **opts)
+        store = retriever.build(data.doc_ids, data.doc_texts(), tmp_path / name)
+        reranker = retriever.open_reranker(store)
+        assert reranker.takes_doc_ids and reranker.use_kv == (name == "kv")
+        np.testing.assert_allclose(reranker.rerank_many([query], [ids])[0], ref, atol=tol, err_msg=name)
+        info = reranker.describe()["states"]
+        assert info["states_bytes_per_token"] == 384 * (2 if name == "fp16" else 4)
+    pruned = _mice(trained, prune_tokens=4)
+    reranker = pruned.open_reranker(pruned.build(data.doc_ids, data.doc_texts(), tmp_path / "pruned"))
+    assert reranker.store.width == 4 and reranker.describe()["states"]["tokens_per_doc"] <= 4
+    assert reranker.rerank_many([query], [ids])[0].shape == (7,)
+
+
+def test_eval_reranks_bm25_through_the_registry(trained, toy_beir, tmp_path):
+    from jaxir.retrievers.evaluate import eval_method
+
+    result = eval_method("mice", toy_beir, split="train", k=10, index_dir=tmp_path / "states", cache=tmp_path,
+                         rerank="bm25", depth=5, checkpoint=str(trained), progress=False)
+    assert result["rerank"]["depth"] == 5 and result["rerank"]["fusion_layer"] == 3
+    assert (tmp_path / "states" / "manifest.json").is_file()
+    assert 0.0 <= result["metrics"]["ndcg@10"] <= 1.0
+
+
+def test_bad_inputs_get_one_line_errors(trained, cross_encoder, toy_beir, tmp_path):
+    import dataclasses
+
+    from jaxir.retrievers.mice import load_mice, save_checkpoint
+
+    data = load_beir(toy_beir, split="train")
+    # A cross-encoder checkpoint has no MICE config; a MICE one is not a cross-encoder.
+    with pytest.raises(CheckpointError, match="cross-encoder without a MICE config.*--init-from") as e:
+        _mice(cross_encoder).open_reranker()
+    assert "\n" not in str(e.value)
+    with pytest.raises(CheckpointError, match="holds a 'mice' model, not a 'cross-encoder' one"):
+        get_retriever("cross-encoder", checkpoint=str(trained)).open_reranker()
+    # The recipe needs the cross-encoder to start from.
+    with pytest.raises(OptionError, match="give --init-from"):
+        recipe.main([*SMALL, "--data", str(toy_beir), "--out", str(tmp_path / "none")])
+    store = _mice(trained).build(data.doc_ids, data.doc_texts(), tmp_path / "states")
+    # States built by another checkpoint (other weights), or with another l_f.
+    model, params = load_mice(trained)
+    other = dict(params, head={"dense": {k: v + 1 for k, v in params["head"]["dense"].items()}})
+    save_checkpoint(tmp_path / "other", model.config, other)
+    with pytest.raises(IndexFormatError, match="was built with model"):
+        _mice(tmp_path / "other").open_reranker(store)
+    save_checkpoint(tmp_path / "lf2", dataclasses.replace(model.config, fusion_layer=2), params)
+    with pytest.raises(IndexFormatError, match="built with fusion_layer 3, but the model uses 2"):
+        _mice(tmp_path / "lf2").open_reranker(store)
+    # A candidate the store does not hold.
+    reranker = _mice(trained).open_reranker(store)
+    with pytest.raises(DataError, match="not in the document-state store.*'nope'"):
+        reranker.rerank_many([data.queries["q1"]], [["d1_0", "nope"]])
+    # A truncated state file.
+    states = store / "states.npy"
+    states.write_bytes(states.read_bytes()[:-100])
+    with pytest.raises(IndexFormatError, match="truncated"):
+        _mice(trained).open_reranker(store)
