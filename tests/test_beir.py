@@ -172,13 +172,39 @@ def test_empty_query_text_is_an_error(tmp_path):
         load_beir(folder)
 
 
-def test_missing_docs_are_skipped_with_a_count(tmp_path):
+def test_qrels_naming_missing_docs_are_kept_as_misses_like_pytrec_eval(tmp_path):
+    """BEIR's loader and pytrec_eval keep a judged document the corpus lacks (no run can find it)
+    and the query all of whose judged documents are missing: both lower the mean."""
+    import ir_measures
+    from ir_measures import RR, R, nDCG
+
+    from jaxir.eval.metrics import evaluate
+
     qrels = QRELS + "q1\tgone\t1\nq3x\tgone\t1\n"
     queries = QUERIES + [{"_id": "q3x", "text": "only missing docs"}]
     folder = _write(tmp_path / "tiny", queries=queries, qrels=qrels)
-    with pytest.warns(BeirDataWarning, match="skipped 2 qrels rows.*1 queries left"):
+    with pytest.warns(BeirDataWarning, match="2 qrels rows name documents not in the corpus.*kept"):
         ds = load_beir(folder)
-    assert ds.qrels == {"q2": {"d2": 1}, "q1": {"d1": 2, "d3": 0}} and "q3x" not in ds.queries
+    assert ds.qrels == {"q2": {"d2": 1}, "q1": {"d1": 2, "d3": 0, "gone": 1}, "q3x": {"gone": 1}}
+    assert "q3x" in ds.queries
+    run = {"q1": {"d1": 2.0, "d2": 1.0, "d3": 0.5}, "q2": {"d2": 1.0, "d1": 0.5}, "q3x": {"d1": 1.0, "d2": 0.3}}
+    ours = evaluate(run, ds.qrels, metrics=["ndcg@10", "recall@100", "mrr@10"])
+    reference = ir_measures.calc_aggregate([nDCG @ 10, R @ 100, RR @ 10], ds.qrels, run)
+    assert ours["ndcg@10"] == pytest.approx(reference[nDCG @ 10], abs=1e-12)
+    assert ours["recall@100"] == pytest.approx(reference[R @ 100], abs=1e-12)
+    assert ours["mrr@10"] == pytest.approx(reference[RR @ 10], abs=1e-12)
+    assert ours["recall@100"] == pytest.approx((0.5 + 1 + 0) / 3)  # the missing doc is a miss
+    # Training takes only positives it has text for.
+    from jaxir.data.mine import positives_of
+    assert positives_of(ds.qrels["q1"], ds.corpus) == ["d1"] and positives_of(ds.qrels["q3x"], ds.corpus) == []
+
+
+def test_conflicting_duplicate_qrels_rows_are_an_error_naming_both_lines(tmp_path):
+    folder = _write(tmp_path / "tiny", qrels=QRELS + "q2\td2\t1\n")  # identical repeat: fine
+    assert load_beir(folder).qrels["q2"] == {"d2": 1}
+    folder = _write(tmp_path / "tiny2", qrels=QRELS + "q2\td2\t0\n")
+    with pytest.raises(DataError, match=r"test.tsv:\d+: query 'q2', document 'd2' graded 0 here but 1 on line \d+"):
+        load_beir(folder)
 
 
 def test_empty_documents_are_skipped_with_a_count(tmp_path):
@@ -188,8 +214,8 @@ def test_empty_documents_are_skipped_with_a_count(tmp_path):
         ds = load_beir(folder)
     messages = [str(w.message) for w in record]
     assert any("skipped 2 empty documents" in m for m in messages)
-    assert any("skipped 1 qrels rows" in m for m in messages)
-    assert ds.doc_ids == ["d1", "d2", "d3"] and ds.qrels["q2"] == {"d2": 1}
+    assert any("1 qrels rows name documents not in the corpus" in m for m in messages)
+    assert ds.doc_ids == ["d1", "d2", "d3"] and ds.qrels["q2"] == {"d2": 1, "e1": 1}
 
 
 def test_missing_files(tmp_path):

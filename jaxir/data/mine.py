@@ -21,9 +21,11 @@ from jaxir.errors import DataError
 MINERS = ("bm25", "dense")
 
 
-def positives_of(qrels: dict[str, int]) -> list[str]:
-    """Doc ids with grade > 0, in qrels order."""
-    return [d for d, g in qrels.items() if g > 0]
+def positives_of(qrels: dict[str, int], corpus=None) -> list[str]:
+    """Doc ids with grade > 0, in qrels order; with `corpus`, only those it holds (qrels keep
+    judged documents the corpus lacks, as BEIR does: they count as misses in evaluation, but
+    there is no text to train on)."""
+    return [d for d, g in qrels.items() if g > 0 and (corpus is None or d in corpus)]
 
 
 def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100, *,
@@ -47,9 +49,10 @@ def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100,
     index_dir, build_s = build_or_reuse(retriever, dataset, index_dir)
     searcher = retriever.open(index_dir)
     queries = {q: dataset.queries[q] for q in dataset.queries
-               if positives_of(dataset.qrels.get(q, {}))}
+               if positives_of(dataset.qrels.get(q, {}), dataset.corpus)}
     t = time.perf_counter()
-    records = _mine(searcher, queries, dataset.qrels, depth, batch_size)
+    qrels = {q: {d: g for d, g in dataset.qrels[q].items() if d in dataset.corpus} for q in queries}
+    records = _mine(searcher, queries, qrels, depth, batch_size)
     n = write_mined(out, records)
     return {"queries": n, "skipped_without_positive": len(dataset.queries) - len(queries),
             "depth": depth, "retriever": retriever_name, "index": str(index_dir),

@@ -11,8 +11,13 @@ Loading rules (errors name the file and 1-based line, or the id):
 * a query of the split whose text is empty: ``EmptyInputError``. Queries the split does not use
   are not checked.
 * a document whose title and text are both empty is skipped (one ``BeirDataWarning`` with the
-  count); qrels rows naming a doc id absent from the corpus (or skipped) are skipped likewise, and
-  a query left with no qrels rows is dropped.
+  count).
+* qrels rows naming a doc id absent from the corpus (or skipped as empty) are **kept**, as BEIR's
+  loader and pytrec_eval keep them (one ``BeirDataWarning`` with the count): no run can retrieve
+  such a document, so it counts as a miss, and its query stays in the mean. Training code takes
+  positives through ``jaxir.data.mine.positives_of(qrels, corpus)``, which skips them.
+* the same (query, doc) pair twice with different grades is a ``DataError`` naming both lines
+  (BEIR's loader and pytrec_eval would silently keep the last); an identical repeat is ignored.
 * qrels rows with grade <= 0 are kept; metrics treat them as judged non-relevant.
 """
 from __future__ import annotations
@@ -247,7 +252,7 @@ def _read_queries(path: Path) -> dict[str, tuple[str, int]]:
 
 def _read_qrels(path: Path, queries: dict, corpus: dict) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    missing, dropped, first = [], set(), True
+    missing, seen, first = [], {}, True
     with open(path, "rb") as lines:
         for lineno, raw in enumerate(lines, start=1):
             line = _decode(raw, path, lineno)
@@ -267,16 +272,18 @@ def _read_qrels(path: Path, queries: dict, corpus: dict) -> dict[str, dict[str, 
             if qid not in queries:
                 raise DataError(
                     f"{path}:{lineno}: query id {qid!r} has no text in the queries file")
+            if (qid, did) in seen:
+                if qrels[qid][did] != int(grade):
+                    raise DataError(f"{path}:{lineno}: query {qid!r}, document {did!r} graded {int(grade)} "
+                                    f"here but {qrels[qid][did]} on line {seen[qid, did]}: conflicting qrels rows")
+                continue
+            seen[qid, did] = lineno
             if did not in corpus:
                 missing.append(did)
-                dropped.add(qid)
-                continue
             qrels.setdefault(qid, {})[did] = int(grade)
     if missing:
-        lost = sorted(dropped - set(qrels))
-        _warn(f"{path}: skipped {len(missing)} qrels rows whose doc id is not in the corpus "
-              f"(or was skipped as empty); {len(lost)} queries left without qrels were dropped",
-              missing)
+        _warn(f"{path}: {len(missing)} qrels rows name documents not in the corpus (or skipped as "
+              "empty); kept as BEIR and pytrec_eval keep them: they count as misses", missing)
     if not qrels:
         raise EmptyInputError(f"{path}: no usable qrels rows")
     return qrels

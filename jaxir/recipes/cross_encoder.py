@@ -229,7 +229,7 @@ def main_tune_alpha(args) -> dict:
     from jaxir.retrievers.cross_encoder import CrossEncoderReranker
 
     data = load_beir(args.data, split="train")
-    qids = [q for q in data.queries if positives_of(data.qrels.get(q, {}))]
+    qids = [q for q in data.queries if positives_of(data.qrels.get(q, {}), data.corpus)]
     r = config("cpu", {"data.tune_depth": args.depth, "fit.seed": args.seed})
     held = holdout_qids(qids, args.holdout, args.seed)
     table = tune_alpha(CrossEncoderReranker.load(args.checkpoint), data, held,

@@ -45,7 +45,9 @@ def mine_candidates(data, cfg, bm25, dense, flat) -> tuple[list[str], list[str],
 
     Negatives interleave the BM25 and dense rankings (top `mine_depth` each), skipping judged docs.
     """
-    qids = [q for q, rel in data.qrels.items() if any(g > 0 for g in rel.values())]
+    from jaxir.data.mine import positives_of
+
+    qids = [q for q, rel in data.qrels.items() if positives_of(rel, data.corpus)]
     if cfg.max_queries:
         qids = qids[: cfg.max_queries]
     queries = [data.queries[q] for q in qids]
@@ -59,5 +61,5 @@ def mine_candidates(data, cfg, bm25, dense, flat) -> tuple[list[str], list[str],
         if len(negatives) == cfg.n_negatives:
             kept_ids.append(qid)
             kept_q.append(query)
-            rows.append([next(d for d, g in rel.items() if g > 0), *negatives])
+            rows.append([positives_of(rel, data.corpus)[0], *negatives])
     return kept_ids, kept_q, rows
