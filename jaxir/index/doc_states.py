@@ -23,8 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from jaxir.errors import DataError, IndexFormatError
-from jaxir.index.store import load_index, save_index
+from ..errors import DataError, IndexFormatError
+from .store import load_index, save_index
 
 KIND = "mice-states"
 STATE_DTYPES = ("float16", "float32")

@@ -128,6 +128,16 @@ class CrossEncoder:
         return params_fingerprint(params)
 
 
+def interpolate_all(scores, first_stage, alpha: float | None) -> list:
+    """Each query's reranker scores, interpolated with its first-stage scores when alpha is
+    set (every reranker's last step); alpha None returns them as they are."""
+    if alpha is None:
+        return list(scores)
+    if first_stage is None or any(f is None for f in first_stage):
+        raise ValueError("alpha is set: pass the first-stage scores of every query")
+    return [interpolate(s, np.asarray(f, np.float32), alpha) for s, f in zip(scores, first_stage)]
+
+
 def interpolate(ce_scores: np.ndarray, first_stage: np.ndarray, alpha: float) -> np.ndarray:
     """alpha * minmax(ce) + (1 - alpha) * minmax(first_stage), per query.  [n], [n] -> [n].
 

@@ -66,16 +66,12 @@ class MaxSimReranker:
         return exact.score_docs(rows, index.doc_offsets, index.doclens, token_scores)
 
     def rerank_many(self, queries, doc_lists, first_stage=None) -> list[np.ndarray]:
-        from jaxir.methods.cross_encoder import interpolate
+        from jaxir.methods.cross_encoder import interpolate_all
 
         s = self.searcher
         encoded = s.model.encode_query_texts(s.params, list(queries), progress=False)
         scores = [self.score_rows(q, self.rows(d)) for q, d in zip(encoded, doc_lists)]
-        if self.alpha is None:
-            return scores
-        if first_stage is None or any(f is None for f in first_stage):
-            raise ValueError("alpha is set: pass the first-stage scores of every query")
-        return [interpolate(x, np.asarray(f, np.float32), self.alpha) for x, f in zip(scores, first_stage)]
+        return interpolate_all(scores, first_stage, self.alpha)
 
     def describe(self) -> dict:
         s = self.searcher

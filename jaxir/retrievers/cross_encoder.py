@@ -87,15 +87,9 @@ class CrossEncoderReranker:
     def rerank_many(self, queries: Sequence[str], doc_lists: Sequence[Sequence[str]],
                     first_stage: Sequence | None = None) -> list[np.ndarray]:
         """Per query scores [n_q]: raw, or interpolated with ``first_stage`` when alpha is set."""
-        from jaxir.methods.cross_encoder import interpolate
+        from jaxir.methods.cross_encoder import interpolate_all
 
-        scores = self.scores(queries, doc_lists)
-        alpha = self.config.alpha
-        if alpha is None:
-            return scores
-        if first_stage is None or any(f is None for f in first_stage):
-            raise ValueError("alpha is set: pass the first-stage scores of every query")
-        return [interpolate(s, np.asarray(f, np.float32), alpha) for s, f in zip(scores, first_stage)]
+        return interpolate_all(self.scores(queries, doc_lists), first_stage, self.config.alpha)
 
     def describe(self) -> dict:
         return {"alpha": self.config.alpha, "checkpoint": self.source}

@@ -90,14 +90,9 @@ class MiceReranker:
                 tqdm(list(zip(queries, doc_lists)), desc=desc, unit="query", disable=desc is None)]
 
     def rerank_many(self, queries, doc_lists, first_stage=None) -> list[np.ndarray]:
-        from jaxir.methods.cross_encoder import interpolate
+        from jaxir.methods.cross_encoder import interpolate_all
 
-        scores = self.scores(queries, doc_lists)
-        if self.config.alpha is None:
-            return scores
-        if first_stage is None or any(f is None for f in first_stage):
-            raise ValueError("alpha is set: pass the first-stage scores of every query")
-        return [interpolate(s, np.asarray(f, np.float32), self.config.alpha) for s, f in zip(scores, first_stage)]
+        return interpolate_all(self.scores(queries, doc_lists), first_stage, self.config.alpha)
 
     def describe(self) -> dict:
         return {"alpha": self.config.alpha, "checkpoint": self.source,
