@@ -5,8 +5,11 @@ import argparse
 import json
 import os
 import sys
+import time
+import traceback
 from pathlib import Path
 
+from jaxir import cli_args as check
 from jaxir.config_cli import true_false
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the backbone is local; never reach for a hub
@@ -55,13 +58,24 @@ def cmd_eval(args) -> None:
 
 
 def cmd_index(args) -> None:
+    from jaxir.errors import OptionError
     from jaxir.eval.beir import load_beir
-    from jaxir.retrievers.evaluate import build_or_reuse
     from jaxir.retrievers.registry import get_retriever
 
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        # Never keep whatever sits there: it may be another method's or another corpus's index.
+        what = "an index" if (out / "manifest.json").is_file() else "a file or folder"
+        raise OptionError(f"--out {out} already holds {what}; pass --force to rebuild it "
+                          "(the old one stays in place until the new one is complete)")
+    if out.exists() and not (out / "manifest.json").is_file():
+        raise OptionError(f"--out {out} exists and is not an index: refusing to replace it")
     dataset = load_beir(args.data, split=args.split)
-    out, secs = build_or_reuse(get_retriever(args.method, **_method_options(args)), dataset, Path(args.out))
-    print(f"indexed {len(dataset.corpus)} documents of {dataset.name} into {out} in {secs:.1f}s")
+    retriever = get_retriever(args.method, **_method_options(args))
+    t = time.perf_counter()
+    retriever.build(dataset.doc_ids, dataset.doc_texts(), out)  # written aside, then swapped in
+    print(f"indexed {len(dataset.corpus)} documents of {dataset.name} into {out} "
+          f"in {time.perf_counter() - t:.1f}s")
 
 
 def cmd_search(args) -> None:
@@ -182,16 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=first + rerankers, required=True)
     _add_method_options(p, first + rerankers)
     p.add_argument("--rerank", default="bm25", choices=first, help="reranker: first stage")
-    p.add_argument("--depth", type=int, default=100, help="reranker: candidates reranked per query")
+    p.add_argument("--depth", type=check.positive_int, default=100, help="reranker: candidates reranked per query")
     p.add_argument("--first-stage-index", dest="first_stage_index",
                    help="reranker: the first stage's index folder (default: a cache folder)")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test")
-    p.add_argument("--k", type=int, default=100, help="hits kept per query")
+    p.add_argument("--k", type=check.positive_int, default=100, help="hits kept per query")
     p.add_argument("--index", help="the method's existing or new index folder (default: a cache folder)")
     p.add_argument("--cache", default="runs/indexes")
-    p.add_argument("--run", help="also write the TREC run here")
-    p.add_argument("--output-json", dest="output_json")
+    p.add_argument("--run", type=check.output_file, help="also write the TREC run here")
+    p.add_argument("--output-json", dest="output_json", type=check.output_file)
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("index", help="build an index (or a reranker's stored states) for a BEIR corpus")
@@ -200,24 +214,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", help="split whose qrels are validated while loading")
     p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true",
+                   help="rebuild an index already at --out (replaced only once the new one is complete)")
     p.set_defaults(fn=cmd_index)
 
     p = sub.add_parser("compare", help="top-k overlap of two runs; with --data also a metric for "
                                        "each and a paired randomization test of the difference")
     p.add_argument("--run", required=True, help="TREC run (e.g. PLAID)")
     p.add_argument("--reference", required=True, help="TREC run (e.g. exhaustive MaxSim)")
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--k", type=check.positive_int, default=10)
     p.add_argument("--data", help="BEIR folder whose qrels judge both runs")
     p.add_argument("--split", default="test")
-    p.add_argument("--metric", default="ndcg@10")
+    p.add_argument("--metric", type=check.metric, default="ndcg@10")
     p.set_defaults(fn=cmd_compare)
 
     p = sub.add_parser("mine", help="mine hard negatives for a BEIR split (default train)")
     p.add_argument("--retriever", choices=first, default="bm25")
-    p.add_argument("--depth", type=int, default=100)
+    p.add_argument("--depth", type=check.positive_int, default=100)
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="train")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, type=check.output_file)
     p.add_argument("--index")
     p.add_argument("--cache", default="runs/indexes")
     p.set_defaults(fn=cmd_mine)
@@ -226,18 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=rerankers, default="cross-encoder")
     p.add_argument("--checkpoint", required=True, help="reranker folder (or a training folder holding one)")
     p.add_argument("--mined", required=True, help="JSONL written by `jaxir mine`")
-    p.add_argument("--depth", type=int, default=30, help="mined candidates scored per query")
+    p.add_argument("--depth", type=check.positive_int, default=30, help="mined candidates scored per query")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="train")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, type=check.output_file)
     p.set_defaults(fn=cmd_teacher)
 
     p = sub.add_parser("tune-alpha", help="choose a reranker's alpha on held-out train queries")
     p.add_argument("--checkpoint", required=True, help="cross-encoder training or reranker folder")
     p.add_argument("--data", required=True, help="BEIR folder with a train split")
-    p.add_argument("--holdout", type=int, default=50, help="held-out train queries")
-    p.add_argument("--depth", type=int, default=100, help="BM25 candidates reranked per query")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--holdout", type=check.positive_int, default=50, help="held-out train queries")
+    p.add_argument("--depth", type=check.positive_int, default=100, help="BM25 candidates reranked per query")
+    p.add_argument("--seed", type=check.nonnegative_int, default=0)
     p.add_argument("--cache", default="runs/indexes", help="where the BM25 index is built or reused")
     p.set_defaults(fn=cmd_tune_alpha)
 
@@ -251,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a learned-sparse index for OpenSearch or Anserini")
     p.add_argument("--index", required=True)
     p.add_argument("--format", choices=["rank_features", "anserini"], required=True)
-    p.add_argument("--out", required=True, help="JSON lines (.jsonl or .jsonl.gz)")
+    p.add_argument("--out", required=True, type=check.output_file, help="JSON lines (.jsonl or .jsonl.gz)")
     p.add_argument("--model", help="tokenizer folder (default: embedded MiniLM)")
     p.set_defaults(fn=cmd_export)
 
@@ -266,23 +282,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", required=True)
     p.add_argument("--queries", required=True, help="queries.jsonl[.gz], a TSV (id<TAB>text) or a BEIR folder")
     p.add_argument("--split", default="test", help="with a BEIR folder: which split's queries")
-    p.add_argument("--k", type=int, default=10)
-    p.add_argument("--run", required=True)
+    p.add_argument("--k", type=check.positive_int, default=10)
+    p.add_argument("--run", required=True, type=check.output_file)
     _add_method_options(p, first)  # the index's manifest names the method
     p.set_defaults(fn=cmd_search)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, dispatch, and be the one exception boundary: any error becomes one line on stderr
+    and rc 2 (`--debug`, anywhere on the line, shows the traceback instead)."""
     from jaxir.errors import JaxirError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     args, extra = build_parser().parse_known_args(argv)
     if extra and not getattr(args, "takes_extra", False):
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.fn(args, extra) if getattr(args, "takes_extra", False) else args.fn(args)
-    except (JaxirError, FileNotFoundError) as e:
-        print(f"jaxir {args.command}: error: {e}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - the boundary: a user sees one line, not a traceback
+        if debug:
+            traceback.print_exc()
+        known = isinstance(e, (JaxirError, FileNotFoundError))
+        detail = str(e) if known else f"{type(e).__name__}: {e}"
+        hint = "" if known or debug else " (rerun with --debug for the traceback)"
+        print(f"jaxir {args.command}: error: {detail}{hint}", file=sys.stderr)
         return 2
     return 0
 

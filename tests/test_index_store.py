@@ -139,3 +139,28 @@ def test_missing_truncated_and_edited_arrays(tmp_path):
     file.unlink()
     with pytest.raises(IndexFormatError, match="embeddings.npy.*missing"):
         load_index(path)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m.update(method="bm25-other"),
+    lambda m: m["meta"].update(n_docs=12),
+    lambda m: m["arrays"][next(iter(m["arrays"]))].update(sha256="0" * 64),
+])
+def test_an_edited_manifest_is_refused_at_open(tmp_path, edit):
+    path = _save(tmp_path / "idx")
+    manifest = json.loads((path / "manifest.json").read_text())
+    edit(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="was edited after it was written"):
+        load_index(path, verify=False)
+
+
+def test_a_manifest_without_digest_still_opens(tmp_path):
+    """Indexes written before the digest existed stay readable (and the arrays stay checksummed)."""
+    from jaxir.index.store import DIGEST
+
+    path = _save(tmp_path / "idx")
+    manifest = json.loads((path / "manifest.json").read_text())
+    del manifest[DIGEST]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    assert load_index(path).manifest["method"] == manifest["method"]

@@ -1,6 +1,7 @@
 """MICE recipe, state store and reranker on the toy BEIR folder with the real MiniLM: modes, a
 two-step run from a saved cross-encoder, stored states (fp16, pruned, keys/values) against the
 on-the-fly path, reranking through `jaxir eval`, and the bad-input errors of the issue."""
+import dataclasses
 import json
 
 import numpy as np
@@ -145,3 +146,23 @@ def test_bad_inputs_get_one_line_errors(trained, cross_encoder, toy_beir, tmp_pa
     states.write_bytes(states.read_bytes()[:-100])
     with pytest.raises(IndexFormatError, match="truncated"):
         _mice(trained).open_reranker(store)
+
+
+def test_teacher_scores_are_reused_only_for_the_same_teacher(toy_beir, cross_encoder, tmp_path, capsys):
+    """A retrained (or another) teacher at the same path never reuses the old teacher's scores."""
+    import jax
+
+    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+    from jaxir.recipes.nway_data import prepare_beir
+    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+
+    cfg = recipe.config("cpu-scifact", {"data.dataset": str(toy_beir), "data.mine_depth": 10,
+                                        "data.tuples.neg_depth": 2, "data.teacher_checkpoint": str(cross_encoder)})
+    first = prepare_beir(cfg.data, str(tmp_path))[2]
+    assert prepare_beir(cfg.data, str(tmp_path))[2] == first and "reused" in capsys.readouterr().out
+    other = tmp_path / "other" / "reranker"
+    model = CrossEncoder(CrossEncoderConfig(pair_maxlen=36))
+    CrossEncoderReranker(model, model.init(jax.random.PRNGKey(1))).save(other)
+    second = prepare_beir(dataclasses.replace(cfg.data, teacher_checkpoint=str(other)), str(tmp_path))[2]
+    assert second != first and first.is_file() and second.is_file()
+    assert first.read_text() != second.read_text()

@@ -8,7 +8,13 @@ from jaxir.errors import DataError, EmptyInputError
 
 def _read_tsv(path: Path) -> dict[str, str]:
     queries = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    raw = path.read_bytes()
+    try:
+        text_of_file = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 (byte {raw[e.start]:#04x}); save the queries as UTF-8") from None
+    for lineno, line in enumerate(text_of_file.splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split("\t")

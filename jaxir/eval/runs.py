@@ -53,9 +53,13 @@ def write_trec(
             if math.isnan(score):
                 raise DataError(f"score of doc {did!r} for query {qid!r} is NaN")
             lines.append(f"{qid} Q0 {did} {rank} {score!r} {tag}\n")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
+    # A temp name of this process's own: two writers of one run never share (or delete) it.
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{id(lines):x}")
+    try:
+        tmp.write_text("".join(lines), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_trec(path: str | os.PathLike) -> Run:

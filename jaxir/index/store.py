@@ -28,6 +28,7 @@ from ..errors import IndexFormatError
 from ..fs import replace_folder, temp_folder_beside
 
 FORMAT_VERSION = 1
+DIGEST = "manifest_sha256"  # the manifest's own checksum (see manifest_digest)
 MANIFEST = "manifest.json"
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _CHUNK = 1 << 22
@@ -113,6 +114,7 @@ def save_index(
     try:
         for name, array in checked.items():
             manifest["arrays"][name] = _write_array(tmp, name, array)
+        manifest[DIGEST] = manifest_digest(manifest)
         text = json.dumps(manifest, indent=1)
         (tmp / MANIFEST).write_text(text, encoding="utf-8")
         _fsync(tmp / MANIFEST)
@@ -125,6 +127,13 @@ def save_index(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON without its own digest: an edited `method`,
+    `meta.n_docs` or checksum table is refused at open instead of failing (or answering) later."""
+    body = {k: v for k, v in manifest.items() if k != DIGEST}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _read_manifest(path: Path) -> dict:
@@ -148,6 +157,10 @@ def _check_identity(manifest: dict, path: Path, method: str | None, fingerprint:
         raise IndexFormatError(
             f"{path} has format_version {version!r}; this jaxir reads version {FORMAT_VERSION}"
         )
+    # Indexes written before the digest existed carry none and are read as they are.
+    if DIGEST in manifest and manifest[DIGEST] != manifest_digest(manifest):
+        raise IndexFormatError(f"{path / MANIFEST} was edited after it was written (its digest no longer "
+                               "matches): rebuild the index")
     if method is not None and manifest.get("method") != method:
         raise IndexFormatError(f"{path} holds a {manifest.get('method')!r} index, expected {method!r}")
     if fingerprint is not None and manifest.get("model_fingerprint") != fingerprint:

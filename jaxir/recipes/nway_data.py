@@ -68,7 +68,8 @@ def subset_mined(mined: Path, max_queries: int, max_positives: int, seed: int) -
 
 
 def prepare_beir(d: NwayData, out_dir: str):
-    """Mine BM25 train negatives and teacher-score them (each reused when on disk).
+    """Mine BM25 train negatives and teacher-score them (each reused when on disk; teacher scores
+    only for the same teacher weights).
 
     Returns (train split, mined file, teacher file or None).
     """
@@ -86,11 +87,15 @@ def prepare_beir(d: NwayData, out_dir: str):
         from jaxir.retrievers.cross_encoder import CrossEncoderReranker
 
         tag = mined.stem.removeprefix(f"negatives.bm25.d{d.mine_depth}")
-        teacher = Path(out_dir) / f"teacher{tag}.d{d.tuples.neg_depth}.jsonl"
+        reranker = CrossEncoderReranker.load(d.teacher_checkpoint)
+        # Named by the teacher's weights: another (or retrained) checkpoint never reuses its scores.
+        weights = reranker.model.fingerprint(reranker.params)[:12]
+        teacher = Path(out_dir) / f"teacher{tag}.d{d.tuples.neg_depth}.{weights}.jsonl"
         if not teacher.exists():
-            scorer = CrossEncoderReranker.load(d.teacher_checkpoint).scores
-            print(score_mined(scorer, mined, data.queries, data.text_of,
+            print(score_mined(reranker.scores, mined, data.queries, data.text_of,
                               depth=d.tuples.neg_depth, out=teacher))
+        else:
+            print(f"teacher scores of {d.teacher_checkpoint} reused: {teacher}")
     return data, mined, teacher
 
 

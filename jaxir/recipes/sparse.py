@@ -13,7 +13,7 @@ head up. all-MiniLM-L6-v2 ships no MLM head; on SciFact 100 warm-up steps lowere
 
 CPU SciFact mode (the defaults; smoke-sized: add --data.max_queries 24 --data.holdout 8
 --fit.steps 8 --fit.eval_every 4 --model.doc_maxlen 64 --optim.warmup_steps 2):
-    jaxir index --method dense --data <beir>/scifact --out runs/indexes/scifact-dense   # reused
+    jaxir index --method dense --data <beir>/scifact --out runs/indexes/scifact-dense   # once
     jaxir train --recipe sparse --mode cpu-scifact --data <beir>/scifact --out runs/sparse-scifact \
         --data.dense_index runs/indexes/scifact-dense
     jaxir index --method sparse --checkpoint runs/sparse-scifact/sparse --data <beir>/scifact \

@@ -1,0 +1,119 @@
+"""Bad command lines fail at parse time with one line and rc 2; library errors past parsing become
+one line too (no traceback unless --debug); `jaxir index` never silently keeps what sits at --out."""
+import json
+
+import pytest
+
+from jaxir.cli import main
+from tests.toy_beir import write_toy_beir
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return write_toy_beir(tmp_path_factory.mktemp("toy"))
+
+
+def _usage_error(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("option,value,words", [
+    ("--k", "0", "must be >= 1"), ("--k", "-1", "must be >= 1"), ("--k", "ten", "integer"),
+    ("--depth", "0", "must be >= 1"), ("--depth", "-1", "must be >= 1"),
+])
+def test_eval_rejects_bad_numbers_before_loading(toy, tmp_path, capsys, option, value, words):
+    err = _usage_error(["eval", "--method", "bm25", "--data", str(toy), "--cache", str(tmp_path),
+                        option, value], capsys)
+    assert option in err and words in err
+    assert not list(tmp_path.iterdir())  # rejected before any index was built
+
+
+def test_other_commands_reject_bad_values(toy, tmp_path, capsys):
+    run = tmp_path / "r.trec"
+    run.write_text("q1 Q0 d1 1 1.0 x\n")
+    assert "must be >= 1" in _usage_error(["compare", "--run", str(run), "--reference", str(run),
+                                           "--k", "0"], capsys)
+    assert "unknown metric" in _usage_error(["compare", "--run", str(run), "--reference", str(run),
+                                             "--metric", "foo@10"], capsys)
+    assert "must be >= 1" in _usage_error(["mine", "--data", str(toy), "--depth", "0",
+                                           "--out", str(tmp_path / "m.jsonl")], capsys)
+    assert "must be >= 1" in _usage_error(["tune-alpha", "--checkpoint", "x", "--data", str(toy),
+                                           "--holdout", "0"], capsys)
+    assert "does not exist" in _usage_error(["search", "--index", str(tmp_path), "--queries", str(toy),
+                                             "--run", str(tmp_path / "missing" / "r.trec")], capsys)
+    assert "does not exist" in _usage_error(["eval", "--method", "bm25", "--data", str(toy),
+                                             "--run", str(tmp_path / "missing" / "r.trec")], capsys)
+
+
+def test_metric_names_are_canonical(tmp_path, capsys):
+    from jaxir.cli_args import metric
+
+    assert metric("NDCG@10") == "ndcg@10" and metric("map") == "map"
+
+
+def test_library_errors_become_one_line(toy, tmp_path, capsys, monkeypatch):
+    import jaxir.cli as cli
+
+    def boom(args):
+        raise ZeroDivisionError("deliberate")
+
+    parser = cli.build_parser
+
+    def patched():
+        ap = parser()
+        ap._subparsers._group_actions[0].choices["compare"].set_defaults(fn=boom)
+        return ap
+
+    monkeypatch.setattr(cli, "build_parser", patched)
+    run = tmp_path / "r.trec"
+    run.write_text("q1 Q0 d1 1 1.0 x\n")
+    argv = ["compare", "--run", str(run), "--reference", str(run)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ZeroDivisionError: deliberate" in err and "--debug" in err
+    assert main([*argv, "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_index_out_existing_needs_force(toy, tmp_path, capsys):
+    out = tmp_path / "idx"
+    assert main(["index", "--method", "bm25", "--data", str(toy), "--split", "train", "--out", str(out)]) == 0
+    manifest = (out / "manifest.json").read_bytes()
+    assert main(["index", "--method", "bm25", "--data", str(toy), "--split", "train", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (out / "manifest.json").read_bytes() == manifest  # the old index is untouched
+    # --force rebuilds in place (written aside, swapped in): a complete index, same contents.
+    assert main(["index", "--method", "bm25", "--data", str(toy), "--split", "train", "--out", str(out), "--force"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["method"] == json.loads(manifest)["method"]
+    assert not [p for p in tmp_path.iterdir() if p.name != "idx"]  # no temp folders left behind
+    # Something at --out that is not an index is never replaced, even with --force.
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    assert main(["index", "--method", "bm25", "--data", str(toy), "--split", "train", "--out", str(other), "--force"]) == 2
+    assert "not an index" in capsys.readouterr().err and (other / "keep.txt").read_text() == "mine"
+
+
+def test_two_runs_written_to_one_path_do_not_share_a_temp_file(tmp_path):
+    from jaxir.eval.runs import read_trec, write_trec
+
+    path = tmp_path / "r.trec"
+    write_trec(path, {"q": {"a": 1.0}})
+    write_trec(path, {"q": {"b": 2.0}})
+    assert read_trec(path) == {"q": {"b": 2.0}}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.trec"]
+
+
+def test_non_utf8_queries_name_the_file_and_line(tmp_path):
+    from jaxir.errors import DataError
+    from jaxir.eval.queries import read_queries
+
+    bad = tmp_path / "q.tsv"
+    bad.write_bytes(b"1\tfine\n2\tcaf\xe9\n")
+    with pytest.raises(DataError, match=r"q.tsv:2: not UTF-8 \(byte 0xe9\)"):
+        read_queries(bad)
