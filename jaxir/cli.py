@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -60,22 +59,20 @@ def cmd_eval(args) -> None:
 def cmd_index(args) -> None:
     from jaxir.errors import OptionError
     from jaxir.eval.beir import load_beir
+    from jaxir.index.store import MANIFEST
+    from jaxir.retrievers.evaluate import build_index
     from jaxir.retrievers.registry import get_retriever
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        # Never keep whatever sits there: it may be another method's or another corpus's index.
-        what = "an index" if (out / "manifest.json").is_file() else "a file or folder"
-        raise OptionError(f"--out {out} already holds {what}; pass --force to rebuild it "
-                          "(the old one stays in place until the new one is complete)")
-    if out.exists() and not (out / "manifest.json").is_file():
-        raise OptionError(f"--out {out} exists and is not an index: refusing to replace it")
+    if out.exists():  # never keep what sits there: it may be another method's or corpus's index
+        if not (out / MANIFEST).is_file():
+            raise OptionError(f"--out {out} exists and is not an index: refusing to replace it")
+        if not args.force:
+            raise OptionError(f"--out {out} already holds an index; pass --force to rebuild it "
+                              "(the old one stays in place until the new one is complete)")
     dataset = load_beir(args.data, split=args.split)
-    retriever = get_retriever(args.method, **_method_options(args))
-    t = time.perf_counter()
-    retriever.build(dataset.doc_ids, dataset.doc_texts(), out)  # written aside, then swapped in
-    print(f"indexed {len(dataset.corpus)} documents of {dataset.name} into {out} "
-          f"in {time.perf_counter() - t:.1f}s")
+    secs = build_index(get_retriever(args.method, **_method_options(args)), dataset, out)
+    print(f"indexed {len(dataset.corpus)} documents of {dataset.name} into {out} in {secs:.1f}s")
 
 
 def cmd_search(args) -> None:

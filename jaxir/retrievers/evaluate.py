@@ -9,6 +9,7 @@ from pathlib import Path
 from jaxir.eval.beir import load_beir
 from jaxir.eval.metrics import evaluate
 from jaxir.eval.runs import write_trec
+from jaxir.index.store import MANIFEST
 from jaxir.retrievers.registry import get_retriever, is_reranker
 
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map")
@@ -22,11 +23,16 @@ def default_index_dir(cache: Path, dataset, retriever) -> Path:
 
 def build_or_reuse(retriever, dataset, index_dir: Path) -> tuple[Path, float]:
     """Build the index unless a complete one exists (manifest present); returns (dir, seconds)."""
-    if (index_dir / "manifest.json").is_file():
+    if (index_dir / MANIFEST).is_file():
         return index_dir, 0.0
+    return index_dir, build_index(retriever, dataset, index_dir)
+
+
+def build_index(retriever, dataset, index_dir: Path) -> float:
+    """Build (written aside, then swapped in over any old index); returns the seconds taken."""
     t = time.perf_counter()
     retriever.build(dataset.doc_ids, dataset.doc_texts(), index_dir)
-    return index_dir, time.perf_counter() - t
+    return time.perf_counter() - t
 
 
 def run_search(searcher, queries: dict[str, str], k: int) -> tuple[dict, dict]:
