@@ -71,12 +71,12 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     from jaxir.eval.beir import load_beir
-    from jaxir.retrievers.evaluate import build_or_reuse, default_index_dir
+    from jaxir.retrievers.built_from import index_for
     from jaxir.retrievers.registry import get_retriever
 
     data = load_beir(args.data, "test")
     bm25 = get_retriever("bm25")
-    bm25_dir, _ = build_or_reuse(bm25, data, default_index_dir(Path(args.cache), data, bm25))
+    bm25_dir, _ = index_for(bm25, data, None, Path(args.cache))
     qids = list(data.queries)[: args.queries + 1]  # +1: the untimed warm-up query
     texts = [data.queries[q] for q in qids]
     hits = bm25.open(bm25_dir).search(texts, args.depth)

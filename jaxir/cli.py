@@ -51,7 +51,7 @@ def cmd_eval(args) -> None:
     result = eval_method(args.method, args.data, split=args.split, k=args.k, index_dir=args.index,
                          cache=Path(args.cache), run_path=args.run, output_json=args.output_json,
                          rerank=args.rerank, depth=args.depth, first_stage_index=args.first_stage_index,
-                         **_method_options(args))
+                         allow_corpus_mismatch=args.allow_corpus_mismatch, **_method_options(args))
     print(format_table([result]))
     print(json.dumps(result["timing"]))
 
@@ -60,19 +60,19 @@ def cmd_index(args) -> None:
     from jaxir.errors import OptionError
     from jaxir.eval.beir import load_beir
     from jaxir.index.store import MANIFEST
-    from jaxir.retrievers.evaluate import build_index
+    from jaxir.retrievers.built_from import index_at
     from jaxir.retrievers.registry import get_retriever
 
     out = Path(args.out)
-    if out.exists():  # never keep what sits there: it may be another method's or corpus's index
-        if not (out / MANIFEST).is_file():
-            raise OptionError(f"--out {out} exists and is not an index: refusing to replace it")
-        if not args.force:
-            raise OptionError(f"--out {out} already holds an index; pass --force to rebuild it "
-                              "(the old one stays in place until the new one is complete)")
+    if out.exists() and not (out / MANIFEST).is_file():  # checked before the corpus is read
+        raise OptionError(f"--out {out} exists and is not an index: refusing to replace it")
     dataset = load_beir(args.data, split=args.split)
-    secs = build_index(get_retriever(args.method, **_method_options(args)), dataset, out)
-    print(f"indexed {len(dataset.corpus)} documents of {dataset.name} into {out} in {secs:.1f}s")
+    what, secs = index_at(get_retriever(args.method, **_method_options(args)), dataset, out, force=args.force)
+    if what == "reused":
+        print(f"reused the index at {out}: same corpus ({len(dataset.corpus)} documents of {dataset.name}), "
+              "settings and model")
+    else:
+        print(f"indexed {len(dataset.corpus)} documents of {dataset.name} into {out} in {secs:.1f}s")
 
 
 def cmd_search(args) -> None:
@@ -203,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default="runs/indexes")
     p.add_argument("--run", type=check.output_file, help="also write the TREC run here")
     p.add_argument("--output-json", dest="output_json", type=check.output_file)
+    p.add_argument("--allow-corpus-mismatch", dest="allow_corpus_mismatch", action="store_true",
+                   help="use an --index / --first-stage-index built from another corpus (warns)")
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("index", help="build an index (or a reranker's stored states) for a BEIR corpus")
@@ -212,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split whose qrels are validated while loading")
     p.add_argument("--out", required=True)
     p.add_argument("--force", action="store_true",
-                   help="rebuild an index already at --out (replaced only once the new one is complete)")
+                   help="rebuild a different index already at --out (replaced only once the new one is "
+                        "complete); an identical one is reused without it")
     p.set_defaults(fn=cmd_index)
 
     p = sub.add_parser("compare", help="top-k overlap of two runs; with --data also a metric for "

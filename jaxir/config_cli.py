@@ -65,6 +65,53 @@ def name_floats(text: str) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
+def bounded(default, *, ge=None, gt=None, le=None):
+    """A config field with a range, declared once: its option rejects a value outside it at
+    parse time ("argument --fit.steps: must be >= 1, got -2"), and `check_bounds` (run on every
+    config `apply_overrides` builds, and by the configs' own __post_init__) rejects it too."""
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le)) if v is not None}
+    return dataclasses.field(default=default, metadata={"bounds": bounds})
+
+
+def bound_error(bounds: dict, value) -> str | None:
+    """Why `value` is outside `bounds` (None: inside, or no value)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if "ge" in bounds and not value >= bounds["ge"]:
+        return f"must be >= {bounds['ge']}, got {value}"
+    if "gt" in bounds and not value > bounds["gt"]:
+        return f"must be > {bounds['gt']}, got {value}"
+    if "le" in bounds and not value <= bounds["le"]:
+        return f"must be <= {bounds['le']}, got {value}"
+    return None
+
+
+def check_bounds(cfg, prefix: str = "") -> None:
+    """ValueError naming the first field of the (nested) config outside its `bounded` range."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_bounds(value, f"{prefix}{f.name}.")
+        elif (why := bound_error(f.metadata.get("bounds", {}), value)) is not None:
+            raise ValueError(f"{prefix}{f.name} {why}")
+
+
+def _in_bounds(kind, bounds: dict):
+    """The argparse type `kind`, also checking `bounds`."""
+    if not bounds:
+        return kind
+
+    def parse(text):
+        value = kind(text)
+        why = bound_error(bounds, value)
+        if why is not None:
+            raise argparse.ArgumentTypeError(why)
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
+    return parse
+
+
 @dataclasses.dataclass(frozen=True)
 class Derived:
     """A field the program sets, so it gets no option. `how` is shown in --help; with `fn`,
@@ -208,6 +255,7 @@ def add_config_options(ap: argparse.ArgumentParser, cls, *, skip=(), prefix: str
                 f"{head} ({type(_get(defaults, head)).__name__})" if defaults is not None else head
             ) if head else ap
         text = (field_help(owner, f) + shown).replace("%", "%%")
+        kind = _in_bounds(kind, f.metadata.get("bounds", {}))
         groups[head].add_argument(option_string(name, flags), dest=name, type=kind, metavar=metavar,
                                   default=None, help=text)
 
@@ -242,7 +290,9 @@ def apply_overrides(cfg, overrides: dict, derived: dict | None = None, *, skip_n
     for name, d in (derived or {}).items():
         if d.fn is not None:
             overrides[name] = d.fn(lambda dotted: _final(cfg, overrides, dotted))
-    return _rebuild(cfg, overrides)
+    out = _rebuild(cfg, overrides)
+    check_bounds(out)
+    return out
 
 
 def _rebuild(cfg, overrides: dict, prefix: str = ""):

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from jaxir.errors import DataError
+from jaxir.fs import atomic_output
 
 RANK_FEATURES_FIELD = "sparse_embedding"
 ANSERINI_QUANTIZATION = 100.0
@@ -53,11 +54,11 @@ def write_rank_features(path: str | Path, docs: Iterable[tuple[str, Mapping[str,
                         *, field: str = RANK_FEATURES_FIELD) -> int:
     """Write (doc id, {token: weight}, text or None) triples as rank_features JSON lines.
 
-    Returns the number of documents written. A `.gz` suffix writes gzip.
+    Returns the number of documents written. A `.gz` suffix writes gzip. The file appears whole
+    or not at all (a bad document or a kill leaves the previous one).
     """
     path, n = Path(path), 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _open(path, "w") as f:
+    with atomic_output(path) as tmp, _open(tmp, "w") as f:
         for n, (doc_id, vector, text) in enumerate(docs, start=1):
             _check_doc(doc_id, vector, f"{path} document {n}")
             record = {"id": doc_id}
@@ -78,8 +79,7 @@ def write_json_vector_collection(path: str | Path,
     if quantization <= 0:
         raise ValueError(f"quantization must be > 0, got {quantization}")
     path, n = Path(path), 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _open(path, "w") as f:
+    with atomic_output(path) as tmp, _open(tmp, "w") as f:
         for n, (doc_id, vector, text) in enumerate(docs, start=1):
             _check_doc(doc_id, vector, f"{path} document {n}")
             ints = {t: int(round(w * quantization)) for t, w in vector.items()}

@@ -50,6 +50,24 @@ def test_other_commands_reject_bad_values(toy, tmp_path, capsys):
                                              "--run", str(tmp_path / "missing" / "r.trec")], capsys)
 
 
+@pytest.mark.parametrize("recipe, option, value, words", [
+    ("mice", "--fit.steps", "-2", "must be >= 0, got -2"),
+    ("colbert", "--fit.batch_size", "0", "must be >= 1, got 0"),
+    ("cross-encoder", "--data.tuples.n_negatives", "0", "must be >= 1, got 0"),
+    ("sparse", "--optim.learning_rate", "-1", "must be >= 0.0, got -1.0"),
+    ("i3", "--fit.keep_checkpoints", "0", "must be >= 1, got 0"),
+])
+def test_recipe_fields_are_checked_at_parse_time(tmp_path, capsys, recipe, option, value, words):
+    """Before any data is read: the --data folder does not even exist."""
+    argv = ["train", "--recipe", recipe, "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o"),
+            option, value]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {option}: {words}" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_metric_names_are_canonical():
     from jaxir.cli_args import metric
 
@@ -73,17 +91,26 @@ def test_library_errors_become_one_line(tmp_path, capsys, monkeypatch):
     assert "Traceback" in capsys.readouterr().err
 
 
-def test_index_out_existing_needs_force(toy, tmp_path, capsys):
+def test_index_out_existing_is_reused_only_if_identical(toy, tmp_path, capsys):
     out = tmp_path / "idx"
-    assert main(["index", "--method", "bm25", "--data", str(toy), "--split", "train", "--out", str(out)]) == 0
+    base = ["index", "--method", "bm25", "--data", str(toy), "--split", "train", "--out", str(out)]
+    assert main(base) == 0
     manifest = (out / "manifest.json").read_bytes()
-    assert main(["index", "--method", "bm25", "--data", str(toy), "--split", "train", "--out", str(out)]) == 2
-    assert "--force" in capsys.readouterr().err
-    assert (out / "manifest.json").read_bytes() == manifest  # the old index is untouched
-    # --force rebuilds in place (written aside, swapped in): a complete index, same contents.
-    assert main(["index", "--method", "bm25", "--data", str(toy), "--split", "train", "--out", str(out), "--force"]) == 0
-    assert json.loads((out / "manifest.json").read_text())["method"] == json.loads(manifest)["method"]
-    assert not [p for p in tmp_path.iterdir() if p.name != "idx"]  # no temp folders left behind
+    # The same corpus, settings and analyzer: reused (said so), nothing rewritten.
+    assert main(base) == 0
+    assert "reused" in capsys.readouterr().out
+    assert (out / "manifest.json").read_bytes() == manifest
+    # Other build settings: an error naming the difference, the old index untouched.
+    assert main([*base, "--k1", "1.2"]) == 2
+    err = capsys.readouterr().err
+    assert "--force" in err and "k1=1.5" in err and err.count("\n") == 1
+    assert (out / "manifest.json").read_bytes() == manifest
+    # --force rebuilds in place (written aside, swapped in): a complete index with the new setting.
+    assert main([*base, "--k1", "1.2", "--force"]) == 0
+    rebuilt = json.loads((out / "manifest.json").read_text())
+    assert rebuilt["built_from"]["settings"]["k1"] == 1.2
+    # Only the (empty, hidden) lock file is left beside it: no temp folders.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.lock", "idx"]
     # Something at --out that is not an index is never replaced, even with --force.
     other = tmp_path / "notes"
     other.mkdir()
@@ -99,7 +126,7 @@ def test_two_runs_written_to_one_path_do_not_share_a_temp_file(tmp_path):
     write_trec(path, {"q": {"a": 1.0}})
     write_trec(path, {"q": {"b": 2.0}})
     assert read_trec(path) == {"q": {"b": 2.0}}
-    assert [p.name for p in tmp_path.iterdir()] == ["r.trec"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.trec.lock", "r.trec"]  # no temp left
 
 
 def test_non_utf8_queries_name_the_file_and_line(tmp_path):

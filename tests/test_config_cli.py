@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from jaxir.config_cli import (Derived, apply_overrides, field_comments, leaf_names, name_floats,
+from jaxir.config_cli import (Derived, apply_overrides, bounded, field_comments, leaf_names, name_floats,
                               parse_config, true_false)
 
 
@@ -166,3 +166,44 @@ def test_word_parsers():
     assert name_floats("") == () and name_floats(" head = 2 ") == (("head", 2.0),)
     with pytest.raises(argparse.ArgumentTypeError):
         name_floats("=2")
+
+
+@dataclasses.dataclass(frozen=True)
+class Ranged:
+    # Steps to run.
+    steps: int = bounded(10, ge=1)
+    # Final rate as a fraction of the peak.
+    ratio: float = bounded(0.0, ge=0.0, le=1.0)
+    # Clip norm (None: no clipping).
+    clip: float | None = bounded(None, gt=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class HasRanged:
+    inner: Ranged = Ranged()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--inner.steps", "0"], "argument --inner.steps: must be >= 1, got 0"),
+    (["--inner.ratio", "1.5"], "argument --inner.ratio: must be <= 1.0, got 1.5"),
+    (["--inner.clip", "0"], "argument --inner.clip: must be > 0.0, got 0.0"),
+    (["--inner.steps", "x"], "argument --inner.steps: invalid int value: 'x'"),
+])
+def test_bounded_fields_are_checked_at_parse_time(argv, words, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse_config(argparse.ArgumentParser(), HasRanged, HasRanged(), argv)
+    assert e.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_bounds_also_hold_for_modes_and_library_configs():
+    cfg, _ = parse_config(argparse.ArgumentParser(), HasRanged, HasRanged(), ["--inner.clip", "2"])
+    assert cfg.inner == Ranged(clip=2.0)
+    with pytest.raises(ValueError, match="inner.steps must be >= 1, got 0"):
+        apply_overrides(HasRanged(), {"inner.steps": 0})  # e.g. a mode's value
+    from jaxir.training.loop import FitConfig
+    from jaxir.training.optim import OptimConfig
+
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        FitConfig(steps=-2)
+    with pytest.raises(ValueError, match="learning_rate must be >= 0"):
+        OptimConfig(learning_rate=-1.0)

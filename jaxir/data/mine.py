@@ -11,12 +11,12 @@ The file is written to a temporary name and renamed, so a reader never sees half
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from jaxir.errors import DataError
+from jaxir.fs import atomic_output
 
 MINERS = ("bm25", "dense")
 
@@ -35,9 +35,9 @@ def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100,
     """Mine ``depth`` non-positive candidates per query of ``dataset`` (a BeirDataset split).
 
     The index is built in ``index_dir`` (default: the shared cache folder keyed by corpus and
-    retriever settings) unless a complete one is there. Returns a summary dict (counts, timing).
+    retriever settings) unless one of this corpus is there. Returns a summary dict (counts, timing).
     """
-    from jaxir.retrievers.evaluate import build_or_reuse, default_index_dir
+    from jaxir.retrievers.built_from import index_for
     from jaxir.retrievers.registry import get_retriever
 
     if retriever_name not in MINERS:
@@ -45,8 +45,7 @@ def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100,
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     retriever = get_retriever(retriever_name, **retriever_options)
-    index_dir = Path(index_dir) if index_dir else default_index_dir(Path(cache), dataset, retriever)
-    index_dir, build_s = build_or_reuse(retriever, dataset, index_dir)
+    index_dir, build_s = index_for(retriever, dataset, index_dir, Path(cache))
     searcher = retriever.open(index_dir)
     queries = {q: dataset.queries[q] for q in dataset.queries
                if positives_of(dataset.qrels.get(q, {}), dataset.corpus)}
@@ -74,19 +73,13 @@ def _mine(searcher, queries: dict[str, str], qrels, depth: int, batch_size: int)
 
 
 def write_mined(path: str | Path, records) -> int:
-    """Write records as JSONL atomically (temp file + rename); returns the line count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    """Write records as JSONL atomically, one writer at a time (a failed or killed writer leaves
+    the previous file); returns the line count."""
     n = 0
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for rec in records:
-                f.write(json.dumps(rec, separators=(",", ":")) + "\n")
-                n += 1
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # a failed writer leaves neither a half file nor a temp
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for rec in records:
+            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+            n += 1
     return n
 
 

@@ -27,19 +27,23 @@ import numpy as np
 
 from jaxir.data.mine import parse_mined_line
 from jaxir.errors import DataError
+from jaxir.config_cli import bounded, check_bounds
 from jaxir.text import assemble, tokenize
 
 
 @dataclasses.dataclass(frozen=True)
 class TupleConfig:
     # Hard negatives per query (the tuple has 1 + n_negatives docs).
-    n_negatives: int = 7
+    n_negatives: int = bounded(7, ge=1)
     # Negatives are drawn from the first neg_depth mined candidates.
-    neg_depth: int = 30
+    neg_depth: int = bounded(30, ge=1)
     # Seeds positive/negative sampling (with the query row and the draw).
-    seed: int = 0
+    seed: int = bounded(0, ge=0)
     # Training rows = queries x draws; draw d resamples every query's negatives.
-    draws: int = 1
+    draws: int = bounded(1, ge=1)
+
+    def __post_init__(self):
+        check_bounds(self)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ Loading rules (errors name the file and 1-based line, or the id):
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -34,6 +35,7 @@ import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from jaxir.errors import DataError, EmptyInputError
@@ -51,6 +53,17 @@ class BeirDataWarning(UserWarning):
 def doc_text(doc: dict) -> str:
     """BEIR / sentence-transformers convention: ``(title + " " + text).strip()``."""
     return f"{doc.get('title', '')} {doc.get('text', '')}".strip()
+
+
+def corpus_fingerprint(doc_ids, texts) -> str:
+    """sha256 over the (id, text) pairs in order, each length-prefixed so no two corpora share a
+    stream: what an index built from the corpus records and is checked against."""
+    digest = hashlib.sha256()
+    for doc_id, text in zip(doc_ids, texts, strict=True):
+        for part in (str(doc_id).encode("utf-8"), str(text).encode("utf-8")):
+            digest.update(len(part).to_bytes(8, "little"))
+            digest.update(part)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,11 @@ class BeirDataset:
     def doc_texts(self) -> list[str]:
         """Texts aligned with ``doc_ids`` (see ``doc_text``)."""
         return [doc_text(doc) for doc in self.corpus.values()]
+
+    @cached_property
+    def corpus_fingerprint(self) -> str:
+        """`corpus_fingerprint` of the texts retrievers index (computed once)."""
+        return corpus_fingerprint(self.doc_ids, self.doc_texts())
 
     def text_of(self, doc_id: str) -> str:
         """One document's text; an id outside the corpus is a ``DataError`` naming it."""

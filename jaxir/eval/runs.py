@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.errors import DataError
+from jaxir.fs import write_text
 
 Run = dict[str, dict[str, float]]
 _WHITESPACE = re.compile(r"\s")
@@ -39,7 +40,7 @@ def write_trec(
 ) -> None:
     """Write ``run`` (queries in dict order) keeping at most ``k`` hits per query.
 
-    Written to ``path + '.tmp'`` then renamed, so a crash never leaves half a file.
+    Written whole or not at all, one writer at a time (`jaxir.fs.write_text`).
     """
     if k is not None and k < 1:
         raise ValueError(f"k must be >= 1 or None, got {k}")
@@ -53,13 +54,9 @@ def write_trec(
             if math.isnan(score):
                 raise DataError(f"score of doc {did!r} for query {qid!r} is NaN")
             lines.append(f"{qid} Q0 {did} {rank} {score!r} {tag}\n")
-    # A temp name of this process's own: two writers of one run never share (or delete) it.
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{id(lines):x}")
-    try:
-        tmp.write_text("".join(lines), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # One writer at a time, through a temp name of its own: two runs into one file never
+    # interleave, and a killed writer leaves the previous file (its temp is removed next time).
+    write_text(path, "".join(lines))
 
 
 def read_trec(path: str | os.PathLike) -> Run:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import IndexFormatError
-from ..fs import replace_folder, temp_folder_beside
+from ..fs import recover_missing, replace_folder, temp_folder_beside, writer_lock
 
 FORMAT_VERSION = 1
 DIGEST = "manifest_sha256"  # the manifest's own checksum (see manifest_digest)
@@ -110,6 +110,12 @@ def save_index(
         "arrays": {},
     }
     json.dumps(manifest)  # fail on non-JSON meta before touching the disk
+    with writer_lock(path, marker=MANIFEST):
+        _write_folder(path, checked, manifest)
+    return path
+
+
+def _write_folder(path: Path, checked: dict, manifest: dict) -> None:
     tmp = temp_folder_beside(path)
     try:
         for name, array in checked.items():
@@ -126,7 +132,30 @@ def save_index(
         _fsync(path.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return path
+
+
+def stamp_manifest(path: str | Path, fields: dict) -> dict:
+    """Add top-level `fields` to the manifest of a finished index that is not yet in use (a
+    build's own folder, before it is swapped in), with a new digest; returns the manifest."""
+    path = Path(path)
+    manifest = _read_manifest(path)
+    manifest.update(fields)
+    manifest[DIGEST] = manifest_digest(manifest)
+    json.dumps(manifest)
+    tmp = path / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    _fsync(tmp)
+    os.replace(tmp, path / MANIFEST)
+    _fsync(path)
+    return manifest
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The manifest of the index at `path` (digest checked; arrays not opened)."""
+    path = Path(path)
+    manifest = _read_manifest(path)
+    _check_identity(manifest, path, None, None)
+    return manifest
 
 
 def manifest_digest(manifest: dict) -> str:
@@ -137,7 +166,7 @@ def manifest_digest(manifest: dict) -> str:
 
 
 def _read_manifest(path: Path) -> dict:
-    if not path.is_dir():
+    if not path.is_dir() and not recover_missing(path, marker=MANIFEST):
         raise IndexFormatError(f"no index folder at {path}")
     file = path / MANIFEST
     if not file.is_file():

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxir.config_cli import bounded
 from jaxir.methods.encoding import iter_encoded
 from jaxir.models.bert import BertEncoder, init_params
 from jaxir.models.heads import Projection, l2_normalize
@@ -36,12 +37,12 @@ class ColBERTConfig:
     # Local HF BERT folder for the backbone; None = embedded all-MiniLM-L6-v2.
     model: str | None = None
     # Query length incl. [CLS] [Q] .. [SEP]; always padded with [MASK] to exactly this.
-    query_maxlen: int = 32
+    query_maxlen: int = bounded(32, ge=1)
     # Document length incl. [CLS] [D] .. [SEP]: 220 for indexing; jaxir.recipes.colbert trains
     # (and so exports checkpoints) at 180, ColBERTv2's training length.
-    doc_maxlen: int = 220
+    doc_maxlen: int = bounded(220, ge=1)
     # Output dimension of the token projection.
-    dim: int = 128
+    dim: int = bounded(128, ge=1)
     # Mask string.punctuation tokens out of documents (and so out of the index).
     mask_punctuation: bool = True
     # Let tokens attend to the query's [MASK] padding (ColBERTv2 default: no).
@@ -55,9 +56,9 @@ class ColBERTConfig:
     # Add the in-batch cross-entropy term (own hard negatives excluded).
     in_batch_negatives: bool = True
     # Seed of the fresh projection when no trained checkpoint is loaded.
-    seed: int = 0
+    seed: int = bounded(0, ge=0)
     # Texts per jitted forward call when encoding text lists.
-    batch_size: int = 32
+    batch_size: int = bounded(32, ge=1)
 
     # Checkpoint configs saved before these names changed: {old: new}, and the training settings
     # that moved to the recipe (the n-way width is the recipe's data.tuples.n_negatives + 1).

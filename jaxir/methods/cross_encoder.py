@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxir.config_cli import bounded
 from jaxir.models.bert import BertConfig, BertEncoder, init_params
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.models.heads import ScoreHead
@@ -35,13 +36,13 @@ class CrossEncoderConfig:
     # Local HF BERT folder for the backbone; None = embedded all-MiniLM-L6-v2.
     model: str | None = None
     # Tokens per (query, document) pair incl. [CLS] and both [SEP]s; documents are cut first.
-    pair_maxlen: int = 256
+    pair_maxlen: int = bounded(256, ge=3)
     # Rerank-time interpolation weight of the cross-encoder score; None = cross-encoder only.
     alpha: float | None = None
     # Pairs per jitted forward at rerank time.
-    rerank_batch_size: int = 32
+    rerank_batch_size: int = bounded(32, ge=1)
     # Seeds the new head (and, with a random backbone, the encoder).
-    seed: int = 0
+    seed: int = bounded(0, ge=0)
 
     # Checkpoint configs saved before these names changed: {old: new}, and the training settings
     # that moved to jaxir.recipes.cross_encoder (data.tuples, optim, fit).

@@ -10,6 +10,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
+from jaxir.config_cli import bounded
 from jaxir.methods.encoding import encode_pooled
 from jaxir.models.bert import BertEncoder
 from jaxir.models.heads import l2_normalize, mean_pool
@@ -22,9 +23,9 @@ class DenseConfig:
     # Local HF BERT folder; None = embedded all-MiniLM-L6-v2.
     model: str | None = None
     # Tokens per text incl. [CLS]/[SEP]; 256 is all-MiniLM-L6-v2's sentence_bert_config value.
-    max_length: int = 256
+    max_length: int = bounded(256, ge=1)
     # Texts per jitted forward call (rows are padded so the shape repeats).
-    batch_size: int = 32
+    batch_size: int = bounded(32, ge=1)
     # "mean" (sentence-transformers default for MiniLM) or "cls".
     pooling: str = "mean"
     normalize: bool = True

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxir.config_cli import bounded
 from jaxir.methods.encoding import encode_pooled
 from jaxir.models.bert import BertEncoder, TransformerLayer, attention_bias, init_params
 from jaxir.models.decoder import DecoderLayer
@@ -57,9 +58,9 @@ class I3Config:
     # Local HF BERT folder for both towers; None = embedded all-MiniLM-L6-v2.
     model: str | None = None
     # Query tokens incl. [CLS]/[SEP]; also the reconstructor's length Lq and its target length.
-    query_maxlen: int = 32
+    query_maxlen: int = bounded(32, ge=1)
     # Passage tokens incl. [CLS]/[SEP].
-    doc_maxlen: int = 256
+    doc_maxlen: int = bounded(256, ge=1)
     # One encoder for queries and passages (the paper's default: two, untied).
     tie: bool = False
     # False: the plain dual encoder (no reconstructor, no interactor), the claim's baseline.
@@ -81,9 +82,9 @@ class I3Config:
     # Contrastive term: every passage of the batch is a candidate for every query.
     in_batch_negatives: bool = True
     # Seeds the fresh layers (cross-attention, MLM head) when no checkpoint is loaded.
-    seed: int = 0
+    seed: int = bounded(0, ge=0)
     # Texts per jitted encode call.
-    batch_size: int = 32
+    batch_size: int = bounded(32, ge=1)
 
     def __post_init__(self):
         if self.pooling not in ("mean", "cls"):

@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxir.config_cli import bounded
 from jaxir.models.bert import _ACTIVATIONS, BertConfig, BertEncoder
 from jaxir.models.heads import ScoreHead
 from jaxir.models.hf import load_bert, params_fingerprint
@@ -58,19 +59,19 @@ class MiceConfig:
     # Masks per layer range: a key of jaxir.ops.masks.MICE_CONFIGURATIONS.
     configuration: str = "mice"
     # l_f: layers 1..l_f see query and document apart (document states precomputed after it).
-    fusion_layer: int = 3
+    fusion_layer: int = bounded(3, ge=0)
     # L': layers run in all (the interaction layers are l_f+1..L'); None = every backbone layer.
     num_layers: int | None = None
     # Tokens of the query segment [CLS] q [SEP] (padded: the document starts at this position).
-    query_maxlen: int = 32
+    query_maxlen: int = bounded(32, ge=3)
     # Tokens of the document segment d [SEP].
-    doc_maxlen: int = 160
+    doc_maxlen: int = bounded(160, ge=2)
     # Rerank-time weight of the MICE score against the first stage (both min-max); None = MICE only.
     alpha: float | None = None
     # Candidates per jitted interaction call (a query's depth-100 list is one call at 100).
-    rerank_batch_size: int = 100
+    rerank_batch_size: int = bounded(100, ge=1)
     # Seeds a fresh score head when none is given.
-    seed: int = 0
+    seed: int = bounded(0, ge=0)
 
     def __post_init__(self):
         if self.configuration not in MICE_CONFIGURATIONS:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
+from jaxir.config_cli import bounded
+
 RANKING_LOSSES = ("kl", "margin_mse", "infonce")
 
 
@@ -13,7 +15,7 @@ class SparseConfig:
     model: str | None = None
     # Document tokens incl. [CLS]/[SEP] per window: 256 for indexing; jaxir.recipes.sparse trains
     # (and so exports checkpoints) at 180 on CPU, 256 in its tpu-msmarco mode.
-    doc_maxlen: int = 256
+    doc_maxlen: int = bounded(256, ge=1)
     # Second log1p on the weights (the later "L0" variant; off in the paper's default).
     double_log: bool = False
     # Keep the head's top_k weights per document at index time (None: every positive weight).
@@ -21,12 +23,12 @@ class SparseConfig:
     # Longer documents are cut into up to doc_windows windows of doc_maxlen tokens, each encoded
     # as [CLS] piece [SEP]; w max-pools over the tokens of all windows, so no text is dropped
     # below doc_windows * (doc_maxlen - 2) tokens. Training scores the first window only.
-    doc_windows: int = 4
+    doc_windows: int = bounded(4, ge=1)
     # Scoring vocabulary: tokens with idf <= min_idf (and special tokens) can never add to a
     # score, so their logits are not computed, stored or trained (idf 0 = absent from corpus).
     min_idf: float = 0.0
     # Tokens per chunk when max-pooling logits: [B, chunk, V] is the largest logit block alive.
-    logit_chunk: int = 32
+    logit_chunk: int = bounded(32, ge=1)
     # Head init: shift c before gelu (gelu(h + c) ~ h + c, so LN(gelu(h + c)) ~ standardised h).
     gelu_shift: float = 5.0
     # Head init: the vocabulary bias b0, which sets the initial sparsity.
@@ -48,7 +50,7 @@ class SparseConfig:
     # FLOPS weight lambda_d.
     flops_lambda: float = 1e-3
     # FLOPS quadratic warm-up T in optimizer updates: lambda = lambda_d * min(1, (u + 1) / T)^2.
-    flops_warmup_steps: int = 1000
+    flops_warmup_steps: int = bounded(1000, ge=0)
     # "idf_aware" (FLOPS of w, the ranking sees idf * w) or "uniform" (FLOPS of idf * w).
     flops_mode: str = "idf_aware"
     # MLM loss: fraction of tokens predicted.
@@ -73,9 +75,9 @@ class SparseConfig:
     # queries. Needs lexical_prior (without one a common factor changes no ranking).
     head_scale: float = 1.0
     # Seed of the head init when no checkpoint is loaded.
-    seed: int = 0
+    seed: int = bounded(0, ge=0)
     # Texts per jitted encode call.
-    batch_size: int = 16
+    batch_size: int = bounded(16, ge=1)
 
     # Checkpoint configs saved under older field names ({old: new}) and fields since removed:
     # none so far (every field here is a model, loss or index setting).

@@ -28,7 +28,7 @@ import jax
 import numpy as np
 
 from jaxir.errors import CheckpointError
-from jaxir.fs import replace_folder, temp_folder_beside
+from jaxir.fs import recover_missing, replace_folder, temp_folder_beside, writer_lock
 from jaxir.models.hf import params_fingerprint
 
 FORMAT, VERSION = "jaxir-model", 2
@@ -37,14 +37,21 @@ MODEL_FILE, PARAMS_DIR = "model.json", "params"
 
 def save_model(path: str | Path, *, method: str, config, params, extra: dict | None = None,
                files: dict[str, Path] | None = None) -> Path:
-    """Write params + model.json (and copies of `files`: {name in folder: source}) atomically."""
-    import orbax.checkpoint as ocp
-
+    """Write params + model.json (and copies of `files`: {name in folder: source}) atomically,
+    one writer at a time."""
     path = Path(path).resolve()
     info = {"format": FORMAT, "version": VERSION, "method": method,
             "config": dataclasses.asdict(config), "fingerprint": params_fingerprint(params),
             "extra": extra or {}}
     text = json.dumps(info, indent=1)  # fail on a non-JSON config before touching the disk
+    with writer_lock(path, marker=MODEL_FILE):
+        _write_model_folder(path, text, params, files)
+    return path
+
+
+def _write_model_folder(path: Path, text: str, params, files) -> None:
+    import orbax.checkpoint as ocp
+
     tmp = temp_folder_beside(path)
     try:
         host = jax.tree_util.tree_map(np.asarray, params)
@@ -57,7 +64,6 @@ def save_model(path: str | Path, *, method: str, config, params, extra: dict | N
         replace_folder(tmp, path, marker=MODEL_FILE, what="a jaxir model folder")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return path
 
 
 def read_model_info(path: str | Path) -> dict:
@@ -65,7 +71,7 @@ def read_model_info(path: str | Path) -> dict:
     from jaxir.models import legacy_checkpoint
 
     path = Path(path)
-    if not path.is_dir():
+    if not path.is_dir() and not recover_missing(path, marker=MODEL_FILE):
         raise CheckpointError(f"no model folder at {path}")
     file = path / MODEL_FILE
     if not file.is_file():

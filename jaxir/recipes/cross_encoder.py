@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.config_cli import Derived, apply_overrides, parse_recipe
+from jaxir.config_cli import Derived, apply_overrides, bounded, parse_recipe
 from jaxir.data.tuples import TupleConfig
 from jaxir.methods.cross_encoder import CrossEncoderConfig
 from jaxir.training.loop import FitConfig
@@ -51,13 +51,13 @@ class CrossEncoderData:
     # First-stage retriever for negatives ("bm25" or "dense").
     miner: str = "bm25"
     # Candidates mined per train query.
-    mine_depth: int = 100
+    mine_depth: int = bounded(100, ge=1)
     # 1 positive + n_negatives of the top neg_depth mined; draws = epochs, each with fresh negatives.
     tuples: TupleConfig = TupleConfig(n_negatives=3, neg_depth=30, draws=2)
     # Train queries held out to choose alpha when model.alpha is None (0: no interpolation).
-    holdout: int = 50
+    holdout: int = bounded(50, ge=0)
     # First-stage depth reranked on the held-out queries (the evaluation depth: min-max depends on it).
-    tune_depth: int = 100
+    tune_depth: int = bounded(100, ge=1)
     # The alphas tried on the held-out queries.
     alpha_grid: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
@@ -244,11 +244,10 @@ def main_tune_alpha(args) -> dict:
 
 def first_stage_index(data, miner: str, out: Path) -> Path:
     """The `miner` index of `data`'s corpus in the cache folder `out` (built once)."""
-    from jaxir.retrievers.evaluate import build_or_reuse, default_index_dir
+    from jaxir.retrievers.built_from import index_for
     from jaxir.retrievers.registry import get_retriever
 
-    retriever = get_retriever(miner)
-    return build_or_reuse(retriever, data, default_index_dir(out, data, retriever))[0]
+    return index_for(get_retriever(miner), data, None, out)[0]
 
 
 # argv -> (the mode's config with every given option applied, --out).

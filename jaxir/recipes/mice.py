@@ -28,7 +28,7 @@ import functools
 import json
 from pathlib import Path
 
-from jaxir.config_cli import apply_overrides
+from jaxir.config_cli import apply_overrides, bounded
 from jaxir.data.tuples import TupleConfig
 from jaxir.errors import OptionError
 from jaxir.methods.mice import MiceConfig
@@ -42,7 +42,7 @@ from jaxir.training.optim import OptimConfig
 class MiceData(NwayData):
     # Train queries kept out of training for the held-out nDCG@10 (seeded as the cross-encoder
     # recipe's alpha holdout: with the same seed, the same queries). 0: none.
-    holdout: int = 50
+    holdout: int = bounded(50, ge=0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.config_cli import Derived
+from jaxir.config_cli import Derived, bounded
 from jaxir.data.tuples import TupleConfig
 
 
@@ -27,7 +27,7 @@ class NwayData:
     # MS MARCO queries TSV (qid, text) of the examples.
     queries: str | None = None
     # BM25 top-k mined per train query; negatives are drawn from its top tuples.neg_depth.
-    mine_depth: int = 100
+    mine_depth: int = bounded(100, ge=1)
     # Tuples: 1 positive + n_negatives drawn (fresh each pass) from the top neg_depth.
     tuples: TupleConfig = TupleConfig(n_negatives=7, neg_depth=15)
     # Teacher scores JSONL ({"qid", "scores": {doc: s}}) of the mined candidates (None: no file).
@@ -35,9 +35,9 @@ class NwayData:
     # Cross-encoder checkpoint that scores each query's positives + top neg_depth now (if no teacher).
     teacher_checkpoint: str | None = None
     # A seeded subset of the mined queries (0: all): affordable teacher scoring on CPU (NFCorpus).
-    max_queries: int = 0
+    max_queries: int = bounded(0, ge=0)
     # At most this many positives per query (0: all).
-    max_positives: int = 0
+    max_positives: int = bounded(0, ge=0)
 
 
 # The derived fields of a one-stage recipe on this data (ColBERT, I³).

@@ -50,7 +50,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxir.config_cli import Derived, apply_overrides
+from jaxir.config_cli import Derived, apply_overrides, bounded
 from jaxir.methods.sparse import SparseConfig, SparseModel
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
@@ -68,15 +68,15 @@ class SparseData:
     # Existing dense (MiniLM) index of the corpus for mining + teacher scores (None: encode now).
     dense_index: str | None = None
     # Hard negatives per query (candidates = the positive + these), from the top `mine_depth`.
-    n_negatives: int = 3
+    n_negatives: int = bounded(3, ge=1)
     # BM25 and dense top-k interleaved for the negatives (judged docs skipped).
-    mine_depth: int = 30
+    mine_depth: int = bounded(30, ge=1)
     # Limit train queries (0: all) - for smoke runs.
-    max_queries: int = 0
+    max_queries: int = bounded(0, ge=0)
     # Train queries held out: the params with the lowest held-out KL (every fit.eval_every) are exported.
-    holdout: int = 48
+    holdout: int = bounded(48, ge=0)
     # Query tokens per training row (they feed the IDF vector; search-time queries are not cut).
-    query_maxlen: int = 32
+    query_maxlen: int = bounded(32, ge=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +85,9 @@ class MLMWarmup:
     runs with the fit group's other settings and a default OptimConfig (warm-up min(10, steps))."""
 
     # Warm-up steps (0: no MLM stage; skipped with init_from).
-    steps: int = 0
+    steps: int = bounded(0, ge=0)
     # Corpus documents per step.
-    batch_size: int = 8
+    batch_size: int = bounded(8, ge=1)
     # Peak learning rate of the warm-up.
     learning_rate: float = 5e-5
 

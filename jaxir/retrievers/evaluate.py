@@ -1,7 +1,6 @@
 """Index (or reuse), search or rerank, and score a BEIR split: the engine behind `jaxir eval` and `demo`."""
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -9,30 +8,11 @@ from pathlib import Path
 from jaxir.eval.beir import load_beir
 from jaxir.eval.metrics import evaluate
 from jaxir.eval.runs import write_trec
-from jaxir.index.store import MANIFEST
+from jaxir.fs import write_text
+from jaxir.retrievers.built_from import index_for
 from jaxir.retrievers.registry import get_retriever, is_reranker
 
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map")
-
-
-def default_index_dir(cache: Path, dataset, retriever) -> Path:
-    """A cache folder keyed by dataset name, corpus size and the retriever's settings."""
-    key = json.dumps([dataset.name, len(dataset.corpus), repr(retriever)], sort_keys=True)
-    return cache / f"{dataset.name}-{retriever.name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
-
-
-def build_or_reuse(retriever, dataset, index_dir: Path) -> tuple[Path, float]:
-    """Build the index unless a complete one exists (manifest present); returns (dir, seconds)."""
-    if (index_dir / MANIFEST).is_file():
-        return index_dir, 0.0
-    return index_dir, build_index(retriever, dataset, index_dir)
-
-
-def build_index(retriever, dataset, index_dir: Path) -> float:
-    """Build (written aside, then swapped in over any old index); returns the seconds taken."""
-    t = time.perf_counter()
-    retriever.build(dataset.doc_ids, dataset.doc_texts(), index_dir)
-    return time.perf_counter() - t
 
 
 def run_search(searcher, queries: dict[str, str], k: int) -> tuple[dict, dict]:
@@ -45,9 +25,9 @@ def run_search(searcher, queries: dict[str, str], k: int) -> tuple[dict, dict]:
     return run, {"search_s": total, "ms_per_query": 1000 * total / max(len(qids), 1)}
 
 
-def _search_dataset(retriever, dataset, *, k, index_dir, cache):
-    index_dir = Path(index_dir) if index_dir else default_index_dir(Path(cache), dataset, retriever)
-    index_dir, build_s = build_or_reuse(retriever, dataset, index_dir)
+def _search_dataset(retriever, dataset, *, k, index_dir, cache, allow_corpus_mismatch):
+    index_dir, build_s = index_for(retriever, dataset, index_dir, Path(cache),
+                                   allow_corpus_mismatch=allow_corpus_mismatch)
     t = time.perf_counter()
     searcher = retriever.open(index_dir)
     open_s = time.perf_counter() - t
@@ -62,9 +42,11 @@ def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 
                 index_dir: Path | None = None, cache: Path = Path("runs/indexes"),
                 run_path: Path | None = None, output_json: Path | None = None,
                 metrics=DEFAULT_METRICS, rerank: str = "bm25", depth: int = 100,
-                first_stage_index: Path | None = None, progress: bool = True, **options) -> dict:
+                first_stage_index: Path | None = None, progress: bool = True,
+                allow_corpus_mismatch: bool = False, **options) -> dict:
     """Evaluate a registered method on a BEIR split. A first-stage method builds/reuses its index
-    and searches it; a reranker rescores the top `depth` of the `rerank` first stage."""
+    and searches it; a reranker rescores the top `depth` of the `rerank` first stage. An index
+    given by folder must be of this corpus (`jaxir.retrievers.built_from`)."""
     dataset = load_beir(data, split=split)
     retriever = get_retriever(method, **options)
     if is_reranker(method):
@@ -72,9 +54,11 @@ def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 
 
         run, timing, info = rerank_dataset(retriever, dataset, first_stage=rerank, depth=depth, k=k,
                                            first_stage_index=first_stage_index, cache=Path(cache),
-                                           index_dir=index_dir, progress=progress)
+                                           index_dir=index_dir, progress=progress,
+                                           allow_corpus_mismatch=allow_corpus_mismatch)
     else:
-        run, timing, info = _search_dataset(retriever, dataset, k=k, index_dir=index_dir, cache=cache)
+        run, timing, info = _search_dataset(retriever, dataset, k=k, index_dir=index_dir, cache=cache,
+                                            allow_corpus_mismatch=allow_corpus_mismatch)
     if run_path:
         write_trec(run_path, run, tag=f"jaxir-{method}")
     result = {
@@ -84,8 +68,7 @@ def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 
         "timing": timing, **info,
     }
     if output_json:
-        Path(output_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(output_json).write_text(json.dumps(result, indent=2) + "\n")
+        write_text(output_json, json.dumps(result, indent=2) + "\n")
     return result
 
 

@@ -46,20 +46,20 @@ def merge_reranked(ranked, head, head_scores) -> dict[str, float]:
 
 def rerank_dataset(method, dataset, *, first_stage: str, depth: int, k: int,
                    first_stage_index: Path | None, cache: Path, index_dir: Path | None,
-                   progress: bool = True) -> tuple[dict, dict, dict]:
+                   progress: bool = True, allow_corpus_mismatch: bool = False) -> tuple[dict, dict, dict]:
     """(run, timing, info): first stage (built or reused) -> `method`'s reranker over its top
     `depth`. `method` is a configured reranker from the registry; `index_dir` its own index
     (built or reused when it has an index kind, e.g. stored document states)."""
-    from jaxir.retrievers.evaluate import build_or_reuse, default_index_dir, run_search
+    from jaxir.retrievers.built_from import index_for
+    from jaxir.retrievers.evaluate import run_search
     from jaxir.retrievers.registry import get_retriever
 
     first = get_retriever(first_stage)
-    first_dir = Path(first_stage_index) if first_stage_index else default_index_dir(cache, dataset, first)
-    first_dir, build_s = build_or_reuse(first, dataset, first_dir)
+    first_dir, build_s = index_for(first, dataset, first_stage_index, cache,
+                                   allow_corpus_mismatch=allow_corpus_mismatch)
     own = None
     if getattr(method, "index_kind", None):
-        own = Path(index_dir) if index_dir else default_index_dir(cache, dataset, method)
-        own, own_s = build_or_reuse(method, dataset, own)
+        own, own_s = index_for(method, dataset, index_dir, cache, allow_corpus_mismatch=allow_corpus_mismatch)
         build_s += own_s
     t = time.perf_counter()
     searcher, reranker = first.open(first_dir), method.open_reranker(own)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.errors import DataError
+from jaxir.fs import write_text
 
 MISSING_IDF = 0.0
 META_SUFFIX = ".meta.json"
@@ -93,10 +94,10 @@ def save_idf(path: str | Path, idf: np.ndarray, vocab: Sequence[str], *, n_docs:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = {vocab[i]: float(idf[i]) for i in np.flatnonzero(idf != missing_idf)}
-    path.write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
+    write_text(path, json.dumps(table, ensure_ascii=False))
     meta = {"vocab_size": len(vocab), "vocab_sha256": vocab_fingerprint(vocab), "n_docs": n_docs,
             "missing_idf": missing_idf}
-    Path(str(path) + META_SUFFIX).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    write_text(Path(str(path) + META_SUFFIX), json.dumps(meta, indent=1) + "\n")
     return path
 
 

@@ -28,6 +28,7 @@ class MetricsLogger:
         self._t0 = time.time()
         if self.enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            drop_torn_tail(self.path)
 
     def log(self, step: int, metrics: Mapping[str, Any], *, split: str = "train") -> dict:
         record = {"step": int(step), "split": split, "time": round(time.time() - self._t0, 3)}
@@ -38,10 +39,32 @@ class MetricsLogger:
         return record
 
 
+def drop_torn_tail(path: Path) -> bool:
+    """Cut a last line without its newline: the record a killed run was appending. Resumed runs
+    append after whole records only. True if something was cut."""
+    if not path.is_file():
+        return False
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    with path.open("r+b") as f:
+        f.truncate(data.rfind(b"\n") + 1)
+    return True
+
+
 def read_metrics(path: str | Path) -> list[dict]:
-    """All records of a JSONL metrics file, in order."""
+    """All records of a JSONL metrics file, in order. A torn last record (no newline: its writer
+    was killed) is left out; a bad whole line is an error naming it."""
+    records = []
     with Path(path).open() as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip() or not line.endswith("\n"):
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: not a JSON record ({e.msg})") from None
+    return records
 
 
 def plot_loss_curve(jsonl_path: str | Path, png_path: str | Path, *,

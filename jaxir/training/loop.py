@@ -18,6 +18,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxir.config_cli import bounded, check_bounds
 from jaxir.parallel import make_mesh, shard_batch, to_host
 from jaxir.training.checkpoint import Checkpointer
 from jaxir.training.data import BatchSource, EpochSampler, process_rows
@@ -31,11 +32,11 @@ from jaxir.training.task import Task
 @dataclasses.dataclass(frozen=True)
 class FitConfig:
     # Train steps (micro-batches) to reach; a resumed run continues up to this step.
-    steps: int = 100
+    steps: int = bounded(100, ge=0)
     # Global batch size (all processes together); must divide by the "data" axis size.
-    batch_size: int = 32
+    batch_size: int = bounded(32, ge=1)
     # Seeds params (jax.random) and data order (NumPy).
-    seed: int = 0
+    seed: int = bounded(0, ge=0)
     # Output folder for metrics.jsonl, loss.png and checkpoints/.
     out_dir: str = "runs/default"
     # Checkpoint folder (default out_dir/checkpoints); use gs://... on multi-host pods so that
@@ -47,15 +48,15 @@ class FitConfig:
     # "float32" or "bfloat16" (bf16 forward/backward, fp32 master weights and optimizer).
     compute_dtype: str = "float32"
     # Log train metrics every this many steps.
-    log_every: int = 10
+    log_every: int = bounded(10, ge=1)
     # Evaluate every this many steps (0: only at the end when eval data or a hook is given).
-    eval_every: int = 0
+    eval_every: int = bounded(0, ge=0)
     # Global batch size for held-out loss batches (the incomplete last batch is dropped).
-    eval_batch_size: int = 32
+    eval_batch_size: int = bounded(32, ge=1)
     # Save a checkpoint every this many steps (0: only at the end).
-    checkpoint_every: int = 0
+    checkpoint_every: int = bounded(0, ge=0)
     # Checkpoints kept: the last `keep_checkpoints`, plus the best by `best_metric` if set.
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = bounded(3, ge=1)
     best_metric: str | None = None
     best_mode: str = "min"
     # Continue from the latest checkpoint in out_dir when there is one.
@@ -64,6 +65,9 @@ class FitConfig:
     progress: bool = True
     # Trade run speed for compile speed (CPU tests and smoke runs; see step.FAST_CPU_COMPILE).
     fast_compile: bool = False
+
+    def __post_init__(self):
+        check_bounds(self)
 
 
 @dataclasses.dataclass

@@ -15,34 +15,35 @@ from typing import Any
 import jax
 import optax
 
+from jaxir.config_cli import bounded, check_bounds
+
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
     # Peak learning rate reached at the end of warm-up.
-    learning_rate: float = 1e-5
+    learning_rate: float = bounded(1e-5, ge=0.0)
     # Number of optimizer updates of linear warm-up from 0.
-    warmup_steps: int = 0
+    warmup_steps: int = bounded(0, ge=0)
     # Total optimizer updates; the rate decays linearly to end_lr_ratio * peak at this update.
-    total_steps: int = 1000
+    total_steps: int = bounded(1000, ge=1)
     # Final rate as a fraction of the peak.
-    end_lr_ratio: float = 0.0
+    end_lr_ratio: float = bounded(0.0, ge=0.0, le=1.0)
     # AdamW decoupled weight decay (applied to params of rank >= 2 only).
-    weight_decay: float = 0.01
+    weight_decay: float = bounded(0.01, ge=0.0)
     # Adam moments.
-    b1: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8
+    b1: float = bounded(0.9, ge=0.0, le=1.0)
+    b2: float = bounded(0.999, ge=0.0, le=1.0)
+    eps: float = bounded(1e-8, gt=0.0)
     # Clip the global gradient norm to this value; None disables clipping.
-    clip_norm: float | None = 2.0
+    clip_norm: float | None = bounded(2.0, gt=0.0)
     # Micro-batches per optimizer update (gradient accumulation via optax.MultiSteps).
-    accumulate: int = 1
+    accumulate: int = bounded(1, ge=1)
     # Learning-rate multipliers per top-level param group, e.g. (("head", 50.0),): a freshly
     # initialised head next to a pretrained encoder may learn faster. Clipping stays global.
     lr_multipliers: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self):
-        if self.accumulate < 1:
-            raise ValueError(f"accumulate must be >= 1, got {self.accumulate}")
+        check_bounds(self)
         if not 0 <= self.warmup_steps <= self.total_steps:
             raise ValueError(f"need 0 <= warmup_steps ({self.warmup_steps}) <= total_steps "
                              f"({self.total_steps})")

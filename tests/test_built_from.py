@@ -1,0 +1,115 @@
+"""Indexes are used only for the corpus and settings they were built from (issue probes 1 and 2)."""
+import json
+import shutil
+
+import pytest
+
+from jaxir.cli import main
+from jaxir.eval.beir import corpus_fingerprint, load_beir
+from tests.toy_beir import write_toy_beir
+
+
+def _eval(data, *extra):
+    return ["eval", "--method", "bm25", "--data", str(data), "--split", "train", *extra]
+
+
+def _ndcg(capsys) -> float:
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| toy"))
+    return float(row.split("|")[3])
+
+
+def _rewrite_texts(folder):
+    """Same ids, same count, texts moved one document along: every positive now holds another
+    topic's text, so a correct evaluation collapses."""
+    lines = (folder / "corpus.jsonl").read_text().splitlines()
+    docs = [json.loads(line) for line in lines]
+    texts = [d["text"] for d in docs]
+    for d, t in zip(docs, texts[4:] + texts[:4]):
+        d["text"] = t
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+
+
+def test_corpus_fingerprint_covers_ids_texts_and_order():
+    base = corpus_fingerprint(["a", "b"], ["x", "y"])
+    assert base == corpus_fingerprint(["a", "b"], ["x", "y"])
+    others = [(["a", "b"], ["y", "x"]), (["b", "a"], ["x", "y"]), (["a", "b"], ["x", "y "]),
+              (["ab", ""], ["x", "y"]), (["a"], ["xb"])]
+    assert all(corpus_fingerprint(i, t) != base for i, t in others)
+
+
+def test_rewritten_corpus_is_reindexed_not_served_from_the_cache(tmp_path, capsys):
+    data = write_toy_beir(tmp_path / "toy")
+    cache = tmp_path / "cache"
+    assert main(_eval(data, "--cache", str(cache))) == 0
+    before = _ndcg(capsys)
+    _rewrite_texts(data)
+    assert main(_eval(data, "--cache", str(cache))) == 0
+    after = _ndcg(capsys)
+    assert main(_eval(data, "--cache", str(tmp_path / "fresh"))) == 0
+    truth = _ndcg(capsys)
+    assert after == truth < before / 2  # the cache answered for the new corpus, not the old one
+    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 2
+
+
+def test_index_of_another_corpus_is_refused_unless_allowed(tmp_path, capsys):
+    a, b = write_toy_beir(tmp_path / "a"), write_toy_beir(tmp_path / "b")
+    _rewrite_texts(b)
+    index = tmp_path / "idx-a"
+    assert main(["index", "--method", "bm25", "--data", str(a), "--split", "train", "--out", str(index)]) == 0
+    capsys.readouterr()
+    assert main(_eval(b, "--index", str(index))) == 2
+    err = capsys.readouterr().err
+    assert "another corpus" in err and "--allow-corpus-mismatch" in err and err.count("\n") == 1
+    assert main(_eval(b, "--index", str(index), "--allow-corpus-mismatch")) == 0
+    assert "warning: --allow-corpus-mismatch" in capsys.readouterr().err
+    # Its own corpus is accepted, and with the settings it was built with.
+    assert main(_eval(a, "--index", str(index))) == 0
+    capsys.readouterr()
+    assert main(_eval(a, "--index", str(index), "--k1", "0.9")) == 2
+    assert "k1=1.5" in capsys.readouterr().err
+
+
+def test_index_without_a_corpus_record_is_refused(tmp_path, capsys):
+    from jaxir.retrievers.bm25 import BM25
+
+    data = write_toy_beir(tmp_path / "toy")
+    ds = load_beir(data, split="train")
+    legacy = tmp_path / "legacy"
+    BM25().build(ds.doc_ids, ds.doc_texts(), legacy)  # the library call alone records no corpus
+    assert main(_eval(data, "--index", str(legacy))) == 2
+    assert "no corpus fingerprint" in capsys.readouterr().err
+
+
+def test_cache_folder_with_a_stale_record_is_rebuilt(tmp_path, capsys):
+    """A cache folder whose record does not match (e.g. written by an older jaxir) is rebuilt."""
+    from jaxir.index.store import load_index, read_manifest
+
+    data = write_toy_beir(tmp_path / "toy")
+    cache = tmp_path / "cache"
+    assert main(_eval(data, "--cache", str(cache))) == 0
+    first = _ndcg(capsys)
+    (folder,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    legacy = tmp_path / "legacy"
+    shutil.copytree(folder, legacy)
+    from jaxir.retrievers.bm25 import BM25
+
+    ds = load_beir(data, split="train")
+    shutil.rmtree(folder)
+    BM25().build(ds.doc_ids, ds.doc_texts(), folder)  # same path, no record
+    assert "built_from" not in read_manifest(folder)
+    assert main(_eval(data, "--cache", str(cache))) == 0
+    assert _ndcg(capsys) == first and "built_from" in read_manifest(folder)
+    load_index(folder, verify=True)  # the stamped manifest's digest holds
+
+
+@pytest.mark.parametrize("field", ["n_docs", "corpus_sha256"])
+def test_edited_record_is_refused_by_the_digest(tmp_path, capsys, field):
+    data = write_toy_beir(tmp_path / "toy")
+    index = tmp_path / "idx"
+    assert main(["index", "--method", "bm25", "--data", str(data), "--split", "train", "--out", str(index)]) == 0
+    manifest = json.loads((index / "manifest.json").read_text())
+    manifest["built_from"][field] = 0
+    (index / "manifest.json").write_text(json.dumps(manifest))
+    assert main(_eval(data, "--index", str(index))) == 2
+    assert "edited" in capsys.readouterr().err
