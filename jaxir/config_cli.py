@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import functools
 import inspect
+import numbers
 import re
 import types
 import typing
@@ -65,17 +66,17 @@ def name_floats(text: str) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
-def bounded(default, *, ge=None, gt=None, le=None):
+def bounded(default, *, ge=None, gt=None, le=None, lt=None):
     """A config field with a range, declared once: its option rejects a value outside it at
     parse time ("argument --fit.steps: must be >= 1, got -2"), and `check_bounds` (run on every
     config `apply_overrides` builds, and by the configs' own __post_init__) rejects it too."""
-    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le)) if v is not None}
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
     return dataclasses.field(default=default, metadata={"bounds": bounds})
 
 
 def bound_error(bounds: dict, value) -> str | None:
     """Why `value` is outside `bounds` (None: inside, or no value)."""
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+    if value is None or isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     if "ge" in bounds and not value >= bounds["ge"]:
         return f"must be >= {bounds['ge']}, got {value}"
@@ -83,6 +84,8 @@ def bound_error(bounds: dict, value) -> str | None:
         return f"must be > {bounds['gt']}, got {value}"
     if "le" in bounds and not value <= bounds["le"]:
         return f"must be <= {bounds['le']}, got {value}"
+    if "lt" in bounds and not value < bounds["lt"]:
+        return f"must be < {bounds['lt']}, got {value}"
     return None
 
 

@@ -8,9 +8,13 @@ Names beside a target `NAME` (all hidden, all in NAME's folder so renames stay a
     .NAME.tmp-PID-HEX        a writer's folder or file under construction
     .NAME.old-PID-HEX        the previous NAME during a swap (`replace_folder`)
 
-A swap is rename(NAME -> old), rename(tmp -> NAME), remove(old). A crash between the two renames
-leaves no NAME but a complete old one: `recover(NAME)` (run by every writer under the lock, and by
-readers that find NAME missing) puts it back. Temps of dead processes are removed the same way.
+Temps and old copies are only made while holding NAME's lock, so whatever is there when the lock
+is taken (except this thread's own, still being written) was left by a writer that died. A swap is
+rename(NAME -> old), rename(tmp -> NAME), remove(old); a crash between the two renames leaves no
+NAME but a complete old one, and `recover(NAME)` (run by every writer when it takes the lock, and
+by readers that find NAME missing) puts it back, then removes the leftovers. The pid in a name is
+for people reading the folder, not for the logic (pids are reused: in a container jaxir is often
+pid 1 on every run).
 """
 from __future__ import annotations
 
@@ -19,43 +23,43 @@ import errno
 import fcntl
 import os
 import shutil
+import sys
+import threading
 import time
 import uuid
+import warnings
 from pathlib import Path
 
-LOCK_WAIT_S = 600.0  # how long a second writer waits for the first before giving up
-_HELD: dict[str, int] = {}  # locks this process holds (re-entrant: an index build locks, then its save)
+LOCK_WAIT_S = None  # a second writer waits for the first as long as it lives (None: no limit)
+_LOCAL = threading.local()  # per thread: {lock file: depth} held, and the temps being written
+_NO_FLOCK = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP)
 
 
 class LockTimeout(OSError):
     """Another live process kept writing the same path for longer than the wait allowed."""
 
 
-def _beside(path: Path, kind: str) -> Path:
-    return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+def _held() -> dict[str, int]:
+    if not hasattr(_LOCAL, "held"):
+        _LOCAL.held, _LOCAL.live = {}, set()
+    return _LOCAL.held
 
 
-def _owner_alive(name: str) -> bool:
-    """Whether the process whose pid is embedded in a temp name (".X.tmp-PID-HEX") still runs."""
-    try:
-        pid = int(name.rsplit("-", 2)[-2])
-    except (ValueError, IndexError):
-        return False  # a name of the older pid-less form: its writer is long gone
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _live() -> set[str]:
+    _held()
+    return _LOCAL.live
+
+
+def _beside(path: Path, kind: str, suffix: str = "") -> Path:
+    out = path.with_name(f".{path.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+    _live().add(str(out))
+    return out
 
 
 def _siblings(path: Path, kind: str) -> list[Path]:
     prefix = f".{path.name}.{kind}-"
     try:
-        return sorted(p for p in path.parent.iterdir() if p.name.startswith(prefix))
+        return sorted(p for p in path.parent.iterdir() if p.name.startswith(prefix) and str(p) not in _live())
     except FileNotFoundError:
         return []
 
@@ -70,74 +74,95 @@ def _remove(p: Path) -> None:
 
 def recover(path: str | os.PathLike, *, marker: str | None = None) -> list[str]:
     """Finish or undo an interrupted swap at `path` and drop dead writers' temps; returns what
-    was done (for logs and tests). Call it holding `writer_lock(path)`."""
+    was done (for logs and tests). Only correct while holding `writer_lock(path)`."""
     path, done = Path(path), []
-    olds = [p for p in _siblings(path, "old") if not _owner_alive(p.name)]
+    olds = _siblings(path, "old")
     if not path.exists():
         complete = [p for p in olds if marker is None or (p / marker).is_file()]
         if complete:  # the crash came between the two renames: roll back to the old one
-            os.replace(complete[-1], path)
-            done.append(f"restored {path} from {complete[-1].name}")
-            olds.remove(complete[-1])
-    for p in olds:  # the swap had completed; only the removal of the old one was lost
+            newest = max(complete, key=lambda p: p.stat().st_mtime)
+            os.replace(newest, path)
+            done.append(f"restored {path} from {newest.name}")
+            olds.remove(newest)
+    for p in olds + _siblings(path, "tmp"):  # a completed swap's old copy; dead writers' temps
         _remove(p)
         done.append(f"removed {p.name}")
-    for p in _siblings(path, "tmp"):
-        if not _owner_alive(p.name):
-            _remove(p)
-            done.append(f"removed {p.name}")
     return done
 
 
 @contextlib.contextmanager
-def writer_lock(path: str | os.PathLike, *, wait_s: float = LOCK_WAIT_S, marker: str | None = None):
-    """Hold the advisory lock of `path`'s writers. A second writer waits up to `wait_s` for the
-    first (then `LockTimeout` naming the holder's pid); on entry, an interrupted swap and dead
-    writers' temps are cleaned up (`recover`)."""
+def writer_lock(path: str | os.PathLike, *, wait_s: float | None = LOCK_WAIT_S, marker: str | None = None):
+    """Hold the advisory lock of `path`'s writers (re-entrant within a thread; other threads and
+    processes are excluded). A second writer says once on stderr whom it waits for, and waits
+    while the holder lives (`wait_s`: at most that long, then `LockTimeout` naming the holder's
+    pid). On entry an interrupted swap and dead writers' temps are cleaned up (`recover`)."""
     path = Path(path).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(f".{path.name}.lock")
-    if _HELD.get(str(lock)):
-        _HELD[str(lock)] += 1
+    held = _held()
+    if held.get(str(lock)):
+        held[str(lock)] += 1
         try:
             yield path
         finally:
-            _HELD[str(lock)] -= 1
+            held[str(lock)] -= 1
         return
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                    raise LockTimeout(f"{path} is being written by another process (pid {holder}, "
-                                      f"lock {lock}); waited {wait_s:.0f}s") from None
-                time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        _HELD[str(lock)] = 1
-        recover(path, marker=marker)
-        yield path
+        _acquire(fd, lock, path, wait_s)
+        held[str(lock)] = 1
+        try:
+            recover(path, marker=marker)
+            yield path
+        finally:
+            held.pop(str(lock), None)
     finally:
-        _HELD.pop(str(lock), None)
         os.close(fd)  # releases the flock
+
+
+def _acquire(fd: int, lock: Path, path: Path, wait_s: float | None) -> None:
+    deadline = None if wait_s is None else time.monotonic() + wait_s
+    said = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as e:
+            if e.errno in _NO_FLOCK:  # e.g. a network file system without flock
+                warnings.warn(f"{lock}: this file system has no flock ({e.strerror}); writing "
+                              f"{path} unlocked", RuntimeWarning, stacklevel=4)
+                return
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        if deadline is not None and time.monotonic() >= deadline:
+            raise LockTimeout(f"{path} is being written by another process (pid {holder}, "
+                              f"lock {lock}); waited {wait_s:.0f}s")
+        if not said:
+            print(f"waiting for pid {holder} to finish writing {path} ...", file=sys.stderr, flush=True)
+            said = True
+        time.sleep(0.05)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
 
 
 def recover_missing(path: str | os.PathLike, *, marker: str | None = None) -> bool:
     """For readers: if `path` is missing because a writer died mid-swap, put the old one back
-    (under the writers' lock, so a live swap is waited for, not undone). True if it now exists."""
+    (under the writers' lock, so a live swap is waited for, not undone). True if `path` is now
+    a folder. Where the lock cannot be taken (a read-only mount) nothing is changed."""
     path = Path(path)
     if path.exists() or not _siblings(path, "old"):
-        return path.exists()
-    with writer_lock(path, marker=marker):
-        pass
-    return path.exists()
+        return path.is_dir()
+    try:
+        with writer_lock(path, marker=marker):
+            pass
+    except PermissionError:
+        return False
+    except OSError as e:
+        if e.errno != errno.EROFS:
+            raise
+        return False
+    return path.is_dir()
 
 
 def replace_folder(tmp: Path, path: Path, *, marker: str, what: str) -> None:
@@ -153,15 +178,17 @@ def replace_folder(tmp: Path, path: Path, *, marker: str, what: str) -> None:
     os.replace(path, old)
     try:
         os.replace(tmp, path)
-    except OSError:
+    except BaseException:  # also KeyboardInterrupt: never leave `path` missing in a live process
         os.replace(old, path)
         raise
+    finally:
+        _live().discard(str(old))
     shutil.rmtree(old, ignore_errors=True)
 
 
 def temp_folder_beside(path: Path) -> Path:
-    """A fresh hidden folder next to `path` (same file system, so the final rename is atomic),
-    named with this process's pid so `recover` knows when its writer is dead."""
+    """A fresh hidden folder next to `path` (same file system, so the final rename is atomic);
+    make it while holding `writer_lock(path)`, so `recover` can tell it from a dead writer's."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _beside(path, "tmp")
     tmp.mkdir()
@@ -172,8 +199,7 @@ def temp_file_beside(path: Path) -> Path:
     """A fresh hidden file name next to `path` (not created), of this process's own; it ends in
     `path`'s suffix, so writers that choose a format by it (".gz") choose the same."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _beside(path, "tmp")
-    return tmp.with_name(tmp.name + path.suffix)
+    return _beside(path, "tmp", path.suffix)
 
 
 @contextlib.contextmanager
@@ -187,6 +213,7 @@ def atomic_output(path: str | os.PathLike):
             yield tmp
             os.replace(tmp, path)
         finally:
+            _live().discard(str(tmp))
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
 

@@ -90,8 +90,6 @@ def test_cache_folder_with_a_stale_record_is_rebuilt(tmp_path, capsys):
     assert main(_eval(data, "--cache", str(cache))) == 0
     first = _ndcg(capsys)
     (folder,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
-    legacy = tmp_path / "legacy"
-    shutil.copytree(folder, legacy)
     from jaxir.retrievers.bm25 import BM25
 
     ds = load_beir(data, split="train")
@@ -113,3 +111,61 @@ def test_edited_record_is_refused_by_the_digest(tmp_path, capsys, field):
     (index / "manifest.json").write_text(json.dumps(manifest))
     assert main(_eval(data, "--index", str(index))) == 2
     assert "edited" in capsys.readouterr().err
+
+
+def test_eval_compares_only_the_options_it_was_given(tmp_path, capsys):
+    data = write_toy_beir(tmp_path / "toy")
+    index = tmp_path / "idx"
+    assert main(["index", "--method", "bm25", "--data", str(data), "--split", "train", "--out", str(index),
+                 "--k1", "0.9"]) == 0
+    assert main(_eval(data, "--index", str(index))) == 0  # k1 not given: the index's 0.9 is used
+    capsys.readouterr()
+    assert main(_eval(data, "--index", str(index), "--k1", "1.5")) == 2
+    err = capsys.readouterr().err
+    assert "k1=0.9, this command asks for 1.5" in err and "allow-corpus-mismatch" not in err
+
+
+def test_a_crashed_swap_is_restored_then_checked(tmp_path, capsys):
+    """The old index put back by recovery is still checked: another corpus's eval is refused
+    and the restored index is left as it was (not rebuilt over)."""
+    a, b = write_toy_beir(tmp_path / "a"), write_toy_beir(tmp_path / "b")
+    _rewrite_texts(b)
+    index = tmp_path / "idx"
+    assert main(["index", "--method", "bm25", "--data", str(a), "--split", "train", "--out", str(index)]) == 0
+    manifest = (index / "manifest.json").read_bytes()
+    index.rename(tmp_path / ".idx.old-1-deadbeef")  # what a kill between the swap's renames leaves
+    capsys.readouterr()
+    assert main(_eval(b, "--index", str(index))) == 2
+    assert "another corpus" in capsys.readouterr().err
+    assert (index / "manifest.json").read_bytes() == manifest
+
+
+def test_an_index_that_appears_while_waiting_is_checked(tmp_path):
+    """A second writer that found --out empty, then waited for the first's lock, refuses the
+    different index the first one wrote (it does not replace it without --force)."""
+    import threading
+    import time
+
+    from jaxir.errors import OptionError
+    from jaxir.fs import writer_lock
+    from jaxir.retrievers.bm25 import BM25
+    from jaxir.retrievers.built_from import build_index, index_at
+
+    ds = load_beir(write_toy_beir(tmp_path / "toy"), split="train")
+    out = tmp_path / "idx"
+    inside = threading.Event()
+
+    def first():
+        with writer_lock(out):
+            inside.set()
+            time.sleep(0.3)
+            build_index(BM25(k1=1.2), ds, out)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    inside.wait()
+    with pytest.raises(OptionError, match="k1=1.2"):
+        index_at(BM25(k1=0.9), ds, out)
+    thread.join()
+    assert json.loads((out / "manifest.json").read_text())["built_from"]["settings"]["k1"] == 1.2
+    assert index_at(BM25(k1=1.2), ds, out) == ("reused", 0.0)

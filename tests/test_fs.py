@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import jaxir
-from jaxir.fs import LockTimeout, atomic_output, recover, recover_missing, replace_folder, writer_lock
+from jaxir.fs import (LockTimeout, atomic_output, recover, recover_missing, replace_folder,
+                      temp_folder_beside, writer_lock)
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(jaxir.__file__).resolve().parents[1])}
 HOLD = """
@@ -75,9 +76,11 @@ def _folder(path: Path, text: str, marker="manifest.json") -> Path:
     return path
 
 
-def test_recover_rolls_back_a_swap_cut_between_its_renames(tmp_path):
+@pytest.mark.parametrize("pid", [1, os.getpid()])
+def test_recover_rolls_back_a_swap_cut_between_its_renames(tmp_path, pid):
+    """Whatever pid the dead writer had (pid 1 in a container, even this process's own pid)."""
     target = tmp_path / "idx"
-    old = _folder(tmp_path / ".idx.old-999999-deadbeef", "old")  # pid 999999: not running
+    old = _folder(tmp_path / f".idx.old-{pid}-deadbeef", "old")
     assert not target.exists()
     assert recover_missing(target, marker="manifest.json")
     assert (target / "manifest.json").read_text() == "old" and not old.exists()
@@ -85,12 +88,33 @@ def test_recover_rolls_back_a_swap_cut_between_its_renames(tmp_path):
 
 def test_recover_finishes_a_completed_swap_and_drops_dead_temps(tmp_path):
     target = _folder(tmp_path / "idx", "new")
-    _folder(tmp_path / ".idx.old-999999-deadbeef", "old")
-    _folder(tmp_path / ".idx.tmp-999999-cafe0000", "half")
-    mine = _folder(tmp_path / f".idx.tmp-{os.getpid()}-live0000", "in progress")  # a live writer's
+    _folder(tmp_path / f".idx.old-{os.getpid()}-deadbeef", "old")
+    _folder(tmp_path / ".idx.tmp-1-cafe0000", "half")
+    mine = temp_folder_beside(target)  # this thread's own temp, still being written
     done = recover(target, marker="manifest.json")
     assert len(done) == 2 and (target / "manifest.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["idx", mine.name])
+
+
+def test_threads_of_one_process_are_excluded_too(tmp_path):
+    import threading
+
+    target, order = tmp_path / "idx", []
+    inside = threading.Event()
+
+    def first():
+        with writer_lock(target):
+            inside.set()
+            time.sleep(0.5)
+            order.append("first done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    inside.wait()
+    with writer_lock(target):
+        order.append("second in")
+    thread.join()
+    assert order == ["first done", "second in"]
 
 
 def test_replace_folder_keeps_a_foreign_folder(tmp_path):

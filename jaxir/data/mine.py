@@ -45,7 +45,7 @@ def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100,
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     retriever = get_retriever(retriever_name, **retriever_options)
-    index_dir, build_s = index_for(retriever, dataset, index_dir, Path(cache))
+    index_dir, build_s = index_for(retriever, dataset, index_dir, Path(cache), given=set(retriever_options))
     searcher = retriever.open(index_dir)
     queries = {q: dataset.queries[q] for q in dataset.queries
                if positives_of(dataset.qrels.get(q, {}), dataset.corpus)}

@@ -29,6 +29,7 @@ from ..fs import recover_missing, replace_folder, temp_folder_beside, writer_loc
 
 FORMAT_VERSION = 1
 DIGEST = "manifest_sha256"  # the manifest's own checksum (see manifest_digest)
+BUILT_FROM = "built_from"  # what the index was built from (jaxir.retrievers.built_from)
 MANIFEST = "manifest.json"
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _CHUNK = 1 << 22
@@ -186,8 +187,10 @@ def _check_identity(manifest: dict, path: Path, method: str | None, fingerprint:
         raise IndexFormatError(
             f"{path} has format_version {version!r}; this jaxir reads version {FORMAT_VERSION}"
         )
-    # Indexes written before the digest existed carry none and are read as they are.
-    if DIGEST in manifest and manifest[DIGEST] != manifest_digest(manifest):
+    # Indexes written before the digest existed carry none and are read as they are; those
+    # writers never recorded `built_from` either, so a record without a digest was edited.
+    if (DIGEST in manifest and manifest[DIGEST] != manifest_digest(manifest)) or (
+            DIGEST not in manifest and BUILT_FROM in manifest):
         raise IndexFormatError(f"{path / MANIFEST} was edited after it was written (its digest no longer "
                                "matches): rebuild the index")
     if method is not None and manifest.get("method") != method:

@@ -30,10 +30,16 @@ class TeacherScores:
 
 def dense_corpus(data, dense, index_dir: str | None):
     """FlatIndex of the dense teacher's corpus vectors: loaded from `index_dir` (a `jaxir index
-    --method dense` folder, model fingerprint checked) or encoded now (285 s for SciFact on CPU)."""
+    --method dense` folder of this corpus, model fingerprint checked) or encoded now (285 s for SciFact on CPU)."""
     from jaxir.index.flat import FlatIndex
 
     if index_dir:
+        from jaxir.errors import IndexFormatError
+        from jaxir.retrievers.built_from import corpus_mismatch
+
+        why = corpus_mismatch(index_dir, data)
+        if why is not None:
+            raise IndexFormatError(f"--data.dense_index: {why}")
         return FlatIndex.load(index_dir, model_fingerprint=dense.fingerprint)
     emb = dense.encode(data.doc_texts(), desc="dense teacher: encode corpus", what="document")
     return FlatIndex(emb, np.asarray(data.doc_ids, dtype=str))

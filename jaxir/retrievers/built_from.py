@@ -24,10 +24,9 @@ from pathlib import Path
 
 from jaxir.errors import IndexFormatError, OptionError
 from jaxir.fs import replace_folder, temp_folder_beside, writer_lock
-from jaxir.index.store import MANIFEST, read_manifest, stamp_manifest
+from jaxir.index.store import BUILT_FROM, MANIFEST, read_manifest, stamp_manifest
 
-BUILT_FROM = "built_from"
-_WEIGHTS = ("checkpoint", "model")  # identified by the model fingerprint, not by their path
+_WEIGHTS = ("checkpoint", "model")  # identified by the model fingerprint at open, not by their path
 
 
 def build_settings(retriever) -> dict:
@@ -47,16 +46,17 @@ def default_index_dir(cache: Path, dataset, retriever) -> Path:
     return Path(cache) / f"{dataset.name}-{retriever.name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
-def build_index(retriever, dataset, index_dir: Path, *, reuse: str | None = None) -> float:
+def build_index(retriever, dataset, index_dir: Path, *, if_present=None) -> float:
     """Build the index in a folder of its own, stamp it with `built_from`, then swap it in over
-    any old index at `index_dir`, holding that path's writer lock throughout; returns seconds.
-    reuse ("compatible" | "exact"): if, once the lock is held, an index that matches is there
-    (another writer just built it), keep it and return 0."""
+    any old index at `index_dir`, holding that path's writer lock throughout; returns the build's
+    seconds (0.0: kept). `if_present(index_dir) -> bool`, asked once the lock is held and only if
+    an index is there then (another writer just finished one, or a crashed swap was rolled
+    back): True keeps it, False rebuilds, an exception refuses."""
     index_dir = Path(index_dir)
-    t = time.perf_counter()
     with writer_lock(index_dir, marker=MANIFEST):
-        if reuse and _reusable(index_dir, retriever, dataset, exact=reuse == "exact"):
+        if if_present is not None and (index_dir / MANIFEST).is_file() and if_present(index_dir):
             return 0.0
+        t = time.perf_counter()
         stage = temp_folder_beside(index_dir)
         try:
             built = stage / "index"
@@ -65,82 +65,112 @@ def build_index(retriever, dataset, index_dir: Path, *, reuse: str | None = None
             replace_folder(built, index_dir, marker=MANIFEST, what="an index folder")
         finally:
             shutil.rmtree(stage, ignore_errors=True)
-    return time.perf_counter() - t
+        return time.perf_counter() - t
 
 
-def mismatch(index_dir: Path, retriever, dataset, *, exact: bool = False) -> str | None:
-    """Why the index at `index_dir` is not one of `dataset`'s corpus with `retriever`'s settings
-    (None if it is). exact: every build setting must match, unset ones and weight paths too."""
-    recorded = read_manifest(index_dir).get(BUILT_FROM)
-    if recorded is None:
-        return (f"{index_dir} records no corpus fingerprint (built before jaxir kept one): rebuild it "
-                "with jaxir index --force")
-    want = identity(retriever, dataset)
-    if recorded.get("corpus_sha256") != want["corpus_sha256"]:
-        return (f"{index_dir} was built from another corpus ({recorded.get('n_docs')} docs, sha256 "
-                f"{str(recorded.get('corpus_sha256'))[:12]}) than {dataset.name}'s ({want['n_docs']} docs, "
-                f"sha256 {want['corpus_sha256'][:12]})")
-    have = recorded.get("settings", {})
-    for name, value in want["settings"].items():
-        if (exact or (value is not None and name not in _WEIGHTS)) and have.get(name) != value:
-            return f"{index_dir} was built with {name}={have.get(name)!r}, this command asks for {value!r}"
+def mismatch(index_dir: Path, retriever, dataset, *, check: frozenset | None = None) -> tuple[str, str] | None:
+    """(kind, why) the index at `index_dir` is not `retriever`'s over `dataset`, or None. kind
+    "corpus": no record, or another corpus; "settings": a build setting differs. check: the
+    settings compared (None: every one, unset ones and weight paths included; the eval compares
+    only the options its command line gave, so the others take the index's)."""
+    why = corpus_mismatch(index_dir, dataset)
+    if why is not None:
+        return "corpus", why
+    have = read_manifest(index_dir)[BUILT_FROM].get("settings", {})
+    for name, value in build_settings(retriever).items():
+        if (check is None or name in check) and have.get(name) != value:
+            return "settings", f"{index_dir} was built with {name}={have.get(name)!r}, this command asks for {value!r}"
     return None
 
 
-def _reusable(index_dir: Path, retriever, dataset, *, exact: bool) -> bool:
-    if not (index_dir / MANIFEST).is_file():
-        return False
+def corpus_mismatch(index_dir: Path, dataset) -> str | None:
+    """Why the index at `index_dir` is not of `dataset`'s corpus (no record, or another one)."""
+    recorded = read_manifest(index_dir).get(BUILT_FROM)
+    if recorded is None:
+        return (f"{index_dir} records no corpus fingerprint (built before jaxir kept one, or by a "
+                "bare library call): rebuild it with jaxir index --force")
+    if recorded.get("corpus_sha256") != dataset.corpus_fingerprint:
+        return (f"{index_dir} was built from another corpus ({recorded.get('n_docs')} docs, sha256 "
+                f"{str(recorded.get('corpus_sha256'))[:12]}) than {dataset.name}'s "
+                f"({len(dataset.corpus)} docs, sha256 {dataset.corpus_fingerprint[:12]})")
+    return None
+
+
+def _model_mismatch(index_dir: Path, retriever) -> str | None:
+    """The retriever's own check of the index (the model fingerprint), as a reason or None."""
     try:
-        return _why_not(index_dir, retriever, dataset, exact=exact) is None
+        (getattr(retriever, "open_reranker", None) or retriever.open)(index_dir)
+    except IndexFormatError as e:
+        return str(e)
+    return None
+
+
+def _cache_is_current(index_dir: Path, retriever, dataset) -> bool:
+    """A cache folder is reused only if corpus, settings and model all match (else rebuilt)."""
+    try:
+        return mismatch(index_dir, retriever, dataset) is None and _model_mismatch(index_dir, retriever) is None
     except IndexFormatError:
         return False
 
 
-def _why_not(index_dir: Path, retriever, dataset, *, exact: bool) -> str | None:
-    """`mismatch`, and for an exact match also the retriever's own check of the model."""
-    why = mismatch(index_dir, retriever, dataset, exact=exact)
-    if why is None and exact:
-        try:
-            (getattr(retriever, "open_reranker", None) or retriever.open)(index_dir)
-        except IndexFormatError as e:
-            why = str(e)
-    return why
-
-
-def index_for(retriever, dataset, index_dir: Path | None, cache: Path, *,
-              allow_corpus_mismatch: bool = False) -> tuple[Path, float]:
-    """(folder, build seconds) of `retriever`'s index of `dataset`. No `index_dir`: the cache
-    folder, reused only if its record matches, else rebuilt. A given `index_dir` is built if
-    empty; an index there must be of this corpus and these settings."""
-    if index_dir is None:
-        index_dir = default_index_dir(cache, dataset, retriever)
-        if _reusable(index_dir, retriever, dataset, exact=False):
-            return index_dir, 0.0
-        return index_dir, build_index(retriever, dataset, index_dir, reuse="compatible")
-    index_dir = Path(index_dir)
-    if not index_dir.exists():
-        return index_dir, build_index(retriever, dataset, index_dir, reuse="compatible")
-    if not (index_dir / MANIFEST).is_file():
-        raise IndexFormatError(f"{index_dir} exists and is not a jaxir index (no {MANIFEST})")
-    why = mismatch(index_dir, retriever, dataset)
-    if why is not None:
+def _accept_given(retriever, dataset, given: frozenset, allow_corpus_mismatch: bool):
+    """The check of an index at a folder the user named (--index): of this corpus, with the
+    options the command gave; another corpus only with the override (and a warning)."""
+    def accept(index_dir: Path) -> bool:
+        found = mismatch(index_dir, retriever, dataset, check=given)
+        if found is None:
+            return True
+        kind, why = found
+        if kind == "settings":
+            raise IndexFormatError(f"{why}: drop the option to use the index as built, or rebuild it")
         if not allow_corpus_mismatch:
             raise IndexFormatError(f"{why} (--allow-corpus-mismatch to use it anyway)")
         print(f"warning: --allow-corpus-mismatch: {why}", file=sys.stderr)
-    return index_dir, 0.0
+        return True
+    return accept
+
+
+def index_for(retriever, dataset, index_dir: Path | None, cache: Path, *, given=(),
+              allow_corpus_mismatch: bool = False) -> tuple[Path, float]:
+    """(folder, build seconds) of `retriever`'s index of `dataset`. No `index_dir`: the cache
+    folder (keyed on corpus and settings), reused only if it is current, else rebuilt. A given
+    `index_dir` is built if empty; an index there (also one that appears while waiting for its
+    lock) must be of this corpus and agree with the options in `given`."""
+    if index_dir is None:
+        index_dir = default_index_dir(cache, dataset, retriever)
+        if (index_dir / MANIFEST).is_file() and _cache_is_current(index_dir, retriever, dataset):
+            return index_dir, 0.0
+        current = lambda d: _cache_is_current(d, retriever, dataset)  # noqa: E731
+        return index_dir, build_index(retriever, dataset, index_dir, if_present=current)
+    index_dir = Path(index_dir)
+    accept = _accept_given(retriever, dataset, frozenset(given) - set(_WEIGHTS), allow_corpus_mismatch)
+    if index_dir.exists() and not (index_dir / MANIFEST).is_file():
+        raise IndexFormatError(f"{index_dir} exists and is not a jaxir index (no {MANIFEST})")
+    if index_dir.exists():
+        accept(index_dir)
+        return index_dir, 0.0
+    return index_dir, build_index(retriever, dataset, index_dir, if_present=accept)
 
 
 def index_at(retriever, dataset, out: Path, *, force: bool = False) -> tuple[str, float]:
-    """`jaxir index --out`: ("built" | "reused", seconds). An index already at `out` is reused
-    only when corpus, every build setting and the model match; else it needs `force`."""
+    """`jaxir index --out`: ("built" | "reused", seconds). An index at `out` (there before, or
+    finished by another writer while this one waited) is reused only when corpus, every build
+    setting and the model match; a different one needs `force`."""
     out = Path(out)
     if out.exists() and not (out / MANIFEST).is_file():
         raise OptionError(f"--out {out} exists and is not an index: refusing to replace it")
-    if out.exists() and not force:
-        why = _why_not(out, retriever, dataset, exact=True)
+
+    def identical(index_dir: Path) -> bool:
+        found = mismatch(index_dir, retriever, dataset)
+        why = found[1] if found else _model_mismatch(index_dir, retriever)
         if why is None:
-            return "reused", 0.0
+            return True
         raise OptionError(f"--out {out} already holds a different index: {why}; pass --force to "
                           "rebuild it (the old one stays in place until the new one is complete)")
-    secs = build_index(retriever, dataset, out, reuse=None if force else "exact")
-    return ("built" if secs or force else "reused"), secs
+
+    if force:
+        return "built", build_index(retriever, dataset, out)
+    if out.exists() and identical(out):
+        return "reused", 0.0
+    secs = build_index(retriever, dataset, out, if_present=identical)
+    return ("built" if secs else "reused"), secs

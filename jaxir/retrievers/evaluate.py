@@ -25,8 +25,8 @@ def run_search(searcher, queries: dict[str, str], k: int) -> tuple[dict, dict]:
     return run, {"search_s": total, "ms_per_query": 1000 * total / max(len(qids), 1)}
 
 
-def _search_dataset(retriever, dataset, *, k, index_dir, cache, allow_corpus_mismatch):
-    index_dir, build_s = index_for(retriever, dataset, index_dir, Path(cache),
+def _search_dataset(retriever, dataset, *, k, index_dir, cache, given, allow_corpus_mismatch):
+    index_dir, build_s = index_for(retriever, dataset, index_dir, Path(cache), given=given,
                                    allow_corpus_mismatch=allow_corpus_mismatch)
     t = time.perf_counter()
     searcher = retriever.open(index_dir)
@@ -46,7 +46,8 @@ def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 
                 allow_corpus_mismatch: bool = False, **options) -> dict:
     """Evaluate a registered method on a BEIR split. A first-stage method builds/reuses its index
     and searches it; a reranker rescores the top `depth` of the `rerank` first stage. An index
-    given by folder must be of this corpus (`jaxir.retrievers.built_from`)."""
+    given by folder must be of this corpus and agree with the `options` given
+    (`jaxir.retrievers.built_from`)."""
     dataset = load_beir(data, split=split)
     retriever = get_retriever(method, **options)
     if is_reranker(method):
@@ -54,11 +55,11 @@ def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 
 
         run, timing, info = rerank_dataset(retriever, dataset, first_stage=rerank, depth=depth, k=k,
                                            first_stage_index=first_stage_index, cache=Path(cache),
-                                           index_dir=index_dir, progress=progress,
+                                           index_dir=index_dir, progress=progress, given=set(options),
                                            allow_corpus_mismatch=allow_corpus_mismatch)
     else:
         run, timing, info = _search_dataset(retriever, dataset, k=k, index_dir=index_dir, cache=cache,
-                                            allow_corpus_mismatch=allow_corpus_mismatch)
+                                            given=set(options), allow_corpus_mismatch=allow_corpus_mismatch)
     if run_path:
         write_trec(run_path, run, tag=f"jaxir-{method}")
     result = {

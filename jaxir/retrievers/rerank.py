@@ -46,10 +46,11 @@ def merge_reranked(ranked, head, head_scores) -> dict[str, float]:
 
 def rerank_dataset(method, dataset, *, first_stage: str, depth: int, k: int,
                    first_stage_index: Path | None, cache: Path, index_dir: Path | None,
-                   progress: bool = True, allow_corpus_mismatch: bool = False) -> tuple[dict, dict, dict]:
+                   progress: bool = True, given=(), allow_corpus_mismatch: bool = False) -> tuple[dict, dict, dict]:
     """(run, timing, info): first stage (built or reused) -> `method`'s reranker over its top
     `depth`. `method` is a configured reranker from the registry; `index_dir` its own index
-    (built or reused when it has an index kind, e.g. stored document states)."""
+    (built or reused when it has an index kind, e.g. stored document states), checked against
+    the option names in `given`."""
     from jaxir.retrievers.built_from import index_for
     from jaxir.retrievers.evaluate import run_search
     from jaxir.retrievers.registry import get_retriever
@@ -59,7 +60,8 @@ def rerank_dataset(method, dataset, *, first_stage: str, depth: int, k: int,
                                    allow_corpus_mismatch=allow_corpus_mismatch)
     own = None
     if getattr(method, "index_kind", None):
-        own, own_s = index_for(method, dataset, index_dir, cache, allow_corpus_mismatch=allow_corpus_mismatch)
+        own, own_s = index_for(method, dataset, index_dir, cache, given=given,
+                               allow_corpus_mismatch=allow_corpus_mismatch)
         build_s += own_s
     t = time.perf_counter()
     searcher, reranker = first.open(first_dir), method.open_reranker(own)

@@ -31,8 +31,8 @@ class OptimConfig:
     # AdamW decoupled weight decay (applied to params of rank >= 2 only).
     weight_decay: float = bounded(0.01, ge=0.0)
     # Adam moments.
-    b1: float = bounded(0.9, ge=0.0, le=1.0)
-    b2: float = bounded(0.999, ge=0.0, le=1.0)
+    b1: float = bounded(0.9, ge=0.0, lt=1.0)
+    b2: float = bounded(0.999, ge=0.0, lt=1.0)
     eps: float = bounded(1e-8, gt=0.0)
     # Clip the global gradient norm to this value; None disables clipping.
     clip_norm: float | None = bounded(2.0, gt=0.0)
