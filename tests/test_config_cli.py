@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from jaxir.config_cli import (Derived, apply_overrides, bounded, field_comments, leaf_names, name_floats,
+from jaxir.config_bounds import bounded
+from jaxir.config_cli import (Derived, apply_overrides, field_comments, leaf_names, name_floats,
                               parse_config, true_false)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxir.data.mine import parse_mined_line
 from jaxir.errors import DataError
-from jaxir.config_cli import bounded, check_bounds
+from jaxir.config_bounds import bounded, check_bounds
 from jaxir.text import assemble, tokenize
 
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxir.config_cli import bounded
+from jaxir.config_bounds import bounded
 from jaxir.methods.encoding import iter_encoded
 from jaxir.models.bert import BertEncoder, init_params
 from jaxir.models.heads import Projection, l2_normalize

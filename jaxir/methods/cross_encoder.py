@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxir.config_cli import bounded
+from jaxir.config_bounds import bounded
 from jaxir.models.bert import BertConfig, BertEncoder, init_params
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.models.heads import ScoreHead

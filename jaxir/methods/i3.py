@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxir.config_cli import bounded
+from jaxir.config_bounds import bounded
 from jaxir.methods.encoding import encode_pooled
 from jaxir.models.bert import BertEncoder, TransformerLayer, attention_bias, init_params
 from jaxir.models.decoder import DecoderLayer

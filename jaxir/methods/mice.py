@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxir.config_cli import bounded
+from jaxir.config_bounds import bounded
 from jaxir.models.bert import _ACTIVATIONS, BertConfig, BertEncoder
 from jaxir.models.heads import ScoreHead
 from jaxir.models.hf import load_bert, params_fingerprint

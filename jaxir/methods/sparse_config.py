@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from jaxir.config_cli import bounded
+from jaxir.config_bounds import bounded
 
 RANKING_LOSSES = ("kl", "margin_mse", "infonce")
 

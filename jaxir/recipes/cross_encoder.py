@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.config_cli import Derived, apply_overrides, bounded, parse_recipe
+from jaxir.config_bounds import bounded
+from jaxir.config_cli import Derived, apply_overrides, parse_recipe
 from jaxir.data.tuples import TupleConfig
 from jaxir.methods.cross_encoder import CrossEncoderConfig
 from jaxir.training.loop import FitConfig

@@ -28,7 +28,8 @@ import functools
 import json
 from pathlib import Path
 
-from jaxir.config_cli import apply_overrides, bounded
+from jaxir.config_bounds import bounded
+from jaxir.config_cli import apply_overrides
 from jaxir.data.tuples import TupleConfig
 from jaxir.errors import OptionError
 from jaxir.methods.mice import MiceConfig

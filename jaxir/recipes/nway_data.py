@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.config_cli import Derived, bounded
+from jaxir.config_bounds import bounded
+from jaxir.config_cli import Derived
 from jaxir.data.tuples import TupleConfig
 
 

@@ -50,7 +50,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxir.config_cli import Derived, apply_overrides, bounded
+from jaxir.config_bounds import bounded
+from jaxir.config_cli import Derived, apply_overrides
 from jaxir.methods.sparse import SparseConfig, SparseModel
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points

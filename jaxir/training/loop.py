@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxir.config_cli import bounded, check_bounds
+from jaxir.config_bounds import bounded, check_bounds
 from jaxir.parallel import make_mesh, shard_batch, to_host
 from jaxir.training.checkpoint import Checkpointer
 from jaxir.training.data import BatchSource, EpochSampler, process_rows
