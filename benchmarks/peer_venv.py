@@ -1,7 +1,9 @@
-"""PyLate's own virtual environment for the PLAID benchmark (created once, reused).
+"""The peer libraries' own virtual environments (created once, reused).
 
 PyLate 1.6 pins transformers <= 5.3 and its default backend (fast-plaid) pins a CUDA torch, so it
 gets a separate environment: the local CPU torch wheel first, then PyLate without fast-plaid.
+colbert-ai 0.2.22 predates transformers 5 and gets one of its own the same way (its Stanford
+PLAID C++ extensions compile on first use; the interop checks use only its encoder).
 """
 from __future__ import annotations
 
@@ -12,26 +14,46 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_VENV = ROOT / ".benchvenv-pylate"
+COLBERT_VENV = ROOT / ".benchvenv-colbert"
 TORCH_SPEC = "torch==2.13.0+cpu"  # the local CPU wheel; PyPI only has CUDA builds of this name
 # PyLate 1.6's requirements minus fast-plaid, whose wheels pin a CUDA torch (2.11) and have no
 # build for torch 2.13; only the vendored Stanford backend (`use_fast=False`) is used here.
 PYLATE_DEPS = ["sentence-transformers==5.3.0", "transformers>=4.41.0,<=5.3.0", "datasets>=2.20.0",
                "accelerate>=0.31.0", "pandas>=2.2.1", "ujson==5.12.0", "ninja==1.11.1.4",
                "fastkmeans==0.5.0"]
+# colbert-ai 0.2.22's setup.py requirements (faiss only for its own index, not needed here).
+COLBERT_DEPS = ["transformers>=4.40,<4.57", "ujson", "bitarray", "gitpython", "python-dotenv", "ninja",
+                "scipy", "tqdm", "datasets", "flask", "safetensors"]
+PEERS = {"pylate": (PEER_VENV, "pylate==1.6.0", PYLATE_DEPS),
+         "colbert-ai": (COLBERT_VENV, "colbert-ai==0.2.22", COLBERT_DEPS)}
 
-def ensure_peer_venv(venv: Path = PEER_VENV) -> Path:
-    """Create the PyLate environment once: local CPU torch first, then PyLate without fast-plaid."""
+
+def peer_python(peer: str) -> Path | None:
+    """The peer venv's python if it was made (None otherwise): tests use it when present."""
+    venv = PEERS[peer][0]
+    return venv / "bin" / "python" if (venv / ".bench-ready").is_file() else None
+
+
+def ensure_peer_venv(venv: Path = PEER_VENV, peer: str = "pylate") -> Path:
+    """Create a peer's environment once: local CPU torch first, then the peer without its deps,
+    then its pinned dependencies."""
+    _, package, deps = PEERS[peer]
     python, marker = venv / "bin" / "python", venv / ".bench-ready"
     if marker.is_file():
         return python
     base = shutil.which("python3.11") or sys.executable
-    print(f"creating {venv} (PyLate 1.6 + {TORCH_SPEC}) ...", flush=True)
+    print(f"creating {venv} ({package} + {TORCH_SPEC}) ...", flush=True)
     subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
     pin = venv / "torch-pin.txt"
     pin.write_text(TORCH_SPEC + "\n")  # keeps every later install from replacing torch
     pip = [str(python), "-m", "pip", "install", "-q", "-c", str(pin)]
     subprocess.run(pip + [TORCH_SPEC], check=True)
-    subprocess.run(pip + ["--no-deps", "pylate==1.6.0"], check=True)
-    subprocess.run(pip + PYLATE_DEPS, check=True)
-    marker.write_text(TORCH_SPEC + " pylate==1.6.0\n")
+    subprocess.run(pip + ["--no-deps", package], check=True)
+    subprocess.run(pip + deps, check=True)
+    marker.write_text(f"{TORCH_SPEC} {package}\n")
     return python
+
+
+if __name__ == "__main__":  # python benchmarks/peer_venv.py pylate colbert-ai
+    for name in sys.argv[1:] or list(PEERS):
+        print(ensure_peer_venv(PEERS[name][0], name))

@@ -147,6 +147,13 @@ def cmd_export(args) -> None:
     print(f"exported {args.index} as {args.format} -> {args.out}")
 
 
+def cmd_export_model(args) -> None:
+    from jaxir.models.interop import export_checkpoint
+
+    out = export_checkpoint(args.checkpoint, fmt=args.format, out=args.out)
+    print(f"exported {args.checkpoint} as {args.format} -> {out}")
+
+
 def cmd_train(args, extra: list[str]) -> None:
     import importlib
 
@@ -270,6 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=check.output_file, help="JSON lines (.jsonl or .jsonl.gz)")
     p.add_argument("--model", help="tokenizer folder (default: embedded MiniLM)")
     p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("export-model", help="write a checkpoint in a PyTorch tool's layout "
+                                            "(colbert-ai, PyLate, BertForMaskedLM + idf.json, CrossEncoder)")
+    p.add_argument("--checkpoint", required=True, help="a jaxir model folder (or any layout jaxir reads)")
+    p.add_argument("--format", choices=["colbert-ai", "pylate", "sentence-transformers", "hf-mlm"], required=True)
+    p.add_argument("--out", required=True, help="the folder to write (replaced atomically if it is a model folder)")
+    p.set_defaults(fn=cmd_export_model)
 
     p = sub.add_parser("train", help="run a training recipe; other flags go to the recipe "
                                      "(see `python -m jaxir.recipes.NAME --help`)")

@@ -9,7 +9,8 @@
     loss     = KL(softmax(t / tau) || softmax(s / tau)) over each query's n-way candidates
                + in-batch CE (label: own column 0; other queries' passages are negatives)
 
-[Q] and [D] are the vocabulary's [unused0] and [unused1].
+[Q] and [D] are the vocabulary's [unused0] and [unused1] (config.query_marker / doc_marker; a
+PyLate checkpoint's tokenizer adds its own "[Q] " / "[D] " tokens).
 """
 from __future__ import annotations
 
@@ -47,6 +48,9 @@ class ColBERTConfig:
     mask_punctuation: bool = True
     # Let tokens attend to the query's [MASK] padding (ColBERTv2 default: no).
     attend_to_mask_tokens: bool = False
+    # Marker tokens put after [CLS]: ColBERT's [unused0]/[unused1]; PyLate adds "[Q] "/"[D] ".
+    query_marker: str = "[unused0]"
+    doc_marker: str = "[unused1]"
     # Token similarity; "cosine" (inner product of unit vectors) is the only one implemented.
     similarity: str = "cosine"
     # Temperature of the KL term (divides teacher and student scores).
@@ -83,8 +87,12 @@ class ColBERTTokens:
     punctuation: tuple[int, ...]
 
     @classmethod
-    def from_tokenizer(cls, tokenizer) -> "ColBERTTokens":
-        q, d = tokenizer.convert_tokens_to_ids(["[unused0]", "[unused1]"])
+    def from_tokenizer(cls, tokenizer, query_marker: str = "[unused0]",
+                       doc_marker: str = "[unused1]") -> "ColBERTTokens":
+        q, d = tokenizer.convert_tokens_to_ids([query_marker, doc_marker])
+        for marker, i in ((query_marker, q), (doc_marker, d)):
+            if i is None or i == tokenizer.unk_token_id:
+                raise ValueError(f"the tokenizer has no marker token {marker!r}")
         # As in ColBERT: the first WordPiece of each punctuation character.
         punct = {tokenizer.encode(c, add_special_tokens=False)[0] for c in string.punctuation}
         return cls(int(q), int(d), int(tokenizer.mask_token_id), tuple(sorted(punct)))
@@ -103,7 +111,7 @@ class ColBERTModel:
             bert_config, bert_params = load_bert(config.model)
         self.config, self.bert_config, self._pretrained = config, bert_config, bert_params
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
-        self.tokens = ColBERTTokens.from_tokenizer(self.tokenizer)
+        self.tokens = ColBERTTokens.from_tokenizer(self.tokenizer, config.query_marker, config.doc_marker)
         self._punct = np.asarray(self.tokens.punctuation, np.int32)
         self._query_fn = jax.jit(lambda p, i, m, t: self.encode_queries(p, _arrays(i, m, t)))
         self._doc_fn = jax.jit(lambda p, i, m, t: self.encode_docs(p, _arrays(i, m, t)))

@@ -2,12 +2,14 @@
 
     input   = [CLS] q [SEP] d [SEP]            token_type 0 on "[CLS] q [SEP]", 1 on "d [SEP]"
     s(q, d) = w . BERT(input)[CLS] + b          (ScoreHead, new; the encoder starts from MiniLM)
+              w . tanh(P BERT(input)[CLS] + c) + b   with config.pooler (BertForSequenceClassification)
     loss    = mean_b -log softmax(s_b0, s_b1, .., s_bn)[0]   localized contrastive estimation over
               1 positive (column 0) + n hard negatives; invalid (padded) candidates are masked
     rerank  = s, or with alpha set: alpha * minmax(s) + (1 - alpha) * minmax(first-stage score)
               (min-max per query over the reranked candidates)
 
-params = {"bert": BertEncoder params, "head": {"dense": {"kernel": [H, 1], "bias": [1]}}}.
+params = {"bert": BertEncoder params, "head": {"dense": {"kernel": [H, 1], "bias": [1]}}}, plus
+"pooler": {"kernel": [H, H], "bias": [H]} with config.pooler.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import dataclasses
 from typing import Any, ClassVar, Sequence
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,6 +46,10 @@ class CrossEncoderConfig:
     rerank_batch_size: int = bounded(32, ge=1)
     # Seeds the new head (and, with a random backbone, the encoder).
     seed: int = bounded(0, ge=0)
+    # [CLS] goes through BERT's pooler, tanh(W h + b), before the head, as in Hugging Face's
+    # BertForSequenceClassification (the sentence-transformers CrossEncoder layout); imported
+    # checkpoints of that layout set it. Off: the head reads [CLS] itself.
+    pooler: bool = False
 
     # Checkpoint configs saved before these names changed: {old: new}, and the training settings
     # that moved to jaxir.recipes.cross_encoder (data.tuples, optim, fit).
@@ -78,18 +85,24 @@ class CrossEncoder:
     """
 
     def __init__(self, config: CrossEncoderConfig = CrossEncoderConfig(), *, bert_config=None,
-                 bert_params=None, head_params=None, tokenizer=None):
+                 bert_params=None, head_params=None, pooler_params=None, tokenizer=None):
         if bert_config is None:
             bert_config, bert_params = load_bert(config.model)
         self.config, self.bert_config, self._pretrained = config, bert_config, bert_params
         self._head = head_params  # a trained score head to start from (warm start)
+        self._pooler = pooler_params
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
 
     def init(self, rng: jax.Array, batch: Any = None) -> dict:
         """Pretrained encoder (random if none was given) + the given score head, else a fresh one
         seeded by ``rng``."""
         del batch  # shapes come from the configs
-        return init_pair_params(rng, self.bert_config, self._pretrained, self._head)
+        params = init_pair_params(rng, self.bert_config, self._pretrained, self._head)
+        if self.config.pooler:
+            h = self.bert_config.hidden_size
+            params["pooler"] = self._pooler if self._pooler is not None else nn.Dense(h).init(
+                jax.random.fold_in(rng, 2), jnp.zeros((1, h)))["params"]
+        return params
 
     def description(self) -> dict:
         """JSON-able identity: written into checkpoints, checked on restore."""
@@ -103,6 +116,9 @@ class CrossEncoder:
         hidden = BertEncoder(self.bert_config).apply({"params": params["bert"]}, ids, mask,
                                                       batch["token_type_ids"])
         pooled = hidden[:, 0]
+        if self.config.pooler:
+            pooled = jnp.tanh(nn.Dense(self.bert_config.hidden_size, dtype=self.bert_config.dtype).apply(
+                {"params": params["pooler"]}, pooled))
         return ScoreHead(dtype=self.bert_config.dtype).apply({"params": params["head"]},
                                                              pooled).astype(jnp.float32)
 

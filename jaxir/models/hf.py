@@ -17,8 +17,19 @@ def read_config(model_dir: str | Path) -> dict:
     return json.loads((Path(model_dir) / "config.json").read_text())
 
 
+def _legacy_norm_name(key: str) -> str:
+    """LayerNorm `gamma`/`beta` (old BERT names, still written by some transformers versions,
+    e.g. 5.3 under PyLate) -> `weight`/`bias`, as transformers maps them on load."""
+    if key.endswith("LayerNorm.gamma"):
+        return key[: -len("gamma")] + "weight"
+    if key.endswith("LayerNorm.beta"):
+        return key[: -len("beta")] + "bias"
+    return key
+
+
 def _strip_prefix(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Accept both bare `BertModel` names and `bert.`-prefixed ones (BertForMaskedLM etc.)."""
+    weights = {_legacy_norm_name(k): v for k, v in weights.items()}
     if any(k.startswith("bert.") for k in weights):
         return {k[len("bert."):]: v for k, v in weights.items() if k.startswith("bert.")}
     return weights
@@ -61,24 +72,106 @@ def convert_bert_weights(weights: dict[str, np.ndarray], num_layers: int) -> dic
     return _to_f32(params)
 
 
+def check_bert_shapes(params: dict, config, where: str) -> None:
+    """The converted weights must have the sizes config.json declares (else CheckpointError)."""
+    h, v = config.hidden_size, config.vocab_size
+    want = {"embeddings word": (params["embeddings"]["word"]["embedding"].shape, (v, h)),
+            "layer 0 intermediate": (params["layer_0"]["intermediate"]["kernel"].shape,
+                                     (h, config.intermediate_size)),
+            "position embeddings": (params["embeddings"]["position"]["embedding"].shape,
+                                    (config.max_position, h))}
+    for name, (got, expected) in want.items():
+        if tuple(got) != expected:
+            raise CheckpointError(f"{where}: config.json says {name} {expected} "
+                                  f"(hidden_size {h}, vocab_size {v}), the weights have {tuple(got)}")
+
+
+def export_bert_weights(params: dict, num_layers: int, prefix: str = "") -> dict[str, np.ndarray]:
+    """jaxir BertEncoder params -> HF BERT state dict (NumPy), names under `prefix` ("bert." for
+    BertForMaskedLM etc.): the inverse of `convert_bert_weights`."""
+    out: dict[str, np.ndarray] = {}
+    emb = params["embeddings"]
+    for hf_name, ours in (("word_embeddings", "word"), ("position_embeddings", "position"),
+                          ("token_type_embeddings", "token_type")):
+        out[f"embeddings.{hf_name}.weight"] = emb[ours]["embedding"]
+    out["embeddings.LayerNorm.weight"], out["embeddings.LayerNorm.bias"] = emb["norm"]["scale"], emb["norm"]["bias"]
+    for i in range(num_layers):
+        layer, p = params[f"layer_{i}"], f"encoder.layer.{i}."
+        kernel, bias = np.asarray(layer["attention"]["qkv"]["kernel"]), np.asarray(layer["attention"]["qkv"]["bias"])
+        for j, name in enumerate(("query", "key", "value")):
+            width = kernel.shape[1] // 3
+            out[p + f"attention.self.{name}.weight"] = kernel[:, j * width:(j + 1) * width].T
+            out[p + f"attention.self.{name}.bias"] = bias[j * width:(j + 1) * width]
+        dense = {"attention.output.dense": layer["attention"]["out"], "intermediate.dense": layer["intermediate"],
+                 "output.dense": layer["output"]}
+        for name, d in dense.items():
+            out[p + name + ".weight"], out[p + name + ".bias"] = np.asarray(d["kernel"]).T, d["bias"]
+        for name, ours in (("attention.output.LayerNorm", "attention_norm"), ("output.LayerNorm", "output_norm")):
+            out[p + name + ".weight"], out[p + name + ".bias"] = layer[ours]["scale"], layer[ours]["bias"]
+    return {prefix + k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in out.items()}
+
+
+def read_weights(folder: Path, stem: str = "model") -> dict[str, np.ndarray]:
+    """A folder's `<stem>.safetensors`, else its `pytorch_model.bin` (read with torch), as NumPy."""
+    st = folder / f"{stem}.safetensors"
+    if st.is_file():
+        from safetensors.numpy import load_file
+
+        try:
+            return load_file(str(st))
+        except Exception as e:  # safetensors raises its own error types
+            raise CheckpointError(f"{st} is not a readable safetensors file: {e}") from e
+    binary = folder / "pytorch_model.bin"
+    if binary.is_file():
+        import torch
+
+        state = torch.load(binary, map_location="cpu", weights_only=True)
+        return {k: v.float().numpy() for k, v in state.items()}
+    raise CheckpointError(f"{folder} has no {stem}.safetensors or pytorch_model.bin")
+
+
+def write_weights(path: Path, weights: dict[str, np.ndarray]) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(path), metadata={"format": "pt"})
+
+
 def _to_f32(tree):
     if isinstance(tree, dict):
         return {k: _to_f32(v) for k, v in tree.items()}
     return np.ascontiguousarray(tree, dtype=np.float32)
 
 
-def load_bert(model: str | Path | None = None, **config_overrides):
-    """Load (BertConfig, params) from a local HF BERT folder (default: embedded MiniLM)."""
-    from safetensors.numpy import load_file
+def hf_config_dict(bert_config, architectures: list[str], **extra) -> dict:
+    """A Hugging Face config.json for a jaxir BertConfig (the inverse of BertConfig.from_hf)."""
+    bc = bert_config
+    return {"architectures": architectures, "model_type": "bert", "vocab_size": bc.vocab_size,
+            "hidden_size": bc.hidden_size, "num_hidden_layers": bc.num_layers,
+            "num_attention_heads": bc.num_heads, "intermediate_size": bc.intermediate_size,
+            "max_position_embeddings": bc.max_position, "type_vocab_size": bc.type_vocab_size,
+            "layer_norm_eps": bc.layer_norm_eps, "hidden_act": bc.hidden_act,
+            "pad_token_id": bc.pad_token_id, "hidden_dropout_prob": 0.1,
+            "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,
+            "position_embedding_type": "absolute", **extra}
 
+
+def bert_from_weights(path: Path, weights: dict[str, np.ndarray], **config_overrides):
+    """(BertConfig, params) of a folder's config.json and its already-read weights, checked."""
     from jaxir.models.bert import BertConfig
 
+    try:
+        config = BertConfig.from_hf(read_config(path), **config_overrides)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{path / 'config.json'}: not a BERT config the Flax encoder supports ({e})") from e
+    params = convert_bert_weights(weights, config.num_layers)
+    check_bert_shapes(params, config, str(path / "config.json"))
+    return config, params
+
+
+def load_bert(model: str | Path | None = None, **config_overrides):
+    """Load (BertConfig, params) from a local HF BERT folder (default: embedded MiniLM)."""
     path = resolve_model_dir(model)
-    config = BertConfig.from_hf(read_config(path), **config_overrides)
-    st = path / "model.safetensors"
-    if not st.is_file():
-        raise CheckpointError(f"{path} has no model.safetensors")
-    return config, convert_bert_weights(load_file(str(st)), config.num_layers)
+    return bert_from_weights(path, read_weights(path), **config_overrides)
 
 
 def params_fingerprint(params) -> str:

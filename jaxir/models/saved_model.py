@@ -12,6 +12,9 @@ previous folder. Loading checks the method, rebuilds the config (`config_from_di
 the params into the model's tree (paths, shapes and dtypes must match) and recomputes the
 fingerprint, so a truncated or edited folder is an error, never a silently different model.
 
+`load_or_init` also takes the PyTorch tools' layouts (colbert-ai, PyLate, BertForMaskedLM +
+idf.json, sentence-transformers CrossEncoder), imported by `jaxir.models.interop`.
+
 Folders of jaxir 0.1 still load: `params.npz` + `<name>_config.json` (ColBERT, sparse) and the
 engine-layout reranker export (`<dir>/<step>/{state,meta}`); see `jaxir.models.legacy_checkpoint`.
 """
@@ -175,10 +178,14 @@ def load_or_init(checkpoint, *, method: str, config_cls, default_config, make_mo
     """(model, params): a saved folder's (checked as `load_model` does), or without a checkpoint
     `make_model(default_config)` with a fresh init seeded by its `seed`. `overrides` replace
     config fields unless None (e.g. a CLI --doc-maxlen; 0 is a value)."""
+    from jaxir.models.interop import detect_format, load_foreign
+
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if checkpoint is None:
         model = make_model(dataclasses.replace(default_config, **given))
         return model, model.init(jax.random.PRNGKey(model.config.seed))
+    if detect_format(checkpoint, method=method) != "jaxir":  # a colbert-ai / PyLate / ... folder
+        return load_foreign(checkpoint, method=method, overrides=given)
     built = {}
 
     def make_config(raw, extra):

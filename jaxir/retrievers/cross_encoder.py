@@ -53,6 +53,12 @@ class CrossEncoderReranker:
             path = path / EXPORT_DIR
         overrides = {k: v for k, v in (("alpha", alpha), ("rerank_batch_size", rerank_batch_size))
                      if v is not None}
+        from jaxir.models.interop import detect_format, load_foreign
+
+        if detect_format(path, method=METHOD) != "jaxir":  # a sentence-transformers CrossEncoder
+            reranker = cls(*load_foreign(path, method=METHOD, overrides=overrides))
+            reranker.source = str(ckpt_dir)
+            return reranker
         built = {}
 
         def make_config(raw, extra):

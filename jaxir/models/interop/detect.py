@@ -1,0 +1,74 @@
+"""Which layout a checkpoint folder has (jaxir's own or one of the PyTorch tools')."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jaxir.errors import CheckpointError
+
+FOREIGN_FORMATS = ("colbert-ai", "pylate", "hf-mlm", "sentence-transformers")
+METHOD_OF = {"colbert-ai": "colbert", "pylate": "colbert", "hf-mlm": "sparse",
+             "sentence-transformers": "cross-encoder"}
+# config.json architectures -> layout
+ARCHITECTURES = {"HF_ColBERT": "colbert-ai", "BertForMaskedLM": "hf-mlm",
+                 "BertForSequenceClassification": "sentence-transformers"}
+
+
+def read_json(file: Path) -> dict:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{file}: not readable JSON ({e})") from e
+
+
+def detect_format(path, *, method: str | None = None) -> str:
+    """"jaxir" or a FOREIGN_FORMATS name; CheckpointError naming the file that rules it out, or
+    naming the method that reads the layout when `method` cannot."""
+    path = Path(path)
+    if (path / "model.json").is_file() or (path / "params.npz").is_file() or not path.is_dir():
+        return "jaxir"  # (a missing folder is reported by the jaxir loader, which may recover it)
+    fmt = _foreign(path)
+    if method is not None and METHOD_OF[fmt] != method:
+        raise CheckpointError(f"{path} is a {fmt} checkpoint of a {METHOD_OF[fmt]} model; "
+                              f"--method {METHOD_OF[fmt]} reads it, not {method}")
+    return fmt
+
+
+def _foreign(path: Path) -> str:
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise CheckpointError(f"{path} is neither a jaxir model folder (no model.json) nor a "
+                              "Hugging Face one (no config.json)")
+    if (path / "modules.json").is_file():
+        modules = read_json(path / "modules.json")
+        types = [m.get("type", "") for m in modules]
+        if any(t.startswith("pylate.") for t in types):
+            return "pylate"
+        # sentence-transformers >= 6 wraps a CrossEncoder's BertForSequenceClassification in one
+        # Transformer module at the root; the architecture below decides
+        if len(modules) != 1 or modules[0].get("path", "") != "" or not types[0].endswith("Transformer"):
+            raise CheckpointError(f"{path / 'modules.json'}: sentence-transformers modules {types} are "
+                                  "not a layout jaxir imports (PyLate ColBERT and CrossEncoder are); "
+                                  "a plain BERT backbone goes to --model")
+    config = read_json(config_file)
+    if config.get("model_type", "bert") != "bert":
+        raise CheckpointError(f"{config_file}: model_type {config.get('model_type')!r} "
+                              f"({', '.join(config.get('architectures') or [])}) is not supported: "
+                              "the Flax encoder is BERT")
+    if (path / "artifact.metadata").is_file():
+        return "colbert-ai"
+    for arch in config.get("architectures") or []:
+        if arch in ARCHITECTURES:
+            return ARCHITECTURES[arch]
+    raise CheckpointError(f"{config_file}: architectures {config.get('architectures')} are not a "
+                          f"checkpoint layout jaxir imports (known: {', '.join(ARCHITECTURES)}); "
+                          "a plain BERT backbone goes to --model")
+
+
+def folder_tokenizer(path: Path):
+    """The folder's own tokenizer; CheckpointError naming the files when it has none."""
+    from jaxir.text import load_tokenizer
+
+    if not any((path / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
+        raise CheckpointError(f"{path} has no tokenizer (tokenizer.json or vocab.txt)")
+    return load_tokenizer(path)

@@ -1,0 +1,96 @@
+"""Inference-free learned sparse checkpoints as their authors publish them <-> jaxir's SparseModel.
+
+    hf-mlm: a BertForMaskedLM folder (config.json, model.safetensors with `bert.*` and
+            `cls.predictions.*`, the decoder tied to the word embeddings) + the tokenizer +
+            idf.json ({token: weight}, the query side), e.g. OpenSearch's
+            opensearch-neural-sparse-encoding-doc-v2-distill.
+
+The document weights are log(1 + ReLU(max over tokens of the MLM logits)), what
+sentence-transformers' MLMTransformer + SpladePooling("max") compute; jaxir also zeroes special
+and [unused*] tokens (no query contains them), as the authors' reference code does. A SPLADE
+folder (no idf.json: queries are encoded too) needs the siamese sparse method, not in jaxir yet.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from jaxir.errors import CheckpointError
+from jaxir.models.hf import (_legacy_norm_name, bert_from_weights, export_bert_weights, hf_config_dict,
+                             read_weights, write_weights)
+from jaxir.models.interop.detect import folder_tokenizer, read_json
+from jaxir.models.interop.folders import new_folder, save_tokenizer
+
+IDF_FILE, HEAD = "idf.json", "cls.predictions."
+
+
+def import_folder(path, fmt: str, overrides: dict):
+    from jaxir.methods.sparse import SparseModel
+    from jaxir.methods.sparse_config import SparseConfig
+    from jaxir.text.idf import load_idf, tokenizer_vocab
+
+    del fmt
+    path = Path(path)
+    config_file = path / "config.json"
+    act = read_json(config_file).get("hidden_act", "gelu")
+    if act != "gelu":
+        raise CheckpointError(f"{config_file}: hidden_act {act!r} is not supported (the MLM head is exact gelu)")
+    if not (path / IDF_FILE).is_file():
+        raise CheckpointError(f"{path / IDF_FILE} is missing: an inference-free document encoder needs "
+                              "its query idf.json (a SPLADE model, which encodes queries, is not a "
+                              "jaxir method yet)")
+    weights = read_weights(path)
+    bert_config, bert = bert_from_weights(path, weights)
+    tokenizer = folder_tokenizer(path)
+    idf = load_idf(path / IDF_FILE, tokenizer_vocab(tokenizer))  # DataError naming the file
+    if idf.shape != (bert_config.vocab_size,):
+        raise CheckpointError(f"{path / IDF_FILE}: the tokenizer has {idf.shape[0]} tokens, "
+                              f"config.json vocab_size {bert_config.vocab_size}")
+    head = _head(weights, bert, path)
+    config = SparseConfig(model=str(path), **overrides)
+    model = SparseModel(config, idf=idf, bert_config=bert_config, bert_params=bert, tokenizer=tokenizer)
+    return model, {"bert": bert, "head": head}, "BertForMaskedLM + idf.json"
+
+
+def _head(weights: dict, bert: dict, path: Path) -> dict:
+    w = {_legacy_norm_name(k)[len(HEAD):]: v for k, v in weights.items() if k.startswith(HEAD)}
+    try:
+        bias = w["bias"] if "bias" in w else w["decoder.bias"]
+        head = {"transform": {"kernel": w["transform.dense.weight"].T, "bias": w["transform.dense.bias"]},
+                "norm": {"scale": w["transform.LayerNorm.weight"], "bias": w["transform.LayerNorm.bias"]},
+                "bias": bias}
+    except KeyError as e:
+        raise CheckpointError(f"{path}: the weights lack the MLM head tensor {HEAD}{e.args[0]}") from e
+    decoder = w.get("decoder.weight")
+    if decoder is not None and not np.array_equal(decoder, bert["embeddings"]["word"]["embedding"]):
+        raise CheckpointError(f"{path}: an MLM decoder untied from the word embeddings is not supported")
+    return {"transform": {k: np.asarray(v, np.float32) for k, v in head["transform"].items()},
+            "norm": {k: np.asarray(v, np.float32) for k, v in head["norm"].items()},
+            "bias": np.asarray(head["bias"], np.float32)}
+
+
+def export_folder(model, params, fmt: str, out, files: dict) -> Path:
+    cfg, bc = model.config, model.bert_config
+    for bad, why in ((cfg.lexical_prior, "a BM25 lexical prior"), (cfg.double_log, "double_log")):
+        if bad:
+            raise CheckpointError(f"{why} has no place in the {fmt} layout (BertForMaskedLM + idf.json)")
+    idf = files.get(IDF_FILE)
+    if idf is None or not Path(idf).is_file():
+        raise CheckpointError(f"the checkpoint has no {IDF_FILE} to export with its document encoder")
+    head = params["head"]
+    weights = export_bert_weights(params["bert"], bc.num_layers, "bert.")
+    weights.update({HEAD + "transform.dense.weight": np.asarray(head["transform"]["kernel"]).T,
+                    HEAD + "transform.dense.bias": head["transform"]["bias"],
+                    HEAD + "transform.LayerNorm.weight": head["norm"]["scale"],
+                    HEAD + "transform.LayerNorm.bias": head["norm"]["bias"],
+                    HEAD + "bias": head["bias"]})
+    with new_folder(out, f"a {fmt} model folder") as tmp:
+        from jaxir.models.interop.folders import write_json
+
+        write_json(tmp / "config.json", hf_config_dict(bc, ["BertForMaskedLM"], tie_word_embeddings=True))
+        write_weights(tmp / "model.safetensors", {k: np.asarray(v, np.float32) for k, v in weights.items()})
+        save_tokenizer(model.tokenizer, tmp, bc.max_position)
+        shutil.copy(idf, tmp / IDF_FILE)
+    return Path(out)

@@ -1,0 +1,205 @@
+"""Checkpoints of the PyTorch tools, in process: sentence-transformers (CrossEncoder,
+SparseEncoder) and transformers write the layouts from the real MiniLM weights and jaxir imports
+them; jaxir exports toy models that the same libraries load. Each check: max abs diff <= 1e-4
+(the functions are benchmarks/interop_parity.py's, which prints them as a table). The writing
+libraries are the installed ones (sentence-transformers 6.3, transformers 5.24 at the time of
+writing); PyLate and colbert-ai run in their own venvs (test_interop_peers.py).
+"""
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jaxir.errors import CheckpointError, DataError
+from jaxir.models.bert import BertConfig
+from jaxir.models.interop import detect_format, export_model, load_foreign
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import interop_parity as ip  # noqa: E402
+
+TOL = 1e-4
+
+
+def edit_json(file: Path, **changes) -> None:
+    data = json.loads(file.read_text())
+    data.update(changes)
+    file.write_text(json.dumps(data))
+
+
+def same_tree(a, b) -> bool:
+    la, lb = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves_with_path(b)
+    return [p for p, _ in la] == [p for p, _ in lb] and all(
+        np.array_equal(np.asarray(x), np.asarray(y)) for (_, x), (_, y) in zip(la, lb))
+
+
+@pytest.fixture(scope="module")
+def st_cross_encoder(minilm_dir, tmp_path_factory):
+    return ip.write_st_cross_encoder(minilm_dir, tmp_path_factory.mktemp("st") / "ce")
+
+
+@pytest.fixture(scope="module")
+def hf_mlm(minilm_dir, tmp_path_factory):
+    return ip.write_hf_mlm(minilm_dir, tmp_path_factory.mktemp("mlm") / "doc-encoder")
+
+
+# ---- cross-encoder: sentence-transformers CrossEncoder (BertForSequenceClassification) -----------
+def test_cross_encoder_import_matches_sentence_transformers(st_cross_encoder):
+    assert detect_format(st_cross_encoder) == "sentence-transformers"
+    model, _ = load_foreign(st_cross_encoder, method="cross-encoder", overrides={})
+    assert model.config.pooler and model.bert_config.hidden_size == 384
+    assert ip.ce_import_diff(st_cross_encoder) <= TOL
+
+
+def test_cross_encoder_export_loads_in_sentence_transformers(tmp_path):
+    assert ip.ce_export_diff(tmp_path) <= TOL
+    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+
+    model = CrossEncoder(CrossEncoderConfig(pooler=True), bert_config=BertConfig.tiny())
+    params = ip.toy_params(model, 1)
+    _, back = load_foreign(tmp_path / "ce-export", method="cross-encoder", overrides={})
+    assert same_tree(params, back)
+
+
+def test_cross_encoder_import_without_pooler_would_differ(st_cross_encoder):
+    """The check can fail: the same weights scored without BERT's pooler are far off."""
+    import dataclasses
+
+    from jaxir.methods.cross_encoder import CrossEncoder
+
+    model, params = load_foreign(st_cross_encoder, method="cross-encoder", overrides={})
+    plain = CrossEncoder(dataclasses.replace(model.config, pooler=False), bert_config=model.bert_config,
+                         bert_params=params["bert"], head_params=params["head"], tokenizer=model.tokenizer)
+    plain_params = {k: v for k, v in params.items() if k != "pooler"}
+    diff = np.abs(ip.jaxir_pair_scores(plain, plain_params) - ip.st_logits(st_cross_encoder)).max()
+    assert diff > 1e-2
+
+
+def test_cross_encoder_without_pooler_is_not_exported(tmp_path):
+    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+
+    model = CrossEncoder(CrossEncoderConfig(), bert_config=BertConfig.tiny())
+    with pytest.raises(CheckpointError, match="pooler"):
+        export_model(model, ip.toy_params(model), fmt="sentence-transformers", out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+# ---- inference-free sparse: BertForMaskedLM + idf.json ------------------------------------------
+def test_sparse_import_matches_sentence_transformers(hf_mlm):
+    assert detect_format(hf_mlm) == "hf-mlm"
+    assert ip.sparse_import_diff(hf_mlm) <= TOL
+
+
+def test_sparse_export_loads_in_sentence_transformers(tmp_path):
+    assert ip.sparse_export_diff(tmp_path) <= TOL
+    model, params, _ = ip.toy_sparse(tmp_path / "again")
+    _, back = load_foreign(tmp_path / "mlm-export", method="sparse", overrides={})
+    assert same_tree(params, back)
+
+
+# ---- ColBERT: jaxir's own round trip (the peers' checks are in test_interop_peers.py) ----------
+@pytest.mark.parametrize("fmt", ["pylate", "colbert-ai"])
+def test_colbert_export_import_round_trip(tmp_path, fmt):
+    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+
+    model = ColBERTModel(ColBERTConfig(query_maxlen=24, doc_maxlen=64, dim=16), bert_config=BertConfig.tiny())
+    params = ip.toy_params(model, 3)
+    out = export_model(model, params, fmt=fmt, out=tmp_path / fmt)
+    assert detect_format(out) == fmt
+    back, back_params = load_foreign(out, method="colbert", overrides={})
+    assert same_tree(params, back_params)
+    for field in ("query_maxlen", "doc_maxlen", "dim", "mask_punctuation", "query_marker", "doc_marker"):
+        assert getattr(back.config, field) == getattr(model.config, field)
+    q0, q1 = (m.encode_query_texts(p, ip.QUERIES, progress=False) for m, p in ((model, params), (back, back_params)))
+    np.testing.assert_array_equal(q0, q1)
+
+
+def test_export_model_cli_and_eval_of_an_exported_folder(tmp_path, toy_beir, capsys):
+    """`jaxir export-model` of a saved jaxir ColBERT (MiniLM + a seeded head), then `jaxir eval
+    --checkpoint` of each export: the log names the layout and the nDCG equals the original's."""
+    from jaxir import cli
+    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.retrievers.colbert import save_checkpoint
+
+    model = ColBERTModel(ColBERTConfig(doc_maxlen=48))
+    ckpt = save_checkpoint(tmp_path / "ckpt", model.config, ip.toy_params(model, 4))
+    ndcg = {}
+    for fmt in ("jaxir", "pylate", "colbert-ai"):
+        folder = ckpt
+        if fmt != "jaxir":
+            folder = tmp_path / fmt
+            assert cli.main(["export-model", "--checkpoint", str(ckpt), "--format", fmt, "--out", str(folder)]) == 0
+        out = tmp_path / f"{fmt}.json"
+        capsys.readouterr()
+        assert cli.main(["eval", "--method", "colbert", "--checkpoint", str(folder), "--data", str(toy_beir),
+                         "--split", "train", "--cache", str(tmp_path / f"idx-{fmt}"),
+                         "--output-json", str(out)]) == 0
+        if fmt != "jaxir":
+            assert f"{fmt} layout" in capsys.readouterr().err
+        ndcg[fmt] = json.loads(out.read_text())["metrics"]["ndcg@10"]
+    assert ndcg["pylate"] == ndcg["jaxir"] == ndcg["colbert-ai"], ndcg
+    assert cli.main(["export-model", "--checkpoint", str(ckpt), "--format", "hf-mlm",
+                     "--out", str(tmp_path / "no")]) == 2
+    assert "exports to colbert-ai, pylate, not hf-mlm" in capsys.readouterr().err
+
+
+# ---- bad input ------------------------------------------------------------------------------------
+def test_unknown_architecture_is_named(tmp_path, minilm_dir):
+    shutil.copytree(minilm_dir, tmp_path / "m")
+    edit_json(tmp_path / "m" / "config.json", model_type="roberta", architectures=["RobertaModel"])
+    (tmp_path / "m" / "modules.json").unlink()
+    with pytest.raises(CheckpointError, match="model_type 'roberta'.*RobertaModel.*BERT"):
+        detect_format(tmp_path / "m")
+
+
+def test_bi_encoder_folder_is_not_a_checkpoint(minilm_dir):
+    with pytest.raises(CheckpointError, match="modules.json.*Pooling"):
+        detect_format(minilm_dir)
+
+
+def test_method_mismatch_names_the_reader(hf_mlm):
+    with pytest.raises(CheckpointError, match="--method sparse reads it, not colbert"):
+        load_foreign(hf_mlm, method="colbert", overrides={})
+
+
+def test_hidden_size_mismatch_names_config(tmp_path, hf_mlm):
+    bad = tmp_path / "bad"
+    shutil.copytree(hf_mlm, bad)
+    edit_json(bad / "config.json", hidden_size=768, num_attention_heads=12)
+    with pytest.raises(CheckpointError, match=r"config.json.*hidden_size 768"):
+        load_foreign(bad, method="sparse", overrides={})
+
+
+def test_missing_tokenizer_and_idf_are_named(tmp_path, hf_mlm):
+    no_tok = tmp_path / "no-tok"
+    shutil.copytree(hf_mlm, no_tok)
+    for f in ("tokenizer.json", "vocab.txt"):
+        (no_tok / f).unlink(missing_ok=True)
+    with pytest.raises(CheckpointError, match="no tokenizer"):
+        load_foreign(no_tok, method="sparse", overrides={})
+    no_idf = tmp_path / "no-idf"
+    shutil.copytree(hf_mlm, no_idf)
+    (no_idf / "idf.json").unlink()
+    with pytest.raises(CheckpointError, match="idf.json is missing"):
+        load_foreign(no_idf, method="sparse", overrides={})
+
+
+def test_idf_of_another_vocabulary_is_named(tmp_path, hf_mlm):
+    other = tmp_path / "other"
+    shutil.copytree(hf_mlm, other)
+    (other / "idf.json").write_text(json.dumps({f"tok{i}": 1.0 for i in range(500)}))
+    with pytest.raises(DataError, match="idf.json.*another vocabulary"):
+        load_foreign(other, method="sparse", overrides={})
+
+
+def test_unsupported_pylate_module_is_named(tmp_path):
+    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+
+    model = ColBERTModel(ColBERTConfig(dim=16), bert_config=BertConfig.tiny())
+    out = export_model(model, ip.toy_params(model), fmt="pylate", out=tmp_path / "pl")
+    edit_json(out / "1_Dense" / "config.json", activation_function="torch.nn.modules.activation.Tanh")
+    with pytest.raises(CheckpointError, match="1_Dense/config.json.*Tanh"):
+        load_foreign(out, method="colbert", overrides={})
