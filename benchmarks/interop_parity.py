@@ -24,11 +24,17 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 QUERIES = ["what causes insulin resistance?", "effects of vitamin D on bone density in elderly women",
-           "CRISPR off-target mutations"]
+           "CRISPR off-target mutations",
+           # longer than a ColBERT query (32 tokens): both sides must cut it at the same place
+           "is there evidence from randomized controlled trials, cohort studies or meta-analyses that "
+           "daily low-dose aspirin reduces the incidence of colorectal cancer, cardiovascular events "
+           "or overall mortality in adults older than sixty-five years without prior disease?"]
 DOCS = ["Insulin resistance is linked to obesity, inflammation, and fatty-acid metabolism (Smith et al., 2010).",
         "Vitamin D supplementation did not improve bone mineral density in 1,200 women aged 70+.",
         "Short text.",
-        "Genome editing with CRISPR-Cas9 can introduce off-target mutations at sites resembling the guide RNA!"]
+        "Genome editing with CRISPR-Cas9 can introduce off-target mutations at sites resembling the guide RNA!",
+        # ~700 WordPieces: past ColBERT's 180, the cross-encoder's pair length and BERT's 512
+        " ".join(f"Trial {i} enrolled {40 + i} adults; adverse events were rare (p = 0.{i:02d})." for i in range(40))]
 TEXTS = {"queries": QUERIES, "docs": DOCS}
 PAIRS = [(q, d) for q in QUERIES for d in DOCS]
 
@@ -166,7 +172,9 @@ def toy_sparse(work: Path, seed: int = 2):
     tok = load_tokenizer()
     work.mkdir(parents=True, exist_ok=True)
     idf_file = write_idf(work, tok, seed=seed)
-    model = SparseModel(SparseConfig(init_vocab_bias=0.0), idf=load_idf(idf_file, tokenizer_vocab(tok)),
+    # one window: the layout records one cut (jaxir's default max-pools 4 windows of 256 tokens,
+    # which the PyTorch tools do not do, so a longer document would differ)
+    model = SparseModel(SparseConfig(init_vocab_bias=0.0, doc_windows=1), idf=load_idf(idf_file, tokenizer_vocab(tok)),
                         bert_config=BertConfig.tiny())
     return model, toy_params(model, seed), idf_file
 

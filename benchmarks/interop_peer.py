@@ -4,6 +4,11 @@ of benchmarks/interop_parity.py and tests/test_interop_peers.py.
 
     python interop_peer.py write  {pylate,colbert-ai} --base BERT_DIR --out DIR [--seed 0]
     python interop_peer.py encode {pylate,colbert-ai} --checkpoint DIR --texts T.json --out E.npz
+    python interop_peer.py search pylate --checkpoint DIR --texts C.json --index-dir I --k 100 --out R.trec
+
+C.json is {"doc_ids", "docs", "query_ids", "queries"}: PyLate encodes the documents, indexes
+them with its PLAID (the vendored Stanford backend, nbits 2, search settings chosen by k) and
+writes the top-k of each query as a TREC run.
 
 T.json is {"queries": [...], "docs": [...]}; E.npz holds q [Nq, Lq, dim] and, per document,
 d_<i> [n_tok_i, dim] (the tokens the library keeps) plus "version" (the library's version).
@@ -66,22 +71,50 @@ def encode(lib: str, checkpoint: str, texts: dict) -> dict:
     return {"q": q, **{f"d_{i}": x for i, x in enumerate(d)}, "version": np.array(version(lib))}
 
 
+def search(checkpoint: str, texts: dict, index_dir: str, k: int, out: str) -> None:
+    import time
+
+    import torch
+    from pylate import indexes, models, retrieve
+
+    torch.manual_seed(0)
+    model = models.ColBERT(model_name_or_path=checkpoint, device="cpu")
+    start = time.perf_counter()
+    docs = model.encode(texts["docs"], is_query=False, batch_size=32, show_progress_bar=True)
+    encode_s = time.perf_counter() - start
+    index = indexes.PLAID(index_folder=index_dir, index_name="scifact", override=True, use_fast=False,
+                          nbits=2)
+    index.add_documents(documents_ids=texts["doc_ids"], documents_embeddings=docs)
+    queries = model.encode(texts["queries"], is_query=True, batch_size=32)
+    hits = retrieve.ColBERT(index=index).retrieve(queries_embeddings=queries, k=k)
+    with open(out, "w", encoding="utf-8") as f:
+        for qid, ranked in zip(texts["query_ids"], hits):
+            for rank, hit in enumerate(ranked, start=1):
+                f.write(f"{qid} Q0 {hit['id']} {rank} {float(hit['score']):.6f} pylate\n")
+    print(json.dumps({"encode_docs_s": encode_s, "total_s": time.perf_counter() - start,
+                      "version": version("pylate")}))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("action", choices=["write", "encode"])
+    ap.add_argument("action", choices=["write", "encode", "search"])
     ap.add_argument("lib", choices=["pylate", "colbert-ai"])
     ap.add_argument("--base")
     ap.add_argument("--out", required=True)
     ap.add_argument("--checkpoint")
     ap.add_argument("--texts")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--index-dir")
+    ap.add_argument("--k", type=int, default=100)
     a = ap.parse_args()
     if a.action == "write":
         write(a.lib, a.base, a.out, a.seed)
         print(version(a.lib))
-    else:
+    elif a.action == "encode":
         texts = json.load(open(a.texts, encoding="utf-8"))
         np.savez(a.out, **encode(a.lib, a.checkpoint, texts))
+    else:
+        search(a.checkpoint, json.load(open(a.texts, encoding="utf-8")), a.index_dir, a.k, a.out)
     return 0
 
 

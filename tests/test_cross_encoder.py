@@ -169,7 +169,8 @@ def test_warm_start_carries_encoder_and_head_and_rejects_another_backbone(tiny, 
     model, params = tiny
     trained = jax.tree_util.tree_map(lambda x: x + 0.02, params)
     CrossEncoderReranker(model, trained).save(tmp_path / "ce")
-    bert, head = warm_start_params(str(tmp_path / "ce"), model.bert_config, params["bert"])
+    bert, head, pooler = warm_start_params(str(tmp_path / "ce"), model.bert_config, params["bert"])
+    assert pooler is None
     warm = CrossEncoder(model.config, bert_config=model.bert_config, bert_params=bert,
                         head_params=head, tokenizer=model.tokenizer)
     started = warm.init(jax.random.PRNGKey(7))  # the rng must not matter any more
@@ -179,3 +180,5 @@ def test_warm_start_carries_encoder_and_head_and_rejects_another_backbone(tiny, 
     assert not np.array_equal(fresh["head"]["dense"]["kernel"], trained["head"]["dense"]["kernel"])
     with pytest.raises(CheckpointError, match="encoder config differs"):
         warm_start_params(str(tmp_path / "ce"), BertConfig.tiny(num_layers=3), params["bert"])
+    with pytest.raises(CheckpointError, match="has no BERT's pooler.*--model.pooler false"):
+        warm_start_params(str(tmp_path / "ce"), model.bert_config, params["bert"], pooler=True)

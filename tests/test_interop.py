@@ -102,19 +102,23 @@ def test_sparse_export_loads_in_sentence_transformers(tmp_path):
 
 # ---- ColBERT: jaxir's own round trip (the peers' checks are in test_interop_peers.py) ----------
 @pytest.mark.parametrize("fmt", ["pylate", "colbert-ai"])
-def test_colbert_export_import_round_trip(tmp_path, fmt):
+@pytest.mark.parametrize("flags", [{}, {"attend_to_mask_tokens": True, "mask_punctuation": False}])
+def test_colbert_export_import_round_trip(tmp_path, fmt, flags):
     from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
 
-    model = ColBERTModel(ColBERTConfig(query_maxlen=24, doc_maxlen=64, dim=16), bert_config=BertConfig.tiny())
+    model = ColBERTModel(ColBERTConfig(query_maxlen=24, doc_maxlen=64, dim=16, **flags), bert_config=BertConfig.tiny())
     params = ip.toy_params(model, 3)
     out = export_model(model, params, fmt=fmt, out=tmp_path / fmt)
     assert detect_format(out) == fmt
     back, back_params = load_foreign(out, method="colbert", overrides={})
     assert same_tree(params, back_params)
-    for field in ("query_maxlen", "doc_maxlen", "dim", "mask_punctuation", "query_marker", "doc_marker"):
+    for field in ("query_maxlen", "doc_maxlen", "dim", "mask_punctuation", "attend_to_mask_tokens",
+                  "query_marker", "doc_marker"):
         assert getattr(back.config, field) == getattr(model.config, field)
     q0, q1 = (m.encode_query_texts(p, ip.QUERIES, progress=False) for m, p in ((model, params), (back, back_params)))
     np.testing.assert_array_equal(q0, q1)
+    d0, d1 = (m.encode_doc_texts(p, ip.DOCS, progress=False) for m, p in ((model, params), (back, back_params)))
+    assert all(np.array_equal(a, b) for a, b in zip(d0, d1))
 
 
 def test_export_model_cli_and_eval_of_an_exported_folder(tmp_path, toy_beir, capsys):
@@ -193,6 +197,18 @@ def test_idf_of_another_vocabulary_is_named(tmp_path, hf_mlm):
     (other / "idf.json").write_text(json.dumps({f"tok{i}": 1.0 for i in range(500)}))
     with pytest.raises(DataError, match="idf.json.*another vocabulary"):
         load_foreign(other, method="sparse", overrides={})
+
+
+def test_pylate_dense_bias_is_refused_even_when_its_config_is_silent(tmp_path):
+    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+
+    model = ColBERTModel(ColBERTConfig(dim=16), bert_config=BertConfig.tiny())
+    out = export_model(model, ip.toy_params(model), fmt="pylate", out=tmp_path / "pl")
+    cfg = json.loads((out / "1_Dense" / "config.json").read_text())
+    del cfg["bias"]  # PyLate's Dense defaults to bias=True
+    (out / "1_Dense" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="1_Dense/config.json.*bias"):
+        load_foreign(out, method="colbert", overrides={})
 
 
 def test_unsupported_pylate_module_is_named(tmp_path):

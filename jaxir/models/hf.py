@@ -159,8 +159,12 @@ def bert_from_weights(path: Path, weights: dict[str, np.ndarray], **config_overr
     """(BertConfig, params) of a folder's config.json and its already-read weights, checked."""
     from jaxir.models.bert import BertConfig
 
+    raw = read_config(path)
+    for key, ok in (("position_embedding_type", ("absolute",)), ("hidden_act", ("gelu", "gelu_new", "relu"))):
+        if raw.get(key, ok[0]) not in ok:
+            raise CheckpointError(f"{path / 'config.json'}: {key} {raw[key]!r} is not supported (jaxir: {', '.join(ok)})")
     try:
-        config = BertConfig.from_hf(read_config(path), **config_overrides)
+        config = BertConfig.from_hf(raw, **config_overrides)
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"{path / 'config.json'}: not a BERT config the Flax encoder supports ({e})") from e
     params = convert_bert_weights(weights, config.num_layers)

@@ -168,11 +168,12 @@ def train(r: Recipe, out_dir: str) -> dict:
     train_file, held = split_holdout(mined, out / "train_tuples.jsonl", n_held, r.fit.seed)
 
     bert_config, bert_params = load_bert(r.model.model, dtype=COMPUTE_DTYPES[r.fit.compute_dtype])
-    head_params = None
+    head_params = pooler_params = None
     if r.init_from:
-        bert_params, head_params = warm_start_params(r.init_from, bert_config, bert_params)
+        bert_params, head_params, pooler_params = warm_start_params(r.init_from, bert_config, bert_params,
+                                                                    pooler=r.model.pooler)
     model = CrossEncoder(r.model, bert_config=bert_config, bert_params=bert_params,
-                         head_params=head_params)
+                         head_params=head_params, pooler_params=pooler_params)
     source = TupleSource(train_file, data.queries, data.text_of,
                          PairEncoder(model.tokenizer, r.model.pair_maxlen), d.tuples)
     steps = len(source) // r.fit.batch_size
@@ -201,9 +202,11 @@ def train(r: Recipe, out_dir: str) -> dict:
     return report
 
 
-def warm_start_params(path: str, bert_config, like: dict) -> tuple[dict, dict]:
-    """(encoder, head) params of a trained cross-encoder, the encoder cast to the dtypes of
-    ``like`` (the backbone params it replaces); its config must match ``bert_config``."""
+def warm_start_params(path: str, bert_config, like: dict, *, pooler: bool = False) -> tuple[dict, dict, dict | None]:
+    """(encoder, head, pooler or None) params of a trained cross-encoder, the encoder cast to the
+    dtypes of ``like`` (the backbone params it replaces); its config must match ``bert_config``,
+    and it must read [CLS] through BERT's pooler exactly when ``pooler`` (a head trained on
+    pooled [CLS] scores raw [CLS] wrongly, and the other way round)."""
     import jax
 
     from jaxir.errors import CheckpointError
@@ -213,8 +216,12 @@ def warm_start_params(path: str, bert_config, like: dict) -> tuple[dict, dict]:
     if source.model.bert_config.to_dict() != bert_config.to_dict():
         raise CheckpointError(f"--init-from {path}: its encoder config differs from this recipe's "
                               f"backbone ({source.model.bert_config.to_dict()} vs {bert_config.to_dict()})")
+    if source.model.config.pooler != pooler:
+        raise CheckpointError(f"--init-from {path}: it {'reads' if source.model.config.pooler else 'has no'} "
+                              f"BERT's pooler, this model {'needs' if pooler else 'has none'} "
+                              f"(the cross-encoder recipe: --model.pooler {str(source.model.config.pooler).lower()})")
     bert = jax.tree_util.tree_map(lambda a, ref: np.asarray(a, ref.dtype), source.params["bert"], like)
-    return bert, source.params["head"]
+    return bert, source.params["head"], source.params.get("pooler")
 
 
 def main_tune_alpha(args) -> dict:

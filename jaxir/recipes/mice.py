@@ -107,7 +107,7 @@ def train(r: Recipe, out_dir: str):
     train_file, held = split_holdout(mined, out / f"{mined.stem}.train.jsonl", r.data.holdout, r.fit.seed)
 
     bert_config, bert_params = load_bert(r.model.model, dtype=COMPUTE_DTYPES[r.fit.compute_dtype])
-    bert, head = warm_start_params(r.init_from, bert_config, bert_params)
+    bert, head, _ = warm_start_params(r.init_from, bert_config, bert_params)  # MICE: no pooler
     model = MiceModel(r.model, bert_config=bert_config, bert_params=bert, head_params=head)
     source = nway_source(functools.partial(mice_arrays, model), data_cfg, r.fit.steps, r.fit.batch_size,
                          (data, train_file, teacher))

@@ -65,7 +65,10 @@ def export_checkpoint(checkpoint, *, fmt: str, out):
         model, params = checkpoints.load_model(str(path), {})
         if (path / "idf.json").is_file():
             files["idf.json"] = path / "idf.json"
-    return export_model(model, params, fmt=fmt, out=out, files=files)
+    try:
+        return export_model(model, params, fmt=fmt, out=out, files=files)
+    except CheckpointError as e:
+        raise CheckpointError(f"{checkpoint}: {e}") from e
 
 
 def _module(fmt: str):

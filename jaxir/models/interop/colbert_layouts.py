@@ -47,10 +47,14 @@ def _build(root: Path, settings: dict, kernel: np.ndarray, overrides: dict, weig
     if kernel.shape[0] != bert_config.hidden_size:
         raise CheckpointError(f"{root}: the projection reads {kernel.shape[0]} features, the BERT "
                               f"has hidden_size {bert_config.hidden_size}")
-    config = ColBERTConfig(model=str(root), dim=int(kernel.shape[1]), **{**settings, **overrides})
+    lowercase = settings.pop("lowercase_input", False)
+    config = ColBERTConfig(model=str(root.resolve()), dim=int(kernel.shape[1]), **{**settings, **overrides})
+    tokenizer = folder_tokenizer(root)
+    if lowercase and not getattr(tokenizer, "do_lower_case", False):
+        raise CheckpointError(f"{root / 'sentence_bert_config.json'}: do_lower_case true over a cased "
+                              "tokenizer is not supported (jaxir does not lowercase the text itself)")
     try:
-        model = ColBERTModel(config, bert_config=bert_config, bert_params=bert,
-                             tokenizer=folder_tokenizer(root))
+        model = ColBERTModel(config, bert_config=bert_config, bert_params=bert, tokenizer=tokenizer)
     except ValueError as e:  # e.g. a marker the tokenizer lacks
         raise CheckpointError(f"{root}: {e}") from e
     params = {"bert": bert, "projection": {"dense": {"kernel": np.ascontiguousarray(kernel, np.float32)}}}
@@ -63,13 +67,13 @@ def _read_colbert_ai(path: Path):
         raise CheckpointError(f"{path} has no artifact.metadata (colbert-ai's ColBERTConfig)")
     meta = read_json(meta_file)
     meta = meta.get("config", meta)
-    for key, want in (("similarity", "cosine"), ("interaction", "colbert"), ("relu", False)):
+    for key, want in (("similarity", "cosine"), ("interaction", "colbert"), ("relu", False), ("pool_factor", 1)):
         if meta.get(key, want) != want:
             raise CheckpointError(f"{meta_file}: {key} = {meta[key]!r} is not supported (jaxir: {want!r})")
     weights = read_weights(path)
     if "linear.weight" not in weights:
         raise CheckpointError(f"{path}: the weights have no linear.weight (ColBERT's projection)")
-    settings = {"query_maxlen": int(meta.get("query_maxlen", 32)), "doc_maxlen": int(meta.get("doc_maxlen", 180)),
+    settings = {"query_maxlen": int(meta.get("query_maxlen", 32)), "doc_maxlen": int(meta.get("doc_maxlen", 220)),  # colbert-ai's defaults
                 "mask_punctuation": bool(meta.get("mask_punctuation", True)),
                 "attend_to_mask_tokens": bool(meta.get("attend_to_mask_tokens", False)),
                 "query_marker": meta.get("query_token_id", "[unused0]"),
@@ -90,10 +94,13 @@ def _read_pylate(path: Path):
                                   f"(jaxir's ColBERT is BERT + linear projections)")
         folder = path / m["path"]
         cfg = read_json(folder / "config.json")
-        if cfg.get("bias") or cfg.get("use_residual") or cfg.get("activation_function", IDENTITY) != IDENTITY:
+        dense = read_weights(folder)
+        # PyLate's Dense has a bias unless its config says otherwise
+        if cfg.get("bias", True) or "linear.bias" in dense or cfg.get("use_residual") or \
+                cfg.get("activation_function", IDENTITY) != IDENTITY:
             raise CheckpointError(f"{folder / 'config.json'}: a Dense with bias, residual or activation "
                                   f"{cfg.get('activation_function')!r} is not supported (only linear maps)")
-        w = read_weights(folder)["linear.weight"].astype(np.float64).T  # [in, out]
+        w = dense["linear.weight"].astype(np.float64).T  # [in, out]
         kernel = w if kernel is None else kernel @ w  # consecutive linear maps compose exactly
     if kernel is None:
         raise CheckpointError(f"{path / 'modules.json'}: no Dense projection after the BERT")
@@ -102,6 +109,9 @@ def _read_pylate(path: Path):
     if st.get("do_query_expansion", True) is False:
         raise CheckpointError(f"{st_file}: do_query_expansion false is not supported (jaxir always "
                               "pads queries with [MASK])")
+    prompt = (st.get("prompts") or {}).get(st.get("default_prompt_name") or "", "")
+    if prompt:
+        raise CheckpointError(f"{st_file}: a default prompt ({prompt!r}) put before every text is not supported")
     skip = st.get("skiplist_words", PUNCTUATION)
     if skip not in (PUNCTUATION, []):
         raise CheckpointError(f"{st_file}: skiplist_words other than string.punctuation (or none) "
@@ -117,6 +127,8 @@ def _read_pylate(path: Path):
                 "doc_maxlen": int(st.get("document_length") or 180),
                 "mask_punctuation": bool(skip),
                 "attend_to_mask_tokens": bool(st.get("attend_to_expansion_tokens", False)), **markers}
+    sbert = root / "sentence_bert_config.json"
+    settings["lowercase_input"] = bool(read_json(sbert).get("do_lower_case")) if sbert.is_file() else False
     version = st.get("__version__", {}).get("pylate") or \
         f"sentence-transformers {st.get('__version__', {}).get('sentence_transformers', '?')}"
     return settings, root, kernel.astype(np.float32), f"PyLate ColBERT, {version}", read_weights(root)

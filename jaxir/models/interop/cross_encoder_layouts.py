@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxir.errors import CheckpointError
 from jaxir.models.hf import bert_from_weights, export_bert_weights, hf_config_dict, read_weights, write_weights
-from jaxir.models.interop.detect import folder_tokenizer, read_json
+from jaxir.models.interop.detect import folder_tokenizer, read_json, tokenizer_max_length
 from jaxir.models.interop.folders import new_folder, save_tokenizer, write_json
 
 ST_TRANSFORMER = "sentence_transformers.base.modules.transformer.Transformer"
@@ -37,7 +37,10 @@ def import_folder(path, fmt: str, overrides: dict):
     except KeyError as e:
         raise CheckpointError(f"{path}: the weights lack {e.args[0]} (BertForSequenceClassification)") from e
     f32 = lambda d: {k: np.ascontiguousarray(v, np.float32) for k, v in d.items()}  # noqa: E731
-    config = CrossEncoderConfig(model=str(path), pooler=True, **overrides)
+    sbert = path / "sentence_bert_config.json"
+    length = read_json(sbert).get("max_seq_length") if sbert.is_file() else None
+    length = min(length or tokenizer_max_length(path), bert_config.max_position)  # sentence-transformers' cut
+    config = CrossEncoderConfig(model=str(path.resolve()), pooler=True, **{"pair_maxlen": length, **overrides})
     model = CrossEncoder(config, bert_config=bert_config, bert_params=bert, head_params={"dense": f32(head["dense"])},
                          pooler_params=f32(pooler), tokenizer=folder_tokenizer(path))
     st_file = path / "config_sentence_transformers.json"
@@ -63,10 +66,10 @@ def export_folder(model, params, fmt: str, out, files: dict) -> Path:
         write_json(tmp / "config.json", hf_config_dict(bc, ["BertForSequenceClassification"],
                                                        id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0}))
         write_weights(tmp / "model.safetensors", {k: np.asarray(v, np.float32) for k, v in weights.items()})
-        save_tokenizer(model.tokenizer, tmp, bc.max_position)
+        save_tokenizer(model.tokenizer, tmp, model.config.pair_maxlen)
         write_json(tmp / "modules.json", [{"idx": 0, "name": "0", "path": "", "type": ST_TRANSFORMER}])
         write_json(tmp / "sentence_bert_config.json", {
-            "transformer_task": "sequence-classification",
+            "transformer_task": "sequence-classification", "max_seq_length": model.config.pair_maxlen,
             "modality_config": {"text": {"method": "forward", "method_output_name": "logits"}},
             "module_output_name": "scores"})
         write_json(tmp / "config_sentence_transformers.json", {

@@ -72,3 +72,10 @@ def folder_tokenizer(path: Path):
     if not any((path / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
         raise CheckpointError(f"{path} has no tokenizer (tokenizer.json or vocab.txt)")
     return load_tokenizer(path)
+
+
+def tokenizer_max_length(path: Path, default: int = 512) -> int:
+    """tokenizer_config.json's model_max_length (the length the PyTorch tools truncate at)."""
+    file = path / "tokenizer_config.json"
+    value = read_json(file).get("model_max_length") if file.is_file() else None
+    return int(value) if isinstance(value, (int, float)) and 0 < value < 10**6 else default

@@ -16,7 +16,7 @@ def new_folder(out, what: str):
     """Yield a temp folder beside `out`; on success it replaces `out` (which must be a model
     folder with a config.json if it exists), on error it is removed."""
     out = Path(out).resolve()
-    with writer_lock(out):
+    with writer_lock(out, marker=MARKER):
         tmp = temp_folder_beside(out)
         try:
             yield tmp

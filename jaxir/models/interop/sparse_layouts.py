@@ -20,7 +20,7 @@ import numpy as np
 from jaxir.errors import CheckpointError
 from jaxir.models.hf import (_legacy_norm_name, bert_from_weights, export_bert_weights, hf_config_dict,
                              read_weights, write_weights)
-from jaxir.models.interop.detect import folder_tokenizer, read_json
+from jaxir.models.interop.detect import folder_tokenizer, read_json, tokenizer_max_length
 from jaxir.models.interop.folders import new_folder, save_tokenizer
 
 IDF_FILE, HEAD = "idf.json", "cls.predictions."
@@ -49,7 +49,9 @@ def import_folder(path, fmt: str, overrides: dict):
         raise CheckpointError(f"{path / IDF_FILE}: the tokenizer has {idf.shape[0]} tokens, "
                               f"config.json vocab_size {bert_config.vocab_size}")
     head = _head(weights, bert, path)
-    config = SparseConfig(model=str(path), **overrides)
+    # The authors' code and sentence-transformers encode one window cut at the tokenizer's length
+    lengths = {"doc_maxlen": min(tokenizer_max_length(path), bert_config.max_position), "doc_windows": 1}
+    config = SparseConfig(model=str(path.resolve()), **{**lengths, **overrides})
     model = SparseModel(config, idf=idf, bert_config=bert_config, bert_params=bert, tokenizer=tokenizer)
     return model, {"bert": bert, "head": head}, "BertForMaskedLM + idf.json"
 
@@ -73,7 +75,8 @@ def _head(weights: dict, bert: dict, path: Path) -> dict:
 
 def export_folder(model, params, fmt: str, out, files: dict) -> Path:
     cfg, bc = model.config, model.bert_config
-    for bad, why in ((cfg.lexical_prior, "a BM25 lexical prior"), (cfg.double_log, "double_log")):
+    for bad, why in ((cfg.lexical_prior, "a BM25 lexical prior"), (cfg.double_log, "double_log"),
+                     (bc.hidden_act != "gelu", f"hidden_act {bc.hidden_act!r} (the head applies it)")):
         if bad:
             raise CheckpointError(f"{why} has no place in the {fmt} layout (BertForMaskedLM + idf.json)")
     idf = files.get(IDF_FILE)
@@ -91,6 +94,11 @@ def export_folder(model, params, fmt: str, out, files: dict) -> Path:
 
         write_json(tmp / "config.json", hf_config_dict(bc, ["BertForMaskedLM"], tie_word_embeddings=True))
         write_weights(tmp / "model.safetensors", {k: np.asarray(v, np.float32) for k, v in weights.items()})
-        save_tokenizer(model.tokenizer, tmp, bc.max_position)
+        save_tokenizer(model.tokenizer, tmp, cfg.doc_maxlen)  # what the libraries truncate at
         shutil.copy(idf, tmp / IDF_FILE)
+    if cfg.doc_windows > 1:
+        import sys
+
+        print(f"note: jaxir max-pools up to {cfg.doc_windows} windows of {cfg.doc_maxlen} tokens; the "
+              f"{fmt} layout records one (longer documents are cut there)", file=sys.stderr)
     return Path(out)
