@@ -133,11 +133,11 @@ def st_inference_free(folder):
     return SparseEncoder(modules=[router], device="cpu")
 
 
-def sparse_diff(folder, model, params) -> float:
+def sparse_diff(folder, model, params, se=None) -> float:
     """max of: |doc weights| difference on tokens a query can contain (jaxir zeroes special
     tokens, as the authors' code does), |query vector| difference, and the relative difference
-    of query-document scores."""
-    se = st_inference_free(folder)
+    of query-document scores. se: the SparseEncoder (default: `st_inference_free(folder)`)."""
+    se = se if se is not None else st_inference_free(folder)
     st_docs = se.encode_document(DOCS, convert_to_tensor=True).to_dense().numpy()
     st_queries = se.encode_query(QUERIES, convert_to_tensor=True).to_dense().numpy()
     ours = np.zeros_like(st_docs)
@@ -159,6 +159,21 @@ def sparse_import_diff(folder) -> float:
 
     model, params = load_foreign(folder, method="sparse", overrides={})
     return sparse_diff(folder, model, params)
+
+
+def write_st_router(mlm_folder, out) -> Path:
+    """sentence-transformers saves its inference-free SparseEncoder (a Router) over an hf-mlm folder."""
+    st_inference_free(mlm_folder).save(str(out))
+    return Path(out)
+
+
+def sparse_router_import_diff(folder) -> float:
+    from sentence_transformers import SparseEncoder
+
+    from jaxir.models.interop import load_foreign
+
+    model, params = load_foreign(folder, method="sparse", overrides={})
+    return sparse_diff(folder, model, params, se=SparseEncoder(str(folder), device="cpu"))
 
 
 def toy_sparse(work: Path, seed: int = 2):
@@ -249,8 +264,10 @@ def main() -> int:
         rows.append((lib, "import", who, diff))
         diff, who = colbert_export_diff(lib, work)
         rows.append((lib, "export", who, diff))
-    rows.append(("hf-mlm (+ idf.json)", "import", f"{tf} writes, {st} SparseEncoder reads",
-                 sparse_import_diff(write_hf_mlm(base, work / "mlm-written"))))
+    mlm = write_hf_mlm(base, work / "mlm-written")
+    rows.append(("hf-mlm (+ idf.json)", "import", f"{tf} writes, {st} SparseEncoder reads", sparse_import_diff(mlm)))
+    rows.append(("sentence-transformers SparseEncoder (Router)", "import", st,
+                 sparse_router_import_diff(write_st_router(mlm, work / "router-written"))))
     rows.append(("hf-mlm (+ idf.json)", "export", f"{st} SparseEncoder", sparse_export_diff(work)))
     rows.append(("sentence-transformers CrossEncoder", "import", st,
                  ce_import_diff(write_st_cross_encoder(base, work / "ce-written"))))

@@ -93,6 +93,28 @@ def test_sparse_import_matches_sentence_transformers(hf_mlm):
     assert ip.sparse_import_diff(hf_mlm) <= TOL
 
 
+def test_sparse_encoder_router_import_matches_sentence_transformers(hf_mlm, tmp_path):
+    """A SparseEncoder saved by sentence-transformers (static IDF query route, MLM + SPLADE
+    document route) imports with its own query weights, and exports back to hf-mlm."""
+    router = ip.write_st_router(hf_mlm, tmp_path / "router")
+    assert detect_format(router) == "sentence-transformers-sparse"
+    assert ip.sparse_router_import_diff(router) <= TOL
+    from jaxir.models.interop import export_checkpoint
+
+    out = export_checkpoint(router, fmt="hf-mlm", out=tmp_path / "back")
+    (model, _), (again, _) = (load_foreign(f, method="sparse", overrides={}) for f in (router, out))
+    np.testing.assert_allclose(again.idf, model.idf, rtol=1e-6)
+
+
+def test_sparse_router_other_structure_is_refused(hf_mlm, tmp_path):
+    router = ip.write_st_router(hf_mlm, tmp_path / "router")
+    cfg = json.loads((router / "router_config.json").read_text())
+    cfg["structure"]["query"] = cfg["structure"]["document"]  # SPLADE: the MLM on both sides
+    (router / "router_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="router_config.json.*not the inference-free structure"):
+        load_foreign(router, method="sparse", overrides={})
+
+
 def test_sparse_export_loads_in_sentence_transformers(tmp_path):
     assert ip.sparse_export_diff(tmp_path) <= TOL
     model, params, _ = ip.toy_sparse(tmp_path / "again")

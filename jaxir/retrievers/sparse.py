@@ -67,6 +67,8 @@ class LearnedSparse:
             return load_idf(self.idf, vocab), str(self.idf)
         if self.checkpoint is not None and (Path(self.checkpoint) / IDF_FILE).is_file():
             return load_idf(Path(self.checkpoint) / IDF_FILE, vocab), str(Path(self.checkpoint) / IDF_FILE)
+        if getattr(model, "imported_idf", None) is not None:  # e.g. a SparseEncoder's static IDF route
+            return model.imported_idf, f"{self.checkpoint} (query route)"
         return compute_idf(tokenize(model.tokenizer, texts, what="document"), len(vocab)), "corpus"
 
     def build(self, doc_ids, texts, out) -> Path:

@@ -5,6 +5,8 @@ export a jaxir model to it.
     colbert-ai             colbert-ai (HF_ColBERT + artifact.metadata)   colbert
     pylate                 PyLate (sentence-transformers modules + Dense) colbert
     hf-mlm                 BertForMaskedLM + idf.json (inference-free)   sparse
+    sentence-transformers-sparse  a SparseEncoder Router: IDF query route    sparse (import only)
+                           (SparseStaticEmbedding), MLM + SpladePooling document route
     sentence-transformers  BertForSequenceClassification, num_labels 1   cross-encoder
                            (sentence-transformers CrossEncoder)
 
@@ -74,7 +76,7 @@ def export_checkpoint(checkpoint, *, fmt: str, out):
 def _module(fmt: str):
     if fmt in ("colbert-ai", "pylate"):
         from jaxir.models.interop import colbert_layouts as module
-    elif fmt == "hf-mlm":
+    elif fmt in ("hf-mlm", "sentence-transformers-sparse"):
         from jaxir.models.interop import sparse_layouts as module
     elif fmt == "sentence-transformers":
         from jaxir.models.interop import cross_encoder_layouts as module

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from jaxir.errors import CheckpointError
 
-FOREIGN_FORMATS = ("colbert-ai", "pylate", "hf-mlm", "sentence-transformers")
+FOREIGN_FORMATS = ("colbert-ai", "pylate", "hf-mlm", "sentence-transformers", "sentence-transformers-sparse")
 METHOD_OF = {"colbert-ai": "colbert", "pylate": "colbert", "hf-mlm": "sparse",
-             "sentence-transformers": "cross-encoder"}
+             "sentence-transformers": "cross-encoder", "sentence-transformers-sparse": "sparse"}
+ROUTER = "sentence_transformers.base.modules.router.Router"
 # config.json architectures -> layout
 ARCHITECTURES = {"HF_ColBERT": "colbert-ai", "BertForMaskedLM": "hf-mlm",
                  "BertForSequenceClassification": "sentence-transformers"}
@@ -36,20 +37,22 @@ def detect_format(path, *, method: str | None = None) -> str:
 
 def _foreign(path: Path) -> str:
     config_file = path / "config.json"
-    if not config_file.is_file():
-        raise CheckpointError(f"{path} is neither a jaxir model folder (no model.json) nor a "
-                              "Hugging Face one (no config.json)")
     if (path / "modules.json").is_file():
         modules = read_json(path / "modules.json")
         types = [m.get("type", "") for m in modules]
         if any(t.startswith("pylate.") for t in types):
             return "pylate"
+        if types == [ROUTER]:  # a SparseEncoder with query and document routes
+            return "sentence-transformers-sparse"
         # sentence-transformers >= 6 wraps a CrossEncoder's BertForSequenceClassification in one
         # Transformer module at the root; the architecture below decides
         if len(modules) != 1 or modules[0].get("path", "") != "" or not types[0].endswith("Transformer"):
             raise CheckpointError(f"{path / 'modules.json'}: sentence-transformers modules {types} are "
                                   "not a layout jaxir imports (PyLate ColBERT and CrossEncoder are); "
                                   "a plain BERT backbone goes to --model")
+    if not config_file.is_file():
+        raise CheckpointError(f"{path} is neither a jaxir model folder (no model.json) nor a "
+                              "Hugging Face one (no config.json)")
     config = read_json(config_file)
     if config.get("model_type", "bert") != "bert":
         raise CheckpointError(f"{config_file}: model_type {config.get('model_type')!r} "

@@ -27,24 +27,69 @@ IDF_FILE, HEAD = "idf.json", "cls.predictions."
 
 
 def import_folder(path, fmt: str, overrides: dict):
-    from jaxir.methods.sparse import SparseModel
-    from jaxir.methods.sparse_config import SparseConfig
     from jaxir.text.idf import load_idf, tokenizer_vocab
 
-    del fmt
     path = Path(path)
+    if fmt == "sentence-transformers-sparse":
+        mlm, idf_of = _router(path)
+        where = "sentence-transformers SparseEncoder: IDF query route, MLM + SPLADE max document route"
+    else:
+        if not (path / IDF_FILE).is_file():
+            raise CheckpointError(f"{path / IDF_FILE} is missing: an inference-free document encoder needs "
+                                  "its query idf.json (a SPLADE model, which encodes queries, is not a "
+                                  "jaxir method yet)")
+        mlm, where = path, "BertForMaskedLM + idf.json"
+        idf_of = lambda tokenizer: load_idf(path / IDF_FILE, tokenizer_vocab(tokenizer))  # noqa: E731
+    model, params = _import_mlm(mlm, idf_of, overrides)
+    return model, params, where
+
+
+def _router(path: Path):
+    """(document MLM folder, tokenizer -> idf [V]) of a SparseEncoder Router; anything but the
+    inference-free structure (static IDF queries, MLM + max/ReLU SPLADE pooling) is refused."""
+    from jaxir.models.hf import read_weights
+
+    file = path / "router_config.json"
+    router = read_json(file)
+    structure, types = router.get("structure", {}), router.get("types", {})
+    query, document = structure.get("query", []), structure.get("document", [])
+    kinds = lambda names: [types.get(n, "?").rsplit(".", 1)[-1] for n in names]  # noqa: E731
+    if kinds(query) != ["SparseStaticEmbedding"] or kinds(document) not in (
+            ["MLMTransformer", "SpladePooling"], ["Transformer", "SpladePooling"]):
+        raise CheckpointError(f"{file}: routes query {kinds(query)}, document {kinds(document)} are not "
+                              "the inference-free structure jaxir imports (SparseStaticEmbedding; "
+                              "MLMTransformer + SpladePooling)")
+    pooling = read_json(path / document[1] / "config.json")
+    if pooling.get("pooling_strategy", "max") != "max" or pooling.get("activation_function", "relu") != "relu" \
+            or pooling.get("embedding_dimension"):
+        raise CheckpointError(f"{path / document[1] / 'config.json'}: SPLADE pooling {pooling} is not "
+                              "supported (jaxir: max over tokens of log(1 + ReLU(logits)))")
+    weights = read_weights(path / query[0])
+    if "weight" not in weights:
+        raise CheckpointError(f"{path / query[0]}: the SparseStaticEmbedding weights have no 'weight'")
+    table = np.asarray(weights["weight"], np.float32)
+
+    def idf_of(tokenizer):
+        if table.shape != (len(tokenizer),):
+            raise CheckpointError(f"{path / query[0]}: {table.shape[0]} query weights for a vocabulary "
+                                  f"of {len(tokenizer)} tokens")
+        return table
+
+    return path / document[0], idf_of
+
+
+def _import_mlm(path: Path, idf_of, overrides: dict):
+    from jaxir.methods.sparse import SparseModel
+    from jaxir.methods.sparse_config import SparseConfig
+
     config_file = path / "config.json"
     act = read_json(config_file).get("hidden_act", "gelu")
     if act != "gelu":
         raise CheckpointError(f"{config_file}: hidden_act {act!r} is not supported (the MLM head is exact gelu)")
-    if not (path / IDF_FILE).is_file():
-        raise CheckpointError(f"{path / IDF_FILE} is missing: an inference-free document encoder needs "
-                              "its query idf.json (a SPLADE model, which encodes queries, is not a "
-                              "jaxir method yet)")
     weights = read_weights(path)
     bert_config, bert = bert_from_weights(path, weights)
     tokenizer = folder_tokenizer(path)
-    idf = load_idf(path / IDF_FILE, tokenizer_vocab(tokenizer))  # DataError naming the file
+    idf = idf_of(tokenizer)  # DataError / CheckpointError naming the file
     if idf.shape != (bert_config.vocab_size,):
         raise CheckpointError(f"{path / IDF_FILE}: the tokenizer has {idf.shape[0]} tokens, "
                               f"config.json vocab_size {bert_config.vocab_size}")
@@ -53,7 +98,8 @@ def import_folder(path, fmt: str, overrides: dict):
     lengths = {"doc_maxlen": min(tokenizer_max_length(path), bert_config.max_position), "doc_windows": 1}
     config = SparseConfig(model=str(path.resolve()), **{**lengths, **overrides})
     model = SparseModel(config, idf=idf, bert_config=bert_config, bert_params=bert, tokenizer=tokenizer)
-    return model, {"bert": bert, "head": head}, "BertForMaskedLM + idf.json"
+    model.imported_idf = idf  # the checkpoint's own query weights (the retriever searches with them)
+    return model, {"bert": bert, "head": head}
 
 
 def _head(weights: dict, bert: dict, path: Path) -> dict:
@@ -80,7 +126,8 @@ def export_folder(model, params, fmt: str, out, files: dict) -> Path:
         if bad:
             raise CheckpointError(f"{why} has no place in the {fmt} layout (BertForMaskedLM + idf.json)")
     idf = files.get(IDF_FILE)
-    if idf is None or not Path(idf).is_file():
+    table = getattr(model, "imported_idf", None)  # query weights that came without an idf.json
+    if (idf is None or not Path(idf).is_file()) and table is None:
         raise CheckpointError(f"the checkpoint has no {IDF_FILE} to export with its document encoder")
     head = params["head"]
     weights = export_bert_weights(params["bert"], bc.num_layers, "bert.")
@@ -95,7 +142,12 @@ def export_folder(model, params, fmt: str, out, files: dict) -> Path:
         write_json(tmp / "config.json", hf_config_dict(bc, ["BertForMaskedLM"], tie_word_embeddings=True))
         write_weights(tmp / "model.safetensors", {k: np.asarray(v, np.float32) for k, v in weights.items()})
         save_tokenizer(model.tokenizer, tmp, cfg.doc_maxlen)  # what the libraries truncate at
-        shutil.copy(idf, tmp / IDF_FILE)
+        if idf is not None and Path(idf).is_file():
+            shutil.copy(idf, tmp / IDF_FILE)
+        else:
+            from jaxir.text.idf import save_idf, tokenizer_vocab
+
+            save_idf(tmp / IDF_FILE, table, tokenizer_vocab(model.tokenizer))
     if cfg.doc_windows > 1:
         import sys
 
