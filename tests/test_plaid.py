@@ -200,3 +200,45 @@ def test_stage2_kept_code_scoring_equals_masked_table_and_float64(corpus):
            if index.doclens[d] else 0.0 for d in pids]
     np.testing.assert_allclose(fast[index.doclens[pids] > 0], np.asarray(ref)[index.doclens[pids] > 0], rtol=1e-5)
     assert (fast < 0).any() and (fast > 0).any()  # some docs lost every code, some kept codes
+
+
+@pytest.mark.parametrize("k, ndocs", [(10, None), (10, 64), (100, None)])
+def test_work_counter_proves_plaid_economy(corpus, k, ndocs):
+    """PLAID does less work than an exhaustive search, and the counter proves it: stage 4
+    decompresses at most max(ndocs / 4, k) documents, and stage 1 reads exactly the IVF lists of
+    each token's top-ncells centroids (recomputed here from S_cq and the CSR lists)."""
+    centers, _, index = corpus
+    params = index._params(k, None, None, ndocs)
+    bound = max(params.ndocs // 4, k)
+    assert bound < index.num_docs  # else an exhaustive search would pass too
+    total = plaid.PlaidStats()
+    for i in range(12):
+        q = make_query(np.random.default_rng(900 + i), centers)
+        one = plaid.PlaidStats()
+        _, pids = index.search(q, k, ndocs=ndocs, stats=one)
+        index.search(q, k, ndocs=ndocs, stats=total)
+        assert one.queries == 1 and one.decompressed_docs <= bound and len(pids) == k
+        assert one.decompressed_tokens >= int(index.doclens[pids].sum())  # the returned docs were decoded
+        s_qc = q @ index.codec.centroids32.T
+        top = np.argsort(-s_qc, axis=1, kind="stable")[:, :params.ncells]
+        probed = np.unique(top)
+        if one.candidates >= k:  # no widening happened: exactly the probed cells were read
+            np.testing.assert_array_equal(np.sort(one.cells), probed)
+        assert set(probed) <= set(one.cells.tolist())
+        lists = [index.ivf_doc_ids[index.ivf_offsets[c]:index.ivf_offsets[c + 1]] for c in one.cells]
+        assert one.postings_read == sum(len(x) for x in lists)
+        assert one.candidates == len(np.unique(np.concatenate(lists)))
+        assert one.candidates < index.num_docs
+    assert total.queries == 12 and total.max_decompressed_docs <= bound
+    assert total.decompressed_docs <= 12 * bound
+
+
+def test_work_counter_sees_an_exhaustive_search(corpus):
+    """The bound can fail: forcing every cell and every document through stage 4 breaks it."""
+    centers, _, index = corpus
+    stats = plaid.PlaidStats()
+    n_cells = index.codec.centroids32.shape[0]
+    index.search(make_query(np.random.default_rng(5), centers), 10, ncells=n_cells, ndocs=4 * index.num_docs,
+                 stats=stats)
+    assert stats.decompressed_docs > max(256 // 4, 10)
+    assert stats.cells_probed == n_cells

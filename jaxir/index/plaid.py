@@ -9,7 +9,7 @@ token coded c. Search for a query Q [Lq, D] (PLAID, Santhanam et al. 2022):
      approx(d) = sum_i max_{kept codes j of d} S_cq[j, i]; keep the top ndocs.
   3. the same without pruning; keep the top ndocs / 4.
   4. decompress those documents, exact MaxSim, top k.
-Ties break by document index. Always returns min(k, N) results: the candidate set is widened
+Ties break by document index. `PlaidStats` counts each stage's work. Always returns min(k, N) results: the candidate set is widened
 (more cells, finally every document) when it holds fewer than k documents.
 """
 from __future__ import annotations
@@ -45,6 +45,35 @@ class PlaidParams:
         if k <= 100:
             return cls(2, 0.45, 1024)
         return cls(4, 0.4, max(4 * k, 4096))
+
+
+@dataclasses.dataclass
+class PlaidStats:
+    """Work counters of PLAID searches, summed over the queries of every search it is passed to
+    (`search(..., stats=PlaidStats())`); `cells` keeps the last query's probed cells, so a test
+    can recompute its candidates. Counting costs a few integer additions per query."""
+
+    queries: int = 0
+    cells_probed: int = 0      # distinct IVF cells read in stage 1 (after any widening)
+    postings_read: int = 0     # IVF entries gathered in stage 1
+    candidates: int = 0        # distinct documents out of stage 1
+    stage2_scored: int = 0     # documents scored by pruned centroid interaction
+    stage3_scored: int = 0     # documents scored by full centroid interaction
+    decompressed_docs: int = 0  # documents decompressed for exact MaxSim (stage 4)
+    decompressed_tokens: int = 0
+    max_decompressed_docs: int = 0  # the most any one query decompressed
+    cells: np.ndarray | None = None
+
+    def merge_query(self, *, cells, postings, candidates, stage2, stage3, docs, tokens) -> None:
+        self.queries += 1
+        self.cells, self.cells_probed = cells, self.cells_probed + len(cells)
+        self.postings_read += postings
+        self.candidates += candidates
+        self.stage2_scored += stage2
+        self.stage3_scored += stage3
+        self.decompressed_docs += docs
+        self.decompressed_tokens += tokens
+        self.max_decompressed_docs = max(self.max_decompressed_docs, docs)
 
 
 def num_sample_docs(n_docs: int) -> int:
@@ -96,14 +125,15 @@ class PlaidIndex:
     # ---- search -----------------------------------------------------------------------------
     def search(self, q: np.ndarray, k: int = 10, *, q_mask: np.ndarray | None = None,
                ncells: int | None = None, centroid_score_threshold: float | None = None,
-               ndocs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """One query [Lq, D] -> (scores [k'] float32, doc indices [k'] int64), k' = min(k, N)."""
+               ndocs: int | None = None, stats: PlaidStats | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One query [Lq, D] -> (scores [k'] float32, doc indices [k'] int64), k' = min(k, N).
+        stats: a PlaidStats the search's work is added to."""
         q = exact.prepare_query(q, q_mask, self.codec.dim)
         params = self._params(k, ncells, centroid_score_threshold, ndocs)
-        return self._search_one(q, q @ self.codec.centroids32.T, k, params)
+        return self._search_one(q, q @ self.codec.centroids32.T, k, params, stats)
 
     def search_batch(self, queries: np.ndarray, k: int = 10, *, q_mask: np.ndarray | None = None,
-                     **overrides) -> tuple[np.ndarray, np.ndarray]:
+                     stats: PlaidStats | None = None, **overrides) -> tuple[np.ndarray, np.ndarray]:
         """Queries [B, Lq, D] (q_mask [B, Lq]) -> (scores [B, k'], doc indices [B, k'])."""
         queries = np.asarray(queries, np.float32)
         if queries.ndim != 3:
@@ -123,7 +153,7 @@ class PlaidIndex:
         bounds = np.cumsum([0] + [len(q) for q in kept])
         for b, q in enumerate(kept):
             s_qc = s_all[bounds[b]:bounds[b + 1]]
-            scores[b], pids[b] = self._search_one(q, s_qc, k, params)
+            scores[b], pids[b] = self._search_one(q, s_qc, k, params, stats)
         return scores, pids
 
     def _params(self, k, ncells, threshold, ndocs) -> PlaidParams:
@@ -136,22 +166,29 @@ class PlaidIndex:
                                       else float(threshold)),
             ndocs=base.ndocs if ndocs is None else int(ndocs))
 
-    def _search_one(self, q, s_qc, k, params: PlaidParams):
+    def _search_one(self, q, s_qc, k, params: PlaidParams, stats: PlaidStats | None = None):
         """q [Lq, D], s_qc = Q C^T [Lq, K] (S_cq transposed) -> top-k (scores, doc indices)."""
         n3 = max(params.ndocs // 4, k)
         n2 = max(params.ndocs, n3)
-        pids = self._candidates(s_qc, params.ncells, k)
+        pids, cells, postings = self._candidates(s_qc, params.ncells, k)
+        n_candidates, stage2, stage3 = len(pids), 0, 0
         if len(pids) > n2:
             kept = s_qc.max(axis=0) >= params.centroid_score_threshold
+            stage2 = len(pids)
             pids = _keep_top(pids, self._pruned_scores(pids, s_qc, kept), n2)
         if len(pids) > n3:
+            stage3 = len(pids)
             pids = _keep_top(pids, self._approx_scores(pids, s_qc), n3)
         scores = exact.score_docs(pids, self.doc_offsets, self.doclens,
                                   lambda t: q @ self.decompress_tokens(t).T)
+        if stats is not None:
+            stats.merge_query(cells=cells, postings=postings, candidates=n_candidates, stage2=stage2,
+                              stage3=stage3, docs=len(pids), tokens=int(self.doclens[pids].sum()))
         return exact.top_k(scores, pids, k)
 
-    def _candidates(self, s_qc: np.ndarray, ncells: int, k: int) -> np.ndarray:
-        """Sorted unique docs in the IVF lists of every token's top-ncells centroids (widened)."""
+    def _candidates(self, s_qc: np.ndarray, ncells: int, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(sorted unique docs in the IVF lists of every token's top-ncells centroids (widened),
+        the cells read, the postings read)."""
         n_cent = s_qc.shape[1]
         ncells = max(1, min(ncells, n_cent))
         while True:
@@ -168,7 +205,7 @@ class PlaidIndex:
             ncells = min(2 * ncells, n_cent)
         if len(pids) < min(k, self.num_docs):  # only empty documents are left out: take them all
             pids = np.arange(self.num_docs, dtype=np.int64)
-        return pids
+        return pids, cells, int(lens.sum())
 
     def _approx_scores(self, pids: np.ndarray, table: np.ndarray) -> np.ndarray:
         """Centroid interaction: sum_i max_{codes j of d} table[i, j], table [Lq, K] -> [n].
