@@ -202,6 +202,21 @@ def sparse_export_diff(work: Path) -> float:
     return sparse_diff(out, model, params)
 
 
+def colbert_encodings(model, params, texts: dict) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(queries [Nq, Lq, dim], per document the kept token vectors) of texts {"queries", "docs"}."""
+    q = model.encode_query_texts(params, texts["queries"], progress=False)
+    return q, model.encode_doc_texts(params, texts["docs"], progress=False)
+
+
+def colbert_max_diff(model, params, texts: dict, peer: dict) -> float:
+    """max |jaxir - peer| over every query and kept document vector; inf if shapes differ."""
+    q, docs = colbert_encodings(model, params, texts)
+    pairs = [(q, peer["q"])] + [(d, peer[f"d_{i}"]) for i, d in enumerate(docs)]
+    if any(a.shape != b.shape for a, b in pairs):
+        return float("inf")
+    return max(float(np.max(np.abs(a - b))) for a, b in pairs)
+
+
 # ---- ColBERT through the peers' venvs -----------------------------------------------------------
 def peer(lib: str, *args: str) -> str:
     """Run benchmarks/interop_peer.py in the peer's venv (made on first use); its stdout."""
@@ -226,7 +241,6 @@ def peer_encodings(lib: str, checkpoint: Path, work: Path) -> dict:
 
 def colbert_import_diff(lib: str, base, work: Path) -> tuple[float, str]:
     from jaxir.models.interop import load_foreign
-    from jaxir.models.interop.parity import colbert_max_diff
 
     folder = work / f"{lib}-written"
     written_by = peer(lib, "write", lib, "--base", str(base), "--out", str(folder)).strip().splitlines()[-1]
@@ -238,7 +252,6 @@ def colbert_export_diff(lib: str, work: Path) -> tuple[float, str]:
     from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
     from jaxir.models.bert import BertConfig
     from jaxir.models.interop import export_model
-    from jaxir.models.interop.parity import colbert_max_diff
 
     model = ColBERTModel(ColBERTConfig(dim=32), bert_config=BertConfig.tiny())
     params = toy_params(model, 3)

@@ -38,18 +38,16 @@ def jaxir_eval(checkpoint: Path, data: Path, out: Path, name: str, *extra: str) 
 
 
 def exact_maxsim_run(q: np.ndarray, docs: list, doc_ids: list, query_ids: list, k: int = 100) -> dict:
-    """Exhaustive float32 MaxSim of every query against every document -> {qid: {doc: score}}."""
-    lens = np.array([len(d) for d in docs])
-    flat, owner = np.concatenate(docs), np.repeat(np.arange(len(docs)), lens)
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    """Exhaustive float32 MaxSim of every query against every document -> {qid: {doc: score}}
+    (the index runtime's `segment_maxsim`, the same function for both sides' vectors)."""
+    from jaxir.index.exact import segment_maxsim
+
+    lens, flat = np.array([len(d) for d in docs]), np.concatenate(docs)
     run = {}
     for qid, qv in zip(query_ids, q):
-        sims = flat @ qv.T                                   # [T, Lq]
-        per_doc = np.maximum.reduceat(sims, starts, axis=0)  # [N, Lq] max over each doc's tokens
-        scores = per_doc.sum(1)
+        scores = segment_maxsim(qv @ flat.T, lens)
         top = np.argsort(-scores, kind="stable")[:k]
         run[qid] = {doc_ids[i]: float(scores[i]) for i in top}
-    del owner
     return run
 
 

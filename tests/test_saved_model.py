@@ -108,6 +108,9 @@ def test_a_0_1_reranker_export_still_loads(tmp_path):
     old.close()
     got_cfg, got, info = load(tmp_path / "run")  # a training folder holding reranker/
     assert got_cfg == cfg and info["extra"] == {"bert": {"h": 1}}
+    from jaxir.models.interop import detect_format  # ... is jaxir's own, not a foreign layout
+
+    assert detect_format(tmp_path / "run") == detect_format(tmp_path / "run" / "reranker") == "jaxir"
     jax.tree_util.tree_map(np.testing.assert_array_equal, got, params)
 
 

@@ -61,7 +61,7 @@ class BertConfig:
         return d
 
 
-_ACTIVATIONS = {
+_ACTIVATIONS = {  # the hidden_act values jaxir runs (checkpoint import refuses others)
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),
     "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
     "relu": jax.nn.relu,

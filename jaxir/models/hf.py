@@ -17,7 +17,7 @@ def read_config(model_dir: str | Path) -> dict:
     return json.loads((Path(model_dir) / "config.json").read_text())
 
 
-def _legacy_norm_name(key: str) -> str:
+def legacy_norm_name(key: str) -> str:
     """LayerNorm `gamma`/`beta` (old BERT names, still written by some transformers versions,
     e.g. 5.3 under PyLate) -> `weight`/`bias`, as transformers maps them on load."""
     if key.endswith("LayerNorm.gamma"):
@@ -29,7 +29,7 @@ def _legacy_norm_name(key: str) -> str:
 
 def _strip_prefix(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Accept both bare `BertModel` names and `bert.`-prefixed ones (BertForMaskedLM etc.)."""
-    weights = {_legacy_norm_name(k): v for k, v in weights.items()}
+    weights = {legacy_norm_name(k): v for k, v in weights.items()}
     if any(k.startswith("bert.") for k in weights):
         return {k[len("bert."):]: v for k, v in weights.items() if k.startswith("bert.")}
     return weights
@@ -69,7 +69,7 @@ def convert_bert_weights(weights: dict[str, np.ndarray], num_layers: int) -> dic
             params[f"layer_{i}"] = _layer_params(w, i)
     except KeyError as e:
         raise CheckpointError(f"weights lack the BERT tensor {e.args[0]!r}") from e
-    return _to_f32(params)
+    return to_f32(params)
 
 
 def check_bert_shapes(params: dict, config, where: str) -> None:
@@ -136,9 +136,10 @@ def write_weights(path: Path, weights: dict[str, np.ndarray]) -> None:
     save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(path), metadata={"format": "pt"})
 
 
-def _to_f32(tree):
+def to_f32(tree):
+    """A nested dict of arrays as contiguous float32 NumPy arrays."""
     if isinstance(tree, dict):
-        return {k: _to_f32(v) for k, v in tree.items()}
+        return {k: to_f32(v) for k, v in tree.items()}
     return np.ascontiguousarray(tree, dtype=np.float32)
 
 
@@ -157,10 +158,10 @@ def hf_config_dict(bert_config, architectures: list[str], **extra) -> dict:
 
 def bert_from_weights(path: Path, weights: dict[str, np.ndarray], **config_overrides):
     """(BertConfig, params) of a folder's config.json and its already-read weights, checked."""
-    from jaxir.models.bert import BertConfig
+    from jaxir.models.bert import _ACTIVATIONS, BertConfig
 
     raw = read_config(path)
-    for key, ok in (("position_embedding_type", ("absolute",)), ("hidden_act", ("gelu", "gelu_new", "relu"))):
+    for key, ok in (("position_embedding_type", ("absolute",)), ("hidden_act", tuple(_ACTIVATIONS))):
         if raw.get(key, ok[0]) not in ok:
             raise CheckpointError(f"{path / 'config.json'}: {key} {raw[key]!r} is not supported (jaxir: {', '.join(ok)})")
     try:

@@ -15,7 +15,6 @@ normalised projections. Settings with no jaxir equivalent are refused by name.
 """
 from __future__ import annotations
 
-import dataclasses
 import string
 from pathlib import Path
 
@@ -172,9 +171,3 @@ def export_folder(model, params, fmt: str, out, files: dict) -> Path:
                 "do_query_expansion": True})
     return Path(out)
 
-
-def settings_of(config) -> dict:
-    """The ColBERTConfig fields a layout carries (for tests and logs)."""
-    keep = ("query_maxlen", "doc_maxlen", "dim", "mask_punctuation", "attend_to_mask_tokens",
-            "query_marker", "doc_marker")
-    return {k: v for k, v in dataclasses.asdict(config).items() if k in keep}

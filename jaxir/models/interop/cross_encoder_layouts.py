@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.errors import CheckpointError
-from jaxir.models.hf import bert_from_weights, export_bert_weights, hf_config_dict, read_weights, write_weights
+from jaxir.models.hf import bert_from_weights, export_bert_weights, hf_config_dict, read_weights, to_f32, write_weights
 from jaxir.models.interop.detect import folder_tokenizer, read_json, tokenizer_max_length
 from jaxir.models.interop.folders import new_folder, save_tokenizer, write_json
 
@@ -36,18 +36,18 @@ def import_folder(path, fmt: str, overrides: dict):
         head = {"dense": {"kernel": weights["classifier.weight"].T, "bias": weights["classifier.bias"]}}
     except KeyError as e:
         raise CheckpointError(f"{path}: the weights lack {e.args[0]} (BertForSequenceClassification)") from e
-    f32 = lambda d: {k: np.ascontiguousarray(v, np.float32) for k, v in d.items()}  # noqa: E731
     sbert = path / "sentence_bert_config.json"
     length = read_json(sbert).get("max_seq_length") if sbert.is_file() else None
     length = min(length or tokenizer_max_length(path), bert_config.max_position)  # sentence-transformers' cut
     config = CrossEncoderConfig(model=str(path.resolve()), pooler=True, **{"pair_maxlen": length, **overrides})
-    model = CrossEncoder(config, bert_config=bert_config, bert_params=bert, head_params={"dense": f32(head["dense"])},
-                         pooler_params=f32(pooler), tokenizer=folder_tokenizer(path))
+    model = CrossEncoder(config, bert_config=bert_config, bert_params=bert, head_params=to_f32(head),
+                         pooler_params=to_f32(pooler), tokenizer=folder_tokenizer(path))
     st_file = path / "config_sentence_transformers.json"
     version = read_json(st_file).get("__version__", {}).get("sentence_transformers") if st_file.is_file() else None
     where = f"BertForSequenceClassification, sentence-transformers {version}" if version else \
         "BertForSequenceClassification"
-    return model, model.init(__import__("jax").random.PRNGKey(0)), where
+    params = {"bert": bert, "head": to_f32(head), "pooler": to_f32(pooler)}  # what model.init assembles
+    return model, params, where
 
 
 def export_folder(model, params, fmt: str, out, files: dict) -> Path:

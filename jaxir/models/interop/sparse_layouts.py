@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.errors import CheckpointError
-from jaxir.models.hf import (_legacy_norm_name, bert_from_weights, export_bert_weights, hf_config_dict,
-                             read_weights, write_weights)
+from jaxir.models.hf import (bert_from_weights, export_bert_weights, hf_config_dict, legacy_norm_name,
+                             read_weights, to_f32, write_weights)
 from jaxir.models.interop.detect import folder_tokenizer, read_json, tokenizer_max_length
 from jaxir.models.interop.folders import new_folder, save_tokenizer
 
@@ -103,7 +103,7 @@ def _import_mlm(path: Path, idf_of, overrides: dict):
 
 
 def _head(weights: dict, bert: dict, path: Path) -> dict:
-    w = {_legacy_norm_name(k)[len(HEAD):]: v for k, v in weights.items() if k.startswith(HEAD)}
+    w = {legacy_norm_name(k)[len(HEAD):]: v for k, v in weights.items() if k.startswith(HEAD)}
     try:
         bias = w["bias"] if "bias" in w else w["decoder.bias"]
         head = {"transform": {"kernel": w["transform.dense.weight"].T, "bias": w["transform.dense.bias"]},
@@ -114,9 +114,7 @@ def _head(weights: dict, bert: dict, path: Path) -> dict:
     decoder = w.get("decoder.weight")
     if decoder is not None and not np.array_equal(decoder, bert["embeddings"]["word"]["embedding"]):
         raise CheckpointError(f"{path}: an MLM decoder untied from the word embeddings is not supported")
-    return {"transform": {k: np.asarray(v, np.float32) for k, v in head["transform"].items()},
-            "norm": {k: np.asarray(v, np.float32) for k, v in head["norm"].items()},
-            "bias": np.asarray(head["bias"], np.float32)}
+    return to_f32(head)
 
 
 def export_folder(model, params, fmt: str, out, files: dict) -> Path:

@@ -1,0 +1,35 @@
+"""Work counters of PLAID searches (`jaxir.index.plaid`); NumPy only."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class PlaidStats:
+    """Work counters of PLAID searches, summed over the queries of every search it is passed to
+    (`search(..., stats=PlaidStats())`); `cells` keeps the last query's probed cells, so a test
+    can recompute its candidates. Counting costs a few integer additions per query."""
+
+    queries: int = 0
+    cells_probed: int = 0      # distinct IVF cells read in stage 1 (after any widening)
+    postings_read: int = 0     # IVF entries gathered in stage 1
+    candidates: int = 0        # distinct documents out of stage 1
+    stage2_scored: int = 0     # documents scored by pruned centroid interaction
+    stage3_scored: int = 0     # documents scored by full centroid interaction
+    decompressed_docs: int = 0  # documents decompressed for exact MaxSim (stage 4)
+    decompressed_tokens: int = 0
+    max_decompressed_docs: int = 0  # the most any one query decompressed
+    cells: np.ndarray | None = None
+
+    def merge_query(self, *, cells, postings, candidates, stage2, stage3, docs, tokens) -> None:
+        self.queries += 1
+        self.cells, self.cells_probed = cells, self.cells_probed + len(cells)
+        self.postings_read += postings
+        self.candidates += candidates
+        self.stage2_scored += stage2
+        self.stage3_scored += stage3
+        self.decompressed_docs += docs
+        self.decompressed_tokens += tokens
+        self.max_decompressed_docs = max(self.max_decompressed_docs, docs)
