@@ -111,7 +111,7 @@ def cmd_compare(args) -> None:
 def cmd_mine(args) -> None:
     from jaxir.data.mine import main_mine
 
-    main_mine(args)
+    main_mine(args, _method_options(args))
 
 
 def cmd_teacher(args) -> None:
@@ -235,8 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", type=check.metric, default="ndcg@10")
     p.set_defaults(fn=cmd_compare)
 
-    p = sub.add_parser("mine", help="mine hard negatives for a BEIR split (default train)")
+    p = sub.add_parser("mine", help="mine hard negatives for a BEIR split (default train) with any "
+                                    "first-stage method, e.g. a trained ColBERT through PLAID")
     p.add_argument("--retriever", choices=first, default="bm25")
+    _add_method_options(p, first)
     p.add_argument("--depth", type=check.positive_int, default=100)
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="train")

@@ -18,7 +18,8 @@ A recipe parses its whole config in one call::
                              derived={"optim.total_steps": steps})
 
 `modes` are dicts of dotted overrides of the one default (`--mode NAME`, the first is the
-default); `flags` gives a leaf another option spelling; `derived` fields are set by the recipe,
+default); `flags` gives a leaf another option spelling (a `Spelled` one may count from
+another origin); `derived` fields are set by the recipe,
 not by options (--help lists them with how they are set).
 """
 from __future__ import annotations
@@ -75,6 +76,17 @@ class Derived:
 
     how: str
     fn: Callable[[Callable[[str], Any]], Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Spelled:
+    """A `flags` spelling whose value maps onto the field's: ``Spelled("--nway", 1)`` sets
+    data.tuples.n_negatives to N - 1 from ``--nway N`` (the papers count the positive). The field
+    stays the one setting; `offset` is what the option counts beyond it, `help` what it means."""
+
+    option: str
+    offset: int
+    help: str
 
 
 @functools.lru_cache(maxsize=None)
@@ -179,7 +191,8 @@ def option_string(name: str, flags: dict | None = None) -> str:
     """The option that sets dotted field `name`: a `flags` spelling, `--group.field` when
     nested, `--field-name` at the top level."""
     if flags and name in flags:
-        return flags[name]
+        flag = flags[name]
+        return flag.option if isinstance(flag, Spelled) else flag
     return f"--{name}" if "." in name else f"--{name.replace('_', '-')}"
 
 
@@ -210,9 +223,25 @@ def add_config_options(ap: argparse.ArgumentParser, cls, *, skip=(), prefix: str
                 f"{head} ({type(_get(defaults, head)).__name__})" if defaults is not None else head
             ) if head else ap
         text = (field_help(owner, f) + shown).replace("%", "%%")
-        kind = in_bounds(kind, f.metadata.get("bounds", {}))
+        bounds = f.metadata.get("bounds", {})
+        spelled = (flags or {}).get(name)
+        if isinstance(spelled, Spelled):  # bounds checked in the option's own counting
+            kind = _offset(in_bounds(kind, {k: v + spelled.offset for k, v in bounds.items()}), spelled.offset)
+            default = show(_get(defaults, rel) + spelled.offset) if defaults is not None else "?"
+            text = f"{spelled.help} (sets {name} to this minus {spelled.offset}) [{default}]"
+        else:
+            kind = in_bounds(kind, bounds)
         groups[head].add_argument(option_string(name, flags), dest=name, type=kind, metavar=metavar,
                                   default=None, help=text)
+
+
+def _offset(kind, offset: int):
+    """The argparse type of a `Spelled` option: `kind` (checks included), less `offset`."""
+    def parse(text):
+        return kind(text) - offset
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _get(cfg, dotted: str):

@@ -1,4 +1,5 @@
-"""Hard-negative mining with BM25 on the real SciFact train split."""
+"""Hard-negative mining: BM25 on the real SciFact train split; every other first-stage method
+(dense, ColBERT through PLAID, sparse, I³) on the toy BEIR folder, each equal to its own search."""
 import json
 
 import pytest
@@ -73,5 +74,40 @@ def test_main_mine_entry_and_bad_records(scifact_dir, tmp_path):
     bad.write_text('{"qid": "1", "positives": [], "candidates": []}\n')
     with pytest.raises(DataError, match="bad.jsonl:1"):
         list(read_mined(bad))
-    with pytest.raises(ValueError, match="cannot mine"):
-        mine_hard_negatives(load_beir(scifact_dir, split="train"), "colbert", out=bad)
+    with pytest.raises(ValueError, match="cannot mine"):  # a reranker has no index to rank with
+        mine_hard_negatives(load_beir(scifact_dir, split="train"), "cross-encoder", out=bad)
+
+
+@pytest.mark.parametrize("method", ["dense", "colbert", "sparse", "i3"])
+def test_any_first_stage_method_mines_what_its_search_returns(method, toy_beir, tmp_path):
+    """The mined candidates are the method's own top hits (ColBERT: its PLAID search) with the
+    positives taken out, in the same record format as BM25's."""
+    from jaxir.retrievers.registry import get_retriever
+
+    data = load_beir(toy_beir, split="train")
+    out = tmp_path / "neg.jsonl"
+    summary = mine_hard_negatives(data, method, 6, out=out, cache=tmp_path / "idx")
+    assert summary["queries"] == 16 and summary["retriever"] == method
+    searcher = get_retriever(method).open(summary["index"])
+    recs = list(read_mined(out))
+    assert [r["qid"] for r in recs] == list(data.qrels)
+    hits = searcher.search([data.queries[r["qid"]] for r in recs], 7)
+    for rec, (ids, scores) in zip(recs, hits):
+        assert rec["positives"] == [f"d{rec['qid'][1:]}_0"]
+        want = [[d, float(s)] for d, s in zip(ids, scores) if d not in rec["positives"]][:6]
+        assert rec["candidates"] == want
+
+
+def test_mine_cli_passes_the_method_options_on(toy_beir, tmp_path, capsys):
+    """`jaxir mine --retriever colbert --checkpoint X` reaches the retriever: a missing checkpoint
+    is one line naming it, nothing written; a reranker is not a --retriever choice."""
+    from jaxir import cli
+
+    out = tmp_path / "neg.jsonl"
+    common = ["--data", str(toy_beir), "--out", str(out), "--cache", str(tmp_path / "idx")]
+    assert cli.main(["mine", "--retriever", "colbert", "--checkpoint", str(tmp_path / "nope"), *common]) == 2
+    assert "nope" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(SystemExit):
+        cli.main(["mine", "--retriever", "cross-encoder", *common])
+    assert cli.main(["mine", "--retriever", "colbert", "--ncells", "2", "--depth", "3", *common]) in (0, None)
+    assert all(len(r["candidates"]) == 3 for r in read_mined(out))

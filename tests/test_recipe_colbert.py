@@ -78,7 +78,7 @@ def test_main_runs_two_steps_from_a_beir_folder(toy_beir, tmp_path):
     from jaxir.retrievers.colbert import load_checkpoint
 
     out = tmp_path / "run"
-    recipe.main(["--data.mine_depth", "10", "--data.tuples.n_negatives", "1", "--data.tuples.neg_depth", "5",
+    recipe.main(["--data.mine_depth", "10", "--nway", "2", "--data.tuples.neg_depth", "5",
                  "--model.query_maxlen", "8", "--model.doc_maxlen", "24", "--fit.steps", "2",
                  "--fit.batch_size", "8", "--optim.warmup_steps", "1", "--fit.fast_compile", "true",
                  "--data", str(toy_beir), "--out", str(out)])
@@ -87,3 +87,45 @@ def test_main_runs_two_steps_from_a_beir_folder(toy_beir, tmp_path):
     config, params = load_checkpoint(out / "colbert")
     assert (config.doc_maxlen, config.query_maxlen, config.distillation) == (24, 8, False)
     assert (out / "negatives.bm25.d10.jsonl").is_file() and "projection" in params
+
+
+def test_nway_counts_the_positive_and_checks_bounds_in_its_own_units():
+    cfg, _ = recipe.parse_args(["--nway", "16", "--out", "x"])
+    assert cfg.data.tuples.n_negatives == 15
+    assert recipe.parse_args(["--out", "x"])[0].data.tuples.n_negatives == 7  # the default 8-way
+    with pytest.raises(SystemExit):  # a tuple needs a negative: nway >= 2
+        recipe.parse_args(["--nway", "1", "--out", "x"])
+
+
+def test_given_negatives_replace_bm25_and_are_keyed_by_their_content(toy_beir, tmp_path):
+    """`--negatives FILE` (e.g. mined by a round-1 ColBERT) is checked against the train split,
+    copied into the run under its digest (no BM25 mining), and a file rewritten in place gets a
+    new name, so subsets and teacher scores of the old one are never reused."""
+    import dataclasses
+
+    from jaxir.errors import DataError
+    from jaxir.eval.beir import load_beir
+    from jaxir.recipes.nway_data import prepare_beir
+
+    data = load_beir(toy_beir, split="train")
+    neg = tmp_path / "round1.jsonl"
+    recs = [{"qid": q, "positives": [f"d{q[1:]}_0"], "candidates": [[f"d{q[1:]}_{j}", 1.0 / j] for j in (1, 2, 3)]}
+            for q in data.qrels]
+    write_mined(neg, recs)
+    cfg = recipe.config(overrides={"data.dataset": str(toy_beir), "data.negatives": str(neg)})
+    out = tmp_path / "run"
+    _, mined, teacher = prepare_beir(cfg.data, str(out))
+    assert teacher is None and mined.parent == out and mined.name.startswith("negatives.round1.")
+    assert list(read_mined(mined)) == recs and not list(out.glob("negatives.bm25*"))
+    write_mined(neg, recs[:4])  # rewritten in place: a new copy, and a subset of the new one
+    sub = dataclasses.replace(cfg.data, max_queries=2)
+    _, mined2, _ = prepare_beir(sub, str(out))
+    assert mined2.name.startswith(mined.stem.rsplit(".", 1)[0]) and mined.stem not in mined2.name
+    assert {r["qid"] for r in read_mined(mined2)} <= {r["qid"] for r in recs[:4]}
+    for bad, why in [({**recs[0], "qid": "nope"}, "query 'nope' is not a train query"),
+                     ({**recs[0], "candidates": [["ghost", 1.0]]}, "candidate 'ghost' of query")]:
+        write_mined(neg, [bad])
+        with pytest.raises(DataError, match=why):
+            prepare_beir(cfg.data, str(out))
+    with pytest.raises(DataError, match="no such file"):
+        prepare_beir(dataclasses.replace(cfg.data, negatives=str(tmp_path / "missing.jsonl")), str(out))

@@ -18,8 +18,6 @@ from pathlib import Path
 from jaxir.errors import DataError
 from jaxir.fs import atomic_output
 
-MINERS = ("bm25", "dense")
-
 
 def positives_of(qrels: dict[str, int], corpus=None) -> list[str]:
     """Doc ids with grade > 0, in qrels order; with `corpus`, only those it holds (qrels keep
@@ -34,14 +32,18 @@ def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100,
                         **retriever_options) -> dict:
     """Mine ``depth`` non-positive candidates per query of ``dataset`` (a BeirDataset split).
 
-    The index is built in ``index_dir`` (default: the shared cache folder keyed by corpus and
-    retriever settings) unless one of this corpus is there. Returns a summary dict (counts, timing).
+    Any first-stage method of the registry mines (bm25, dense, colbert through PLAID, sparse,
+    i3); `retriever_options` are its options, e.g. ``checkpoint=`` a trained model, as `jaxir
+    eval` takes them. The index is built in ``index_dir`` (default: the shared cache folder keyed
+    by corpus and retriever settings) unless one of this corpus is there. Returns a summary dict
+    (counts, timing, the retriever and its options).
     """
     from jaxir.retrievers.built_from import index_for
-    from jaxir.retrievers.registry import get_retriever
+    from jaxir.retrievers.registry import first_stage_methods, get_retriever
 
-    if retriever_name not in MINERS:
-        raise ValueError(f"retriever {retriever_name!r} cannot mine; choose from {MINERS}")
+    miners = first_stage_methods()
+    if retriever_name not in miners:  # a reranker has no index to rank the corpus with
+        raise ValueError(f"retriever {retriever_name!r} cannot mine; choose from {miners}")
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     retriever = get_retriever(retriever_name, **retriever_options)
@@ -54,7 +56,9 @@ def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100,
     records = _mine(searcher, queries, qrels, depth, batch_size)
     n = write_mined(out, records)
     return {"queries": n, "skipped_without_positive": len(dataset.queries) - len(queries),
-            "depth": depth, "retriever": retriever_name, "index": str(index_dir),
+            "depth": depth, "retriever": retriever_name,
+            "options": {k: str(v) for k, v in retriever_options.items() if v is not None},
+            "index": str(index_dir),
             "index_build_s": build_s, "search_s": time.perf_counter() - t, "out": str(out)}
 
 
@@ -106,14 +110,16 @@ def read_mined(path: str | Path) -> Iterator[dict]:
                 yield parse_mined_line(line, path, lineno)
 
 
-def main_mine(args) -> dict:
-    """CLI entry: ``jaxir mine --retriever R --depth N --data BEIR_DIR --out FILE [--split train]``."""
+def main_mine(args, options: dict | None = None) -> dict:
+    """CLI entry: ``jaxir mine --retriever R [--checkpoint CKPT ...] --depth N --data BEIR_DIR
+    --out FILE [--split train]``; `options` are R's given options (`jaxir.cli` parses them)."""
     from jaxir.eval.beir import load_beir
 
     dataset = load_beir(args.data, split=getattr(args, "split", None) or "train")
     summary = mine_hard_negatives(dataset, args.retriever, args.depth, out=args.out,
                                   index_dir=getattr(args, "index", None),
-                                  cache=getattr(args, "cache", None) or "runs/indexes")
+                                  cache=getattr(args, "cache", None) or "runs/indexes",
+                                  **(options or {}))
     print(f"mined {summary['queries']} {dataset.split} queries of {dataset.name} with "
           f"{args.retriever} (depth {args.depth}) in {summary['search_s']:.1f}s -> {args.out}")
     return summary

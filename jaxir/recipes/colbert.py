@@ -15,13 +15,21 @@ scoring stays affordable. No NFCorpus cross-encoder is worth distilling from (RE
 measured run has no teacher and uses every query and positive:
     jaxir train --recipe colbert --mode cpu-nfcorpus --data <beir>/nfcorpus --out runs/colbert-nfcorpus \
         --data.max_queries 0 --data.max_positives 0
+ColBERTv2's second round: mine the train split with the round-1 model (through PLAID), let the
+same cross-encoder re-score those candidates, train again (from the backbone, same updates):
+    jaxir mine --retriever colbert --checkpoint runs/colbert-scifact/colbert --data <beir>/scifact \
+        --depth 100 --out runs/colbert-scifact/negatives.colbert-r1.jsonl
+    jaxir train --recipe colbert --mode cpu-scifact --data <beir>/scifact --out runs/colbert-scifact-r2 \
+        --negatives runs/colbert-scifact/negatives.colbert-r1.jsonl --data.teacher_checkpoint runs/ce-scifact
+`--nway N` sets the tuple width (the positive + N - 1 negatives; ColBERTv2: 64, CPU default 8).
 TPU MS MARCO mode (ColBERTv2: 64-way tuples scored by a cross-encoder, KL distillation, bf16):
     jaxir train --recipe colbert --mode tpu-msmarco --out <dir> --data.examples examples.64.json \
         --data.collection collection.tsv --data.queries queries.train.tsv
 where each examples line is [qid, [pid, teacher score], ...] (positive / teacher's top first).
 Without --data.examples any mode mines a BEIR folder (--data) as the CPU modes do.
-Outputs: <out>/negatives.bm25.d<depth>[.q<N>.p<P>].jsonl and <out>/teacher[.q<N>.p<P>].d<neg_depth>.jsonl
-(BEIR data, reused when present), metrics.jsonl, loss.png, checkpoints/ (resumable), <out>/colbert (params).
+Outputs: <out>/negatives.bm25.d<depth>[.q<N>.p<P>].jsonl (or negatives.<FILE>.<digest>.jsonl, a
+copy of --negatives) and <out>/teacher[.q<N>.p<P>].d<neg_depth>.<weights>.jsonl (BEIR data, reused
+when present), metrics.jsonl, loss.png, checkpoints/ (resumable), <out>/colbert (params).
 """
 from __future__ import annotations
 
@@ -33,7 +41,7 @@ from jaxir.config_cli import apply_overrides
 from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
-from jaxir.recipes.nway_data import NWAY_DERIVED, NwayData, nway_source, prepare_beir
+from jaxir.recipes.nway_data import NWAY_DERIVED, NWAY_FLAGS, NwayData, nway_source, prepare_beir
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
 
@@ -60,7 +68,7 @@ MODES = {
                     "optim.learning_rate": 1e-5, "optim.warmup_steps": 20_000,
                     "fit.compute_dtype": "bfloat16"},
 }
-FLAGS = {"data.dataset": "--data"}  # the option `jaxir train --data` passes on
+FLAGS = NWAY_FLAGS  # `--data` (what `jaxir train --data` passes on), `--negatives`, `--nway`
 DERIVED = NWAY_DERIVED
 RECIPE = apply_overrides(Recipe(), {}, DERIVED)
 PARAM_RULES = ((r"word/embedding$", (VOCAB, EMBED)),)

@@ -36,7 +36,7 @@ from jaxir.errors import DataError, OptionError
 from jaxir.methods.i3 import I3Config, I3Model
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
-from jaxir.recipes.nway_data import NWAY_DERIVED, NwayData, nway_source, prepare_beir
+from jaxir.recipes.nway_data import NWAY_DERIVED, NWAY_FLAGS, NwayData, nway_source, prepare_beir
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
 
@@ -70,7 +70,7 @@ MODES = {
                     "fit.batch_size": 64, "fit.steps": 100_000, "optim.warmup_steps": 5_000,
                     "fit.compute_dtype": "bfloat16"},
 }
-FLAGS = {"data.dataset": "--data", "init_from": "--init-from"}  # `--data`: what `jaxir train --data` passes on
+FLAGS = {**NWAY_FLAGS, "init_from": "--init-from"}  # `--data`: what `jaxir train --data` passes on
 DERIVED = NWAY_DERIVED
 RECIPE = apply_overrides(Recipe(), {}, DERIVED)
 PARAM_RULES = ((r"word/embedding$", (VOCAB, EMBED)),)

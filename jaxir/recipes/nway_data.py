@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.config_bounds import bounded
-from jaxir.config_cli import Derived
+from jaxir.config_cli import Derived, Spelled
 from jaxir.data.tuples import TupleConfig
 
 
@@ -29,6 +29,8 @@ class NwayData:
     queries: str | None = None
     # BM25 top-k mined per train query; negatives are drawn from its top tuples.neg_depth.
     mine_depth: int = bounded(100, ge=1)
+    # Mined JSONL of `jaxir mine` (any retriever, e.g. a round-1 ColBERT) used instead of BM25's.
+    negatives: str | None = None
     # Tuples: 1 positive + n_negatives drawn (fresh each pass) from the top neg_depth.
     tuples: TupleConfig = TupleConfig(n_negatives=7, neg_depth=15)
     # Teacher scores JSONL ({"qid", "scores": {doc: s}}) of the mined candidates (None: no file).
@@ -52,13 +54,24 @@ NWAY_DERIVED = {
 }
 
 
-def subset_mined(mined: Path, max_queries: int, max_positives: int, seed: int) -> Path:
-    """A seeded subset of the mined records (positives capped), written beside ``mined``."""
+# The options of a recipe on this data: `jaxir train --data`, `--negatives FILE`, `--nway N`.
+NWAY_FLAGS = {
+    "data.dataset": "--data",
+    "data.negatives": "--negatives",
+    "data.tuples.n_negatives": Spelled("--nway", 1, "passages per training tuple: the positive and "
+                                       "nway - 1 hard negatives (ColBERTv2: 64)"),
+}
+
+
+def subset_mined(mined: Path, max_queries: int, max_positives: int, seed: int,
+                 folder: Path | None = None) -> Path:
+    """A seeded subset of the mined records (positives capped), written in `folder` (default:
+    beside ``mined``)."""
     from jaxir.data.mine import read_mined, write_mined
 
     if not (max_queries or max_positives):
         return mined
-    out = mined.with_name(f"{mined.stem}.q{max_queries}.p{max_positives}{mined.suffix}")
+    out = (folder or mined.parent) / f"{mined.stem}.q{max_queries}.p{max_positives}{mined.suffix}"
     if not out.exists():
         records = list(read_mined(mined))
         order = np.random.default_rng(seed).permutation(len(records))
@@ -68,9 +81,40 @@ def subset_mined(mined: Path, max_queries: int, max_positives: int, seed: int) -
     return out
 
 
+def given_negatives(path: str, data, out_dir: str) -> Path:
+    """`--negatives FILE` checked against the train split (every query a train query with
+    positives, every candidate in the corpus: one line naming the first that is not) and copied
+    into `out_dir` under its content digest, so what the run trained on stays beside it and a file
+    rewritten in place never meets the teacher scores or subsets of the old one."""
+    import hashlib
+    import shutil
+
+    from jaxir.data.mine import read_mined
+    from jaxir.errors import DataError
+
+    src = Path(path)
+    if not src.is_file():
+        raise DataError(f"--negatives {src}: no such file (write one with `jaxir mine`)")
+    for rec in read_mined(src):
+        if rec["qid"] not in data.queries:
+            raise DataError(f"--negatives {src}: query {rec['qid']!r} is not a {data.split} query of {data.name}")
+        missing = next((c[0] for c in rec["candidates"] if c[0] not in data.corpus), None)
+        if missing is not None:
+            raise DataError(f"--negatives {src}: candidate {missing!r} of query {rec['qid']!r} "
+                            f"is not in the {data.name} corpus")
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:10]
+    mined = Path(out_dir) / f"negatives.{src.stem}.{digest}.jsonl"
+    if not mined.exists():
+        from jaxir.fs import atomic_output
+
+        with atomic_output(mined) as tmp:
+            shutil.copyfile(src, tmp)
+    return mined
+
+
 def prepare_beir(d: NwayData, out_dir: str):
-    """Mine BM25 train negatives and teacher-score them (each reused when on disk; teacher scores
-    only for the same teacher weights).
+    """Mine BM25 train negatives (or take `d.negatives`) and teacher-score them (each reused when
+    on disk; teacher scores only for the same negatives and teacher weights).
 
     Returns (train split, mined file, teacher file or None).
     """
@@ -79,15 +123,23 @@ def prepare_beir(d: NwayData, out_dir: str):
     from jaxir.eval.beir import load_beir
 
     data = load_beir(d.dataset, split="train")
-    mined = Path(out_dir) / f"negatives.bm25.d{d.mine_depth}.jsonl"
-    if not mined.exists():
-        print(mine_hard_negatives(data, "bm25", d.mine_depth, out=mined))
-    mined = subset_mined(mined, d.max_queries, d.max_positives, d.tuples.seed)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    if d.negatives is not None:
+        mined = given_negatives(d.negatives, data, out_dir)
+    else:
+        mined = Path(out_dir) / f"negatives.bm25.d{d.mine_depth}.jsonl"
+        if not mined.exists():
+            print(mine_hard_negatives(data, "bm25", d.mine_depth, out=mined))
+    base = mined.stem
+    mined = subset_mined(mined, d.max_queries, d.max_positives, d.tuples.seed, folder=Path(out_dir))
     teacher = d.teacher
     if teacher is None and d.teacher_checkpoint:
         from jaxir.retrievers.cross_encoder import CrossEncoderReranker
 
-        tag = mined.stem.removeprefix(f"negatives.bm25.d{d.mine_depth}")
+        # BM25's own negatives keep their historical names (teacher.q800.p4.d15...); others are
+        # named by the negatives file and its digest.
+        bm25 = f"negatives.bm25.d{d.mine_depth}"
+        tag = mined.stem.removeprefix(bm25) if base == bm25 else "." + mined.stem.removeprefix("negatives.")
         reranker = CrossEncoderReranker.load(d.teacher_checkpoint)
         # Named by the teacher's weights: another (or retrained) checkpoint never reuses its scores.
         weights = reranker.model.fingerprint(reranker.params)[:12]
