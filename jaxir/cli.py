@@ -19,6 +19,7 @@ DEMO_METHODS = ["bm25", "dense"]
 def _add_method_options(p: argparse.ArgumentParser, methods: list[str]) -> None:
     """One option per field of the methods' retrievers (`jaxir.retrievers.registry`): a new
     retriever field is a new option, with its help; options shared by methods appear once."""
+    from jaxir.config_bounds import in_bounds
     from jaxir.config_cli import field_help
     from jaxir.retrievers.registry import options_of, retriever_class
 
@@ -31,7 +32,8 @@ def _add_method_options(p: argparse.ArgumentParser, methods: list[str]) -> None:
         field = options_of(users[0])[name]
         kind = str(field.type)
         extra = {"nargs": "?", "const": True, "type": true_false, "metavar": "true|false"} \
-            if "bool" in kind else {"type": int if "int" in kind else float if "float" in kind else str}
+            if "bool" in kind else {"type": in_bounds(int if "int" in kind else float if "float" in kind else str,
+                                                      field.metadata.get("bounds", {}))}
         who = "" if len(users) == len(methods) else f" ({', '.join(users)})"
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
                        help=field_help(cls, field) + who, **extra)
@@ -66,7 +68,16 @@ def cmd_index(args) -> None:
     out = Path(args.out)
     if out.exists() and not (out / MANIFEST).is_file():  # checked before the corpus is read
         raise OptionError(f"--out {out} exists and is not an index: refusing to replace it")
+    if args.append and args.force:
+        raise OptionError("--append adds to the index at --out, --force rebuilds it: give one")
     dataset = load_beir(args.data, split=args.split)
+    if args.append:
+        from jaxir.retrievers.append import append_at
+
+        added, secs = append_at(get_retriever(args.method, **_method_options(args)), dataset, out)
+        print(f"appended {added} documents of {dataset.name} to {out} in {secs:.1f}s" if added else
+              f"{out} already holds every document of {dataset.name}: nothing to append")
+        return
     what, secs = index_at(get_retriever(args.method, **_method_options(args)), dataset, out, force=args.force)
     if what == "reused":
         print(f"reused the index at {out}: same corpus ({len(dataset.corpus)} documents of {dataset.name}), "
@@ -220,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", help="split whose qrels are validated while loading")
     p.add_argument("--out", required=True)
+    p.add_argument("--append", action="store_true",
+                   help="add the corpus's documents the index at --out lacks, with its codec and "
+                        "settings (colbert; atomic: a killed append leaves the old index)")
     p.add_argument("--force", action="store_true",
                    help="rebuild a different index already at --out (replaced only once the new one is "
                         "complete); an identical one is reused without it")

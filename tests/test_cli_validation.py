@@ -25,6 +25,7 @@ def _usage_error(argv, capsys) -> str:
 @pytest.mark.parametrize("option,value,words", [
     ("--k", "0", "must be >= 1"), ("--k", "-1", "must be >= 1"), ("--k", "ten", "integer"),
     ("--depth", "0", "must be >= 1"), ("--depth", "-1", "must be >= 1"),
+    ("--threads", "0", "must be >= 1, got 0"), ("--threads", "two", "invalid int value"),
 ])
 def test_eval_rejects_bad_numbers_before_loading(toy, tmp_path, capsys, option, value, words):
     err = _usage_error(["eval", "--method", "bm25", "--data", str(toy), "--cache", str(tmp_path),

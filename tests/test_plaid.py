@@ -1,4 +1,6 @@
-"""PLAID on a synthetic clustered corpus: agreement with exhaustive MaxSim, k results, IVF, I/O."""
+"""PLAID on a synthetic clustered corpus: agreement with exhaustive MaxSim, k results, IVF, I/O,
+work counters, threads."""
+import dataclasses
 import tracemalloc
 
 import numpy as np
@@ -242,3 +244,28 @@ def test_work_counter_sees_an_exhaustive_search(corpus):
                  stats=stats)
     assert stats.decompressed_docs > max(256 // 4, 10)
     assert stats.cells_probed == n_cells
+
+
+@pytest.mark.parametrize("threads", [2, 5])
+def test_threaded_batch_equals_one_thread_and_counts_every_query(corpus, threads):
+    """Queries spread over a pool give the one-thread results bit for bit, and the work counter
+    (merged under its lock) the same totals."""
+    centers, _, index = corpus
+    queries = np.stack([make_query(np.random.default_rng(700 + i), centers) for i in range(23)])
+    one_stats, many_stats = plaid.PlaidStats(), plaid.PlaidStats()
+    s1, p1 = index.search_batch(queries, 10, threads=1, stats=one_stats)
+    s2, p2 = index.search_batch(queries, 10, threads=threads, stats=many_stats)
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(s1, s2)
+    fields = [f for f in dataclasses.fields(plaid.PlaidStats) if f.name not in ("cells", "_lock")]
+    assert all(getattr(one_stats, f.name) == getattr(many_stats, f.name) for f in fields)
+    assert many_stats.queries == 23
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_bad_thread_counts_are_refused(corpus, bad):
+    from jaxir.errors import OptionError
+
+    centers, _, index = corpus
+    with pytest.raises(OptionError, match="threads must be an integer >= 1"):
+        index.search_batch(make_query(np.random.default_rng(1), centers)[None], 10, threads=bad)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, EmptyInputError, IndexFormatError
+from .query_pool import map_queries
 from ..text.analysis import get_analyzer
 from ..text.bm25_weights import DEFAULT_B, DEFAULT_K1, lucene_weights
 from .inverted import InvertedIndex
@@ -109,9 +110,10 @@ class BM25Index:
         indices, scores = self.inverted.search(terms, np.ones(len(terms), np.float32), k)
         return self.doc_ids[indices].tolist(), scores
 
-    def search_batch(self, queries: Iterable[str], k: int = 10) -> list[tuple[list[str], np.ndarray]]:
-        """`search` for each query, in order."""
-        return [self.search(query, k) for query in queries]
+    def search_batch(self, queries: Iterable[str], k: int = 10, *,
+                     threads: int | None = 1) -> list[tuple[list[str], np.ndarray]]:
+        """`search` for each query, in order, over `threads` (None: the machine's cores)."""
+        return map_queries(lambda query: self.search(query, k), list(queries), threads)
 
     def save(self, path: str | Path) -> Path:
         arrays = {**self.inverted.to_arrays(), "vocab": self.vocab, "doc_ids": self.doc_ids}

@@ -106,6 +106,13 @@ def exhaustive_scores(index, q: np.ndarray, *, q_mask: np.ndarray | None = None,
 
 def exhaustive_search(index, q: np.ndarray, k: int, *, q_mask: np.ndarray | None = None,
                       block_tokens: int = BLOCK_TOKENS) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (scores [k], doc indices [k]) by exact MaxSim over the whole decompressed index."""
+    """Top-k (scores [k], doc indices [k]) by exact MaxSim over the whole decompressed index
+    (its deleted documents left out)."""
     scores = exhaustive_scores(index, q, q_mask=q_mask, block_tokens=block_tokens)
-    return top_k(scores, np.arange(len(scores)), k)
+    return live_top_k(index, scores, k)
+
+
+def live_top_k(index, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`top_k` of per-row `scores` [N] over the rows `index` has not deleted."""
+    rows = index.live(np.arange(len(scores)))
+    return top_k(scores[rows], rows, k)

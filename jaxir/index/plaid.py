@@ -25,6 +25,7 @@ from ..errors import IndexFormatError
 from . import exact
 from .codec import ResidualCodec, fit_codec_numpy  # noqa: F401  (re-exported)
 from .plaid_stats import PlaidStats  # noqa: F401  (re-exported)
+from .query_pool import map_queries
 from .store import load_index, save_index
 
 METHOD = "colbert-plaid"
@@ -72,13 +73,45 @@ class PlaidIndex:
     ivf_offsets: np.ndarray  # [K + 1] int64
     ivf_doc_ids: np.ndarray  # [E] int32
     doc_ids: np.ndarray  # [N] str
+    deleted: np.ndarray | None = None  # [N] bool: hidden from every search (None: none are)
 
     def __post_init__(self):
         self.doc_offsets = np.concatenate([[0], np.cumsum(self.doclens, dtype=np.int64)])
+        if self.deleted is not None and not np.any(self.deleted):
+            self.deleted = None
 
     @property
     def num_docs(self) -> int:
+        """Rows of the index, hidden (deleted) ones included: row ids stay stable until `compact`."""
         return len(self.doclens)
+
+    @property
+    def num_live(self) -> int:
+        """Documents a search can return."""
+        return self.num_docs - (0 if self.deleted is None else int(np.count_nonzero(self.deleted)))
+
+    def live(self, pids: np.ndarray) -> np.ndarray:
+        """`pids` without the deleted rows."""
+        return pids if self.deleted is None else pids[~self.deleted[pids]]
+
+    # Incremental updates (`jaxir.index.plaid_update`): each returns a new index.
+    def add(self, docs, doc_ids) -> "PlaidIndex":
+        """Append documents ([n_tok, D] float32 unit vectors each) coded with this codec."""
+        from .plaid_update import add_documents
+
+        return add_documents(self, docs, doc_ids)
+
+    def delete(self, doc_ids) -> "PlaidIndex":
+        """Hide documents by id at once (their rows stay until `compact`)."""
+        from .plaid_update import delete_documents
+
+        return delete_documents(self, doc_ids)
+
+    def compact(self) -> "PlaidIndex":
+        """The index rewritten without its deleted documents."""
+        from .plaid_update import compact
+
+        return compact(self)
 
     @property
     def num_tokens(self) -> int:
@@ -105,8 +138,10 @@ class PlaidIndex:
         return self._search_one(q, q @ self.codec.centroids32.T, k, params, stats)
 
     def search_batch(self, queries: np.ndarray, k: int = 10, *, q_mask: np.ndarray | None = None,
-                     stats: PlaidStats | None = None, **overrides) -> tuple[np.ndarray, np.ndarray]:
-        """Queries [B, Lq, D] (q_mask [B, Lq]) -> (scores [B, k'], doc indices [B, k'])."""
+                     stats: PlaidStats | None = None, threads: int | None = None,
+                     **overrides) -> tuple[np.ndarray, np.ndarray]:
+        """Queries [B, Lq, D] (q_mask [B, Lq]) -> (scores [B, k'], doc indices [B, k']), the
+        queries spread over `threads` (default: the machine's cores) with one thread's results."""
         queries = np.asarray(queries, np.float32)
         if queries.ndim != 3:
             raise ValueError(f"search_batch expects [B, Lq, D] queries, got {queries.shape}")
@@ -115,7 +150,7 @@ class PlaidIndex:
                               overrides.pop("ndocs", None))
         if overrides:
             raise TypeError(f"search_batch got unknown options {sorted(overrides)}")
-        kk = min(k, self.num_docs)
+        kk = min(k, self.num_live)
         scores = np.zeros((len(queries), kk), np.float32)
         pids = np.zeros((len(queries), kk), np.int64)
         masks = [None] * len(queries) if q_mask is None else q_mask
@@ -123,10 +158,18 @@ class PlaidIndex:
         # One GEMM for every query token against the centroids, then each query on its own.
         s_all = np.concatenate(kept) @ self.codec.centroids32.T
         bounds = np.cumsum([0] + [len(q) for q in kept])
-        for b, q in enumerate(kept):
-            s_qc = s_all[bounds[b]:bounds[b + 1]]
-            scores[b], pids[b] = self._search_one(q, s_qc, k, params, stats)
+        self.warm()
+
+        def one(b: int):
+            return self._search_one(kept[b], s_all[bounds[b]:bounds[b + 1]], k, params, stats)
+
+        for b, (s, p) in enumerate(map_queries(one, range(len(kept)), threads)):
+            scores[b], pids[b] = s, p
         return scores, pids
+
+    def warm(self) -> None:
+        """Compute the lazily derived tables now, once, before threads share them."""
+        self._distinct_codes, self.codec.centroids32, self.codec._lookup  # noqa: B018
 
     def _params(self, k, ncells, threshold, ndocs) -> PlaidParams:
         if k < 1:
@@ -171,12 +214,12 @@ class PlaidIndex:
             cells = np.unique(top)
             starts = self.ivf_offsets[cells]
             lens = self.ivf_offsets[cells + 1] - starts
-            pids = np.unique(self.ivf_doc_ids[exact.gather_ranges(starts, lens)]).astype(np.int64)
-            if len(pids) >= min(k, self.num_docs) or ncells == n_cent:
+            pids = self.live(np.unique(self.ivf_doc_ids[exact.gather_ranges(starts, lens)]).astype(np.int64))
+            if len(pids) >= min(k, self.num_live) or ncells == n_cent:
                 break
             ncells = min(2 * ncells, n_cent)
-        if len(pids) < min(k, self.num_docs):  # only empty documents are left out: take them all
-            pids = np.arange(self.num_docs, dtype=np.int64)
+        if len(pids) < min(k, self.num_live):  # only empty documents are left out: take them all
+            pids = self.live(np.arange(self.num_docs, dtype=np.int64))
         return pids, cells, int(lens.sum())
 
     def _approx_scores(self, pids: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -222,27 +265,36 @@ class PlaidIndex:
             "residuals": self.residuals, "doclens": self.doclens,
             "ivf_offsets": self.ivf_offsets, "ivf_doc_ids": self.ivf_doc_ids,
             "doc_ids": self.doc_ids,
+            **({} if self.deleted is None else {"deleted": self.deleted}),
         }
 
     def save(self, path: str | Path, *, model_fingerprint: str, meta: dict | None = None) -> Path:
         """Write the index folder (atomic) with format metadata for `load`."""
-        info = {"nbits": self.codec.nbits, "dim": self.codec.dim, "num_docs": self.num_docs,
-                "num_tokens": self.num_tokens, "num_centroids": len(self.codec.centroids)}
         return save_index(path, self.to_arrays(), method=METHOD,
-                          model_fingerprint=model_fingerprint, meta={**(meta or {}), **info})
+                          model_fingerprint=model_fingerprint, meta={**(meta or {}), **self.info()})
+
+    def info(self) -> dict:
+        """The manifest's description of this index (sizes, codec)."""
+        return {"nbits": self.codec.nbits, "dim": self.codec.dim, "num_docs": self.num_docs,
+                "num_tokens": self.num_tokens, "num_centroids": len(self.codec.centroids),
+                **({} if self.deleted is None else {"num_live": self.num_live})}
 
     @classmethod
     def load(cls, path: str | Path, *, model_fingerprint: str | None = None, mmap: bool = True,
              verify: bool = True) -> "PlaidIndex":
         """Read an index written by `save` (arrays memory-mapped unless mmap=False)."""
-        stored = load_index(path, method=METHOD, model_fingerprint=model_fingerprint,
-                            mmap=mmap, verify=verify)
+        return cls.from_stored(load_index(path, method=METHOD, model_fingerprint=model_fingerprint,
+                                          mmap=mmap, verify=verify))
+
+    @classmethod
+    def from_stored(cls, stored) -> "PlaidIndex":
+        """The index over a loaded folder's arrays (the same array objects)."""
         a = stored.arrays
-        _check_consistent(path, a, stored.meta)
+        _check_consistent(stored.path, a, stored.meta)
         codec = ResidualCodec(a["centroids"], a["bucket_cutoffs"], a["bucket_weights"],
                               int(stored.meta["nbits"]))
         return cls(codec, a["codes"], a["residuals"], a["doclens"], a["ivf_offsets"],
-                   a["ivf_doc_ids"], a["doc_ids"])
+                   a["ivf_doc_ids"], a["doc_ids"], a.get("deleted"))
 
 
 def _check_consistent(path, a: dict, meta: dict) -> None:
@@ -253,6 +305,8 @@ def _check_consistent(path, a: dict, meta: dict) -> None:
         (len(a["residuals"]) != t, "residuals and codes differ in length"),
         (len(a["doc_ids"]) != len(a["doclens"]), "doc_ids and doclens differ in length"),
         (len(a["ivf_offsets"]) != k + 1, "ivf_offsets is not [K + 1]"),
+        ("deleted" in a and (a["deleted"].shape != a["doclens"].shape or a["deleted"].dtype != bool),
+         "deleted is not a bool [N]"),
         ("nbits" not in meta, "meta has no nbits"),
     ]
     for bad, what in problems:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 
@@ -9,8 +10,9 @@ import numpy as np
 @dataclasses.dataclass
 class PlaidStats:
     """Work counters of PLAID searches, summed over the queries of every search it is passed to
-    (`search(..., stats=PlaidStats())`); `cells` keeps the last query's probed cells, so a test
-    can recompute its candidates. Counting costs a few integer additions per query."""
+    (`search(..., stats=PlaidStats())`); `cells` keeps the last query's probed cells (with
+    threads: the last to finish), so a test can recompute its candidates. Counting costs a few
+    integer additions per query, under a lock so that a threaded `search_batch` loses none."""
 
     queries: int = 0
     cells_probed: int = 0      # distinct IVF cells read in stage 1 (after any widening)
@@ -22,8 +24,13 @@ class PlaidStats:
     decompressed_tokens: int = 0
     max_decompressed_docs: int = 0  # the most any one query decompressed
     cells: np.ndarray | None = None
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False, compare=False)
 
     def merge_query(self, *, cells, postings, candidates, stage2, stage3, docs, tokens) -> None:
+        with self._lock:
+            self._merge(cells, postings, candidates, stage2, stage3, docs, tokens)
+
+    def _merge(self, cells, postings, candidates, stage2, stage3, docs, tokens) -> None:
         self.queries += 1
         self.cells, self.cells_probed = cells, self.cells_probed + len(cells)
         self.postings_read += postings

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import DataError, EmptyInputError, IndexFormatError
 from .inverted import InvertedIndex, NoKnownTermsWarning
+from .query_pool import map_queries
 from .store import load_index, save_index
 from ..text.idf import tokenizer_vocab, vocab_fingerprint
 from ..text.tokenize import single_text_encoder
@@ -95,8 +96,10 @@ class SparseIndex:
         # Learned-sparse queries have many WordPieces with short lists: one vectorised pass.
         return self.inverted.search(terms, weights, k, ordered=False)
 
-    def search_batch(self, queries: Iterable[str], k: int = 10) -> list[tuple[list[str], np.ndarray]]:
-        return [self.search(q, k) for q in queries]
+    def search_batch(self, queries: Iterable[str], k: int = 10, *,
+                     threads: int | None = 1) -> list[tuple[list[str], np.ndarray]]:
+        """`search` for each query, in order, over `threads` (None: the machine's cores)."""
+        return map_queries(lambda q: self.search(q, k), list(queries), threads)
 
     def postings_touched(self, query: str) -> int:
         """Postings a search for `query` reads."""

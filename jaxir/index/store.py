@@ -98,8 +98,15 @@ def save_index(
     method: str,
     model_fingerprint: str,
     meta: dict | None = None,
+    kept: StoredIndex | None = None,
+    fields: dict | None = None,
 ) -> Path:
-    """Write `arrays` and a manifest to the folder `path` (atomically replacing an old index)."""
+    """Write `arrays` and a manifest to the folder `path` (atomically replacing an old index).
+
+    kept: the index being replaced, when this is an update of it: an array that is the very
+    object loaded from it (unchanged) is hard-linked from its file with its manifest entry
+    instead of written again, so hiding a document rewrites one small array, not the index.
+    fields: extra top-level manifest entries (e.g. `built_from`), in the same atomic write."""
     path = Path(path)
     checked = {name: _check_array(name, a) for name, a in arrays.items()}
     manifest = {
@@ -109,18 +116,34 @@ def save_index(
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "meta": meta or {},
         "arrays": {},
+        **(fields or {}),
     }
     json.dumps(manifest)  # fail on non-JSON meta before touching the disk
+    reuse = {} if kept is None else {name: kept for name, a in arrays.items()
+                                     if kept.arrays.get(name) is a}
     with writer_lock(path, marker=MANIFEST):
-        _write_folder(path, checked, manifest)
+        _write_folder(path, checked, manifest, reuse)
     return path
 
 
-def _write_folder(path: Path, checked: dict, manifest: dict) -> None:
+def _link_array(folder: Path, name: str, kept: StoredIndex) -> dict:
+    """An unchanged array of `kept`: its file hard-linked (copied where links fail) into `folder`."""
+    entry = dict(kept.manifest["arrays"][name])
+    src, dst = kept.path / entry["file"], folder / entry["file"]
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+        _fsync(dst)
+    return entry
+
+
+def _write_folder(path: Path, checked: dict, manifest: dict, reuse: dict | None = None) -> None:
     tmp = temp_folder_beside(path)
     try:
         for name, array in checked.items():
-            manifest["arrays"][name] = _write_array(tmp, name, array)
+            manifest["arrays"][name] = (_link_array(tmp, name, reuse[name]) if name in (reuse or {})
+                                        else _write_array(tmp, name, array))
         manifest[DIGEST] = manifest_digest(manifest)
         text = json.dumps(manifest, indent=1)
         (tmp / MANIFEST).write_text(text, encoding="utf-8")

@@ -40,11 +40,13 @@ class Reranker(Protocol):
                     first_stage: Sequence | None = None) -> list[np.ndarray]: ...
 
 
-def option(default=None, help: str = "", *, search_only: bool = False):
+def option(default=None, help: str = "", *, search_only: bool = False, ge: int | None = None):
     """A retriever field that is also a CLI option. search_only: it changes how an index is
-    searched, not what is in it, so it stays out of the index cache key (repr)."""
+    searched, not what is in it, so it stays out of the index cache key (repr). ge: the least
+    value the command line accepts (checked at parse time, before any data is read)."""
+    bounds = {} if ge is None else {"ge": ge}
     return dataclasses.field(default=default, repr=not search_only,
-                             metadata={"help": help, "search_only": search_only})
+                             metadata={"help": help, "search_only": search_only, "bounds": bounds})
 
 
 @dataclasses.dataclass

@@ -13,6 +13,8 @@ class BM25:
     analyzer: str = option("word", "'word' (stopwords + Snowball stems) or 'wordpiece'")
     k1: float = option(1.5, "term-frequency saturation")
     b: float = option(0.75, "document-length normalisation")
+    threads: int | None = option(None, "queries searched at once, one per thread (default: the machine's cores)",
+                                 search_only=True, ge=1)
     name: str = dataclasses.field(default="bm25", init=False)
     index_kind = "bm25"
 
@@ -24,5 +26,7 @@ class BM25:
     def open(self, index_dir):
         from jaxir.index.bm25 import BM25Index
 
-        index = BM25Index.load(index_dir)
-        return FunctionSearcher(lambda qs, k: index.search_batch(qs, k))
+        from jaxir.index.query_pool import resolve_threads
+
+        index, threads = BM25Index.load(index_dir), resolve_threads(self.threads)
+        return FunctionSearcher(lambda qs, k: index.search_batch(qs, k, threads=threads))

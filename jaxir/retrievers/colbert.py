@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.errors import IndexFormatError
+from jaxir.index.query_pool import map_queries, resolve_threads
 from jaxir.retrievers.base import MethodCheckpoints, option
 
 METHOD = "colbert"
@@ -46,6 +47,8 @@ class ColBERT:
     ndocs: int | None = option(None, "PLAID: candidates kept after stage 2 (default: by k)",
                                search_only=True)
     batch_size: int | None = option(None, "texts per encoder call", search_only=True)
+    threads: int | None = option(None, "queries searched at once, one per thread (default: the machine's cores)",
+                                 search_only=True, ge=1)
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default=METHOD, init=False)
     index_kind = "colbert-plaid"
@@ -65,6 +68,16 @@ class ColBERT:
                                      meta={"checkpoint": self.checkpoint})
         return report.path
 
+    def append(self, index_dir, doc_ids, texts, *, fields: dict | None = None) -> None:
+        """Encode `texts` with this model and append them to the PLAID index at `index_dir` with
+        its codec (atomic; `fields` replace manifest entries such as the corpus record)."""
+        from jaxir.index.plaid_update import append_to_folder
+
+        model, params = self._loaded
+        docs = model.encode_doc_texts(params, list(texts), progress=self.progress)
+        append_to_folder(index_dir, docs, list(doc_ids), model_fingerprint=model.fingerprint(params),
+                         fields=fields)
+
     def open(self, index_dir) -> "ColBERTSearcher":
         from jaxir.index.plaid import PlaidIndex
         from jaxir.retrievers.colbert_build import FP16_ARRAY
@@ -82,7 +95,8 @@ class ColBERT:
                                        f"{(index.num_tokens, index.codec.dim)}")
         plaid = {"ncells": self.ncells, "centroid_score_threshold": self.centroid_score_threshold,
                  "ndocs": self.ndocs}
-        return ColBERTSearcher(model, params, index, tokens, self.exhaustive, plaid, self.progress)
+        return ColBERTSearcher(model, params, index, tokens, self.exhaustive, plaid, self.progress,
+                               resolve_threads(self.threads))
 
 
 @dataclasses.dataclass
@@ -94,6 +108,7 @@ class ColBERTSearcher:
     exhaustive: bool
     plaid: dict
     progress: bool = True
+    threads: int = 1
 
     def search_vectors(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """One encoded query [Lq, dim] -> (scores [k'], index rows [k'])."""
@@ -101,7 +116,7 @@ class ColBERTSearcher:
 
         if self.tokens_fp16 is not None:
             scores = exact.maxsim_scores(q, self.tokens_fp16, self.index.doclens)
-            return exact.top_k(scores, np.arange(len(scores)), k)
+            return exact.live_top_k(self.index, scores, k)
         if self.exhaustive:
             return exact.exhaustive_search(self.index, q, k)
         return self.index.search(q, k, **self.plaid)
@@ -112,9 +127,7 @@ class ColBERTSearcher:
         if not queries:
             return []
         encoded = self.model.encode_query_texts(self.params, queries, progress=self.progress)
-        hits = []
-        for q in encoded:
-            scores, rows = self.search_vectors(q, k)
-            hits.append(([str(x) for x in self.index.doc_ids[rows]], scores))
-        return hits
+        self.index.warm()
+        found = map_queries(lambda q: self.search_vectors(q, k), list(encoded), self.threads)
+        return [([str(x) for x in self.index.doc_ids[rows]], scores) for scores, rows in found]
 

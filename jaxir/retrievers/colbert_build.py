@@ -27,11 +27,11 @@ import numpy as np
 
 from jaxir.index import codec as np_codec
 from jaxir.index.plaid import METHOD, PlaidIndex, PlaidIndexBuilder, num_sample_docs
+from jaxir.index.plaid_update import FP16_ARRAY  # noqa: F401  (re-exported: retrievers.colbert reads it here)
 from jaxir.index.store import save_index
 from jaxir.ops import residual
 from jaxir.ops.kmeans import kmeans, num_centroids
 
-FP16_ARRAY = "tokens_fp16"
 MIN_ROW_BUCKET = 256  # smallest padded token count of a device-compressed batch
 
 
@@ -234,10 +234,8 @@ def _save(index: PlaidIndex, out: Path, fingerprint: str, meta: dict, spool) -> 
         index.save(out, model_fingerprint=fingerprint, meta=meta)
         return
     # Same manifest as PlaidIndex.save, plus the fp16 reference array.
-    info = {"nbits": index.codec.nbits, "dim": index.codec.dim, "num_docs": index.num_docs,
-            "num_tokens": index.num_tokens, "num_centroids": len(index.codec.centroids)}
     save_index(out, {**index.to_arrays(), FP16_ARRAY: spool.array()}, method=METHOD,
-               model_fingerprint=fingerprint, meta={**meta, **info})
+               model_fingerprint=fingerprint, meta={**meta, **index.info()})
 
 
 def recompress_index(src: str | Path, out: str | Path, options: IndexOptions) -> BuildReport:

@@ -46,6 +46,8 @@ class LearnedSparse:
     prior_stem: bool | None = option(None, "with a lexical prior: stem the prior's document side")
     dtype: str = option("uint8", "posting weights, uint8 | float16 | float32")
     batch_size: int | None = option(None, "texts per encoder call", search_only=True)
+    threads: int | None = option(None, "queries searched at once, one per thread (default: the machine's cores)",
+                                 search_only=True, ge=1)
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default=METHOD, init=False)
     index_kind = "learned_sparse"
@@ -109,16 +111,19 @@ class LearnedSparse:
             if asked is not None and built != asked:
                 raise ValueError(f"{index_dir} was built with {key} {built}; rebuild it with "
                                  f"{flag} {asked} to change it")
-        return SparseSearcher(index)
+        from jaxir.index.query_pool import resolve_threads
+
+        return SparseSearcher(index, resolve_threads(self.threads))
 
 
 @dataclasses.dataclass
 class SparseSearcher:
     index: object
+    threads: int = 1
 
     def search(self, queries, k: int):
         """Query texts -> [(doc ids, scores)] best first (empty for a query with no known term)."""
-        return self.index.search_batch(list(queries), k)
+        return self.index.search_batch(list(queries), k, threads=self.threads)
 
     def stats(self, queries) -> dict:
         """Index size and query cost: mean non-zeros per document, mean postings read per query."""
