@@ -93,8 +93,8 @@ def cmd_search(args) -> None:
     from jaxir.eval.queries import read_queries
     from jaxir.retrievers.registry import get_retriever, method_of_index
 
-    kind = load_index(args.index, verify=False).manifest["method"]
-    retriever = get_retriever(method_of_index(kind), **_method_options(args))
+    manifest = load_index(args.index, verify=False).manifest
+    retriever = get_retriever(method_of_index(manifest["method"], manifest.get("meta")), **_method_options(args))
     queries = read_queries(args.queries, split=args.split)
     run, timing = run_search(retriever.open(Path(args.index)), queries, args.k)
     write_trec(args.run, run, tag=f"jaxir-{retriever.name}")

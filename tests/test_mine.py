@@ -1,5 +1,5 @@
 """Hard-negative mining: BM25 on the real SciFact train split; every other first-stage method
-(dense, ColBERT through PLAID, sparse, I³) on the toy BEIR folder, each equal to its own search."""
+(dense, ColBERT through PLAID, sparse, SPLADE, I³) on the toy BEIR folder, each equal to its own search."""
 import json
 
 import pytest
@@ -78,7 +78,7 @@ def test_main_mine_entry_and_bad_records(scifact_dir, tmp_path):
         mine_hard_negatives(load_beir(scifact_dir, split="train"), "cross-encoder", out=bad)
 
 
-@pytest.mark.parametrize("method", ["dense", "colbert", "sparse", "i3"])
+@pytest.mark.parametrize("method", ["dense", "colbert", "sparse", "splade", "i3"])
 def test_any_first_stage_method_mines_what_its_search_returns(method, toy_beir, tmp_path):
     """The mined candidates are the method's own top hits (ColBERT: its PLAID search) with the
     positives taken out, in the same record format as BM25's."""

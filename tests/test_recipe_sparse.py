@@ -16,7 +16,7 @@ from tests.toy_beir import TOPICS
 
 
 # Two-step runs of 8 queries x 2 candidates x 24 tokens, no held-out queries.
-SMALL = {"data.n_negatives": 1, "data.mine_depth": 10, "model.doc_maxlen": 24, "data.query_maxlen": 8,
+SMALL = {"data.n_negatives": 1, "data.mine_depth": 10, "model.doc_maxlen": 24, "model.query_maxlen": 8,
          "fit.batch_size": 8, "optim.accumulate": 1, "fit.steps": 2, "optim.warmup_steps": 0,
          "data.holdout": 0, "optim.learning_rate": 1e-3}
 
@@ -55,11 +55,11 @@ def test_in_batch_tuples_carry_teacher_scores_for_every_pair(toy_teachers):
     from jaxir.ops.sparse import inbatch_columns
 
     data, texts, bm25, dense, flat = toy_teachers
-    cfg = recipe.SparseData(n_negatives=2, mine_depth=10, query_maxlen=8)
+    cfg = recipe.SparseData(n_negatives=2, mine_depth=10)
     qids, queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
     teacher = recipe.TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
-    model = SparseModel(SparseConfig(doc_maxlen=24))  # only its tokenizer and config are used
-    inbatch = SparseModel(SparseConfig(doc_maxlen=24, in_batch_negatives=True),
+    model = SparseModel(SparseConfig(doc_maxlen=24, query_maxlen=8))  # only its tokenizer and config are used
+    inbatch = SparseModel(SparseConfig(doc_maxlen=24, query_maxlen=8, in_batch_negatives=True),
                           bert_config=model.bert_config, tokenizer=model.tokenizer)
     picks = np.array([5, 2])
     train_rows = [1, 4, 6, 9, 11, 13]  # the source's rows; picks index into them
@@ -81,7 +81,7 @@ def test_train_exports_the_best_held_out_step(toy_beir, tmp_path):
 
     cfg = recipe.config(overrides={
         "data.dataset": str(toy_beir), "data.n_negatives": 3, "data.mine_depth": 10,
-        "model.doc_maxlen": 32, "data.query_maxlen": 16, "fit.batch_size": 8, "optim.accumulate": 2,
+        "model.doc_maxlen": 32, "model.query_maxlen": 16, "fit.batch_size": 8, "optim.accumulate": 2,
         "fit.steps": 6, "optim.warmup_steps": 1, "data.holdout": 8, "fit.eval_every": 2,
         "optim.learning_rate": 1e-4, "model.in_batch_negatives": True})
     assert cfg.optim.total_steps == 3 and cfg.model.seed == cfg.fit.seed == 0
@@ -131,7 +131,7 @@ def test_backbone_multiplier_zero_trains_the_head_only(toy_beir, tmp_path):
     from jaxir.retrievers.sparse import load_checkpoint
 
     recipe.main(["--data.n_negatives", "1", "--data.mine_depth", "10", "--model.doc_maxlen", "24",
-                 "--data.query_maxlen", "8", "--fit.steps", "2", "--optim.accumulate", "1",
+                 "--model.query_maxlen", "8", "--fit.steps", "2", "--optim.accumulate", "1",
                  "--optim.warmup_steps", "0", "--data.holdout", "0", "--optim.learning_rate", "1e-3",
                  "--optim.lr_multipliers", "bert=0", "--data", str(toy_beir), "--out", str(tmp_path / "run")])
     path = tmp_path / "run" / "sparse"

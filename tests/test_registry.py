@@ -96,7 +96,7 @@ def test_cli_rejects_an_option_the_method_does_not_take(tiny_beir, tmp_path, cap
 
 
 def test_every_registered_method_lists_its_kind_and_options():
-    assert set(registry.first_stage_methods()) == {"bm25", "dense", "colbert", "sparse", "i3"}
+    assert set(registry.first_stage_methods()) == {"bm25", "dense", "colbert", "sparse", "splade", "i3"}
     assert registry.rerank_methods() == ["cross-encoder", "mice", "colbert-rerank"]
     for name in registry.REGISTRY:
         cls = registry.retriever_class(name)

@@ -1,14 +1,17 @@
-"""Inference-free learned sparse retrieval: an MLM-head document encoder, no query model.
+"""Learned sparse retrieval with an MLM-head encoder: inference-free (no query model, the
+default) or SPLADE (`query_encoder="mlm"`: the same encoder on queries).
 
     document  w_t = log(1 + ReLU(max_{l valid} logit_{l,t}))  (optional second log1p)
               logits = MLMHead(BERT(doc)) with the decoder tied to the word embeddings;
               special and [unused*] tokens get 0 (no query can ever contain them)
-    query     q_t = idf_t for each distinct WordPiece of the query (no special tokens), else 0
+    query     idf: q_t = idf_t for each distinct WordPiece of the query (no special tokens), else 0
+              mlm: q = the document encoder's w of [CLS] query [SEP] (SPLADE's siamese encoder)
     score     s(q, d) = sum_t q_t w_{d,t}
     loss      KL(softmax(teacher / tau) || softmax(s / tau)), teacher = scale * weighted mean of
               per-query min-max normalised teacher scores (or Margin-MSE / InfoNCE)
               + lambda(step) * FLOPS, lambda(step) = lambda_d * min(1, (step + 1) / T)^2
               "idf_aware": FLOPS(w) while the ranking sees idf * w; "uniform": FLOPS(idf * w)
+              mlm: + lambda_q(step) * FLOPS(q), lambda_q with the same warm-up (SPLADE's two terms)
     optional  w += BM25 tf-saturation of the whole document (`lexical_prior`; the head learns the rest)
 
 all-MiniLM-L6-v2 ships no MLM head. The head starts as (see `init_head`)
@@ -37,6 +40,7 @@ from jaxir.models.bert import BertEncoder, init_params
 from jaxir.models.heads import MLMHead
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.ops import losses, scores
+from jaxir.ops.sparse import flops as flops_of
 from jaxir.ops.sparse import (flops_weight, idf_aware_flops, idf_query_vector, inbatch_columns,
                               masked_max_pool, sparse_doc_weights, sparse_scores_inbatch,
                               sparse_scores_nway, topk_prune)
@@ -88,6 +92,8 @@ class SparseModel:
         self._doc_fn = jax.jit(lambda p, i, m, t, v: self.encode_docs(
             p, {"input_ids": i, "attention_mask": m, "token_type_ids": t}, top_k=config.top_k,
             vocab_ids=v))
+        self._query_fn = jax.jit(lambda p, i, m, t, v: self.encode_docs(
+            p, {"input_ids": i, "attention_mask": m, "token_type_ids": t}, vocab_ids=v))
 
     def scoring_ids(self, idf: np.ndarray) -> np.ndarray:
         """The scoring vocabulary for an idf table [V] (see SparseConfig.min_idf)."""
@@ -168,17 +174,28 @@ class SparseModel:
             raise ValueError("SparseModel needs an idf table (SparseModel(config, idf=...)) to train")
         return jnp.asarray(self.idf)
 
+    def _vocab(self):
+        return None if self.vocab_ids is None else jnp.asarray(self.vocab_ids)
+
+    def query_vectors(self, params, batch) -> jax.Array:
+        """q [B, V] of q_ids/q_mask [B, Lq]: idf of the distinct WordPieces, or with the mlm
+        encoder its weights of the [CLS] query [SEP] rows."""
+        if self.config.query_encoder == "mlm":
+            return self.encode_docs(params, {"input_ids": batch["q_ids"], "attention_mask": batch["q_mask"]},
+                                    vocab_ids=self._vocab())
+        return idf_query_vector(batch["q_ids"], batch["q_mask"], self._idf())
+
     def student_scores(self, params, batch) -> tuple[jax.Array, jax.Array]:
-        """(s = q . w, the head's doc weights w [B*N, V]) for q_ids/q_mask [B, Lq], d_ids/d_mask
+        """(s = q . w, the head's doc weights w [B*N, V], q [B, V]) for q_ids/q_mask [B, Lq], d_ids/d_mask
         [B, N, Ld], and with a lexical prior prior_ids/prior_vals [B, N, P] (added to w for s).
 
         s is [B, N] (own candidates), or [B, B*N] with in_batch_negatives (`inbatch_columns`).
         """
         b, n, ld = batch["d_ids"].shape
-        q = idf_query_vector(batch["q_ids"], batch["q_mask"], self._idf())
+        q = self.query_vectors(params, batch)
         w = self.encode_docs(params, {"input_ids": batch["d_ids"].reshape(b * n, ld),
                                       "attention_mask": batch["d_mask"].reshape(b * n, ld)},
-                             vocab_ids=None if self.vocab_ids is None else jnp.asarray(self.vocab_ids))
+                             vocab_ids=self._vocab())
         total = w
         if "prior_ids" in batch:  # padding entries are (id 0, weight 0): they add nothing
             chex.assert_equal_shape([batch["prior_ids"], batch["prior_vals"]])
@@ -186,7 +203,7 @@ class SparseModel:
             total = w.at[rows, batch["prior_ids"].reshape(b * n, -1)].add(
                 batch["prior_vals"].reshape(b * n, -1).astype(w.dtype))
         pair = sparse_scores_inbatch if self.config.in_batch_negatives else sparse_scores_nway
-        return pair(q, total.reshape(b, n, -1)), w
+        return pair(q, total.reshape(b, n, -1)), w, q
 
     def _ranking(self, student, batch, valid):
         cfg = self.config
@@ -209,14 +226,15 @@ class SparseModel:
         step for the FLOPS warm-up (the engine passes it: the task is step_aware); None means the
         full lambda_d (evaluation).
         FLOPS and doc_nnz measure the head's weights only: the lexical prior is fixed.
-        Returns (loss, {"rank", "flops", "flops_weight", "doc_nnz", "acc"}).
+        Returns (loss, {"rank", "flops", "flops_weight", "doc_nnz", "acc"}, with the mlm query
+        encoder also "query_flops", "query_nnz").
         """
         del rng  # no dropout
         cfg = self.config
         b, n, _ = batch["d_ids"].shape
         valid = batch.get("valid")
         valid = jnp.ones((b, n), bool) if valid is None else valid.astype(bool)
-        student, w = self.student_scores(params, batch)
+        student, w, q = self.student_scores(params, batch)
         w = w * valid.reshape(-1, 1).astype(w.dtype)  # padded candidates stay out of FLOPS
         nnz = jnp.sum(w > 0) / jnp.maximum(jnp.sum(valid), 1)
         if cfg.in_batch_negatives:
@@ -224,12 +242,20 @@ class SparseModel:
         if "teachers" in batch:
             chex.assert_shape(batch["teachers"], (b, None, student.shape[1]))
         rank = self._ranking(student, batch, valid)
-        flops = idf_aware_flops(w, self._idf(), mode=cfg.flops_mode)
-        lam = (jnp.asarray(cfg.flops_lambda, jnp.float32) if step is None else
-               flops_weight(step, lam=cfg.flops_lambda, warmup_steps=cfg.flops_warmup_steps))
+        mlm = cfg.query_encoder == "mlm"  # SPLADE: the score sees w itself, so plain FLOPS(w)
+        flops = flops_of(w) if mlm else idf_aware_flops(w, self._idf(), mode=cfg.flops_mode)
+
+        def weight(lam_max):
+            return (jnp.asarray(lam_max, jnp.float32) if step is None else
+                    flops_weight(step, lam=lam_max, warmup_steps=cfg.flops_warmup_steps))
+        lam = weight(cfg.flops_lambda)
         acc = jnp.mean((jnp.argmax(jnp.where(valid, student, -jnp.inf), axis=1) == 0).astype(jnp.float32))
         metrics = {"rank": rank, "flops": flops, "flops_weight": lam, "doc_nnz": nnz, "acc": acc}
-        return rank + lam * flops, metrics
+        loss = rank + lam * flops
+        if mlm:
+            metrics["query_flops"], metrics["query_nnz"] = flops_of(q), jnp.mean(jnp.sum(q > 0, axis=1))
+            loss = loss + weight(cfg.query_flops_lambda) * metrics["query_flops"]
+        return loss, metrics
 
     def mlm_loss_fn(self, params, batch, rng):
         """MLM warm-up: CE of the tied head on ~mlm_probability of each row's real tokens.
@@ -283,6 +309,26 @@ class SparseModel:
                 terms = np.flatnonzero(w[r] > 0).astype(np.int32)
                 rows.append((terms, w[r, terms]))
             yield idx, rows
+
+    def encode_query_texts(self, params, texts: Sequence[str], *, vocab_ids=None,
+                           progress: bool = False) -> list:
+        """With the mlm query encoder: texts -> list (input order) of (term ids [T], weights [T])
+        of [CLS] text [SEP] cut at query_maxlen, positive weights only."""
+        if self.config.query_encoder != "mlm":
+            raise ValueError("encode_query_texts needs query_encoder='mlm' (idf queries have no encoder)")
+        if vocab_ids is None:
+            vocab_ids = scoring_token_ids(np.ones(self.bert_config.vocab_size), self.special_ids, 0.0)
+        v = jnp.asarray(np.asarray(vocab_ids, np.int32))
+        out: list = [None] * len(texts)
+        for idx, _, w in iter_encoded(lambda p, i, m, t: self._query_fn(p, i, m, t, v), params,
+                                      self.tokenizer, texts, max_length=self.config.query_maxlen,
+                                      batch_size=self.config.batch_size, desc="encode queries",
+                                      progress=progress, what="query"):
+            w = np.asarray(w, np.float32)[: len(idx)]
+            for r, i in enumerate(idx):
+                terms = np.flatnonzero(w[r] > 0).astype(np.int32)
+                out[i] = (terms, w[r, terms])
+        return out
 
     def fit_prior(self, token_lists: Sequence[Sequence[int]]) -> LexicalPrior | None:
         """The config's lexical prior over a corpus of WordPiece id lists (None: no prior)."""

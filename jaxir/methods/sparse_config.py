@@ -1,4 +1,5 @@
-"""Configuration of the inference-free learned sparse model (`jaxir.methods.sparse`)."""
+"""Configuration of the learned sparse models (`jaxir.methods.sparse`): inference-free (IDF
+queries, the default) and SPLADE (`query_encoder="mlm"`: the same encoder on both sides)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +8,7 @@ from typing import ClassVar
 from jaxir.config_bounds import bounded
 
 RANKING_LOSSES = ("kl", "margin_mse", "infonce")
+QUERY_ENCODERS = ("idf", "mlm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,6 +18,14 @@ class SparseConfig:
     # Document tokens incl. [CLS]/[SEP] per window: 256 for indexing; jaxir.recipes.sparse trains
     # (and so exports checkpoints) at 180 on CPU, 256 in its tpu-msmarco mode.
     doc_maxlen: int = bounded(256, ge=1)
+    # Query side: "idf" (inference-free: q_t = idf_t for each distinct query WordPiece, no model)
+    # or "mlm" (SPLADE, siamese: the document encoder on [CLS] query [SEP], FLOPS on both sides).
+    query_encoder: str = "idf"
+    # Query tokens per row: incl. [CLS]/[SEP] with the mlm encoder (training and search); with
+    # idf, the training cut of the IDF vector's WordPieces (search-time idf queries are not cut).
+    query_maxlen: int = bounded(32, ge=1)
+    # FLOPS weight lambda_q on the query weights (mlm only), with the documents' warm-up.
+    query_flops_lambda: float = 1e-3
     # Second log1p on the weights (the later "L0" variant; off in the paper's default).
     double_log: bool = False
     # Keep the head's top_k weights per document at index time (None: every positive weight).
@@ -87,6 +97,14 @@ class SparseConfig:
     def __post_init__(self):
         if self.ranking_loss not in RANKING_LOSSES:
             raise ValueError(f"ranking_loss must be one of {RANKING_LOSSES}, got {self.ranking_loss!r}")
+        if self.query_encoder not in QUERY_ENCODERS:
+            raise ValueError(f"query_encoder must be one of {QUERY_ENCODERS}, got {self.query_encoder!r}")
+        if self.query_encoder == "mlm" and self.lexical_prior:
+            raise ValueError("lexical_prior needs idf queries: its BM25 weights are scored by idf")
+        if self.query_encoder == "mlm" and self.flops_mode != "idf_aware":
+            raise ValueError("flops_mode 'uniform' weighs FLOPS by idf, which mlm queries do not use")
+        if self.query_encoder == "mlm" and self.query_maxlen < 3:
+            raise ValueError(f"query_maxlen {self.query_maxlen} leaves no room between [CLS] and [SEP]")
         if self.flops_mode not in ("idf_aware", "uniform"):
             raise ValueError(f"flops_mode must be 'idf_aware' or 'uniform', got {self.flops_mode!r}")
         if self.head_scale != 1.0 and not self.lexical_prior:

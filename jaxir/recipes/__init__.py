@@ -4,7 +4,8 @@
 """
 
 # Recipe name (`jaxir train --recipe NAME`) -> module in this package; a new method adds one line.
-RECIPES = {"cross-encoder": "cross_encoder", "colbert": "colbert", "sparse": "sparse", "i3": "i3", "mice": "mice"}
+RECIPES = {"cross-encoder": "cross_encoder", "colbert": "colbert", "sparse": "sparse", "splade": "splade",
+           "i3": "i3", "mice": "mice"}
 
 
 def entry_points(doc: str, recipe_cls, default, train, *, modes: dict, flags: dict, derived: dict,

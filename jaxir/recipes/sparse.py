@@ -38,7 +38,8 @@ head-only training: --optim.lr_multipliers bert=0; runs with an MLM warm-up can 
 Outputs: <out>/rank/ (metrics.jsonl with train and held-out rows, loss.png, checkpoints/;
 resumable), <out>/holdout.json (the held-out train query ids), <out>/mlm/ and <out>/mlm-params
 when warmed up, and
-<out>/sparse (sparse_config.json, params.npz, idf.json): the checkpoint the retriever loads.
+<out>/sparse (model folder + idf.json): the checkpoint the retriever loads (<out>/splade with
+--model.query_encoder mlm, which `jaxir train --recipe splade` sets).
 """
 from __future__ import annotations
 
@@ -76,8 +77,6 @@ class SparseData:
     max_queries: int = bounded(0, ge=0)
     # Train queries held out: the params with the lowest held-out KL (every fit.eval_every) are exported.
     holdout: int = bounded(48, ge=0)
-    # Query tokens per training row (they feed the IDF vector; search-time queries are not cut).
-    query_maxlen: int = bounded(32, ge=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +133,14 @@ PARAM_RULES = ((r"word/embedding$", (VOCAB, EMBED)),)
 HOLDOUT_FILE = "holdout.json"
 
 
+def checkpoint_method(model: SparseConfig):
+    """The retriever module whose checkpoints a model config makes: `jaxir.retrievers.sparse`
+    (inference-free, <out>/sparse) or `jaxir.retrievers.splade` (mlm queries, <out>/splade)."""
+    import importlib
+
+    return importlib.import_module(f"jaxir.retrievers.{'splade' if model.query_encoder == 'mlm' else 'sparse'}")
+
+
 def config(mode: str = "cpu-scifact", overrides: dict | None = None) -> Recipe:
     """The recipe in `mode` with dotted `overrides`, derived fields set: what the CLI builds."""
     return apply_overrides(RECIPE, {**MODES[mode], **(overrides or {})}, DERIVED, skip_none=False)
@@ -162,8 +169,14 @@ class TupleTexts:
 
         tok, cfg, nway = self.model.tokenizer, self.model.config, 1 + self.data.n_negatives
         picks = [int(p) for p in picks]
-        q = tok([self.teacher.queries[self.rows[p]] for p in picks], add_special_tokens=False, truncation=True,
-                max_length=self.data.query_maxlen, padding="max_length", return_tensors="np")
+        texts = [self.teacher.queries[self.rows[p]] for p in picks]
+        if cfg.query_encoder == "mlm":  # [CLS] query [SEP], as the encoder sees it at search time
+            q = assemble(tok, tok(texts, add_special_tokens=False)["input_ids"], max_length=cfg.query_maxlen,
+                         fixed_length=True)
+            q = {"input_ids": q.input_ids, "attention_mask": q.attention_mask}
+        else:  # the WordPieces of the IDF vector
+            q = tok(texts, add_special_tokens=False, truncation=True, max_length=cfg.query_maxlen,
+                    padding="max_length", return_tensors="np")
         ids = [d for p in picks for d in self.candidates[p]]
         tokens = tok([self.texts[d] for d in ids], add_special_tokens=False)["input_ids"]
         d = assemble(tok, tokens, max_length=cfg.doc_maxlen, fixed_length=True)
@@ -222,7 +235,7 @@ def train(r: Recipe, out_dir: str):
     from jaxir.index.bm25 import BM25Index
     from jaxir.methods.dense import DenseRetriever
     from jaxir.models.hf import load_bert
-    from jaxir.retrievers.sparse import IDF_FILE, load_checkpoint, save_checkpoint
+    from jaxir.retrievers.sparse import IDF_FILE
     from jaxir.text import load_tokenizer, tokenize
     from jaxir.text.idf import compute_idf, load_idf, save_idf, tokenizer_vocab
     from jaxir.training.loop import fit
@@ -230,6 +243,8 @@ def train(r: Recipe, out_dir: str):
     from jaxir.training.task import Task
 
     r, out = apply_overrides(r, {}, DERIVED), Path(out_dir)
+    method = checkpoint_method(r.model)
+    load_checkpoint, save_checkpoint = method.load_checkpoint, method.save_checkpoint
     # A bad --init-from fails now, not after minutes of mining and teacher encoding.
     start = load_checkpoint(r.init_from)[1] if r.init_from else None
     data = load_beir(r.data.dataset, split="train")
@@ -282,14 +297,14 @@ def train(r: Recipe, out_dir: str):
     hook = BestOnHoldout(model, [held.take(np.arange(i, i + batch))
                                  for i in range(0, n_held, batch)]) if n_held else None
     result = fit(Task(init=lambda rng, batch: params, loss_fn=model.loss_fn, param_rules=PARAM_RULES,
-                      step_aware=True, config={"method": "sparse", **dataclasses.asdict(r.model)}),
+                      step_aware=True, config={"method": method.METHOD, **dataclasses.asdict(r.model)}),
                  source, config=dataclasses.replace(r.fit, out_dir=str(out / "rank"),
                                                     eval_every=r.fit.eval_every if hook else 0),
                  eval_hook=hook, optim=r.optim)
     best = result.state.params if hook is None or hook.best is None else hook.best
     if hook is not None:
         print(f"exporting step {hook.best_step} (held-out KL {hook.best_rank:.4f} on {n_held} queries)")
-    path = save_checkpoint(out / "sparse", r.model, best)
+    path = save_checkpoint(out / method.METHOD, r.model, best)
     if r.data.idf:
         shutil.copy(r.data.idf, path / IDF_FILE)
     else:

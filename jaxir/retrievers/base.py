@@ -74,6 +74,9 @@ class MethodCheckpoints:
     method: str
     config_cls: str
     model_cls: str
+    # Config fields that differ from the config class's defaults without a checkpoint (SPLADE:
+    # the sparse config with query_encoder "mlm").
+    defaults: tuple[tuple[str, object], ...] = ()
 
     def save(self, path: str | Path, config, params, files: dict | None = None) -> Path:
         """Write config + params as a model folder; `files` {name: source path} are copied in."""
@@ -93,5 +96,5 @@ class MethodCheckpoints:
 
         config_cls = _resolve(self.config_cls)
         return load_or_init(checkpoint, method=self.method, config_cls=config_cls,
-                            default_config=config_cls(model=model_dir),
+                            default_config=config_cls(model=model_dir, **dict(self.defaults)),
                             make_model=_resolve(self.model_cls), overrides=overrides)

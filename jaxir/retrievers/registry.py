@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "dense": "jaxir.retrievers.dense:Dense",
     "colbert": "jaxir.retrievers.colbert:ColBERT",
     "sparse": "jaxir.retrievers.sparse:LearnedSparse",
+    "splade": "jaxir.retrievers.splade:Splade",
     "i3": "jaxir.retrievers.i3:I3",
     "cross-encoder": "jaxir.retrievers.cross_encoder:CrossEncoderRerank",
     "mice": "jaxir.retrievers.mice:Mice",
@@ -66,9 +67,11 @@ def get_retriever(name: str, **options):
     return retriever_class(name)(**given)
 
 
-def method_of_index(index_kind: str) -> str:
-    """The method whose retriever reads an index whose manifest says `method: index_kind`."""
+def method_of_index(index_kind: str, meta: dict | None = None) -> str:
+    """The method whose retriever reads an index whose manifest says `method: index_kind`; where
+    several share the kind (sparse, splade), the one whose `reads_index(meta)` says so."""
     for name in REGISTRY:
-        if getattr(retriever_class(name), "index_kind", None) == index_kind:
+        cls = retriever_class(name)
+        if getattr(cls, "index_kind", None) == index_kind and getattr(cls, "reads_index", lambda m: True)(meta or {}):
             return name
     raise OptionError(f"no registered method reads {index_kind!r} indexes")

@@ -51,11 +51,17 @@ class LearnedSparse:
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default=METHOD, init=False)
     index_kind = "learned_sparse"
+    checkpoints = CHECKPOINTS
+    query_encoder = "idf"  # the queries this method's index serves (its meta says which)
+
+    @classmethod
+    def reads_index(cls, meta: dict) -> bool:
+        return meta.get("query_encoder", "idf") == cls.query_encoder
 
     @cached_property
     def _loaded(self):
         """(SparseModel, params), loaded once."""
-        return CHECKPOINTS.load_model(self.checkpoint, {
+        return self.checkpoints.load_model(self.checkpoint, {
             "doc_maxlen": self.doc_maxlen, "batch_size": self.batch_size, "top_k": self.top_k,
             "doc_windows": self.doc_windows, "min_idf": self.min_idf, "head_scale": self.head_scale,
             "prior_stem": self.prior_stem}, self.model)
@@ -92,6 +98,7 @@ class LearnedSparse:
                                   skip_ids=model.special_ids, dtype=self.dtype)
         cfg = model.config
         meta = {"checkpoint": self.checkpoint, "idf_source": idf_source, "doc_maxlen": cfg.doc_maxlen,
+                "query_encoder": cfg.query_encoder,
                 "doc_windows": cfg.doc_windows, "min_idf": cfg.min_idf, "top_k": cfg.top_k,
                 **{f"prior_{k}": None if prior is None else v
                    for k, v in (prior or LexicalPrior(avgdl=0.0)).meta().items()},
@@ -101,9 +108,15 @@ class LearnedSparse:
     def open(self, index_dir) -> "SparseSearcher":
         from jaxir.index.sparse_search import SparseIndex
 
+        from jaxir.errors import IndexFormatError
+
         model, params = self._loaded
         index = SparseIndex.load(index_dir, tokenizer=model.tokenizer,
                                  model_fingerprint=model.fingerprint(params), min_idf=self.min_idf or 0.0)
+        built = index.meta.get("query_encoder", "idf")  # indexes before SPLADE: inference-free
+        if built != model.config.query_encoder:
+            raise IndexFormatError(f"{index_dir} holds documents for {built!r} queries; this model "
+                                   f"encodes {model.config.query_encoder!r} queries: index it with this method")
         # Build-time choices; an index without the key (no prior, or older) has the default.
         for key, flag, default in (("head_scale", "--head-scale", 1.0), ("prior_stem", "--prior-stem", False)):
             built, asked = index.meta.get(key), getattr(self, key)
@@ -111,6 +124,9 @@ class LearnedSparse:
             if asked is not None and built != asked:
                 raise ValueError(f"{index_dir} was built with {key} {built}; rebuild it with "
                                  f"{flag} {asked} to change it")
+        return self._searcher(index, model, params)
+
+    def _searcher(self, index, model, params):
         from jaxir.index.query_pool import resolve_threads
 
         return SparseSearcher(index, resolve_threads(self.threads))
