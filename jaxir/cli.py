@@ -74,7 +74,8 @@ def cmd_index(args) -> None:
     if args.append:
         from jaxir.retrievers.append import append_at
 
-        added, secs = append_at(get_retriever(args.method, **_method_options(args)), dataset, out)
+        options = _method_options(args)
+        added, secs = append_at(get_retriever(args.method, **options), dataset, out, given=frozenset(options))
         print(f"appended {added} documents of {dataset.name} to {out} in {secs:.1f}s" if added else
               f"{out} already holds every document of {dataset.name}: nothing to append")
         return
@@ -232,8 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split whose qrels are validated while loading")
     p.add_argument("--out", required=True)
     p.add_argument("--append", action="store_true",
-                   help="add the corpus's documents the index at --out lacks, with its codec and "
-                        "settings (colbert; atomic: a killed append leaves the old index)")
+                   help="add the corpus's documents the index at --out lacks, with its codec (no "
+                        "re-fit); options not given take the index's (colbert; atomic: a killed "
+                        "append leaves the old index)")
     p.add_argument("--force", action="store_true",
                    help="rebuild a different index already at --out (replaced only once the new one is "
                         "complete); an identical one is reused without it")

@@ -109,5 +109,12 @@ def test_mine_cli_passes_the_method_options_on(toy_beir, tmp_path, capsys):
     assert "nope" in capsys.readouterr().err and not out.exists()
     with pytest.raises(SystemExit):
         cli.main(["mine", "--retriever", "cross-encoder", *common])
-    assert cli.main(["mine", "--retriever", "colbert", "--ncells", "2", "--depth", "3", *common]) in (0, None)
+    # --batch-size is the encoder's (a retriever option), not the mining loop's query batch.
+    assert cli.main(["mine", "--retriever", "colbert", "--ncells", "2", "--batch-size", "4", "--depth", "3",
+                     *common]) == 0
     assert all(len(r["candidates"]) == 3 for r in read_mined(out))
+    data = load_beir(toy_beir, split="train")
+    summary = mine_hard_negatives(data, "colbert", 3, out=tmp_path / "n2.jsonl", cache=tmp_path / "idx",
+                                  ncells=2, batch_size=4, query_batch=5)
+    assert summary["options"] == {"ncells": "2", "batch_size": "4"}
+    assert [r["qid"] for r in read_mined(tmp_path / "n2.jsonl")] == [r["qid"] for r in read_mined(out)]

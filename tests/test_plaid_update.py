@@ -152,18 +152,23 @@ def test_another_model_or_no_index_is_refused_and_nothing_changes(parts, tmp_pat
         plaid_update.delete_from_folder(tmp_path / "missing", ["d1"])
 
 
-# Child: append 40 docs to the index at argv[1]; KILL_AT=n SIGKILLs itself at its n-th os.replace.
+# Child: append 40 docs to the index at argv[1]; KILL_AT=1 or 2 SIGKILLs itself at that os.replace
+# (1: the old index moved aside, 2: the new one moved in), 3 when removing the old one after the swap.
 APPEND = """
-import os, signal, sys
+import os, shutil, signal, sys
 import numpy as np
 folder, kill_at = sys.argv[1], int(sys.argv[2])
-real, calls = os.replace, [0]
+real, calls, rmtree = os.replace, [0], shutil.rmtree
 def replace(a, b):
     calls[0] += 1
     if calls[0] == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
     return real(a, b)
-os.replace = replace
+def remove(path, *a, **kw):
+    if kill_at == 3 and ".old-" in str(path):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return rmtree(path, *a, **kw)
+os.replace, shutil.rmtree = replace, remove
 from jaxir.index.plaid_update import append_to_folder
 rng = np.random.default_rng(0)
 docs = [v / np.linalg.norm(v, axis=1, keepdims=True) for v in rng.normal(size=(40, 6, 32)).astype(np.float32)]
@@ -180,18 +185,17 @@ def test_a_killed_append_leaves_the_previous_index_searchable(parts, tmp_path, k
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", APPEND, str(folder), str(kill_at)], env=env,
                           capture_output=True, text=True)
-    killed = proc.returncode == -signal.SIGKILL
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
     index = PlaidIndex.load(folder)  # a reader finds the old index or (killed after the swap) the new
-    if killed and index.num_docs == 50:
-        got = index.search(query, 10)
-        np.testing.assert_array_equal(got[1], want[1])
+    if kill_at < 3:
+        assert index.num_docs == 50
+        np.testing.assert_array_equal(index.search(query, 10)[1], want[1])
     else:
-        assert index.num_docs == 90
+        assert index.num_docs == 90 and index.doc_ids.tolist()[-1] == "new39"
     # The next writer succeeds and leaves no debris beside the folder.
     plaid_update.delete_from_folder(folder, ["d0"])
     assert PlaidIndex.load(folder).num_live == index.num_docs - 1
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".idx")) == [".idx.lock"]
-    assert killed or kill_at > 2
 
 
 def test_jaxir_index_append_grows_an_index_to_its_corpus(tmp_path, capsys):
@@ -232,3 +236,64 @@ def test_jaxir_index_append_grows_an_index_to_its_corpus(tmp_path, capsys):
         lines = [line for line in err.splitlines() if line.startswith("jaxir index: error")]
         assert len(lines) == 1 and words in lines[0] and "Traceback" not in err, err
     assert (out / "manifest.json").read_bytes() == before
+    # A document already indexed whose text changed: refused (its vectors would be stale).
+    edited = write_toy_beir(tmp_path / "edited")
+    (edited / "corpus.jsonl").write_text("".join(json.dumps({**d, "text": d["text"] + " revised"} if d["_id"] == "d0_0" else d) + "\n"
+                                                 for d in docs))
+    assert cli.main([*base, "--data", str(edited), "--append"]) == 2
+    assert "have other texts" in capsys.readouterr().err
+
+
+def test_append_takes_the_index_build_options_it_is_not_given(tmp_path, capsys):
+    import json
+
+    from jaxir import cli
+    from jaxir.index.store import read_manifest
+    from tests.toy_beir import write_toy_beir
+
+    full, part = write_toy_beir(tmp_path / "full"), write_toy_beir(tmp_path / "part")
+    docs = [json.loads(line) for line in (full / "corpus.jsonl").read_text().splitlines()]
+    (part / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs[:20]))
+    out = tmp_path / "idx"
+    base = ["index", "--method", "colbert", "--split", "train", "--out", str(out)]
+    assert cli.main([*base, "--data", str(part), "--doc-maxlen", "20"]) == 0
+    assert cli.main([*base, "--data", str(full), "--append", "--doc-maxlen", "30"]) == 2
+    assert "built with doc_maxlen=20" in capsys.readouterr().err
+    assert cli.main([*base, "--data", str(full), "--append"]) == 0
+    record = read_manifest(out)[BUILT_FROM]
+    assert record["settings"]["doc_maxlen"] == 20 and record["appended_docs"] == 12
+    assert PlaidIndex.load(out).doclens.max() <= 20
+
+
+def test_deleted_documents_are_out_of_every_colbert_path(parts, tmp_path):
+    """The ColBERT searcher's PLAID (threaded), exhaustive and fp16 modes, colbert-rerank and a
+    recompressed index all leave deleted documents out."""
+    from jaxir.retrievers.colbert import ColBERTSearcher
+    from jaxir.retrievers.colbert_rerank import MaxSimReranker
+
+    centers, codec, first, _ = parts
+    index = _build(codec, first, _ids(300))
+    fp16 = np.concatenate(first).astype(np.float16)
+    queries = _queries(centers, 6)
+    best = {d for q in queries for d in index.doc_ids[index.search(q, 5)[1]].tolist()}
+    hidden = index.delete(sorted(best))
+    for tokens, exhaustive, threads in [(None, False, 2), (None, True, 1), (fp16, False, 2)]:
+        s = ColBERTSearcher(None, None, hidden, tokens, exhaustive, {}, False, threads)
+        for q in queries:
+            _, rows = s.search_vectors(q, 10)
+            assert len(rows) == 10 and not set(hidden.doc_ids[rows].tolist()) & best
+    rerank = MaxSimReranker(ColBERTSearcher(None, None, hidden, None, False, {}, False))
+    with pytest.raises(IndexFormatError, match="has no document"):
+        rerank.rows([sorted(best)[0]])
+    folder = tmp_path / "fp16"
+    from jaxir.index.store import save_index
+
+    save_index(folder, {**index.to_arrays(), "tokens_fp16": fp16}, method="colbert-plaid",
+               model_fingerprint=FP, meta=index.info())
+    plaid_update.delete_from_folder(folder, sorted(best))
+    from jaxir.retrievers.colbert_build import IndexOptions, recompress_index
+
+    recompress_index(folder, tmp_path / "nb4", IndexOptions(nbits=4, device_compress=False, progress=False))
+    again = PlaidIndex.load(tmp_path / "nb4")
+    assert again.codec.nbits == 4 and again.num_live == 300 - len(best)
+    assert not set(again.doc_ids[again.live(np.arange(300))].tolist()) & best

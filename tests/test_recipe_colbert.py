@@ -103,7 +103,7 @@ def test_given_negatives_replace_bm25_and_are_keyed_by_their_content(toy_beir, t
     new name, so subsets and teacher scores of the old one are never reused."""
     import dataclasses
 
-    from jaxir.errors import DataError
+    from jaxir.errors import DataError, OptionError
     from jaxir.eval.beir import load_beir
     from jaxir.recipes.nway_data import prepare_beir
 
@@ -123,9 +123,13 @@ def test_given_negatives_replace_bm25_and_are_keyed_by_their_content(toy_beir, t
     assert mined2.name.startswith(mined.stem.rsplit(".", 1)[0]) and mined.stem not in mined2.name
     assert {r["qid"] for r in read_mined(mined2)} <= {r["qid"] for r in recs[:4]}
     for bad, why in [({**recs[0], "qid": "nope"}, "query 'nope' is not a train query"),
+                     ({**recs[0], "positives": ["d0_3"]}, "positive 'd0_3' of query 'q0' is not a judged-relevant"),
                      ({**recs[0], "candidates": [["ghost", 1.0]]}, "candidate 'ghost' of query")]:
         write_mined(neg, [bad])
         with pytest.raises(DataError, match=why):
             prepare_beir(cfg.data, str(out))
     with pytest.raises(DataError, match="no such file"):
         prepare_beir(dataclasses.replace(cfg.data, negatives=str(tmp_path / "missing.jsonl")), str(out))
+
+    with pytest.raises(OptionError, match="--data.examples brings its own"):
+        nway_source(None, dataclasses.replace(cfg.data, examples="x.jsonl"), 1, 1)

@@ -12,7 +12,7 @@ from jaxir.eval.beir import load_beir
 from jaxir.recipes import mice as recipe
 from jaxir.retrievers.registry import get_retriever
 
-SMALL = ["--data.mine_depth", "10", "--data.tuples.n_negatives", "1", "--data.tuples.neg_depth", "5",
+SMALL = ["--data.mine_depth", "10", "--nway", "2", "--data.tuples.neg_depth", "5",
          "--model.query_maxlen", "12", "--model.doc_maxlen", "24", "--fit.steps", "2", "--fit.batch_size", "8",
          "--optim.warmup_steps", "1", "--fit.fast_compile", "true", "--data.holdout", "2"]
 

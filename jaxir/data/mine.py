@@ -28,7 +28,7 @@ def positives_of(qrels: dict[str, int], corpus=None) -> list[str]:
 
 def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100, *,
                         out: str | Path, index_dir: str | Path | None = None,
-                        cache: str | Path = "runs/indexes", batch_size: int = 1024,
+                        cache: str | Path = "runs/indexes", query_batch: int = 1024,
                         **retriever_options) -> dict:
     """Mine ``depth`` non-positive candidates per query of ``dataset`` (a BeirDataset split).
 
@@ -36,7 +36,7 @@ def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100,
     i3); `retriever_options` are its options, e.g. ``checkpoint=`` a trained model, as `jaxir
     eval` takes them. The index is built in ``index_dir`` (default: the shared cache folder keyed
     by corpus and retriever settings) unless one of this corpus is there. Returns a summary dict
-    (counts, timing, the retriever and its options).
+    (counts, timing, the retriever and its options). `query_batch`: queries searched per call.
     """
     from jaxir.retrievers.built_from import index_for
     from jaxir.retrievers.registry import first_stage_methods, get_retriever
@@ -53,7 +53,7 @@ def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100,
                if positives_of(dataset.qrels.get(q, {}), dataset.corpus)}
     t = time.perf_counter()
     qrels = {q: {d: g for d, g in dataset.qrels[q].items() if d in dataset.corpus} for q in queries}
-    records = _mine(searcher, queries, qrels, depth, batch_size)
+    records = _mine(searcher, queries, qrels, depth, query_batch)
     n = write_mined(out, records)
     return {"queries": n, "skipped_without_positive": len(dataset.queries) - len(queries),
             "depth": depth, "retriever": retriever_name,
@@ -62,12 +62,12 @@ def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100,
             "index_build_s": build_s, "search_s": time.perf_counter() - t, "out": str(out)}
 
 
-def _mine(searcher, queries: dict[str, str], qrels, depth: int, batch_size: int) -> Iterator[dict]:
+def _mine(searcher, queries: dict[str, str], qrels, depth: int, query_batch: int) -> Iterator[dict]:
     """Search in batches of queries; over-fetch by the query's positive count, then drop them."""
     qids = list(queries)
     extra = max(len(positives_of(qrels[q])) for q in qids) if qids else 0
-    for start in range(0, len(qids), batch_size):
-        chunk = qids[start:start + batch_size]
+    for start in range(0, len(qids), query_batch):
+        chunk = qids[start:start + query_batch]
         hits = searcher.search([queries[q] for q in chunk], depth + extra)
         for qid, (doc_ids, scores) in zip(chunk, hits):
             pos = positives_of(qrels[qid])

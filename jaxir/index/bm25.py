@@ -111,7 +111,7 @@ class BM25Index:
         return self.doc_ids[indices].tolist(), scores
 
     def search_batch(self, queries: Iterable[str], k: int = 10, *,
-                     threads: int | None = 1) -> list[tuple[list[str], np.ndarray]]:
+                     threads: int | None = None) -> list[tuple[list[str], np.ndarray]]:
         """`search` for each query, in order, over `threads` (None: the machine's cores)."""
         return map_queries(lambda query: self.search(query, k), list(queries), threads)
 

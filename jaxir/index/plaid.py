@@ -74,21 +74,18 @@ class PlaidIndex:
     ivf_doc_ids: np.ndarray  # [E] int32
     doc_ids: np.ndarray  # [N] str
     deleted: np.ndarray | None = None  # [N] bool: hidden from every search (None: none are)
+    # num_live (set in __post_init__): the documents a search can return.
 
     def __post_init__(self):
         self.doc_offsets = np.concatenate([[0], np.cumsum(self.doclens, dtype=np.int64)])
         if self.deleted is not None and not np.any(self.deleted):
             self.deleted = None
+        self.num_live = self.num_docs - (0 if self.deleted is None else int(np.count_nonzero(self.deleted)))
 
     @property
     def num_docs(self) -> int:
         """Rows of the index, hidden (deleted) ones included: row ids stay stable until `compact`."""
         return len(self.doclens)
-
-    @property
-    def num_live(self) -> int:
-        """Documents a search can return."""
-        return self.num_docs - (0 if self.deleted is None else int(np.count_nonzero(self.deleted)))
 
     def live(self, pids: np.ndarray) -> np.ndarray:
         """`pids` without the deleted rows."""
@@ -131,7 +128,7 @@ class PlaidIndex:
     def search(self, q: np.ndarray, k: int = 10, *, q_mask: np.ndarray | None = None,
                ncells: int | None = None, centroid_score_threshold: float | None = None,
                ndocs: int | None = None, stats: PlaidStats | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """One query [Lq, D] -> (scores [k'] float32, doc indices [k'] int64), k' = min(k, N).
+        """One query [Lq, D] -> (scores [k'] float32, doc indices [k'] int64), k' = min(k, live docs).
         stats: a PlaidStats the search's work is added to."""
         q = exact.prepare_query(q, q_mask, self.codec.dim)
         params = self._params(k, ncells, centroid_score_threshold, ndocs)
@@ -158,7 +155,7 @@ class PlaidIndex:
         # One GEMM for every query token against the centroids, then each query on its own.
         s_all = np.concatenate(kept) @ self.codec.centroids32.T
         bounds = np.cumsum([0] + [len(q) for q in kept])
-        self.warm()
+        self.warm(plaid=True)
 
         def one(b: int):
             return self._search_one(kept[b], s_all[bounds[b]:bounds[b + 1]], k, params, stats)
@@ -167,9 +164,12 @@ class PlaidIndex:
             scores[b], pids[b] = s, p
         return scores, pids
 
-    def warm(self) -> None:
-        """Compute the lazily derived tables now, once, before threads share them."""
-        self._distinct_codes, self.codec.centroids32, self.codec._lookup  # noqa: B018
+    def warm(self, plaid: bool = True) -> None:
+        """Compute the lazily derived tables now, once, before threads share them: the codec's
+        and, for PLAID search (not exhaustive or fp16 search), the per-document distinct codes."""
+        self.codec.centroids32, self.codec._lookup  # noqa: B018
+        if plaid:
+            self._distinct_codes  # noqa: B018
 
     def _params(self, k, ncells, threshold, ndocs) -> PlaidParams:
         if k < 1:

@@ -6,6 +6,8 @@ import threading
 
 import numpy as np
 
+_MERGE = threading.Lock()  # one for every PlaidStats: a few integer additions, never contended long
+
 
 @dataclasses.dataclass
 class PlaidStats:
@@ -24,10 +26,8 @@ class PlaidStats:
     decompressed_tokens: int = 0
     max_decompressed_docs: int = 0  # the most any one query decompressed
     cells: np.ndarray | None = None
-    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False, compare=False)
-
     def merge_query(self, *, cells, postings, candidates, stage2, stage3, docs, tokens) -> None:
-        with self._lock:
+        with _MERGE:
             self._merge(cells, postings, candidates, stage2, stage3, docs, tokens)
 
     def _merge(self, cells, postings, candidates, stage2, stage3, docs, tokens) -> None:

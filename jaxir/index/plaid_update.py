@@ -39,7 +39,7 @@ def _check_new_ids(index: PlaidIndex, doc_ids: Sequence[str]) -> list[str]:
     have = set(index.doc_ids.tolist()) & set(ids)
     if have:
         raise DataError(f"cannot append: {len(have)} doc ids are already in the index "
-                        f"(first: {sorted(have)[0]!r}); delete them first to replace them")
+                        f"(first: {sorted(have)[0]!r}); delete and compact them first to replace them")
     return ids
 
 

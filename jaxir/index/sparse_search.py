@@ -97,7 +97,7 @@ class SparseIndex:
         return self.inverted.search(terms, weights, k, ordered=False)
 
     def search_batch(self, queries: Iterable[str], k: int = 10, *,
-                     threads: int | None = 1) -> list[tuple[list[str], np.ndarray]]:
+                     threads: int | None = None) -> list[tuple[list[str], np.ndarray]]:
         """`search` for each query, in order, over `threads` (None: the machine's cores)."""
         return map_queries(lambda q: self.search(q, k), list(queries), threads)
 

@@ -25,7 +25,7 @@ class SparseConfig:
     # idf, the training cut of the IDF vector's WordPieces (search-time idf queries are not cut).
     query_maxlen: int = bounded(32, ge=1)
     # FLOPS weight lambda_q on the query weights (mlm only), with the documents' warm-up.
-    query_flops_lambda: float = 1e-3
+    query_flops_lambda: float = bounded(1e-3, ge=0.0)
     # Second log1p on the weights (the later "L0" variant; off in the paper's default).
     double_log: bool = False
     # Keep the head's top_k weights per document at index time (None: every positive weight).
@@ -58,7 +58,7 @@ class SparseConfig:
     # way; hard negatives alone never show the student an off-topic document.
     in_batch_negatives: bool = False
     # FLOPS weight lambda_d.
-    flops_lambda: float = 1e-3
+    flops_lambda: float = bounded(1e-3, ge=0.0)
     # FLOPS quadratic warm-up T in optimizer updates: lambda = lambda_d * min(1, (u + 1) / T)^2.
     flops_warmup_steps: int = bounded(1000, ge=0)
     # "idf_aware" (FLOPS of w, the ranking sees idf * w) or "uniform" (FLOPS of idf * w).

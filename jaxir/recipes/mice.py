@@ -34,7 +34,7 @@ from jaxir.data.tuples import TupleConfig
 from jaxir.errors import OptionError
 from jaxir.methods.mice import MiceConfig
 from jaxir.recipes import entry_points
-from jaxir.recipes.nway_data import NWAY_DERIVED, NwayData, nway_source, prepare_beir
+from jaxir.recipes.nway_data import NWAY_DERIVED, NWAY_FLAGS, NwayData, nway_source, prepare_beir
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
 
@@ -67,7 +67,7 @@ MODES = {
                     "data.holdout": 500, "fit.batch_size": 64, "fit.steps": 50_000,
                     "optim.warmup_steps": 2_000, "fit.compute_dtype": "bfloat16"},
 }
-FLAGS = {"data.dataset": "--data", "init_from": "--init-from"}
+FLAGS = {**NWAY_FLAGS, "init_from": "--init-from"}  # --data, --negatives, --nway, --init-from
 DERIVED = NWAY_DERIVED
 RECIPE = apply_overrides(Recipe(), {}, DERIVED)
 HELDOUT_DEPTH = 100  # BM25 candidates reranked per held-out query (the evaluation depth)

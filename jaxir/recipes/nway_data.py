@@ -15,6 +15,7 @@ import numpy as np
 from jaxir.config_bounds import bounded
 from jaxir.config_cli import Derived, Spelled
 from jaxir.data.tuples import TupleConfig
+from jaxir.errors import OptionError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +86,8 @@ def given_negatives(path: str, data, out_dir: str) -> Path:
     """`--negatives FILE` checked against the train split (every query a train query with
     positives, every candidate in the corpus: one line naming the first that is not) and copied
     into `out_dir` under its content digest, so what the run trained on stays beside it and a file
-    rewritten in place never meets the teacher scores or subsets of the old one."""
+    rewritten in place never meets the teacher scores or subsets of the old one. Positives must
+    be judged relevant in the split's qrels and held by the corpus."""
     import hashlib
     import shutil
 
@@ -98,6 +100,11 @@ def given_negatives(path: str, data, out_dir: str) -> Path:
     for rec in read_mined(src):
         if rec["qid"] not in data.queries:
             raise DataError(f"--negatives {src}: query {rec['qid']!r} is not a {data.split} query of {data.name}")
+        judged = {d for d, g in data.qrels.get(rec["qid"], {}).items() if g > 0}
+        wrong = next((d for d in rec["positives"] if d not in judged or d not in data.corpus), None)
+        if wrong is not None:
+            raise DataError(f"--negatives {src}: positive {wrong!r} of query {rec['qid']!r} is not a "
+                            f"judged-relevant {data.name} document of the {data.split} qrels")
         missing = next((c[0] for c in rec["candidates"] if c[0] not in data.corpus), None)
         if missing is not None:
             raise DataError(f"--negatives {src}: candidate {missing!r} of query {rec['qid']!r} "
@@ -205,6 +212,8 @@ def nway_source(arrays, d: NwayData, steps: int, batch_size: int, prepared=None,
     `d.examples`, the MS MARCO n-way examples."""
     if d.examples is None:
         return tuple_source(arrays, d, steps, batch_size, prepared, extra=extra)
+    if d.negatives is not None:
+        raise OptionError("--negatives is for a mined BEIR train split; --data.examples brings its own")
     if extra is not None:
         raise ValueError("this option needs a mined BEIR train split, not --data.examples")
     return NwaySource(arrays, msmarco_examples(d))

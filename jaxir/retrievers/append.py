@@ -3,23 +3,28 @@
 The documents of the corpus the index does not hold are encoded by the index's own model and
 appended with the index's codec (`jaxir.index.plaid_update`); the corpus record (`built_from`) is
 then the new corpus's, so `jaxir eval` takes the index for it. Refused, before anything is
-encoded: an index holding documents the corpus lacks (an append only adds), build settings other
-than the index's (documents would be encoded differently), another model (the fingerprint check
-at open), and methods that cannot append.
+encoded: an index holding documents the corpus lacks (an append only adds) or whose documents'
+texts changed since they were indexed (the corpus record tells), a given build option other than
+the index's (options not given take the index's), another model (its fingerprint), and methods
+that cannot append.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 from jaxir.errors import DataError, OptionError
+from jaxir.eval.beir import corpus_fingerprint
 from jaxir.fs import writer_lock
 from jaxir.index.store import BUILT_FROM, MANIFEST, load_index, read_manifest
 from jaxir.retrievers.built_from import _WEIGHTS, build_settings, identity
 
 
-def append_at(retriever, dataset, out: str | Path) -> tuple[int, float]:
-    """(documents appended, seconds) for the index at `out` and the corpus of `dataset`."""
+def append_at(retriever, dataset, out: str | Path, *, given=frozenset()) -> tuple[int, float]:
+    """(documents appended, seconds) for the index at `out` and the corpus of `dataset`. Build
+    options not in `given` (those the command line set) take the index's values, as `jaxir eval`
+    does; given ones must equal them."""
     out = Path(out)
     if not hasattr(retriever, "append"):
         raise OptionError(f"--append: the {retriever.name} index cannot grow in place; rebuild it "
@@ -28,22 +33,43 @@ def append_at(retriever, dataset, out: str | Path) -> tuple[int, float]:
         if not (out / MANIFEST).is_file():
             raise OptionError(f"--append: {out} holds no index; build one first (without --append)")
         manifest = read_manifest(out)
-        recorded = manifest.get(BUILT_FROM, {}).get("settings")
-        if recorded is None:
-            raise DataError(f"--append: {out} records no build settings; rebuild it with jaxir index --force")
-        for name, value in build_settings(retriever).items():
-            if name not in _WEIGHTS and recorded.get(name) != value:  # weights: by fingerprint
-                raise OptionError(f"--append: {out} was built with {name}={recorded.get(name)!r}, this "
-                                  f"command asks for {value!r}: append with the index's settings")
-        have = set(load_index(out, verify=False).arrays["doc_ids"].tolist())
-        lacking = sorted(have - set(dataset.corpus))
+        if manifest.get("method") != retriever.index_kind:
+            raise OptionError(f"--append: {out} holds a {manifest.get('method')!r} index, not a "
+                              f"{retriever.index_kind!r} one")
+        recorded = manifest.get(BUILT_FROM)
+        if recorded is None or "settings" not in recorded:
+            raise DataError(f"--append: {out} records no corpus or build settings (an index changed by "
+                            "a library call, or built before jaxir kept them); rebuild it with --force")
+        retriever = _with_index_settings(retriever, recorded["settings"], out, given)
+        have = load_index(out, verify=False).arrays["doc_ids"].tolist()
+        lacking = sorted(set(have) - set(dataset.corpus))
         if lacking:
             raise DataError(f"--append: {out} holds {len(lacking)} documents {dataset.name}'s corpus lacks "
                             f"(first: {lacking[0]!r}); an append only adds documents")
-        new = [d for d in dataset.doc_ids if d not in have]
+        held = set(have)
+        old = [d for d in dataset.doc_ids if d in held]
+        if corpus_fingerprint(old, [dataset.text_of(d) for d in old]) != recorded.get("corpus_sha256"):
+            raise DataError(f"--append: the documents {out} already holds have other texts (or another "
+                            f"order) in {dataset.name} than when they were indexed: rebuild it with --force")
+        new = [d for d in dataset.doc_ids if d not in held]
         if not new:
             return 0, 0.0
         t = time.perf_counter()
         record = {**identity(retriever, dataset), "appended_docs": len(new)}
         retriever.append(out, new, [dataset.text_of(d) for d in new], fields={BUILT_FROM: record})
         return len(new), time.perf_counter() - t
+
+
+def _with_index_settings(retriever, recorded: dict, out: Path, given):
+    """`retriever` with the index's build settings for the options not given; a given one that
+    differs is refused (its documents would be encoded unlike the index's)."""
+    unset = {}
+    for name, value in build_settings(retriever).items():
+        if name in _WEIGHTS or name not in recorded:  # weights: checked by fingerprint
+            continue
+        if name in given and recorded[name] != value:
+            raise OptionError(f"--append: {out} was built with {name}={recorded[name]!r}, this command "
+                              f"asks for {value!r}: drop the option to append with the index's")
+        if name not in given:
+            unset[name] = recorded[name]
+    return dataclasses.replace(retriever, **unset)

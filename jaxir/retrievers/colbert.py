@@ -73,7 +73,13 @@ class ColBERT:
         its codec (atomic; `fields` replace manifest entries such as the corpus record)."""
         from jaxir.index.plaid_update import append_to_folder
 
+        from jaxir.index.store import read_manifest
+
         model, params = self._loaded
+        built = read_manifest(index_dir).get("model_fingerprint")
+        if built != model.fingerprint(params):  # checked again under the lock, before the swap
+            raise IndexFormatError(f"{index_dir} was built with model {built!r}, but the model in use is "
+                                   f"{model.fingerprint(params)!r}: nothing appended")
         docs = model.encode_doc_texts(params, list(texts), progress=self.progress)
         append_to_folder(index_dir, docs, list(doc_ids), model_fingerprint=model.fingerprint(params),
                          fields=fields)
@@ -127,7 +133,7 @@ class ColBERTSearcher:
         if not queries:
             return []
         encoded = self.model.encode_query_texts(self.params, queries, progress=self.progress)
-        self.index.warm()
+        self.index.warm(plaid=self.tokens_fp16 is None and not self.exhaustive)
         found = map_queries(lambda q: self.search_vectors(q, k), list(encoded), self.threads)
         return [([str(x) for x in self.index.doc_ids[rows]], scores) for scores, rows in found]
 

@@ -262,7 +262,9 @@ def recompress_index(src: str | Path, out: str | Path, options: IndexOptions) ->
     batches = ((doc_ids[s:s + 256].tolist(), [doc(i) for i in range(s, min(s + 256, len(doclens)))])
                for s in range(0, len(doclens), 256))
     index = compress_stream(codec, batches, on_device=options.device_compress)
-    info = {**stored.meta, "nbits": options.nbits, "recompressed_from": str(src),
+    index.deleted = stored.arrays.get("deleted")  # the same rows, so the same hidden ones
+    info = {**{k: v for k, v in stored.meta.items() if k != "num_live"}, "nbits": options.nbits,
+            "recompressed_from": str(src),
             "bytes_per_token": index.nbytes / max(index.num_tokens, 1)}
     index.save(out, model_fingerprint=stored.manifest["model_fingerprint"], meta=info)
     return BuildReport(out, index.num_docs, index.num_tokens, len(codec.centroids), len(picks),

@@ -40,7 +40,8 @@ class MaxSimReranker:
 
     def __init__(self, searcher, alpha: float | None = None):
         self.searcher, self.alpha = searcher, alpha
-        self.row_of = {str(d): i for i, d in enumerate(searcher.index.doc_ids)}
+        index = searcher.index  # deleted documents are not the index's: never scored
+        self.row_of = {str(index.doc_ids[i]): int(i) for i in index.live(np.arange(index.num_docs))}
         self.source: str | None = None
 
     def rows(self, doc_ids) -> np.ndarray:

@@ -10,6 +10,7 @@ and neural models can share one vocabulary.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from itertools import filterfalse
 
@@ -68,13 +69,17 @@ class WordPieceAnalyzer:
         from jaxir.text.tokenize import load_tokenizer  # lazy: pulls in transformers
 
         self._tokenizer = load_tokenizer(model_dir)
+        # The transformers wrapper may reset its Rust backend's truncation inside a call; two
+        # search threads doing that at once fail ("Already borrowed"), so calls take turns.
+        self._lock = threading.Lock()
 
     @property
     def fingerprint(self) -> str:
         return f"wordpiece:{len(self._tokenizer)}"
 
     def __call__(self, text: str) -> list[str]:
-        return self._tokenizer.tokenize(text)
+        with self._lock:
+            return self._tokenizer.tokenize(text)
 
 
 def get_analyzer(name: str) -> Callable[[str], list[str]]:
