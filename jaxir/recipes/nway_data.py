@@ -110,7 +110,7 @@ def given_negatives(path: str, data, out_dir: str) -> Path:
             raise DataError(f"--negatives {src}: candidate {missing!r} of query {rec['qid']!r} "
                             f"is not in the {data.name} corpus")
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:10]
-    mined = Path(out_dir) / f"negatives.{src.stem}.{digest}.jsonl"
+    mined = Path(out_dir) / f"negatives.{src.stem.removeprefix('negatives.')}.{digest}.jsonl"
     if not mined.exists():
         from jaxir.fs import atomic_output
 
