@@ -24,12 +24,18 @@ import numpy as np
 
 def subset_folder(src: Path, out: Path, keep: set[str]) -> Path:
     """A BEIR folder holding `src`'s queries and qrels and only the documents in `keep`."""
+    import gzip
+
     out.mkdir(parents=True, exist_ok=True)
-    with open(src / "corpus.jsonl", encoding="utf-8") as f, open(out / "corpus.jsonl", "w", encoding="utf-8") as g:
+    corpus = next(f for f in (src / "corpus.jsonl", src / "corpus.jsonl.gz") if f.is_file())
+    opener = gzip.open if corpus.suffix == ".gz" else open
+    with opener(corpus, "rt", encoding="utf-8") as f, open(out / "corpus.jsonl", "w", encoding="utf-8") as g:
         for line in f:
-            if json.loads(line)["_id"] in keep:
+            if line.strip() and json.loads(line)["_id"] in keep:
                 g.write(line)
-    shutil.copyfile(src / "queries.jsonl", out / "queries.jsonl")
+    for name in ("queries.jsonl", "queries.jsonl.gz"):
+        if (src / name).is_file():
+            shutil.copyfile(src / name, out / name)
     shutil.copytree(src / "qrels", out / "qrels", dirs_exist_ok=True)
     return out
 

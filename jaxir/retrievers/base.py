@@ -49,6 +49,13 @@ def option(default=None, help: str = "", *, search_only: bool = False, ge: int |
                              metadata={"help": help, "search_only": search_only, "bounds": bounds})
 
 
+def threads_option():
+    """The `--threads` option of every retriever whose searcher spreads queries over threads."""
+    return option(None, "queries searched at once, one thread each (default: the machine's cores; 1 for "
+                        "bm25 and sparse, whose Python tokenising holds the GIL: 2 threads ran BM25 at 0.90x)",
+                  search_only=True, ge=1)
+
+
 @dataclasses.dataclass
 class FunctionSearcher:
     """A searcher from a plain `(query texts, k) -> Hits` function."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxir.retrievers.base import FunctionSearcher, option
+from jaxir.retrievers.base import FunctionSearcher, option, threads_option
 
 
 @dataclasses.dataclass
@@ -13,8 +13,7 @@ class BM25:
     analyzer: str = option("word", "'word' (stopwords + Snowball stems) or 'wordpiece'")
     k1: float = option(1.5, "term-frequency saturation")
     b: float = option(0.75, "document-length normalisation")
-    threads: int | None = option(None, "queries searched at once, one per thread (default: the machine's cores)",
-                                 search_only=True, ge=1)
+    threads: int | None = threads_option()
     name: str = dataclasses.field(default="bm25", init=False)
     index_kind = "bm25"
 
@@ -28,5 +27,5 @@ class BM25:
 
         from jaxir.index.query_pool import resolve_threads
 
-        index, threads = BM25Index.load(index_dir), resolve_threads(self.threads)
+        index, threads = BM25Index.load(index_dir), resolve_threads(1 if self.threads is None else self.threads)
         return FunctionSearcher(lambda qs, k: index.search_batch(qs, k, threads=threads))

@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxir.errors import IndexFormatError
 from jaxir.index.query_pool import map_queries, resolve_threads
-from jaxir.retrievers.base import MethodCheckpoints, option
+from jaxir.retrievers.base import MethodCheckpoints, option, threads_option
 
 METHOD = "colbert"
 
@@ -47,8 +47,7 @@ class ColBERT:
     ndocs: int | None = option(None, "PLAID: candidates kept after stage 2 (default: by k)",
                                search_only=True)
     batch_size: int | None = option(None, "texts per encoder call", search_only=True)
-    threads: int | None = option(None, "queries searched at once, one per thread (default: the machine's cores)",
-                                 search_only=True, ge=1)
+    threads: int | None = threads_option()
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default=METHOD, init=False)
     index_kind = "colbert-plaid"

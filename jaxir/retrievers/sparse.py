@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.retrievers.base import MethodCheckpoints, option
+from jaxir.retrievers.base import MethodCheckpoints, option, threads_option
 
 METHOD, IDF_FILE = "sparse", "idf.json"
 
@@ -46,8 +46,7 @@ class LearnedSparse:
     prior_stem: bool | None = option(None, "with a lexical prior: stem the prior's document side")
     dtype: str = option("uint8", "posting weights, uint8 | float16 | float32")
     batch_size: int | None = option(None, "texts per encoder call", search_only=True)
-    threads: int | None = option(None, "queries searched at once, one per thread (default: the machine's cores)",
-                                 search_only=True, ge=1)
+    threads: int | None = threads_option()
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default=METHOD, init=False)
     index_kind = "learned_sparse"
@@ -129,7 +128,7 @@ class LearnedSparse:
     def _searcher(self, index, model, params):
         from jaxir.index.query_pool import resolve_threads
 
-        return SparseSearcher(index, resolve_threads(self.threads))
+        return SparseSearcher(index, resolve_threads(1 if self.threads is None else self.threads))
 
 
 @dataclasses.dataclass
