@@ -55,3 +55,23 @@ def in_bounds(kind, bounds: dict):
 
     parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
     return parse
+
+
+@dataclasses.dataclass(frozen=True)
+class Spelled:
+    """A `flags` spelling whose value maps onto the field's: ``Spelled("--nway", 1)`` sets
+    data.tuples.n_negatives to N - 1 from ``--nway N`` (the papers count the positive). The field
+    stays the one setting; `offset` is what the option counts beyond it, `help` what it means."""
+
+    option: str
+    offset: int
+    help: str
+
+
+def offset_type(kind, offset: int):
+    """The argparse type of a `Spelled` option: `kind` (checks included), less `offset`."""
+    def parse(text):
+        return kind(text) - offset
+
+    parse.__name__ = kind.__name__
+    return parse

@@ -34,7 +34,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from jaxir.config_bounds import check_bounds, in_bounds
+from jaxir.config_bounds import Spelled, check_bounds, in_bounds, offset_type  # noqa: F401 (Spelled re-exported)
 
 BOOL_WORDS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
@@ -76,17 +76,6 @@ class Derived:
 
     how: str
     fn: Callable[[Callable[[str], Any]], Any] | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Spelled:
-    """A `flags` spelling whose value maps onto the field's: ``Spelled("--nway", 1)`` sets
-    data.tuples.n_negatives to N - 1 from ``--nway N`` (the papers count the positive). The field
-    stays the one setting; `offset` is what the option counts beyond it, `help` what it means."""
-
-    option: str
-    offset: int
-    help: str
 
 
 @functools.lru_cache(maxsize=None)
@@ -226,22 +215,13 @@ def add_config_options(ap: argparse.ArgumentParser, cls, *, skip=(), prefix: str
         bounds = f.metadata.get("bounds", {})
         spelled = (flags or {}).get(name)
         if isinstance(spelled, Spelled):  # bounds checked in the option's own counting
-            kind = _offset(in_bounds(kind, {k: v + spelled.offset for k, v in bounds.items()}), spelled.offset)
+            kind = offset_type(in_bounds(kind, {k: v + spelled.offset for k, v in bounds.items()}), spelled.offset)
             default = show(_get(defaults, rel) + spelled.offset) if defaults is not None else "?"
             text = f"{spelled.help} (sets {name} to this minus {spelled.offset}) [{default}]"
         else:
             kind = in_bounds(kind, bounds)
         groups[head].add_argument(option_string(name, flags), dest=name, type=kind, metavar=metavar,
                                   default=None, help=text)
-
-
-def _offset(kind, offset: int):
-    """The argparse type of a `Spelled` option: `kind` (checks included), less `offset`."""
-    def parse(text):
-        return kind(text) - offset
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def _get(cfg, dotted: str):
