@@ -10,7 +10,8 @@
    environment `.benchvenv-pylate/` (created on first use, CPU torch from the local wheel).
 3. Search: one long-lived process per engine; timed rounds alternate between the engines (order
    rotating per round), single query at a time, the same (ncells, threshold, ndocs) for both.
-   Search processes run with OPENBLAS/OMP/MKL_NUM_THREADS=1 and torch.set_num_threads(1).
+   Search processes run with OPENBLAS/OMP/MKL_NUM_THREADS=N and torch.set_num_threads(N), N =
+   `--search-threads` (default 1).
 4. Exhaustive MaxSim (`jaxir.index.exact.maxsim_scores`, uncompressed fp32) is the reference:
    recall@10 vs exhaustive = |top10(engine) & top10(exact)| / 10, averaged over queries.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -41,7 +43,12 @@ from proc_stats import folder_bytes, peak_rss_mb, reply, serve_searches
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "beir" / "scifact"
 PEER_SCRIPT = Path(__file__).resolve().with_name("plaid_peer_pylate.py")
-SEARCH_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def search_threads(n: int) -> dict:
+    """The BLAS/OpenMP thread settings of a search process (torch threads are set apart)."""
+    return dict.fromkeys(THREAD_VARS, str(n))
 
 
 
@@ -52,7 +59,8 @@ SEARCH_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_
 
 # ---- 2/3. our worker processes (`--worker build|plaid|exact`) ----------------------------------
 def load_docs(cache: Path):
-    return np.load(cache / "doc_tokens.npy"), np.load(cache / "doclens.npy")
+    """(token vectors [T, D] memory-mapped, doclens [N]): a build reads what it needs."""
+    return np.load(cache / "doc_tokens.npy", mmap_mode="r"), np.load(cache / "doclens.npy")
 
 
 def fit_our_codec(tokens, doclens, offsets, args):
@@ -95,32 +103,49 @@ def worker_build(args) -> None:
 
 
 def worker_serve(args) -> None:
-    """Answer stdin "search" lines with one timed pass over the queries (JSON line each)."""
+    """Answer stdin "search" lines with one timed pass over the queries (JSON line each); ours
+    also answers "profile" (PlaidStats of the timed passes so far) and "batch N" (one
+    `search_batch` over all queries on N threads, timed)."""
     from jaxir.index import exact
 
-    queries = np.load(args.cache / "queries.npy")
+    queries = np.load(args.cache / "queries.npy")[: args.query_limit]
+    handlers = {}
     if args.worker == "exact":
         tokens, doclens = load_docs(args.cache)
         every = np.arange(len(doclens))
         search = lambda q: exact.top_k(exact.maxsim_scores(q, tokens, doclens), every, args.k)
     else:
-        from jaxir.index.plaid import PlaidIndex
+        from jaxir.index.plaid import PlaidIndex, PlaidStats
 
-        index = PlaidIndex.load(args.index_dir, mmap=False)
+        index = PlaidIndex.load(args.index_dir, mmap=args.mmap)
         knobs = {"ncells": args.ncells, "centroid_score_threshold": args.threshold,
                  "ndocs": args.ndocs}
-        search = lambda q: index.search(q, args.k, **knobs)
+        stats = PlaidStats()
+        search = lambda q: index.search(q, args.k, stats=stats, **knobs)
+
+        def batch(threads: str) -> dict:
+            start = time.perf_counter()
+            index.search_batch(queries, args.k, threads=int(threads), **knobs)
+            return {"threads": int(threads), "seconds": time.perf_counter() - start,
+                    "queries": len(queries)}
+
+        handlers = {"batch": batch, "profile": lambda _: {
+            "ms_per_query": stats.milliseconds_per_query(), "queries": stats.queries,
+            "candidates": stats.candidates / max(stats.queries, 1),
+            "decompressed_docs": stats.decompressed_docs / max(stats.queries, 1)}}
     for q in queries[: args.warmup]:
         search(q)
+    if args.worker != "exact":
+        stats.__init__()  # the profile covers timed passes only
     reply({"ready": True, "rss_mb": peak_rss_mb()})
-    serve_searches(queries, lambda q: search(q)[::-1])
+    serve_searches(queries, lambda q: search(q)[::-1], handlers=handlers)
 
 
 # ---- orchestration ------------------------------------------------------------------------------
-def child_env(search: bool) -> dict:
+def child_env(search: bool, threads: int = 1) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TORCH_EXTENSIONS_DIR"] = str(PEER_VENV / "torch_extensions")
-    return {**env, **SEARCH_THREADS} if search else env
+    return {**env, **search_threads(threads)} if search else env
 
 
 def engine_argv(engine: str, mode: str, args, index_dir: Path) -> list[str]:
@@ -128,10 +153,14 @@ def engine_argv(engine: str, mode: str, args, index_dir: Path) -> list[str]:
               "--nbits", str(args.nbits), "--k", str(args.k), "--ncells", str(args.ncells),
               "--threshold", str(args.threshold), "--ndocs", str(args.ndocs),
               "--warmup", str(args.warmup)]
+    if getattr(args, "query_limit", None):
+        common += ["--query-limit", str(args.query_limit)]
     if engine == "pylate":
         peer_mode = "build" if mode == "build" else "serve"
-        return [str(args.peer_python), str(PEER_SCRIPT), peer_mode] + common
-    return [sys.executable, __file__, "--worker", mode, "--kmeans", args.kmeans] + common
+        threads = [] if mode == "build" else ["--threads", str(args.search_threads)]
+        return [str(args.peer_python), str(PEER_SCRIPT), peer_mode] + common + threads
+    mmap = ["--mmap"] if getattr(args, "mmap", False) else []
+    return [sys.executable, __file__, "--worker", mode, "--kmeans", args.kmeans] + common + mmap
 
 
 class Worker:
@@ -142,7 +171,12 @@ class Worker:
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=log.open("ab"), text=True, cwd=ROOT)
 
-    def read(self) -> dict:
+    def read(self, timeout: float | None = None) -> dict:
+        """The child's next JSON line; TimeoutError (the child killed) after `timeout` seconds."""
+        if timeout is not None and not select.select([self.proc.stdout], [], [], timeout)[0]:
+            self.proc.kill()
+            self.proc.wait()
+            raise TimeoutError(f"worker {self.proc.args[:4]} gave no answer in {timeout:.0f} s")
         line = self.proc.stdout.readline()
         if not line:
             tail = self.log.read_text(errors="replace")[-3000:]
@@ -159,22 +193,31 @@ class Worker:
         self.proc.wait()
 
 
-def run_build(engine: str, args) -> dict:
+def run_build(engine: str, args, timeout: float | None = None) -> dict:
+    """Build `engine`'s index in a fresh process (or reuse the record of an earlier build); a
+    build that gives no answer in `timeout` seconds is stopped and recorded as {"timeout_s"}."""
     index_dir = args.folder / f"index-{engine}-nb{args.nbits}"
     record = args.folder / f"build-{engine}-nb{args.nbits}.json"
-    if args.reuse_builds and record.is_file() and index_dir.is_dir():
-        print(f"reusing the {engine} index built earlier ({record.name})", flush=True)
-        return {**json.loads(record.read_text()), "index_dir": index_dir}
+    if args.reuse_builds and record.is_file():
+        result = json.loads(record.read_text())
+        if index_dir.is_dir() or "timeout_s" in result:
+            print(f"reusing the {engine} build recorded earlier ({record.name})", flush=True)
+            return {**result, "index_dir": index_dir}
     shutil.rmtree(index_dir, ignore_errors=True)
     worker = Worker(engine_argv(engine, "build", args, index_dir), child_env(False),
                     args.folder / f"{engine}.log")
-    result = worker.read()
-    worker.close()
+    try:
+        result = worker.read(timeout)
+        worker.close()
+    except TimeoutError:
+        shutil.rmtree(index_dir, ignore_errors=True)
+        result = {"timeout_s": timeout}
+        print(f"{engine}: no index after {timeout:.0f} s; stopped", flush=True)
     record.write_text(json.dumps(result))
-    result["index_dir"] = index_dir
-    print(f"built {engine}: {result['build_s']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB, "
-          f"{result['disk_bytes'] / result['num_tokens']:.1f} B/token", flush=True)
-    return result
+    if "build_s" in result:
+        print(f"built {engine}: {result['build_s']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB, "
+              f"{result['disk_bytes'] / result['num_tokens']:.1f} B/token", flush=True)
+    return {**result, "index_dir": index_dir}
 
 
 def time_rounds(workers: dict, rounds: int) -> dict:
@@ -243,11 +286,11 @@ def run_benchmark(args) -> dict:
     builds = {e: run_build(e, args) for e in engines}
     workers = {}
     for e in engines:  # started one after another, so warm-ups never overlap
-        workers[e] = Worker(engine_argv(e, "plaid", args, builds[e]["index_dir"]), child_env(True),
-                            args.folder / f"{e}.log")
+        workers[e] = Worker(engine_argv(e, "plaid", args, builds[e]["index_dir"]),
+                            child_env(True, args.search_threads), args.folder / f"{e}.log")
         builds[e]["search_rss_mb"] = workers[e].read()["rss_mb"]
     results = time_rounds(workers, args.rounds)
-    exact = Worker(engine_argv("jaxir", "exact", args, args.folder), child_env(True),
+    exact = Worker(engine_argv("jaxir", "exact", args, args.folder), child_env(True, args.search_threads),
                    args.folder / "exact.log")
     exact.read()
     results["exhaustive"] = exact.ask("search")
@@ -274,6 +317,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed passes per engine")
     parser.add_argument("--warmup", type=int, default=10, help="untimed queries per process")
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--search-threads", type=int, default=1,
+                        help="BLAS threads of each search process (and torch threads of PyLate's)")
     parser.add_argument("--reuse-builds", action="store_true",
                         help="time search on indexes (and build figures) kept from an earlier run")
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "bench_plaid")
@@ -286,16 +331,20 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--worker", choices=("build", "plaid", "exact"), help=argparse.SUPPRESS)
     parser.add_argument("--index-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--mmap", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--query-limit", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker_build(args) if args.worker == "build" else worker_serve(args)
     results = run_benchmark(args)
     print_table(results)
-    print(f"search threads: {SEARCH_THREADS} (+ torch.set_num_threads(1) for PyLate); builds use "
-          f"the default threads. colbert-ai: skipped (see this script's docstring).")
+    print(f"search threads: {search_threads(args.search_threads)} (+ torch.set_num_threads("
+          f"{args.search_threads}) for PyLate); builds use the default threads. colbert-ai: skipped "
+          f"(see this script's docstring).")
     out = args.json or args.folder / f"results-nb{args.nbits}-k{args.k}.json"
     out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                               "search_threads": SEARCH_THREADS, "results": results}, indent=1))
+                               "search_threads": search_threads(args.search_threads),
+                               "results": results}, indent=1))
     print(f"wrote {out}")
 
 

@@ -91,7 +91,7 @@ def serve(args) -> None:
     torch.set_num_threads(args.threads)
     compile_extensions()
     searcher = open_index(args, override=False)._index.searcher
-    queries = np.load(args.cache / "queries.npy")
+    queries = np.load(args.cache / "queries.npy")[: args.query_limit]
     for q in queries[: args.warmup]:
         searcher.search(q, k=args.k)
     reply({"ready": True, "rss_mb": peak_rss_mb(), "torch_threads": torch.get_num_threads()})
@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--ndocs", type=int, required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--query-limit", type=int, default=None, help="time the first N queries only")
     args = parser.parse_args()
     build(args) if args.mode == "build" else serve(args)
 

@@ -19,6 +19,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_mb() -> float:
+    """This process's resident set now (VmRSS), memory-mapped pages it has touched included."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
@@ -30,15 +38,22 @@ def reply(obj: dict, stream=None) -> None:
     stream.flush()
 
 
-def serve_searches(queries, search, stream=None) -> None:
+def serve_searches(queries, search, stream=None, handlers=None) -> None:
     """Worker loop: answer each "search" line on stdin with one timed pass over `queries`.
 
-    `search(q) -> (doc rows, scores)` as sequences; replies {latency_s, rows, scores}.
+    `search(q) -> (doc rows, scores)` as sequences; replies {latency_s, rows, scores}. Any other
+    line "NAME ARG" is answered by handlers[NAME](ARG) (a dict, sent as one JSON line; "rss" is
+    built in: the current and peak resident set); an unknown name or "quit" ends the loop.
     """
     import time
 
+    handlers = {"rss": lambda _: {"peak_rss_mb": peak_rss_mb(), "rss_mb": rss_mb()}, **(handlers or {})}
     for line in sys.stdin:
-        if line.strip() != "search":
+        name, _, arg = line.strip().partition(" ")
+        if name in handlers:
+            reply(handlers[name](arg), stream)
+            continue
+        if name != "search":
             break
         latencies, rows, scores = [], [], []
         for q in queries:

@@ -8,8 +8,9 @@ import pytest
 
 from jaxir.errors import EmptyInputError, IndexFormatError
 from jaxir.index import exact, plaid
-from jaxir.index.codec import fit_codec_numpy, normalize
+from jaxir.index.codec import fit_codec_numpy, normalize, unpack_bits
 from jaxir.index.plaid import PlaidIndex, PlaidIndexBuilder, PlaidParams, num_sample_docs
+from jaxir.index.plaid_stats import STAGES
 
 DIM, TOPICS = 32, 48
 
@@ -191,14 +192,14 @@ def test_stage2_kept_code_scoring_equals_masked_table_and_float64(corpus):
     """Pruned centroid interaction over kept codes only == masked-table scoring == float64 loop."""
     centers, _, index = corpus
     q = make_query(np.random.default_rng(11), centers)
-    s_qc = q @ index.codec.centroids32.T
-    kept = s_qc.max(axis=0) >= np.quantile(s_qc.max(axis=0), 0.9)  # prune 90 % of centroids
+    s_cq = index.codec.centroids32 @ q.T  # [K, Lq], the layout stages 2-4 read
+    kept = s_cq.max(axis=1) >= np.quantile(s_cq.max(axis=1), 0.9)  # prune 90 % of centroids
     pids = np.arange(index.num_docs, dtype=np.int64)
-    masked = index._approx_scores(pids, np.where(kept[None, :], s_qc, plaid._PRUNED))
-    fast = index._pruned_scores(pids, s_qc, kept)
+    masked = index._approx_scores(pids, np.where(kept[:, None], s_cq, plaid._PRUNED))
+    fast = index._pruned_scores(pids, s_cq, kept)
     np.testing.assert_allclose(fast, masked, rtol=1e-6)
-    table = np.where(kept[None, :], s_qc, plaid._PRUNED).astype(np.float64)
-    ref = [table[:, index.codes[index.doc_offsets[d]:index.doc_offsets[d + 1]]].max(1).sum()
+    table = np.where(kept[:, None], s_cq, plaid._PRUNED).astype(np.float64)
+    ref = [table[index.codes[index.doc_offsets[d]:index.doc_offsets[d + 1]]].max(0).sum()
            if index.doclens[d] else 0.0 for d in pids]
     np.testing.assert_allclose(fast[index.doclens[pids] > 0], np.asarray(ref)[index.doclens[pids] > 0], rtol=1e-5)
     assert (fast < 0).any() and (fast > 0).any()  # some docs lost every code, some kept codes
@@ -257,7 +258,7 @@ def test_threaded_batch_equals_one_thread_and_counts_every_query(corpus, threads
     s2, p2 = index.search_batch(queries, 10, threads=threads, stats=many_stats)
     np.testing.assert_array_equal(p1, p2)
     np.testing.assert_array_equal(s1, s2)
-    fields = [f for f in dataclasses.fields(plaid.PlaidStats) if f.name != "cells"]
+    fields = [f for f in dataclasses.fields(plaid.PlaidStats) if f.name not in ("cells", "seconds")]
     assert all(getattr(one_stats, f.name) == getattr(many_stats, f.name) for f in fields)
     assert many_stats.queries == 23
 
@@ -269,3 +270,76 @@ def test_bad_thread_counts_are_refused(corpus, bad):
     centers, _, index = corpus
     with pytest.raises(OptionError, match="threads must be an integer >= 1"):
         index.search_batch(make_query(np.random.default_rng(1), centers)[None], 10, threads=bad)
+
+
+def test_kept_codes_are_the_same_from_either_side(corpus, monkeypatch):
+    """Stage 2 reads kept codes from the kept cells' IVF lists or from the candidates' code
+    lists, whichever is shorter; both must give the same arrays (codes ascending per doc)."""
+    centers, _, index = corpus
+    q = make_query(np.random.default_rng(12), centers)
+    s_qc = q @ index.codec.centroids32.T
+    pids = np.sort(np.random.default_rng(13).choice(index.num_docs, 700, replace=False)).astype(np.int64)
+    offsets, lens, codes = index._distinct_codes
+    for quantile in (0.5, 0.97):  # many kept cells (doc side shorter), few (IVF side shorter)
+        kept = s_qc.max(axis=0) >= np.quantile(s_qc.max(axis=0), quantile)
+        ivf_side = index.ivf_offsets[np.flatnonzero(kept) + 1] - index.ivf_offsets[np.flatnonzero(kept)]
+        got_codes, got_counts = index._kept_codes(pids, kept)
+        want = [codes[offsets[d]:offsets[d] + lens[d]] for d in pids]
+        want = [c[kept[c]] for c in want]
+        np.testing.assert_array_equal(got_counts, [len(c) for c in want])
+        np.testing.assert_array_equal(got_codes, np.concatenate(want))
+        assert (ivf_side.sum() < lens[pids].sum()) == (quantile == 0.97)  # both paths ran
+
+
+def test_stage4_scores_without_decoding_equal_float64_maxsim(corpus):
+    """(S_cq[c] + q . r) / ||C_c + r|| is the MaxSim of the decompressed vectors."""
+    centers, _, index = corpus
+    q = make_query(np.random.default_rng(14), centers)
+    pids = np.random.default_rng(15).choice(index.num_docs, 60, replace=False)
+    got = index._exact_scores(q, index.codec.centroids32 @ q.T, pids)
+    c64 = index.codec.centroids.astype(np.float64)
+    lookup = index.codec.weights.astype(np.float64)
+    want = []
+    for d in pids:
+        t = np.arange(index.doc_offsets[d], index.doc_offsets[d + 1])
+        buckets = unpack_bits(index.residuals[t], nbits=index.codec.nbits)
+        v = c64[index.codes[t]] + lookup[buckets]
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        want.append(np.max(q.astype(np.float64) @ v.T, axis=1).sum() if len(t) else 0.0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_stage_timings_are_recorded(corpus):
+    centers, _, index = corpus
+    stats = plaid.PlaidStats()
+    index.search_batch(np.stack([make_query(np.random.default_rng(16 + i), centers) for i in range(5)]),
+                       10, stats=stats, threads=1)
+    ms = stats.milliseconds_per_query()
+    assert list(ms) == list(STAGES)
+    assert all(v >= 0 for v in ms.values()) and ms["stage4_exact"] > 0 and ms["centroid_scores"] > 0
+
+
+def test_segment_max_rows_equals_a_loop_over_segments():
+    """The padded-block segment max: random segment sizes (0 included), rows gathered by index."""
+    rng = np.random.default_rng(17)
+    rows = rng.normal(size=(300, 7)).astype(np.float32)
+    counts = rng.integers(0, 70, 120)
+    counts[:3] = [0, 1, 64]
+    index = rng.integers(0, 300, int(counts.sum()))
+    got = exact.segment_max_rows(rows, index, counts, fill=-5.0)
+    at = 0
+    for s, n in enumerate(counts):
+        want = rows[index[at:at + n]].max(axis=0) if n else np.full(7, -5.0)
+        np.testing.assert_array_equal(got[s], want)
+        at += n
+    sums = exact.segment_row_maxsim(rows, index, counts, fill=-5.0, block=50)  # several blocks
+    np.testing.assert_allclose(sums, got.sum(axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("width", [32, 24, 7])
+def test_kept_rows_test_equals_row_max(width):
+    rng = np.random.default_rng(width)
+    table = rng.normal(scale=0.3, size=(1000, width)).astype(np.float32)
+    for threshold in (0.2, 0.5, 0.9, 2.0):
+        np.testing.assert_array_equal(plaid._any_at_least(table, threshold),
+                                      table.max(axis=1) >= threshold)

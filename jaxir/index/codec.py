@@ -104,12 +104,15 @@ def decode(codes: np.ndarray, packed: np.ndarray, centroids: np.ndarray,
 
     One gather through a per-byte table (`byte_lookup`) replaces unpacking bit by bit.
     """
-    lookup = byte_lookup(weights, nbits=nbits) if lookup is None else lookup
-    packed = np.asarray(packed)
-    r = np.take(lookup, packed, axis=0).reshape(*packed.shape[:-1], -1)  # [..., D] weights
-    v = np.take(np.asarray(centroids, np.float32), codes, axis=0)
-    v += r
+    v = residual_values(packed, byte_lookup(weights, nbits=nbits) if lookup is None else lookup)
+    v += np.take(np.asarray(centroids, np.float32), codes, axis=0)
     return normalize(v, out=v)
+
+
+def residual_values(packed: np.ndarray, lookup: np.ndarray) -> np.ndarray:
+    """packed [..., P] -> the decoded residuals r [..., D] float32 (bucket weights, no centroid)."""
+    packed = np.asarray(packed)
+    return np.take(lookup, packed, axis=0).reshape(*packed.shape[:-1], -1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +162,20 @@ class ResidualCodec:
         """(codes [N], packed [N, P]) -> [N, D] float32 unit vectors."""
         return decode(codes, packed, self.centroids32, self.weights, nbits=self.nbits,
                       lookup=self._lookup)
+
+    def residuals(self, packed: np.ndarray) -> np.ndarray:
+        """packed [N, P] -> r [N, D] float32, so that decompress = normalize(C_code + r)."""
+        return residual_values(packed, self._lookup)
+
+    def inverse_norms(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
+        """[N] float32 1 / max(||C_code + r||, 1e-12): the factor `decompress` normalises by.
+
+        With it, q . v_hat = (q . C_code + q . r) / ||C_code + r|| needs no decoded vector: the
+        first term is a centroid score PLAID already has, the second one GEMM over r.
+        """
+        v = self.residuals(packed)
+        v += np.take(self.centroids32, codes, axis=0)
+        return 1.0 / np.maximum(np.sqrt(np.einsum("nd,nd->n", v, v)), np.float32(1e-12))
 
 
 def kmeans_numpy(x: np.ndarray, k: int, *, iters: int = 4, seed: int = 0) -> np.ndarray:

@@ -8,15 +8,25 @@ token coded c. Search for a query Q [Lq, D] (PLAID, Santhanam et al. 2022):
   2. prune centroids with max_i S_cq < threshold;
      approx(d) = sum_i max_{kept codes j of d} S_cq[j, i]; keep the top ndocs.
   3. the same without pruning; keep the top ndocs / 4.
-  4. decompress those documents, exact MaxSim, top k.
-Ties break by document index. `PlaidStats` counts each stage's work. Always returns min(k, N) results: the candidate set is widened
-(more cells, finally every document) when it holds fewer than k documents.
+  4. exact MaxSim over those documents' decompressed vectors, top k.
+Ties break by document index. `PlaidStats` counts each stage's work and time. Always returns
+min(k, N) results: the candidate set is widened (more cells, finally every document) when it
+holds fewer than k documents.
+
+Where the time goes (SciFact, one thread: `benchmarks/RESULTS.md`) shaped four choices: S_cq is
+kept as [K, Lq], so stages 2-4 gather whole 128-byte rows; per-document maxima are taken over
+power-of-two padded blocks (`exact.segment_max_rows`), not one reduction per document; stage 2
+gathers kept codes from whichever is shorter, the kept cells' IVF lists or the candidates' code
+lists; stage 4 never materialises a unit vector: q . normalize(C_c + r) = (S_cq[c] + q . r) /
+||C_c + r||, with the per-token norms derived once per index (4 bytes a token in memory, nothing
+on disk).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +72,19 @@ def _keep_top(pids: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
     above = pids[scores > kth]
     tied = np.sort(pids[scores == kth])[: n - len(above)]
     return np.concatenate([above, tied])
+
+
+def _any_at_least(table: np.ndarray, threshold: float) -> np.ndarray:
+    """[K] bool: rows of table [K, L] with some entry >= threshold (= max(axis=1) >= threshold).
+
+    A row max over L = 32 costs one reduction call per row; OR-ing the comparison's bytes as
+    64-bit words, column by column, is a few calls in all (13x faster on SciFact's 8192 x 32).
+    """
+    hit = table >= threshold
+    if hit.shape[1] % 8 or not hit.flags.c_contiguous:
+        return hit.any(axis=1)
+    words = hit.view(np.uint64)
+    return functools.reduce(np.bitwise_or, (words[:, j] for j in range(words.shape[1]))) != 0
 
 
 @dataclasses.dataclass
@@ -132,7 +155,7 @@ class PlaidIndex:
         stats: a PlaidStats the search's work is added to."""
         q = exact.prepare_query(q, q_mask, self.codec.dim)
         params = self._params(k, ncells, centroid_score_threshold, ndocs)
-        return self._search_one(q, q @ self.codec.centroids32.T, k, params, stats)
+        return self._search_one(q, k, params, stats)
 
     def search_batch(self, queries: np.ndarray, k: int = 10, *, q_mask: np.ndarray | None = None,
                      stats: PlaidStats | None = None, threads: int | None = None,
@@ -152,24 +175,21 @@ class PlaidIndex:
         pids = np.zeros((len(queries), kk), np.int64)
         masks = [None] * len(queries) if q_mask is None else q_mask
         kept = [exact.prepare_query(q, m, self.codec.dim) for q, m in zip(queries, masks)]
-        # One GEMM for every query token against the centroids, then each query on its own.
-        s_all = np.concatenate(kept) @ self.codec.centroids32.T
-        bounds = np.cumsum([0] + [len(q) for q in kept])
         self.warm(plaid=True)
-
-        def one(b: int):
-            return self._search_one(kept[b], s_all[bounds[b]:bounds[b + 1]], k, params, stats)
-
-        for b, (s, p) in enumerate(map_queries(one, range(len(kept)), threads)):
+        # Each query is one task, its centroid GEMM included: a batch gives the same bits as
+        # single searches, and no [K, B * Lq] score matrix is ever held.
+        one = lambda q: self._search_one(q, k, params, stats)  # noqa: E731
+        for b, (s, p) in enumerate(map_queries(one, kept, threads)):
             scores[b], pids[b] = s, p
         return scores, pids
 
     def warm(self, plaid: bool = True) -> None:
         """Compute the lazily derived tables now, once, before threads share them: the codec's
-        and, for PLAID search (not exhaustive or fp16 search), the per-document distinct codes."""
+        and, for PLAID search (not exhaustive or fp16 search), the per-document distinct codes
+        and the per-token inverse norms."""
         self.codec.centroids32, self.codec._lookup  # noqa: B018
         if plaid:
-            self._distinct_codes  # noqa: B018
+            self._distinct_codes, self._inv_norms  # noqa: B018
 
     def _params(self, k, ncells, threshold, ndocs) -> PlaidParams:
         if k < 1:
@@ -181,40 +201,67 @@ class PlaidIndex:
                                       else float(threshold)),
             ndocs=base.ndocs if ndocs is None else int(ndocs))
 
-    def _search_one(self, q, s_qc, k, params: PlaidParams, stats: PlaidStats | None = None):
-        """q [Lq, D], s_qc = Q C^T [Lq, K] (S_cq transposed) -> top-k (scores, doc indices)."""
+    def _search_one(self, q, k, params: PlaidParams, stats: PlaidStats | None = None):
+        """q [Lq, D] -> top-k (scores, doc indices)."""
         n3 = max(params.ndocs // 4, k)
         n2 = max(params.ndocs, n3)
-        pids, cells, postings = self._candidates(s_qc, params.ncells, k)
+        laps = [time.perf_counter()]
+        # S_cq = C Q^T [K, Lq]: one row per centroid, so every later stage gathers whole rows.
+        s_cq = self.codec.centroids32 @ q.T
+        laps.append(time.perf_counter())
+        pids, cells, postings = self._candidates(s_cq, params.ncells, k)
         n_candidates, stage2, stage3 = len(pids), 0, 0
+        laps.append(time.perf_counter())
         if len(pids) > n2:
-            kept = s_qc.max(axis=0) >= params.centroid_score_threshold
+            kept = _any_at_least(s_cq, params.centroid_score_threshold)
             stage2 = len(pids)
-            pids = _keep_top(pids, self._pruned_scores(pids, s_qc, kept), n2)
+            pids = _keep_top(pids, self._pruned_scores(pids, s_cq, kept), n2)
+        laps.append(time.perf_counter())
         if len(pids) > n3:
             stage3 = len(pids)
-            pids = _keep_top(pids, self._approx_scores(pids, s_qc), n3)
-        scores = exact.score_docs(pids, self.doc_offsets, self.doclens,
-                                  lambda t: q @ self.decompress_tokens(t).T)
+            pids = _keep_top(pids, self._approx_scores(pids, s_cq), n3)
+        laps.append(time.perf_counter())
+        scores = self._exact_scores(q, s_cq, pids)
+        top = exact.top_k(scores, pids, k)
+        laps.append(time.perf_counter())
         if stats is not None:
             stats.merge_query(cells=cells, postings=postings, candidates=n_candidates, stage2=stage2,
-                              stage3=stage3, docs=len(pids), tokens=int(self.doclens[pids].sum()))
-        return exact.top_k(scores, pids, k)
+                              stage3=stage3, docs=len(pids), tokens=int(self.doclens[pids].sum()),
+                              seconds=np.diff(laps))
+        return top
 
-    def _candidates(self, s_qc: np.ndarray, ncells: int, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+    def _exact_scores(self, q: np.ndarray, s_cq: np.ndarray, pids: np.ndarray) -> np.ndarray:
+        """Stage 4: exact MaxSim [n] of q against documents `pids`, over decompressed vectors.
+
+        q . normalize(C_c + r) = (S_cq[c] + q . r) * inv_norm: the same scores as decompressing
+        (float32 rounding apart), without gathering centroids or normalising [t, D] vectors.
+        """
+        lens = self.doclens[pids].astype(np.int64)
+        out = np.empty(len(pids), np.float32)
+        for lo, hi in exact.doc_blocks(lens, exact.BLOCK_TOKENS):
+            tokens = exact.gather_ranges(self.doc_offsets[pids[lo:hi]], lens[lo:hi])
+            x = self.codec.residuals(np.take(self.residuals, tokens, axis=0)) @ q.T  # [t, Lq]
+            x += np.take(s_cq, np.take(self.codes, tokens), axis=0)
+            x *= np.take(self._inv_norms, tokens)[:, None]
+            out[lo:hi] = exact.segment_max_rows(x, np.arange(len(tokens)), lens[lo:hi]).sum(axis=1)
+        return out
+
+    def _candidates(self, s_cq: np.ndarray, ncells: int, k: int) -> tuple[np.ndarray, np.ndarray, int]:
         """(sorted unique docs in the IVF lists of every token's top-ncells centroids (widened),
         the cells read, the postings read)."""
-        n_cent = s_qc.shape[1]
+        n_cent = s_cq.shape[0]
         ncells = max(1, min(ncells, n_cent))
         while True:
             if ncells == 1:
-                top = np.argmax(s_qc, axis=1)
+                top = np.argmax(s_cq, axis=0)
             else:
-                top = np.argpartition(-s_qc, ncells - 1, axis=1)[:, :ncells]
+                top = np.argpartition(-s_cq, ncells - 1, axis=0)[:ncells]
             cells = np.unique(top)
             starts = self.ivf_offsets[cells]
             lens = self.ivf_offsets[cells + 1] - starts
-            pids = self.live(np.unique(self.ivf_doc_ids[exact.gather_ranges(starts, lens)]).astype(np.int64))
+            hit = np.zeros(self.num_docs, bool)  # the union by a mask: O(N + postings), no sort
+            hit[self.ivf_doc_ids[exact.gather_ranges(starts, lens)]] = True
+            pids = self.live(np.flatnonzero(hit))
             if len(pids) >= min(k, self.num_live) or ncells == n_cent:
                 break
             ncells = min(2 * ncells, n_cent)
@@ -223,30 +270,52 @@ class PlaidIndex:
         return pids, cells, int(lens.sum())
 
     def _approx_scores(self, pids: np.ndarray, table: np.ndarray) -> np.ndarray:
-        """Centroid interaction: sum_i max_{codes j of d} table[i, j], table [Lq, K] -> [n].
+        """Centroid interaction: sum_i max_{codes j of d} table[j, i], table [K, Lq] -> [n].
 
         Runs over each document's distinct codes (a max ignores repeats): on SciFact that is 58 %
-        of its tokens, and this gather is most of a query's time.
+        of its tokens.
         """
         offsets, lens, codes = self._distinct_codes
-        return exact.score_docs(pids, offsets, lens, lambda t: np.take(table, np.take(codes, t), axis=1))
+        lens_p = lens[pids]
+        return exact.segment_row_maxsim(table, codes[exact.gather_ranges(offsets[pids], lens_p)],
+                                        lens_p)
 
     def _pruned_scores(self, pids: np.ndarray, table: np.ndarray, kept: np.ndarray) -> np.ndarray:
-        """Stage 2: centroid interaction over kept centroids only, [n] scores.
+        """Stage 2: centroid interaction over kept centroids only, [n] scores (table [K, Lq]).
 
         Equal to `_approx_scores` with pruned columns set to -1e4 (a kept code always beats a
         pruned one, so only kept codes can win a max), but gathers just the kept codes: with the
         default thresholds that is a small share of them. A doc with no kept code scores
         Lq * -1e4, as with the masked table.
         """
+        return exact.segment_row_maxsim(table, *self._kept_codes(pids, kept), fill=_PRUNED)
+
+    def _kept_codes(self, pids: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the kept distinct codes of each doc of `pids`, ascending, concatenated; their count
+        per doc [n]), read from whichever is shorter: the kept cells' IVF lists (filtered to the
+        candidates, grouped by a radix sort) or the candidates' distinct-code lists (filtered to
+        the kept cells). Both give the same arrays."""
         offsets, lens, codes = self._distinct_codes
         lens_p = lens[pids]
+        cells = np.flatnonzero(kept)
+        starts = self.ivf_offsets[cells]
+        ivf_lens = self.ivf_offsets[cells + 1] - starts
+        if ivf_lens.sum() < lens_p.sum():
+            rank = np.full(self.num_docs, -1, np.int32)
+            rank[pids] = np.arange(len(pids), dtype=np.int32)
+            owner = rank[self.ivf_doc_ids[exact.gather_ranges(starts, ivf_lens)]]
+            cell = np.repeat(cells.astype(np.int32), ivf_lens)
+            hit = owner >= 0
+            owner, cell = owner[hit], cell[hit]
+            # Stable on ascending cells, so each doc's codes stay ascending (radix sort on uint16).
+            order = np.argsort(owner.astype(np.uint16 if len(pids) <= 1 << 16 else np.int32),
+                               kind="stable")
+            return cell[order], np.bincount(owner, minlength=len(pids))
         c = codes[exact.gather_ranges(offsets[pids], lens_p)]
         keep = kept[c]
-        n_kept = np.bincount(np.repeat(np.arange(len(pids)), lens_p)[keep], minlength=len(pids))
-        scores = exact.segment_maxsim(np.take(table, c[keep], axis=1), n_kept)
-        scores[n_kept == 0] = _PRUNED * table.shape[0]
-        return scores
+        ends = np.concatenate([[0], np.cumsum(keep)])
+        stops = np.cumsum(lens_p)
+        return c[keep], ends[stops] - ends[stops - lens_p]
 
     @functools.cached_property
     def _distinct_codes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -256,6 +325,15 @@ class PlaidIndex:
         doc_of, codes = np.divmod(keys, len(self.codec.centroids))
         lens = np.bincount(doc_of, minlength=self.num_docs).astype(np.int64)
         return np.concatenate([[0], np.cumsum(lens)]), lens, codes.astype(np.int32)
+
+    @functools.cached_property
+    def _inv_norms(self) -> np.ndarray:
+        """[T] float32: 1 / ||C_code + r|| of every token (stage 4's normaliser), in blocks."""
+        out = np.empty(self.num_tokens, np.float32)
+        for lo in range(0, self.num_tokens, exact.BLOCK_TOKENS):
+            hi = min(lo + exact.BLOCK_TOKENS, self.num_tokens)
+            out[lo:hi] = self.codec.inverse_norms(self.codes[lo:hi], self.residuals[lo:hi])
+        return out
 
     # ---- persistence --------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:

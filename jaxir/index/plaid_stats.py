@@ -6,6 +6,9 @@ import threading
 
 import numpy as np
 
+# The stages a search is timed in: the centroid-score GEMM, candidate generation (1), pruned
+# centroid interaction (2), full centroid interaction (3), exact MaxSim with decompression (4).
+STAGES = ("centroid_scores", "candidates", "stage2_pruned", "stage3_approx", "stage4_exact")
 _MERGE = threading.Lock()  # one for every PlaidStats: a few integer additions, never contended long
 
 
@@ -26,9 +29,20 @@ class PlaidStats:
     decompressed_tokens: int = 0
     max_decompressed_docs: int = 0  # the most any one query decompressed
     cells: np.ndarray | None = None
-    def merge_query(self, *, cells, postings, candidates, stage2, stage3, docs, tokens) -> None:
+    # Seconds per stage, summed over queries (STAGES order); a batch's one centroid GEMM is
+    # shared out evenly over its queries. Wall time: with threads, stages overlap.
+    seconds: dict = dataclasses.field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def merge_query(self, *, cells, postings, candidates, stage2, stage3, docs, tokens,
+                    seconds=()) -> None:
         with _MERGE:
             self._merge(cells, postings, candidates, stage2, stage3, docs, tokens)
+            for name, value in zip(STAGES, seconds):
+                self.seconds[name] += float(value)
+
+    def milliseconds_per_query(self) -> dict[str, float]:
+        """The mean time of each stage per query, in milliseconds (the profile of a run)."""
+        return {name: 1e3 * value / max(self.queries, 1) for name, value in self.seconds.items()}
 
     def _merge(self, cells, postings, candidates, stage2, stage3, docs, tokens) -> None:
         self.queries += 1

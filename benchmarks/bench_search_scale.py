@@ -1,0 +1,235 @@
+"""Search at scale: jaxir's PLAID beside PyLate's, from SciFact (0.97M token vectors) to 16M.
+
+    python benchmarks/bench_search_scale.py --sizes 1000000,4000000,16000000
+        [--data ../shared/data/beir/scifact] [--peer-timeout 1800] [--sample-queries 50]
+        [--rounds 3] [--out runs/bench_scale] [--skip-peer] [--redo]
+
+Corpora: SciFact's real vectors (the `bench_plaid.py` cache: MiniLM + seeded 128-d projection,
+its test queries), then one SciFact-shaped synthetic corpus per --sizes entry
+(`synthetic_corpus.py`: SciFact's per-document code sequences and its tokens, resampled by
+centroid code and jittered; SciFact's real queries). dim 128, nbits 2, both engines index the same vectors.
+
+Per corpus and engine, each in a fresh process (`bench_plaid.py`'s workers):
+- build: seconds, peak RSS, bytes on disk (the peer's build is killed after --peer-timeout);
+- search at k 10 and k 100 with PLAID's defaults for k, single queries on one thread, timed
+  rounds alternating between engines: median and p99 latency; search RSS (ours memory-mapped);
+- ours: queries/s of `search_batch` on 1 and on 2 threads, and the per-stage profile;
+- top-10 recall against exhaustive float32 MaxSim on the first --sample-queries queries.
+Every measured corpus is kept in OUT/results.json (reused unless --redo), so sizes can be run one
+invocation at a time. Plots: benchmarks/plots/search_scale_{latency,memory}.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+import bench_plaid as bp
+from jaxir.index.plaid import PlaidIndex, PlaidParams
+from peer_venv import ensure_peer_venv
+from plaid_embeddings import ensure_cache
+from synthetic_corpus import SyntheticCorpus, code_stats, measure_shape
+
+ROOT = Path(__file__).resolve().parents[1]
+PLOTS = Path(__file__).resolve().with_name("plots")
+KS = (10, 100)
+
+
+def corpus_args(folder: Path, cli, **extra) -> argparse.Namespace:
+    """The namespace `bench_plaid`'s build/serve helpers read, for one corpus folder."""
+    return argparse.Namespace(folder=folder, nbits=2, k=10, ncells=1, threshold=0.5, ndocs=256,
+                              warmup=10, kmeans="jax", reuse_builds=not cli.redo, mmap=True,
+                              search_threads=1, query_limit=None,
+                              peer_python=getattr(cli, "peer_python", None), **extra)
+
+
+def with_k(args: argparse.Namespace, k: int) -> argparse.Namespace:
+    """`args` with PLAID's default knobs for k (the peer gets the same ones)."""
+    p = PlaidParams.for_k(k)
+    return argparse.Namespace(**{**vars(args), "k": k, "ncells": p.ncells,
+                                 "threshold": p.centroid_score_threshold, "ndocs": p.ndocs})
+
+
+def scifact_shape(folder: Path):
+    """SciFact's shape from its cached vectors and our index built on them."""
+    tokens, doclens = bp.load_docs(folder)
+    index = PlaidIndex.load(folder / "index-jaxir-nb2", verify=False)
+    return measure_shape(tokens, doclens, np.asarray(index.codes), len(index.codec.centroids))
+
+
+def make_synthetic(out: Path, n_tokens: int, shape, real_folder: Path) -> Path:
+    folder = out / f"synthetic-{n_tokens}"
+    meta = folder / "meta.json"
+    corpus = SyntheticCorpus(shape, n_tokens)
+    if meta.is_file() and json.loads(meta.read_text())["spec"] == corpus.spec():
+        return folder
+    ids = json.loads((real_folder / "ids.json").read_text())
+    return corpus.write(folder, np.load(real_folder / "queries.npy"), ids["query_ids"])
+
+
+def search_all(engines: list[str], args, cli) -> dict:
+    """Per k: timed rounds (both engines), our throughput and profile, and recall vs exact."""
+    out = {}
+    exact_args = argparse.Namespace(**{**vars(args), "query_limit": cli.sample_queries})
+    exact = bp.Worker(bp.engine_argv("jaxir", "exact", exact_args, args.folder),
+                      bp.child_env(True, 2), args.folder / "exact.log")
+    exact.read()
+    exact_rows = exact.ask("search")["rows"]
+    exact.close()
+    for k in KS:
+        kargs = with_k(args, k)
+        workers = {}
+        for e in engines:  # started one after another, so warm-ups never overlap
+            index_dir = args.folder / f"index-{e}-nb2"
+            workers[e] = bp.Worker(bp.engine_argv(e, "plaid", kargs, index_dir), bp.child_env(True),
+                                   args.folder / f"{e}.log")
+            workers[e].read()
+        timed = bp.time_rounds(workers, cli.rounds)
+        rss = {e: w.ask("rss") for e, w in workers.items()}  # after every timed query
+        ours = workers["jaxir"]
+        profile = ours.ask("profile")
+        batch = {str(t): ours.ask(f"batch {t}") for t in (1, 2)}
+        for w in workers.values():
+            w.close()
+        for e, res in timed.items():
+            lat = np.asarray(res["latency_s"]) * 1e3
+            n = len(exact_rows)
+            recall = np.mean([len(set(r[:10]) & set(x[:10])) / 10
+                              for r, x in zip(res["rows"][:n], exact_rows)])
+            row = {"median_ms": float(np.median(lat)), "p99_ms": float(np.percentile(lat, 99)),
+                   "search_rss_mb": rss[e]["rss_mb"], "search_peak_rss_mb": rss[e]["peak_rss_mb"],
+                   "recall10_vs_exact": float(recall),
+                   "recall_queries": n}
+            if e == "jaxir":
+                row["profile_ms"] = profile["ms_per_query"]
+                row["qps"] = {t: b["queries"] / b["seconds"] for t, b in batch.items()}
+            out.setdefault(e, {})[f"k{k}"] = row
+    return out
+
+
+def measure(name: str, folder: Path, cli, results: dict) -> None:
+    if name in results and not cli.redo:
+        print(f"{name}: measured earlier (results.json); --redo to measure again", flush=True)
+        return
+    args = corpus_args(folder, cli)
+    engines = ["jaxir"] + ([] if cli.skip_peer else ["pylate"])
+    meta = json.loads((folder / "meta.json").read_text())
+    tokens = int(np.load(folder / "doclens.npy").sum())
+    entry = {"tokens": tokens, "docs": len(np.load(folder / "doclens.npy")),
+             "shape": meta.get("synthetic", meta.get("shape")), "builds": {}}
+    for e in engines:
+        timeout = cli.peer_timeout if e == "pylate" else None
+        entry["builds"][e] = {k: v for k, v in bp.run_build(e, args, timeout).items()
+                              if k != "index_dir"}
+    index = PlaidIndex.load(folder / "index-jaxir-nb2", verify=False)  # what the codec made of it
+    entry["index_shape"] = code_stats(np.split(np.asarray(index.codes), np.cumsum(index.doclens)[:-1]),
+                                      len(index.codec.centroids))
+    searchable = [e for e in engines if "timeout_s" not in entry["builds"][e]]
+    entry["search"] = search_all(searchable, args, cli)
+    results[name] = entry
+    print(json.dumps({name: entry["search"]}, indent=1), flush=True)
+
+
+def plot(results: dict) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted(results, key=lambda n: results[n]["tokens"])
+    x = lambda e: [results[n]["tokens"] / 1e6 for n in names if e in results[n]["search"]]  # noqa: E731
+    y = lambda e, f: [f(results[n]) for n in names if e in results[n]["search"]]  # noqa: E731
+    PLOTS.mkdir(exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, k in zip(axes, KS):
+        for e, style in (("jaxir", "o-"), ("pylate", "s--")):
+            for stat, alpha in (("median_ms", 1.0), ("p99_ms", 0.5)):
+                ax.plot(x(e), y(e, lambda r: r["search"][e][f"k{k}"][stat]), style, alpha=alpha,
+                        label=f"{e} {stat.split('_')[0]}")
+        ax.set(xscale="log", yscale="log", xlabel="token vectors (millions)", ylabel="ms / query",
+               title=f"PLAID search latency, k = {k}, one thread")
+        ax.legend(fontsize=8)
+    latency = PLOTS / "search_scale_latency.png"
+    fig.tight_layout()
+    fig.savefig(latency, dpi=110)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for e, style in (("jaxir", "o-"), ("pylate", "s--")):
+        names_e = [n for n in names if "peak_rss_mb" in results[n]["builds"].get(e, {})]
+        xs = [results[n]["tokens"] / 1e6 for n in names_e]
+        ax.plot(xs, [results[n]["builds"][e]["peak_rss_mb"] for n in names_e], style, label=f"{e} build peak RSS")
+        ax.plot(xs, [results[n]["builds"][e]["disk_bytes"] / 2**20 for n in names_e], style, alpha=0.5,
+                label=f"{e} index on disk")
+        if e in results[names[0]]["search"]:
+            ax.plot(x(e), y(e, lambda r: r["search"][e]["k10"]["search_rss_mb"]), style, alpha=0.3,
+                    label=f"{e} search RSS")
+    ax.set(xscale="log", yscale="log", xlabel="token vectors (millions)", ylabel="MB",
+           title="PLAID memory")
+    ax.legend(fontsize=8)
+    memory = PLOTS / "search_scale_memory.png"
+    fig.tight_layout()
+    fig.savefig(memory, dpi=110)
+    return [latency, memory]
+
+
+def print_table(results: dict) -> None:
+    cols = ("corpus", "tokens", "engine", "build s", "build RSS MB", "B/token", "k", "median ms",
+            "p99 ms", "recall@10", "search RSS MB", "q/s 1t", "q/s 2t")
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for name in sorted(results, key=lambda n: results[n]["tokens"]):
+        r = results[name]
+        for e, b in r["builds"].items():
+            for k in KS:
+                s = r["search"].get(e, {}).get(f"k{k}")
+                cells = [name, f"{r['tokens']:,}", e,
+                         f"{b['build_s']:.0f}" if "build_s" in b else f"> {b['timeout_s']} (stopped)",
+                         f"{b.get('peak_rss_mb', 0):,.0f}",
+                         f"{b['disk_bytes'] / r['tokens']:.1f}" if "disk_bytes" in b else "-", str(k)]
+                if s:
+                    qps = s.get("qps", {})
+                    cells += [f"{s['median_ms']:.2f}", f"{s['p99_ms']:.2f}",
+                              f"{s['recall10_vs_exact']:.3f}", f"{s['search_rss_mb']:,.0f}",
+                              f"{qps['1']:.0f}" if qps else "-", f"{qps['2']:.0f}" if qps else "-"]
+                print("| " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=bp.DEFAULT_DATA)
+    parser.add_argument("--sizes", default="1000000,4000000,16000000",
+                        help="synthetic corpus sizes in token vectors, comma-separated ('' for none)")
+    parser.add_argument("--peer-timeout", type=float, default=1800.0)
+    parser.add_argument("--sample-queries", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_scale")
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--skip-scifact", action="store_true")
+    parser.add_argument("--redo", action="store_true", help="measure corpora in results.json again")
+    parser.add_argument("--batch-size", type=int, default=32, help="encoder batch (SciFact cache)")
+    cli = parser.parse_args()
+    cli.out.mkdir(parents=True, exist_ok=True)
+    if not cli.skip_peer:
+        cli.peer_python = ensure_peer_venv()
+    record = cli.out / "results.json"
+    results = json.loads(record.read_text()) if record.is_file() else {}
+    real = ensure_cache(argparse.Namespace(data=cli.data, max_docs=None, max_queries=None, random=False,
+                                           batch_size=cli.batch_size, cache=ROOT / "runs" / "bench_plaid"))
+    if not cli.skip_scifact:
+        measure("scifact", real, cli, results)
+        record.write_text(json.dumps(results, indent=1))
+    if not (real / "index-jaxir-nb2").is_dir():  # the shape needs our index on the real vectors
+        bp.run_build("jaxir", corpus_args(real, cli))
+    shape = scifact_shape(real)
+    for size in [int(s) for s in cli.sizes.split(",") if s]:
+        folder = make_synthetic(cli.out, size, shape, real)
+        measure(f"synthetic-{size / 1e6:g}M", folder, cli, results)
+        record.write_text(json.dumps(results, indent=1))
+    print_table(results)
+    print("plots:", *plot(results))
+    print(f"wrote {record}")
+
+
+if __name__ == "__main__":
+    main()
