@@ -63,7 +63,30 @@ def load_docs(cache: Path):
     return np.load(cache / "doc_tokens.npy", mmap_mode="r"), np.load(cache / "doclens.npy")
 
 
-def fit_our_codec(tokens, doclens, offsets, args):
+class TokenFile:
+    """Rows of doc_tokens.npy by plain file reads, not a memory map: a build's peak RSS then
+    counts what the build holds, not the page cache of the corpus it streams through."""
+
+    def __init__(self, path: Path):
+        self.file = open(path, "rb", buffering=0)
+        version = np.lib.format.read_magic(self.file)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+            version, np.lib.format.read_array_header_2_0)
+        self.shape, _, self.dtype = read_header(self.file)
+        self.start = self.file.tell()
+        self.row_bytes = self.shape[1] * self.dtype.itemsize
+
+    def rows(self, lo: int, hi: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Token rows [lo, hi) as a [hi - lo, D] array (into `out` when given)."""
+        out = np.empty((hi - lo, self.shape[1]), self.dtype) if out is None else out
+        view, done = memoryview(out).cast("B"), 0
+        self.file.seek(self.start + lo * self.row_bytes)
+        while done < len(view):
+            done += self.file.readinto(view[done:])
+        return out
+
+
+def fit_our_codec(tokens: TokenFile, doclens, offsets, args):
     """Codec from a seeded doc sample, as `build_colbert_index` does (pass 1)."""
     from jaxir.index.codec import fit_codec_numpy
     from jaxir.index.plaid import num_sample_docs
@@ -71,28 +94,32 @@ def fit_our_codec(tokens, doclens, offsets, args):
     # Same draw as jaxir.retrievers.colbert_build.sample_doc_indices (seed 0).
     rng = np.random.default_rng(0)
     picks = np.sort(rng.choice(len(doclens), num_sample_docs(len(doclens)), replace=False))
-    sample = np.concatenate([tokens[offsets[i]:offsets[i] + doclens[i]] for i in picks])
+    sample = np.empty((int(doclens[picks].sum()), tokens.shape[1]), np.float32)
+    at = 0
+    for i in picks:  # one buffer, filled document by document
+        tokens.rows(offsets[i], offsets[i + 1], out=sample[at:at + doclens[i]])
+        at += doclens[i]
     est = int(len(doclens) * len(sample) / len(picks))
     if args.kmeans == "numpy":
         k = 2 ** int(np.floor(np.log2(16 * np.sqrt(est))))
         return fit_codec_numpy(sample, k, args.nbits)
     from jaxir.retrievers.colbert_build import fit_codec
 
-    return fit_codec(sample, n_embeddings_est=est, nbits=args.nbits)
+    return fit_codec(sample, n_embeddings_est=est, nbits=args.nbits, consume=True)
 
 
 def worker_build(args) -> None:
     from jaxir.index.plaid import PlaidIndexBuilder
 
-    tokens, doclens = load_docs(args.cache)
+    tokens, doclens = TokenFile(args.cache / "doc_tokens.npy"), np.load(args.cache / "doclens.npy")
     offsets = np.concatenate([[0], np.cumsum(doclens, dtype=np.int64)])
     rss_loaded = peak_rss_mb()
     start = time.perf_counter()
     builder = PlaidIndexBuilder(fit_our_codec(tokens, doclens, offsets, args))
     for lo in range(0, len(doclens), 1024):
         hi = min(lo + 1024, len(doclens))
-        builder.add([tokens[offsets[i]:offsets[i + 1]] for i in range(lo, hi)],
-                    [str(i) for i in range(lo, hi)])
+        batch = tokens.rows(offsets[lo], offsets[hi])
+        builder.add(np.split(batch, offsets[lo + 1:hi] - offsets[lo]), [str(i) for i in range(lo, hi)])
     index = builder.finish()
     fingerprint = json.loads((args.cache / "meta.json").read_text())["fingerprint"]
     index.save(args.index_dir, model_fingerprint=fingerprint)

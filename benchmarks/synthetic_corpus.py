@@ -3,9 +3,11 @@
 What is taken from SciFact (its encoded corpus and the codes of its PLAID index, `measure_shape`):
 - the documents' centroid-code sequences, so per-document lengths, distinct-code ratios and the
   skew of tokens over centroids follow SciFact's;
-- the tokens themselves: each synthetic token is a real SciFact token of the same centroid code,
-  picked at random and jittered (normalize(v + 0.1 g), g ~ N(0, I / D); cosine ~0.995 to v), so
-  the spread around each centroid has the real, anisotropic shape rather than isotropic noise.
+- the tokens themselves: each distinct code of a synthetic document takes a real SciFact token
+  of that code, picked at random, and every occurrence of the code is that token jittered
+  (normalize(v + 0.1 g), g ~ N(0, I / D); cosine ~0.995 to v). The spread around each centroid
+  keeps the real, anisotropic shape, and a code a document repeats stays one cell, as a repeated
+  word does.
 
 A synthetic document of length L (drawn from SciFact's lengths) joins two chunks of two random
 SciFact documents' code sequences (cut at a random point, read from a random offset). Chunks keep
@@ -106,12 +108,14 @@ class SyntheticCorpus:
 
     def doc(self, i: int, length: int) -> np.ndarray:
         """Document i's token vectors [length, D] float32 unit vectors."""
-        codes = self.doc_codes(i, length)
+        codes, repeat = np.unique(self.doc_codes(i, length), return_inverse=True)
         rng, shape = self._rng(i, 1), self.shape
         size = shape.code_offsets[codes + 1] - shape.code_offsets[codes]
-        picks = shape.by_code[shape.code_offsets[codes] + (rng.random(length) * size).astype(np.int64)]
+        picks = shape.by_code[shape.code_offsets[codes] + (rng.random(len(codes)) * size).astype(np.int64)]
         dim = shape.tokens.shape[1]
-        v = np.asarray(shape.tokens[picks], np.float32)
+        # One real token per distinct code, repeats jittered apart: a word a document repeats
+        # embeds nearly alike, so repeats stay in one cell, as in the real documents.
+        v = np.asarray(shape.tokens[picks], np.float32)[repeat]
         v += np.float32(JITTER / np.sqrt(dim)) * rng.standard_normal((length, dim), dtype=np.float32)
         v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), np.float32(1e-12))
         return v

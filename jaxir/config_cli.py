@@ -7,8 +7,8 @@ the comment lines right above the field (the flax-examples style: one comment ab
 field), so a setting is documented once. Unset options stay None and leave the config as it was
 (`apply_overrides`).
 
-Types: int, float, str, bool (true|false), `X | None` (as X), tuple[float, ...] ("1,0.5") and
-tuple[tuple[str, float], ...] ("head=50,bert=0"; "" for none).
+Types: int, float, str, bool (true|false), `X | None` (as X), tuple[float, ...] ("1,0.5"),
+tuple[str, ...] ("dense,bm25") and tuple[tuple[str, float], ...] ("head=50,bert=0"; "" for none).
 
 A recipe parses its whole config in one call::
 
@@ -52,6 +52,14 @@ def float_tuple(text: str) -> tuple[float, ...]:
         return tuple(float(x) for x in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def str_tuple(text: str) -> tuple[str, ...]:
+    """'dense,bm25' -> ("dense", "bm25"); empty items are a usage error."""
+    items = tuple(x.strip() for x in text.split(","))
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return items
 
 
 def name_floats(text: str) -> tuple[tuple[str, float], ...]:
@@ -142,6 +150,8 @@ def _parser_type(hint):
         inner = typing.get_args(hint)
         if inner and set(inner) <= {float, int, Ellipsis}:
             return float_tuple, "X,Y,.."
+        if inner == (str, Ellipsis):
+            return str_tuple, "A,B,.."
         if len(inner) == 2 and inner[1] is Ellipsis and typing.get_args(inner[0]) == (str, float):
             return name_floats, "NAME=X,.."
     return None

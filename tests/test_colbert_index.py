@@ -247,3 +247,25 @@ def test_colbert_rerank_scores_candidates_by_exact_maxsim_of_the_index(built, sc
         reranker.rerank_many(queries[:1], [["nope"]])
     with pytest.raises(ValueError, match="--index"):
         ColBERTRerank(progress=False).open_reranker(None)
+
+
+def test_codec_fit_in_place_equals_the_copy_and_caps_the_kmeans_sample(monkeypatch):
+    """consume=True shuffles the caller's sample in place and fits the same codec; k-means sees
+    at most max_points_per_centroid * K vectors (ColBERTv2's faiss default subsampling)."""
+    from jaxir.retrievers import colbert_build
+
+    rng = np.random.default_rng(4)
+    sample = normalize(rng.normal(size=(3000, 16)).astype(np.float32))
+    copy_fit = fit_codec(sample, n_embeddings_est=1000, nbits=2, seed=3)
+    owned = sample.copy()
+    in_place = fit_codec(owned, n_embeddings_est=1000, nbits=2, seed=3, consume=True)
+    for a, b in zip((copy_fit.centroids, copy_fit.cutoffs, copy_fit.weights),
+                    (in_place.centroids, in_place.cutoffs, in_place.weights)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(owned, sample[np.random.default_rng(3).permutation(3000)])
+    seen = []
+    real = colbert_build.kmeans
+    monkeypatch.setattr(colbert_build, "kmeans", lambda x, k, **kw: seen.append(len(x)) or real(x, k, **kw))
+    fit_codec(sample, n_embeddings_est=1000, nbits=2, max_points_per_centroid=4)  # K = 256: 1024 points
+    fit_codec(sample, n_embeddings_est=1000, nbits=2)  # 256 per centroid: all 2850 training vectors
+    assert seen == [1024, 2850]

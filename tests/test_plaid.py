@@ -343,3 +343,15 @@ def test_kept_rows_test_equals_row_max(width):
     for threshold in (0.2, 0.5, 0.9, 2.0):
         np.testing.assert_array_equal(plaid._any_at_least(table, threshold),
                                       table.max(axis=1) >= threshold)
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 12])
+def test_top_rows_are_each_columns_largest(n):
+    rng = np.random.default_rng(n)
+    table = rng.normal(size=(500, 9)).astype(np.float32)
+    table[7, 0] = table[3, 0] = 10.0  # a tie: the lower row comes first
+    got = plaid._top_rows(table, n)
+    want = np.argsort(-table, axis=0, kind="stable")[:n]
+    assert got.shape == (n, 9)
+    np.testing.assert_array_equal(np.sort(got, axis=0), np.sort(want, axis=0))
+    assert got[0, 0] == 3

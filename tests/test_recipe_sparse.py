@@ -22,17 +22,20 @@ SMALL = {"data.n_negatives": 1, "data.mine_depth": 10, "model.doc_maxlen": 24, "
 
 
 @pytest.fixture(scope="module")
-def toy_teachers(toy_beir):
-    """(train split, {doc id: text}, BM25 index, dense retriever, its corpus FlatIndex)."""
+def toy_teachers(toy_beir, tmp_path_factory):
+    """(train split, {doc id: text}, BM25 index, dense retriever, its corpus FlatIndex, the
+    index cache the teachers build in)."""
     data = load_beir(toy_beir, split="train")
     texts = dict(zip(data.doc_ids, data.doc_texts()))
     bm25 = BM25Index.build(list(texts.values()), doc_ids=list(texts))
     dense = DenseRetriever()
-    return data, texts, bm25, dense, recipe.dense_corpus(data, dense, None)
+    cache = tmp_path_factory.mktemp("indexes")
+    return data, texts, bm25, dense, recipe.dense_corpus(data, dense, None, cache), cache
 
 
 def test_candidates_and_teacher_scores(toy_teachers):
-    data, texts, bm25, dense, flat = toy_teachers
+    """The default teachers, through the registry: MiniLM cosine and BM25 of every pair."""
+    data, texts, bm25, dense, flat, cache = toy_teachers
     cfg = recipe.SparseData(n_negatives=3, mine_depth=10)
     qids, queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
     assert len(rows) == 2 * len(TOPICS) and all(len(r) == 4 for r in rows)
@@ -40,7 +43,7 @@ def test_candidates_and_teacher_scores(toy_teachers):
     for i, row in enumerate(rows):
         pos = f"d{i % len(TOPICS)}_0"
         assert row[0] == pos and len(set(row)) == 4 and pos not in row[1:]
-    teacher = recipe.TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
+    teacher = recipe.teacher_scores(recipe.DEFAULT_TEACHERS, data, queries, cache)
     t = np.stack([teacher(i, row) for i, row in enumerate(rows)])
     assert t.shape == (2 * len(TOPICS), 2, 4)
     q = dense.encode(queries[:1], what="query", progress=False)[0]
@@ -54,10 +57,10 @@ def test_in_batch_tuples_carry_teacher_scores_for_every_pair(toy_teachers):
     from jaxir.methods.sparse import SparseConfig, SparseModel
     from jaxir.ops.sparse import inbatch_columns
 
-    data, texts, bm25, dense, flat = toy_teachers
+    data, texts, bm25, dense, flat, cache = toy_teachers
     cfg = recipe.SparseData(n_negatives=2, mine_depth=10)
     qids, queries, rows = recipe.mine_candidates(data, cfg, bm25, dense, flat)
-    teacher = recipe.TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
+    teacher = recipe.teacher_scores(recipe.DEFAULT_TEACHERS, data, queries, cache)
     model = SparseModel(SparseConfig(doc_maxlen=24, query_maxlen=8))  # only its tokenizer and config are used
     inbatch = SparseModel(SparseConfig(doc_maxlen=24, query_maxlen=8, in_batch_negatives=True),
                           bert_config=model.bert_config, tokenizer=model.tokenizer)
@@ -83,7 +86,8 @@ def test_train_exports_the_best_held_out_step(toy_beir, tmp_path):
         "data.dataset": str(toy_beir), "data.n_negatives": 3, "data.mine_depth": 10,
         "model.doc_maxlen": 32, "model.query_maxlen": 16, "fit.batch_size": 8, "optim.accumulate": 2,
         "fit.steps": 6, "optim.warmup_steps": 1, "data.holdout": 8, "fit.eval_every": 2,
-        "optim.learning_rate": 1e-4, "model.in_batch_negatives": True})
+        "optim.learning_rate": 1e-4, "model.in_batch_negatives": True,
+        "data.index_cache": str(tmp_path / "indexes")})
     assert cfg.optim.total_steps == 3 and cfg.model.seed == cfg.fit.seed == 0
     path, result = recipe.train(cfg, str(tmp_path / "run"))
     rows = [json.loads(line) for line in (tmp_path / "run" / "rank" / "metrics.jsonl").read_text().splitlines()]
@@ -133,7 +137,8 @@ def test_backbone_multiplier_zero_trains_the_head_only(toy_beir, tmp_path):
     recipe.main(["--data.n_negatives", "1", "--data.mine_depth", "10", "--model.doc_maxlen", "24",
                  "--model.query_maxlen", "8", "--fit.steps", "2", "--optim.accumulate", "1",
                  "--optim.warmup_steps", "0", "--data.holdout", "0", "--optim.learning_rate", "1e-3",
-                 "--optim.lr_multipliers", "bert=0", "--data", str(toy_beir), "--out", str(tmp_path / "run")])
+                 "--optim.lr_multipliers", "bert=0", "--data", str(toy_beir), "--out", str(tmp_path / "run"),
+                 "--data.index_cache", str(tmp_path / "indexes")])
     path = tmp_path / "run" / "sparse"
     assert (tmp_path / "run" / "rank" / "metrics.jsonl").is_file()
     _, params = load_checkpoint(path)
@@ -150,7 +155,8 @@ def test_init_from_starts_from_a_trained_checkpoint(toy_beir, tmp_path):
     from jaxir.errors import CheckpointError
     from jaxir.retrievers.sparse import load_checkpoint
 
-    cfg = recipe.config(overrides={**SMALL, "data.dataset": str(toy_beir), "optim.lr_multipliers": (("bert", 0.0),)})
+    cfg = recipe.config(overrides={**SMALL, "data.dataset": str(toy_beir), "optim.lr_multipliers": (("bert", 0.0),),
+                                   "data.index_cache": str(tmp_path / "indexes")})
     first, _ = recipe.train(cfg, str(tmp_path / "first"))
     # Learning rate 0: the second run's export is exactly where it started.
     again, _ = recipe.train(apply_overrides(cfg, {"init_from": str(first), "optim.learning_rate": 0.0}),
@@ -168,7 +174,8 @@ def test_lexical_prior_run_trains_and_indexes_with_the_prior(toy_beir, tmp_path)
     from jaxir.retrievers.sparse import LearnedSparse, load_checkpoint
 
     cfg = recipe.config(overrides={**SMALL, "data.dataset": str(toy_beir), "model.lexical_prior": True,
-                                   "model.prior_weight": 2.0, "model.prior_stem": True})
+                                   "model.prior_weight": 2.0, "model.prior_stem": True,
+                                   "data.index_cache": str(tmp_path / "indexes")})
     path, result = recipe.train(cfg, str(tmp_path / "run"))
     config, _ = load_checkpoint(path)
     assert config.lexical_prior and config.prior_weight == 2.0 and config.prior_stem
@@ -192,3 +199,21 @@ def test_lexical_prior_run_trains_and_indexes_with_the_prior(toy_beir, tmp_path)
         docs = inv.postings[inv.offsets[t]:inv.offsets[t + 1]]
         dense_row[t] = inv.weights[inv.offsets[t]:inv.offsets[t + 1]][docs == 5].sum() * inv.scale
     assert (dense_row[terms] >= weights - 1e-5).all()
+
+
+def test_teachers_are_checked_before_any_data_is_read(tmp_path):
+    from jaxir.errors import OptionError
+
+    cfg, _ = recipe.parse_args(["--out", "x", "--data.teachers", "i3:runs/a/i3,splade:runs/b/splade",
+                                "--model.teacher_weights", "1,1"])
+    assert cfg.data.teachers == ("i3:runs/a/i3", "splade:runs/b/splade")
+    recipe.check_teachers(cfg)  # names and weights agree (checkpoints are read when scored)
+    for teachers, weights, why in ((("dense", "bm25", "splade:x"), (1.0, 1.0), "3 teachers"),
+                                   (("cross-encoder",), None, "not a first-stage method"),
+                                   (("colbrt:x",), None, "not a first-stage method")):
+        bad = apply_overrides(cfg, {"data.teachers": teachers, "model.teacher_weights": weights})
+        with pytest.raises(OptionError, match=why):
+            recipe.train(bad, str(tmp_path / "never"))
+    assert not (tmp_path / "never").exists()
+    with pytest.raises(SystemExit):
+        recipe.parse_args(["--out", "x", "--data.teachers", "dense,,bm25"])

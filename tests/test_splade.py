@@ -17,7 +17,7 @@ SMALL = ["--data.n_negatives", "1", "--data.mine_depth", "10", "--model.doc_maxl
 @pytest.fixture(scope="module")
 def trained(toy_beir, tmp_path_factory):
     out = tmp_path_factory.mktemp("splade") / "run"
-    recipe.main([*SMALL, "--data", str(toy_beir), "--out", str(out)])
+    recipe.main([*SMALL, "--data", str(toy_beir), "--out", str(out), "--data.index_cache", str(out.parent / "indexes")])
     return out / "splade"
 
 
@@ -87,3 +87,21 @@ def test_cli_eval_and_search_pick_the_method_and_refuse_the_other(trained, toy_b
     fresh = Splade(progress=False).build(data.doc_ids[:8], data.doc_texts()[:8], tmp_path / "fresh")
     with pytest.raises(JaxirError, match="for 'mlm' queries; this model encodes 'idf' queries"):
         LearnedSparse(progress=False).open(fresh)
+
+
+def test_a_splade_checkpoint_teaches_the_sparse_recipe(trained, toy_beir, tmp_path):
+    """The heterogeneous ensemble's sparse side: a registry teacher "splade:CKPT" scores every
+    (train query, doc) pair as the SPLADE searcher does, 0 for docs sharing no term."""
+    from jaxir.recipes.sparse_teachers import teacher_scores
+    from jaxir.retrievers.splade import Splade
+
+    data = load_beir(toy_beir, split="train")
+    queries = [data.queries[q] for q in list(data.qrels)[:5]]
+    teacher = teacher_scores((f"splade:{trained}", "bm25"), data, queries, tmp_path / "indexes")
+    assert teacher.scores.shape == (5, 2, len(data.doc_ids))
+    retriever = Splade(checkpoint=str(trained), progress=False)
+    searcher = retriever.open(retriever.build(data.doc_ids, data.doc_texts(), tmp_path / "own"))
+    for i, (ids, scores) in enumerate(searcher.search(queries, len(data.doc_ids))):
+        np.testing.assert_allclose(teacher(i, ids)[0], scores, rtol=1e-5)
+        rest = [d for d in data.doc_ids if d not in set(ids)]
+        assert not rest or np.all(teacher(i, rest)[0] == 0)

@@ -74,6 +74,24 @@ def _keep_top(pids: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([above, tied])
 
 
+def _top_rows(table: np.ndarray, n: int) -> np.ndarray:
+    """[n, L] row indices of the n largest entries of each column of table [K, L] (the cells
+    each query token probes); ties go to the lower row, as a stable sort would.
+
+    For PLAID's few cells per token, n argmax passes (each masking the rows found) beat one
+    argpartition along the strided axis of a [K, 32] table (0.5 against 2 ms at n = 2).
+    """
+    if n == 1:
+        return np.argmax(table, axis=0)[None]
+    if n > 8:
+        return np.argsort(-table, axis=0, kind="stable")[:n]
+    work, cols, out = table.copy(), np.arange(table.shape[1]), []
+    for _ in range(n):
+        out.append(np.argmax(work, axis=0))
+        work[out[-1], cols] = -np.inf
+    return np.stack(out)
+
+
 def _any_at_least(table: np.ndarray, threshold: float) -> np.ndarray:
     """[K] bool: rows of table [K, L] with some entry >= threshold (= max(axis=1) >= threshold).
 
@@ -252,11 +270,7 @@ class PlaidIndex:
         n_cent = s_cq.shape[0]
         ncells = max(1, min(ncells, n_cent))
         while True:
-            if ncells == 1:
-                top = np.argmax(s_cq, axis=0)
-            else:
-                top = np.argpartition(-s_cq, ncells - 1, axis=0)[:ncells]
-            cells = np.unique(top)
+            cells = np.unique(_top_rows(s_cq, ncells))
             starts = self.ivf_offsets[cells]
             lens = self.ivf_offsets[cells + 1] - starts
             hit = np.zeros(self.num_docs, bool)  # the union by a mask: O(N + postings), no sort

@@ -2,9 +2,11 @@
 
 Ranking stage: per train query, 1 + n_negatives candidates (positive first, then the union of
 BM25 and dense top-`mine_depth` non-relevant docs); with in-batch negatives each query also ranks
-the other queries' candidates of its batch. Teacher scores of the dense MiniLM and BM25 are
-computed per (query, doc) pair (`TeacherScores`); loss = KL to the min-max ensemble (scale 30,
-tau 1) + IDF-aware FLOPS with quadratic warm-up. Logits are computed over the scoring vocabulary
+the other queries' candidates of its batch. Teacher scores come from `data.teachers` (default
+dense MiniLM + BM25; any first-stage method of the registry, with a checkpoint, e.g. the paper's
+heterogeneous pair --data.teachers i3:runs/plain-scifact/i3,splade:runs/splade-scifact/splade),
+each over the whole corpus once per train query (`sparse_teachers`); loss = KL to the min-max
+ensemble (scale 30, tau 1) + IDF-aware FLOPS with quadratic warm-up. Logits are computed over the scoring vocabulary
 only (tokens with idf > min_idf). `data.holdout` train queries are held out; the params with the
 lowest held-out KL are exported (`BestOnHoldout`).
 Optional stage before it (`--mlm.steps N`): masked-token prediction on corpus text to warm the
@@ -56,7 +58,7 @@ from jaxir.config_cli import Derived, apply_overrides
 from jaxir.methods.sparse import SparseConfig, SparseModel
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
-from jaxir.recipes.sparse_teachers import TeacherScores, dense_corpus, mine_candidates
+from jaxir.recipes.sparse_teachers import DEFAULT_TEACHERS, dense_corpus, mine_candidates, teacher_scores
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
 
@@ -67,8 +69,13 @@ class SparseData:
     dataset: str = "scifact"
     # idf.json of the query side (None: computed over the dataset's corpus).
     idf: str | None = None
-    # Existing dense (MiniLM) index of the corpus for mining + teacher scores (None: encode now).
+    # Existing dense (MiniLM) index of the corpus for mining (None: the index cache's, built once).
     dense_index: str | None = None
+    # Teachers of the ensemble: registry methods, each METHOD or METHOD:CHECKPOINT (e.g.
+    # i3:runs/plain-scifact/i3, splade:runs/splade-scifact/splade), weighed by model.teacher_weights.
+    teachers: tuple[str, ...] = DEFAULT_TEACHERS
+    # Where teacher (and mining) indexes are built once and reused, keyed by corpus and model.
+    index_cache: str = "runs/indexes"
     # Hard negatives per query (candidates = the positive + these), from the top `mine_depth`.
     n_negatives: int = bounded(3, ge=1)
     # BM25 and dense top-k interleaved for the negatives (judged docs skipped).
@@ -139,6 +146,19 @@ def checkpoint_method(model: SparseConfig):
     import importlib
 
     return importlib.import_module(f"jaxir.retrievers.{'splade' if model.query_encoder == 'mlm' else 'sparse'}")
+
+
+def check_teachers(r: Recipe) -> None:
+    """One weight per teacher and teachers the registry has: checked before any data is read."""
+    from jaxir.errors import OptionError
+    from jaxir.recipes.sparse_teachers import parse_teacher
+
+    for spec in r.data.teachers:
+        parse_teacher(spec)
+    weights = r.model.teacher_weights
+    if r.model.ranking_loss != "infonce" and weights is not None and len(weights) != len(r.data.teachers):
+        raise OptionError(f"--model.teacher_weights has {len(weights)} weights for {len(r.data.teachers)} "
+                          f"teachers ({','.join(r.data.teachers)})")
 
 
 def config(mode: str = "cpu-scifact", overrides: dict | None = None) -> Recipe:
@@ -243,6 +263,7 @@ def train(r: Recipe, out_dir: str):
     from jaxir.training.task import Task
 
     r, out = apply_overrides(r, {}, DERIVED), Path(out_dir)
+    check_teachers(r)
     method = checkpoint_method(r.model)
     load_checkpoint, save_checkpoint = method.load_checkpoint, method.save_checkpoint
     # A bad --init-from fails now, not after minutes of mining and teacher encoding.
@@ -256,9 +277,9 @@ def train(r: Recipe, out_dir: str):
 
     bm25 = BM25Index.build(list(texts.values()), doc_ids=list(texts))
     dense = DenseRetriever()
-    flat = dense_corpus(data, dense, r.data.dense_index)
+    flat = dense_corpus(data, dense, r.data.dense_index, r.data.index_cache)
     qids, queries, candidates = mine_candidates(data, r.data, bm25, dense, flat)
-    teacher = TeacherScores(queries, bm25=bm25, dense=dense, flat=flat)
+    teacher = teacher_scores(r.data.teachers, data, queries, r.data.index_cache)
 
     bert_config, bert_params = load_bert(r.model.model, dtype=COMPUTE_DTYPES[r.fit.compute_dtype])
     model = SparseModel(r.model, idf=idf, bert_config=bert_config, bert_params=bert_params,

@@ -1,37 +1,81 @@
-"""Teachers of the learned-sparse recipe: candidate mining and dense + BM25 teacher scores.
+"""Teachers of the learned-sparse recipe: candidate mining and teacher scores.
 
-`mine_candidates` takes the recipe's data config (max_queries, mine_depth, n_negatives).
+Teachers are any first-stage retrievers of the registry (`jaxir.retrievers`), each named
+"METHOD" or "METHOD:CHECKPOINT" (e.g. "dense", "bm25", "i3:runs/plain-scifact/i3",
+"splade:runs/splade-scifact/splade"): each scores every train query against the whole corpus once
+(its index built in, or reused from, the index cache), so in-batch negatives get a teacher score
+for any pair a batch happens to form. A sparse teacher gives 0 to a document sharing no term with
+the query, which is its score. `mine_candidates` takes the recipe's data config (max_queries,
+mine_depth, n_negatives) and mines with BM25 and dense MiniLM, whatever the teachers.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+# The teachers of the paper's recipe as the CPU recipes first ran it: MiniLM dense + BM25.
+DEFAULT_TEACHERS = ("dense", "bm25")
 
 
 class TeacherScores:
-    """Teacher scores of the train queries against any corpus docs: (dense cosine, BM25).
+    """Teacher scores of the train queries against any corpus docs: teacher(query, doc_ids) ->
+    [n_teachers, len(doc_ids)], from per-teacher [Q, N] matrices over the corpus `doc_ids`."""
 
-    bm25: BM25Index over the corpus; dense: DenseRetriever (encodes the queries once); flat:
-    FlatIndex of the same dense model's corpus vectors (doc ids = corpus ids). Scoring on demand
-    lets in-batch negatives get teacher scores for any pair a batch happens to form.
-    """
-
-    def __init__(self, queries: list[str], *, bm25, dense, flat):
-        self.queries, self.bm25, self.flat = queries, bm25, flat
-        self.q_emb = dense.encode(queries, desc="teacher: encode queries", what="query", progress=False)
-        self.dense_row = {d: i for i, d in enumerate(flat.doc_ids.tolist())}
-        self.bm25_row = {d: i for i, d in enumerate(bm25.doc_ids.tolist())}
+    def __init__(self, queries: list[str], doc_ids, matrices: list[np.ndarray], names=()):
+        self.queries, self.names = queries, tuple(names)
+        self.scores = np.stack(matrices, axis=1).astype(np.float32)  # [Q, T, N]
+        self.column = {d: j for j, d in enumerate(doc_ids)}
+        if self.scores.shape[::2] != (len(queries), len(self.column)):
+            raise ValueError(f"teacher scores {self.scores.shape} for {len(queries)} queries x "
+                             f"{len(self.column)} docs")
 
     def __call__(self, query: int, doc_ids: list[str]) -> np.ndarray:
-        """[2, len(doc_ids)] scores of train query number `query`."""
-        vectors = np.asarray(self.flat.embeddings[[self.dense_row[d] for d in doc_ids]], np.float32)
-        bm25 = self.bm25.score_all(self.queries[query])[[self.bm25_row[d] for d in doc_ids]]
-        return np.stack([vectors @ self.q_emb[query], bm25]).astype(np.float32)
+        """[n_teachers, len(doc_ids)] scores of train query number `query`."""
+        return self.scores[query][:, [self.column[d] for d in doc_ids]]
 
 
-def dense_corpus(data, dense, index_dir: str | None):
-    """FlatIndex of the dense teacher's corpus vectors: loaded from `index_dir` (a `jaxir index
-    --method dense` folder of this corpus, model fingerprint checked) or encoded now (285 s for SciFact on CPU)."""
+def parse_teacher(spec: str) -> tuple[str, dict]:
+    """"METHOD" or "METHOD:CHECKPOINT" -> (registry method, its options)."""
+    from jaxir.errors import OptionError
+    from jaxir.retrievers.registry import first_stage_methods
+
+    name, _, checkpoint = spec.partition(":")
+    if name not in first_stage_methods():
+        raise OptionError(f"teacher {spec!r}: {name!r} is not a first-stage method; choose from "
+                          f"{first_stage_methods()} (METHOD or METHOD:CHECKPOINT)")
+    return name, ({"checkpoint": checkpoint} if checkpoint else {})
+
+
+def corpus_scores(spec: str, data, queries: list[str], cache: str | Path = "runs/indexes") -> np.ndarray:
+    """[Q, N] scores of `queries` against every document of `data` (in data.doc_ids order) by the
+    teacher `spec`, searched through its registry index (built once, then reused from `cache`)."""
+    from jaxir.retrievers.built_from import index_for
+    from jaxir.retrievers.registry import get_retriever
+
+    name, options = parse_teacher(spec)
+    retriever = get_retriever(name, **options)
+    index_dir, _ = index_for(retriever, data, None, Path(cache))
+    column = {d: j for j, d in enumerate(data.doc_ids)}
+    out = np.zeros((len(queries), len(column)), np.float32)
+    for i, (ids, scores) in enumerate(retriever.open(index_dir).search(queries, len(column))):
+        out[i, [column[d] for d in ids]] = scores
+    return out
+
+
+def teacher_scores(specs, data, queries: list[str], cache: str | Path = "runs/indexes") -> TeacherScores:
+    """The recipe's teachers (`SparseData.teachers`) over the corpus, one [Q, N] matrix each."""
+    return TeacherScores(queries, data.doc_ids, [corpus_scores(s, data, queries, cache) for s in specs],
+                         names=specs)
+
+
+def dense_corpus(data, dense, index_dir: str | None, cache: str | Path = "runs/indexes"):
+    """FlatIndex of the dense MiniLM's corpus vectors: loaded from `index_dir` (a `jaxir index
+    --method dense` folder of this corpus, model fingerprint checked) or from the index cache,
+    where the "dense" teacher finds the same index (built once: 285 s for SciFact on CPU)."""
     from jaxir.index.flat import FlatIndex
+    from jaxir.retrievers.built_from import index_for
+    from jaxir.retrievers.registry import get_retriever
 
     if index_dir:
         from jaxir.errors import IndexFormatError
@@ -40,9 +84,9 @@ def dense_corpus(data, dense, index_dir: str | None):
         why = corpus_mismatch(index_dir, data)
         if why is not None:
             raise IndexFormatError(f"--data.dense_index: {why}")
-        return FlatIndex.load(index_dir, model_fingerprint=dense.fingerprint)
-    emb = dense.encode(data.doc_texts(), desc="dense teacher: encode corpus", what="document")
-    return FlatIndex(emb, np.asarray(data.doc_ids, dtype=str))
+    else:
+        index_dir, _ = index_for(get_retriever("dense"), data, None, Path(cache))
+    return FlatIndex.load(index_dir, model_fingerprint=dense.fingerprint)
 
 
 def mine_candidates(data, cfg, bm25, dense, flat) -> tuple[list[str], list[str], list[list[str]]]:

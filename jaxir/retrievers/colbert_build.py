@@ -46,6 +46,9 @@ class IndexOptions:
     # Held-out share of the sampled vectors for bucket fitting, and its cap.
     heldout_frac: float = 0.05
     max_heldout: int = 50_000
+    # k-means trains on at most this many vectors per centroid (faiss's default, which ColBERTv2's
+    # k-means inherits); below 16M token vectors the card's sample is smaller than that anyway.
+    kmeans_max_points_per_centroid: int = 256
     # Also store the uncompressed vectors in fp16 (for exact reference search).
     keep_fp16: bool = False
     # Compress on the JAX default device (where the encoder ran) with `jaxir.ops.residual`;
@@ -78,20 +81,29 @@ def sample_doc_indices(n_docs: int, seed: int) -> np.ndarray:
 
 
 def fit_codec(sample: np.ndarray, *, n_embeddings_est: int, nbits: int, iters: int = 4,
-              seed: int = 0, heldout_frac: float = 0.05,
-              max_heldout: int = 50_000) -> np_codec.ResidualCodec:
+              seed: int = 0, heldout_frac: float = 0.05, max_heldout: int = 50_000,
+              max_points_per_centroid: int = 256, consume: bool = False) -> np_codec.ResidualCodec:
     """Centroids (k-means on the sample minus a held-out part) + buckets (held-out residuals).
 
     sample: [M, dim] unit token vectors, M >= 2. Returns a codec with fp16 centroids [K, dim].
+    The k-means trains on at most max_points_per_centroid * K of the shuffled vectors, as
+    ColBERTv2's faiss k-means does by default (it subsamples to 256 per centroid).
+    consume: shuffle `sample` in place rather than a copy (the same rows come out), for callers
+    that own it: at 16M token vectors the sample is 4.9 GB, and one copy fewer is what fits.
     """
     sample = np.asarray(sample, np.float32)
     if sample.ndim != 2 or len(sample) < 2:
         raise ValueError(f"fit_codec needs a [M >= 2, dim] sample of token vectors, got {sample.shape}")
     np_codec.check_nbits(nbits, sample.shape[1])
-    order = np.random.default_rng(seed).permutation(len(sample))
+    rng = np.random.default_rng(seed)
+    # permutation(M) shuffles arange(M) with the draws shuffle() makes on the rows: same order.
+    shuffled = sample if consume else sample[rng.permutation(len(sample))]
+    if consume:
+        rng.shuffle(shuffled)
     n_held = max(1, min(int(heldout_frac * len(sample)), max_heldout))
-    train, held = sample[order[n_held:]], sample[order[:n_held]]
-    k = min(num_centroids(max(n_embeddings_est, 1)), len(train))
+    held = shuffled[:n_held]
+    k = min(num_centroids(max(n_embeddings_est, 1)), len(sample) - n_held)
+    train = shuffled[n_held:n_held + max(k, max_points_per_centroid * k)]
     centroids = np.asarray(kmeans(train, k, iters=iters, seed=seed, spherical=True))
     centroids = np_codec.normalize(centroids).astype(np.float16)  # stored (and used) as fp16
     c32 = centroids.astype(np.float32)
@@ -213,7 +225,8 @@ def build_colbert_index(model, params, doc_ids: Sequence[str], texts: Sequence[s
     codec = fit_codec(np.concatenate(sample), nbits=options.nbits, iters=options.kmeans_iters,
                       n_embeddings_est=int(len(texts) * n_sample_tokens / len(picks)),
                       seed=options.seed, heldout_frac=options.heldout_frac,
-                      max_heldout=options.max_heldout)
+                      max_heldout=options.max_heldout, consume=True,
+                      max_points_per_centroid=options.kmeans_max_points_per_centroid)
     spool = Fp16Spool(codec.dim, out.parent) if options.keep_fp16 else None
     try:
         index = compress_stream(codec, _pass2_batches(model, params, doc_ids, texts, picks, sample,
@@ -257,7 +270,8 @@ def recompress_index(src: str | Path, out: str | Path, options: IndexOptions) ->
     sample = np.concatenate([doc(i) for i in picks])
     codec = fit_codec(sample, nbits=options.nbits, iters=options.kmeans_iters,
                       n_embeddings_est=int(starts[-1]), seed=options.seed,
-                      heldout_frac=options.heldout_frac, max_heldout=options.max_heldout)
+                      heldout_frac=options.heldout_frac, max_heldout=options.max_heldout,
+                      consume=True, max_points_per_centroid=options.kmeans_max_points_per_centroid)
     del sample
     batches = ((doc_ids[s:s + 256].tolist(), [doc(i) for i in range(s, min(s + 256, len(doclens)))])
                for s in range(0, len(doclens), 256))
