@@ -133,41 +133,67 @@ def measure(name: str, folder: Path, cli, results: dict) -> None:
     print(json.dumps({name: entry["search"]}, indent=1), flush=True)
 
 
+ENGINE_STYLE = {"jaxir": ("tab:blue", "o"), "pylate": ("tab:orange", "s")}
+
+
 def plot(results: dict) -> list[Path]:
+    """Latency (median solid, p99 dashed; k 10 and k 100) and memory against corpus size; the
+    real SciFact point hollow, a dotted line of linear growth from the smallest synthetic point."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
-    names = sorted(results, key=lambda n: results[n]["tokens"])
-    x = lambda e: [results[n]["tokens"] / 1e6 for n in names if e in results[n]["search"]]  # noqa: E731
-    y = lambda e, f: [f(results[n]) for n in names if e in results[n]["search"]]  # noqa: E731
-    PLOTS.mkdir(exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, k in zip(axes, KS):
-        for e, style in (("jaxir", "o-"), ("pylate", "s--")):
-            for stat, alpha in (("median_ms", 1.0), ("p99_ms", 0.5)):
-                ax.plot(x(e), y(e, lambda r: r["search"][e][f"k{k}"][stat]), style, alpha=alpha,
-                        label=f"{e} {stat.split('_')[0]}")
-        ax.set(xscale="log", yscale="log", xlabel="token vectors (millions)", ylabel="ms / query",
-               title=f"PLAID search latency, k = {k}, one thread")
+    synthetic = sorted((n for n in results if n != "scifact"), key=lambda n: results[n]["tokens"])
+    size = lambda n: results[n]["tokens"] / 1e6  # noqa: E731
+
+    def series(ax, engine, value, **style):
+        names = [n for n in synthetic if value(results[n]) is not None]
+        color, marker = ENGINE_STYLE[engine]
+        ax.plot([size(n) for n in names], [value(results[n]) for n in names], color=color,
+                marker=marker, **style)
+        if "scifact" in results and value(results["scifact"]) is not None:
+            ax.plot(size("scifact"), value(results["scifact"]), marker=marker, color=color,
+                    markerfacecolor="none", linestyle="none")
+        return names
+
+    def search(engine, k, stat):
+        return lambda r: r["search"].get(engine, {}).get(f"k{k}", {}).get(stat)
+
+    def axes_style(ax, title, ylabel):
+        ax.set(xscale="log", yscale="log", xlabel="token vectors (millions; hollow: SciFact itself)",
+               ylabel=ylabel, title=title)
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(plain)
         ax.legend(fontsize=8)
+
+    PLOTS.mkdir(exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, k in zip(axes, KS):
+        for engine in ENGINE_STYLE:
+            names = series(ax, engine, search(engine, k, "median_ms"), label=f"{engine} median")
+            series(ax, engine, search(engine, k, "p99_ms"), linestyle="--", alpha=0.6,
+                   label=f"{engine} p99")
+            if engine == "jaxir" and names:
+                first = results[names[0]]["search"]["jaxir"][f"k{k}"]["median_ms"]
+                xs = [size(n) for n in names]
+                ax.plot(xs, [first * x / xs[0] for x in xs], ":", color="gray", label="linear growth")
+        axes_style(ax, f"PLAID search latency, k = {k}, one thread", "ms per query")
     latency = PLOTS / "search_scale_latency.png"
     fig.tight_layout()
     fig.savefig(latency, dpi=110)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for e, style in (("jaxir", "o-"), ("pylate", "s--")):
-        names_e = [n for n in names if "peak_rss_mb" in results[n]["builds"].get(e, {})]
-        xs = [results[n]["tokens"] / 1e6 for n in names_e]
-        ax.plot(xs, [results[n]["builds"][e]["peak_rss_mb"] for n in names_e], style, label=f"{e} build peak RSS")
-        ax.plot(xs, [results[n]["builds"][e]["disk_bytes"] / 2**20 for n in names_e], style, alpha=0.5,
-                label=f"{e} index on disk")
-        if e in results[names[0]]["search"]:
-            ax.plot(x(e), y(e, lambda r: r["search"][e]["k10"]["search_rss_mb"]), style, alpha=0.3,
-                    label=f"{e} search RSS")
-    ax.set(xscale="log", yscale="log", xlabel="token vectors (millions)", ylabel="MB",
-           title="PLAID memory")
-    ax.legend(fontsize=8)
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for engine in ENGINE_STYLE:
+        build = lambda stat: lambda r: r["builds"].get(engine, {}).get(stat)  # noqa: E731
+        series(ax, engine, build("peak_rss_mb"), label=f"{engine} build peak RSS")
+        series(ax, engine, lambda r: (r["builds"].get(engine, {}).get("disk_bytes") or 0) / 2**20 or None,
+               linestyle="-.", alpha=0.7, label=f"{engine} index on disk")
+        series(ax, engine, search(engine, 10, "search_rss_mb"), linestyle="--", alpha=0.5,
+               label=f"{engine} search RSS")
+    axes_style(ax, "PLAID memory", "MB")
     memory = PLOTS / "search_scale_memory.png"
     fig.tight_layout()
     fig.savefig(memory, dpi=110)
