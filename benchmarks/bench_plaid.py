@@ -17,6 +17,11 @@
 
     python benchmarks/bench_plaid.py [--data ../shared/data/beir/scifact] [--nbits 2] [--k 10]
         [--max-docs 300 --max-queries 20] [--rounds 3] [--skip-peer] [--cache runs/bench_plaid]
+        [--peers pylate,fast-plaid] [--search-threads 1]
+
+fast-plaid 1.7 (`plaid_peer_fastplaid.py`, in its own environment with the torch 2.11.0 it pins)
+runs with its own search defaults (8 cells per query token, 4096 documents scored exactly; it
+has no centroid-score threshold), so compare it at its recall.
 
 colbert-ai is not run: it indexes text through its own checkpoint (it cannot take these
 embeddings), needs transformers < 5 in a third environment, and its PLAID engine is the code
@@ -36,13 +41,15 @@ from pathlib import Path
 
 import numpy as np
 
-from peer_venv import PEER_VENV, ensure_peer_venv
+from peer_venv import PEER_VENV, PEERS, ensure_peer_venv
 from plaid_embeddings import ensure_cache
 from proc_stats import folder_bytes, peak_rss_mb, reply, serve_searches
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "beir" / "scifact"
-PEER_SCRIPT = Path(__file__).resolve().with_name("plaid_peer_pylate.py")
+PEER_SCRIPTS = {"pylate": Path(__file__).resolve().with_name("plaid_peer_pylate.py"),
+                "fast-plaid": Path(__file__).resolve().with_name("plaid_peer_fastplaid.py")}
+FASTPLAID_PROBE, FASTPLAID_FULL = 8, 4096  # fast-plaid's search defaults (n_ivf_probe, n_full_scores)
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -182,10 +189,12 @@ def engine_argv(engine: str, mode: str, args, index_dir: Path) -> list[str]:
               "--warmup", str(args.warmup)]
     if getattr(args, "query_limit", None):
         common += ["--query-limit", str(args.query_limit)]
-    if engine == "pylate":
+    if engine in PEER_SCRIPTS:
         peer_mode = "build" if mode == "build" else "serve"
         threads = [] if mode == "build" else ["--threads", str(args.search_threads)]
-        return [str(args.peer_python), str(PEER_SCRIPT), peer_mode] + common + threads
+        if engine == "fast-plaid":  # its own knobs, at its defaults (it has no threshold)
+            common = common + ["--ncells", str(FASTPLAID_PROBE), "--ndocs", str(FASTPLAID_FULL)]
+        return [str(args.peer_pythons[engine]), str(PEER_SCRIPTS[engine]), peer_mode] + common + threads
     mmap = ["--mmap"] if getattr(args, "mmap", False) else []
     return [sys.executable, __file__, "--worker", mode, "--kmeans", args.kmeans] + common + mmap
 
@@ -283,12 +292,12 @@ def print_table(results: dict) -> None:
         vals = (r["recall10_vs_exact"], r["ndcg@10"], np.median(lat), np.percentile(lat, 99),
                 r.get("build_s"), r.get("peak_rss_mb"), r.get("bytes_per_token"))
         print(f"{name:12s}" + "".join(f"{'-':>20s}" if v is None else f"{v:20.3f}" for v in vals))
-    if "pylate" in results:
-        ours, peer = results["jaxir"], results["pylate"]
+    for peer_name in [n for n in results if n in PEER_SCRIPTS]:
+        ours, peer = results["jaxir"], results[peer_name]
         ratio = lambda f: f(ours) / f(peer)
         med = lambda r: np.median(r["latency_s"])
         p99 = lambda r: np.percentile(r["latency_s"], 99)
-        print(f"\nratio jaxir / pylate: median latency {ratio(med):.3f}, p99 {ratio(p99):.3f}, "
+        print(f"\nratio jaxir / {peer_name}: median latency {ratio(med):.3f}, p99 {ratio(p99):.3f}, "
               f"build {ratio(lambda r: r['build_s']):.3f}, "
               f"peak RSS {ratio(lambda r: r['peak_rss_mb']):.3f}, "
               f"bytes/token {ratio(lambda r: r['bytes_per_token']):.3f}")
@@ -307,9 +316,8 @@ def run_benchmark(args) -> dict:
     print(f"embeddings: {args.folder} ({len(ids['doc_ids'])} docs, {len(ids['query_ids'])} "
           f"queries); nbits {args.nbits}, k {args.k}, ncells {args.ncells}, threshold "
           f"{args.threshold}, ndocs {args.ndocs}", flush=True)
-    engines = ["jaxir"] if args.skip_peer else ["jaxir", "pylate"]
-    if not args.skip_peer:
-        args.peer_python = ensure_peer_venv()
+    engines = ["jaxir"] + ([] if args.skip_peer else args.peers.split(","))
+    args.peer_pythons = {e: ensure_peer_venv(PEERS[e][0], e) for e in engines[1:]}
     builds = {e: run_build(e, args) for e in engines}
     workers = {}
     for e in engines:  # started one after another, so warm-ups never overlap
@@ -344,6 +352,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed passes per engine")
     parser.add_argument("--warmup", type=int, default=10, help="untimed queries per process")
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--peers", default="pylate", help="peers to run: pylate, fast-plaid (comma-separated)")
     parser.add_argument("--search-threads", type=int, default=1,
                         help="BLAS threads of each search process (and torch threads of PyLate's)")
     parser.add_argument("--reuse-builds", action="store_true",

@@ -43,7 +43,7 @@ def corpus_args(folder: Path, cli, **extra) -> argparse.Namespace:
     return argparse.Namespace(folder=folder, nbits=2, k=10, ncells=1, threshold=0.5, ndocs=256,
                               warmup=10, kmeans="jax", reuse_builds=not cli.redo, mmap=True,
                               search_threads=1, query_limit=None,
-                              peer_python=getattr(cli, "peer_python", None), **extra)
+                              peer_pythons=getattr(cli, "peer_pythons", {}), **extra)
 
 
 def with_k(args: argparse.Namespace, k: int) -> argparse.Namespace:
@@ -237,7 +237,7 @@ def main() -> None:
     cli = parser.parse_args()
     cli.out.mkdir(parents=True, exist_ok=True)
     if not cli.skip_peer:
-        cli.peer_python = ensure_peer_venv()
+        cli.peer_pythons = {"pylate": ensure_peer_venv()}
     record = cli.out / "results.json"
     results = json.loads(record.read_text()) if record.is_file() else {}
     real = ensure_cache(argparse.Namespace(data=cli.data, max_docs=None, max_queries=None, random=False,

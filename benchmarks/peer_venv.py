@@ -3,7 +3,8 @@
 PyLate 1.6 pins transformers <= 5.3 and its default backend (fast-plaid) pins a CUDA torch, so it
 gets a separate environment: the local CPU torch wheel first, then PyLate without fast-plaid.
 colbert-ai 0.2.22 predates transformers 5 and gets one of its own the same way (its Stanford
-PLAID C++ extensions compile on first use; the interop checks use only its encoder).
+PLAID C++ extensions compile on first use; the interop checks use only its encoder). fast-plaid 1.7
+gets a third, with the torch it pins.
 """
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PEER_VENV = ROOT / ".benchvenv-pylate"
 COLBERT_VENV = ROOT / ".benchvenv-colbert"
+FASTPLAID_VENV = ROOT / ".benchvenv-fastplaid"
 TORCH_SPEC = "torch==2.13.0+cpu"  # the local CPU wheel; PyPI only has CUDA builds of this name
+# fast-plaid 1.7 ships one wheel per torch and pins torch 2.11.0, of which PyPI has only the CUDA
+# build: it imports (and runs on CPU) only with its CUDA libraries installed beside it, in this
+# environment alone (about 4 GB).
+FASTPLAID_TORCH = "torch==2.11.0"
 # PyLate 1.6's requirements minus fast-plaid, whose wheels pin a CUDA torch (2.11) and have no
 # build for torch 2.13; only the vendored Stanford backend (`use_fast=False`) is used here.
 PYLATE_DEPS = ["sentence-transformers==5.3.0", "transformers>=4.41.0,<=5.3.0", "datasets>=2.20.0",
@@ -24,8 +30,11 @@ PYLATE_DEPS = ["sentence-transformers==5.3.0", "transformers>=4.41.0,<=5.3.0", "
 # colbert-ai 0.2.22's setup.py requirements (faiss only for its own index, not needed here).
 COLBERT_DEPS = ["transformers>=4.40,<4.57", "ujson", "bitarray", "gitpython", "python-dotenv", "ninja",
                 "scipy", "tqdm", "datasets", "flask", "safetensors"]
-PEERS = {"pylate": (PEER_VENV, "pylate==1.6.0", PYLATE_DEPS),
-         "colbert-ai": (COLBERT_VENV, "colbert-ai==0.2.22", COLBERT_DEPS)}
+FASTPLAID_DEPS = ["fastkmeans==0.5.0", "joblib>=1.5.1", "numpy>=1.26.4", "filelock>=3.20.0",
+                  "usearch>=2.21.0"]
+PEERS = {"pylate": (PEER_VENV, "pylate==1.6.0", PYLATE_DEPS, TORCH_SPEC),
+         "colbert-ai": (COLBERT_VENV, "colbert-ai==0.2.22", COLBERT_DEPS, TORCH_SPEC),
+         "fast-plaid": (FASTPLAID_VENV, "fast-plaid==1.7.0.2110", FASTPLAID_DEPS, FASTPLAID_TORCH)}
 
 
 def peer_python(peer: str) -> Path | None:
@@ -37,23 +46,23 @@ def peer_python(peer: str) -> Path | None:
 def ensure_peer_venv(venv: Path = PEER_VENV, peer: str = "pylate") -> Path:
     """Create a peer's environment once: local CPU torch first, then the peer without its deps,
     then its pinned dependencies."""
-    _, package, deps = PEERS[peer]
+    _, package, deps, torch_spec = PEERS[peer]
     python, marker = venv / "bin" / "python", venv / ".bench-ready"
     if marker.is_file():
         return python
     base = shutil.which("python3.11") or sys.executable
-    print(f"creating {venv} ({package} + {TORCH_SPEC}) ...", flush=True)
+    print(f"creating {venv} ({package} + {torch_spec}) ...", flush=True)
     subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
     pin = venv / "torch-pin.txt"
-    pin.write_text(TORCH_SPEC + "\n")  # keeps every later install from replacing torch
+    pin.write_text(torch_spec + "\n")  # keeps every later install from replacing torch
     pip = [str(python), "-m", "pip", "install", "-q", "-c", str(pin)]
-    subprocess.run(pip + [TORCH_SPEC], check=True)
+    subprocess.run(pip + [torch_spec], check=True)
     subprocess.run(pip + ["--no-deps", package], check=True)
     subprocess.run(pip + deps, check=True)
-    marker.write_text(f"{TORCH_SPEC} {package}\n")
+    marker.write_text(f"{torch_spec} {package}\n")
     return python
 
 
-if __name__ == "__main__":  # python benchmarks/peer_venv.py pylate colbert-ai
+if __name__ == "__main__":  # python benchmarks/peer_venv.py pylate colbert-ai fast-plaid
     for name in sys.argv[1:] or list(PEERS):
         print(ensure_peer_venv(PEERS[name][0], name))

@@ -1,0 +1,85 @@
+"""fast-plaid (LightOn's Rust PLAID, PyLate's default backend) on cached token embeddings, on CPU.
+
+Runs inside its own peer environment (`python benchmarks/peer_venv.py fast-plaid`: torch 2.11.0,
+which fast-plaid 1.7 pins, and fast-plaid 1.7.0.2110); it never imports jaxir. Same cache layout
+and JSON protocol as `plaid_peer_pylate.py` (build -> one JSON line; serve -> "ready", then one
+timed pass per "search" line). Its knobs are its own: `n_ivf_probe` cells per query token and
+`n_full_scores` documents scored exactly (defaults 8 and 4096); `--ncells` and `--ndocs` set them.
+
+    python plaid_peer_fastplaid.py build --cache C --index-dir I --nbits 2
+    python plaid_peer_fastplaid.py serve --cache C --index-dir I --k 10 --ncells 8 --ndocs 4096
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import proc_stats
+from proc_stats import folder_bytes, peak_rss_mb, serve_searches
+
+_PROTOCOL = sys.stdout
+sys.stdout = sys.stderr  # library output stays off the protocol stream
+
+
+def reply(obj: dict) -> None:
+    proc_stats.reply(obj, stream=_PROTOCOL)
+
+
+def build(args) -> None:
+    import torch
+    from fast_plaid import search
+
+    tokens = np.load(args.cache / "doc_tokens.npy")
+    doclens = np.load(args.cache / "doclens.npy")
+    docs = [torch.from_numpy(d) for d in np.split(tokens, np.cumsum(doclens)[:-1])]
+    rss_loaded = peak_rss_mb()
+    start = time.perf_counter()
+    search.FastPlaid(index=str(args.index_dir), device="cpu").create(
+        documents_embeddings=docs, kmeans_niters=4, nbits=args.nbits)
+    reply({"build_s": time.perf_counter() - start, "rss_after_load_mb": rss_loaded,
+           "peak_rss_mb": peak_rss_mb(), "num_docs": len(docs), "num_tokens": int(doclens.sum()),
+           "disk_bytes": folder_bytes(args.index_dir)})
+
+
+def serve(args) -> None:
+    import torch
+    from fast_plaid import search
+
+    torch.set_num_threads(args.threads)
+    index = search.FastPlaid(index=str(args.index_dir), device="cpu")
+    queries = np.load(args.cache / "queries.npy")[: args.query_limit]
+
+    def one(q):
+        hits = index.search(torch.from_numpy(q[None]), top_k=args.k, n_ivf_probe=args.ncells,
+                            n_full_scores=args.ndocs, show_progress=False)[0]
+        return [p for p, _ in hits], [s for _, s in hits]
+
+    for q in queries[: args.warmup]:
+        one(q)
+    reply({"ready": True, "rss_mb": peak_rss_mb(), "torch_threads": torch.get_num_threads()})
+    serve_searches(queries, one, stream=_PROTOCOL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=("build", "serve"))
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--index-dir", type=Path, required=True)
+    parser.add_argument("--nbits", type=int, default=2)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--ncells", type=int, default=8, help="n_ivf_probe")
+    parser.add_argument("--threshold", type=float, default=None, help="(unused: fast-plaid has none)")
+    parser.add_argument("--ndocs", type=int, default=4096, help="n_full_scores")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--query-limit", type=int, default=None)
+    args = parser.parse_args()
+    build(args) if args.mode == "build" else serve(args)
+
+
+if __name__ == "__main__":
+    main()
