@@ -187,3 +187,24 @@ def test_shape_errors():
         sparse.masked_max_pool(jnp.zeros((2, 3, 4)), jnp.ones((2, 4)))
     with pytest.raises(AssertionError):
         sparse.sparse_scores(jnp.zeros((2, 3)), jnp.zeros((2, 4)))
+
+
+def test_top_k_cut_on_float32_keeps_the_exact_float64_ranking():
+    """Sums that differ below float32 precision: the float32 cut keeps them all as candidates
+    and the float64 sums rank them (ties by index)."""
+    from jaxir.index.inverted import _top_k_nonzero
+
+    rng = np.random.default_rng(0)
+    scores = np.zeros(500)
+    scores[rng.choice(500, 300, replace=False)] = rng.random(300)
+    base = 0.75
+    close = [17, 3, 250, 99]  # equal in float32, ordered in float64
+    for i, d in enumerate(close):
+        scores[d] = base + 1e-12 * (4 - i) + 1.0
+    for k in (1, 3, 4, 10, 400, 600):
+        got, got_scores = _top_k_nonzero(scores, k)
+        nz = np.flatnonzero(scores)
+        want = nz[np.lexsort((nz, -scores[nz]))][:k]
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_scores, scores[want])
+    assert list(_top_k_nonzero(scores, 4)[0]) == close

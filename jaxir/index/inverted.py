@@ -59,11 +59,17 @@ def _check_coo(docs: np.ndarray, terms: np.ndarray, weights: np.ndarray, n_docs:
 
 
 def _top_k_nonzero(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best k non-zero entries of scores [N]: (indices [<=k] int64, scores), score desc, index asc."""
+    """Best k non-zero entries of scores [N]: (indices [<=k] int64, scores), score desc, index asc.
+
+    The cut is found on a float32 copy (partition runs 2x faster than on float64 sums): rounding
+    is monotone, so every doc of the exact top k rounds to >= the rounded k-th score and is a
+    candidate; the candidates are then ranked by the exact scores.
+    """
     n = scores.size
-    kth = np.partition(scores, n - k)[n - k] if k < n else 0.0
+    coarse = scores.astype(np.float32, copy=False)
+    kth = np.partition(coarse, n - k)[n - k] if k < n else 0.0
     # Every doc scoring >= the k-th best is a candidate, so ties at the cut are resolved by index.
-    cand = np.flatnonzero(scores >= kth) if kth > 0 else np.flatnonzero(scores)
+    cand = np.flatnonzero(coarse >= kth) if kth > 0 else np.flatnonzero(scores)
     top = cand[np.lexsort((cand, -scores[cand]))[:k]]
     return top.astype(np.int64), scores[top]
 
@@ -146,11 +152,13 @@ class InvertedIndex:
         """
         terms, qw = self._known(term_ids, query_weights)
         if not ordered:
-            starts, lens = self.offsets[terms], self.offsets[terms + 1] - self.offsets[terms]
-            first = np.cumsum(lens) - lens  # where each term's postings start in the gathered run
-            pos = np.arange(int(lens.sum())) + np.repeat(starts - first, lens)
-            w = self.weights[pos].astype(np.float32) * np.repeat(qw * np.float32(self.scale), lens)
-            return np.bincount(self.postings[pos], weights=w, minlength=self.n_docs), len(pos)
+            # The query's lists joined by slices (one pass each), not gathered through an index.
+            spans = list(zip(self.offsets[terms].tolist(), self.offsets[terms + 1].tolist()))
+            docs = np.concatenate([self.postings[a:b] for a, b in spans] or [self.postings[:0]])
+            stored = np.concatenate([self.weights[a:b] for a, b in spans] or [self.weights[:0]])
+            per_term = np.repeat(qw * np.float32(self.scale), [b - a for a, b in spans])
+            w = np.multiply(stored, per_term, dtype=np.float32)  # the float32 products as before
+            return np.bincount(docs, weights=w, minlength=self.n_docs), len(docs)
         scores = np.zeros(self.n_docs, np.float32)
         starts, ends = self.offsets[terms].tolist(), self.offsets[terms + 1].tolist()
         plain = self.weights.dtype == np.float32
