@@ -35,6 +35,7 @@ from ..errors import IndexFormatError
 from . import exact
 from .codec import ResidualCodec, fit_codec_numpy  # noqa: F401  (re-exported)
 from .plaid_stats import PlaidStats  # noqa: F401  (re-exported)
+from .plaid_kernels import _any_at_least, _keep_top, _top_rows  # noqa: F401  (tests use them here)
 from .query_pool import map_queries
 from .store import load_index, save_index
 
@@ -62,47 +63,6 @@ class PlaidParams:
 def num_sample_docs(n_docs: int) -> int:
     """Documents to sample for codec fitting: min(1 + 16 * sqrt(120 * N), N)."""
     return min(1 + int(16 * math.sqrt(120 * n_docs)), n_docs)
-
-
-def _keep_top(pids: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
-    """The n best pids by (score desc, pid asc), in O(len) (unordered)."""
-    if len(pids) <= n:
-        return pids
-    kth = np.partition(scores, len(scores) - n)[len(scores) - n]
-    above = pids[scores > kth]
-    tied = np.sort(pids[scores == kth])[: n - len(above)]
-    return np.concatenate([above, tied])
-
-
-def _top_rows(table: np.ndarray, n: int) -> np.ndarray:
-    """[n, L] row indices of the n largest entries of each column of table [K, L] (the cells
-    each query token probes); ties go to the lower row, as a stable sort would.
-
-    For PLAID's few cells per token, n argmax passes (each masking the rows found) beat one
-    argpartition along the strided axis of a [K, 32] table (0.5 against 2 ms at n = 2).
-    """
-    if n == 1:
-        return np.argmax(table, axis=0)[None]
-    if n > 8:
-        return np.argsort(-table, axis=0, kind="stable")[:n]
-    work, cols, out = table.copy(), np.arange(table.shape[1]), []
-    for _ in range(n):
-        out.append(np.argmax(work, axis=0))
-        work[out[-1], cols] = -np.inf
-    return np.stack(out)
-
-
-def _any_at_least(table: np.ndarray, threshold: float) -> np.ndarray:
-    """[K] bool: rows of table [K, L] with some entry >= threshold (= max(axis=1) >= threshold).
-
-    A row max over L = 32 costs one reduction call per row; OR-ing the comparison's bytes as
-    64-bit words, column by column, is a few calls in all (13x faster on SciFact's 8192 x 32).
-    """
-    hit = table >= threshold
-    if hit.shape[1] % 8 or not hit.flags.c_contiguous:
-        return hit.any(axis=1)
-    words = hit.view(np.uint64)
-    return functools.reduce(np.bitwise_or, (words[:, j] for j in range(words.shape[1]))) != 0
 
 
 @dataclasses.dataclass

@@ -1,0 +1,48 @@
+"""Array kernels of PLAID search (NumPy only): the top-n cut, the cells each query token probes,
+the rows of a score table that pass a threshold. `jaxir.index.plaid` composes them."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+
+def _keep_top(pids: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
+    """The n best pids by (score desc, pid asc), in O(len) (unordered)."""
+    if len(pids) <= n:
+        return pids
+    kth = np.partition(scores, len(scores) - n)[len(scores) - n]
+    above = pids[scores > kth]
+    tied = np.sort(pids[scores == kth])[: n - len(above)]
+    return np.concatenate([above, tied])
+
+
+def _top_rows(table: np.ndarray, n: int) -> np.ndarray:
+    """[n, L] row indices of the n largest entries of each column of table [K, L] (the cells
+    each query token probes); ties go to the lower row, as a stable sort would.
+
+    For PLAID's few cells per token, n argmax passes (each masking the rows found) beat one
+    argpartition along the strided axis of a [K, 32] table (0.5 against 2 ms at n = 2).
+    """
+    if n == 1:
+        return np.argmax(table, axis=0)[None]
+    if n > 8:
+        return np.argsort(-table, axis=0, kind="stable")[:n]
+    work, cols, out = table.copy(), np.arange(table.shape[1]), []
+    for _ in range(n):
+        out.append(np.argmax(work, axis=0))
+        work[out[-1], cols] = -np.inf
+    return np.stack(out)
+
+
+def _any_at_least(table: np.ndarray, threshold: float) -> np.ndarray:
+    """[K] bool: rows of table [K, L] with some entry >= threshold (= max(axis=1) >= threshold).
+
+    A row max over L = 32 costs one reduction call per row; OR-ing the comparison's bytes as
+    64-bit words, column by column, is a few calls in all (13x faster on SciFact's 8192 x 32).
+    """
+    hit = table >= threshold
+    if hit.shape[1] % 8 or not hit.flags.c_contiguous:
+        return hit.any(axis=1)
+    words = hit.view(np.uint64)
+    return functools.reduce(np.bitwise_or, (words[:, j] for j in range(words.shape[1]))) != 0
