@@ -11,15 +11,13 @@ timed pass per "search" line). Its knobs are its own: `n_ivf_probe` cells per qu
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 import proc_stats
-from proc_stats import folder_bytes, peak_rss_mb, serve_searches
+from proc_stats import folder_bytes, peak_rss_mb, peer_arguments, serve_searches
 
 _PROTOCOL = sys.stdout
 sys.stdout = sys.stderr  # library output stays off the protocol stream
@@ -65,19 +63,7 @@ def serve(args) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=("build", "serve"))
-    parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--index-dir", type=Path, required=True)
-    parser.add_argument("--nbits", type=int, default=2)
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--ncells", type=int, default=8, help="n_ivf_probe")
-    parser.add_argument("--threshold", type=float, default=None, help="(unused: fast-plaid has none)")
-    parser.add_argument("--ndocs", type=int, default=4096, help="n_full_scores")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--query-limit", type=int, default=None)
-    args = parser.parse_args()
+    args = peer_arguments(__doc__.split("\n")[0], knobs={"ncells": (8, "n_ivf_probe"), "threshold": (0.0, "(unused: fast-plaid has none)"), "ndocs": (4096, "n_full_scores")})
     build(args) if args.mode == "build" else serve(args)
 
 

@@ -17,7 +17,6 @@ loaded from TORCH_EXTENSIONS_DIR) before any timing starts.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import proc_stats
-from proc_stats import folder_bytes, peak_rss_mb, serve_searches
+from proc_stats import folder_bytes, peak_rss_mb, peer_arguments, serve_searches
 
 INDEX_NAME = "pylate"
 _PROTOCOL = sys.stdout
@@ -99,20 +98,7 @@ def serve(args) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=("build", "serve"))
-    parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--index-dir", type=Path, required=True)
-    parser.add_argument("--nbits", type=int, default=2)
-    parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--ncells", type=int, required=True)
-    parser.add_argument("--threshold", type=float, required=True)
-    parser.add_argument("--ndocs", type=int, required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--query-limit", type=int, default=None, help="time the first N queries only")
-    args = parser.parse_args()
+    args = peer_arguments(__doc__.split("\n")[0], knobs={"ncells": (None, "cells per query token"), "threshold": (None, "centroid score threshold"), "ndocs": (None, "documents after stage 1")})
     build(args) if args.mode == "build" else serve(args)
 
 

@@ -4,6 +4,7 @@ Standard library only: the peer's script imports this from its own virtual envir
 """
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import sys
@@ -63,3 +64,24 @@ def serve_searches(queries, search, stream=None, handlers=None) -> None:
             rows.append([int(p) for p in pids])
             scores.append([float(s) for s in sc])
         reply({"latency_s": latencies, "rows": rows, "scores": scores}, stream)
+
+
+def peer_arguments(description: str, *, knobs: dict) -> argparse.Namespace:
+    """The command line every peer script takes (`build|serve`, the cache and index folders, the
+    benchmark's knobs); `knobs` = {"ncells": (default, help), "threshold": ..., "ndocs": ...},
+    a None default making the option required."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("mode", choices=("build", "serve"))
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--index-dir", type=Path, required=True)
+    parser.add_argument("--nbits", type=int, default=2)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--k", type=int, default=10)
+    for name, (default, help_text) in knobs.items():
+        kind = float if name == "threshold" else int
+        parser.add_argument(f"--{name}", type=kind, default=default, required=default is None,
+                            help=help_text)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--query-limit", type=int, default=None, help="time the first N queries only")
+    return parser.parse_args()
