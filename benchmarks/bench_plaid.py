@@ -17,11 +17,12 @@
 
     python benchmarks/bench_plaid.py [--data ../shared/data/beir/scifact] [--nbits 2] [--k 10]
         [--max-docs 300 --max-queries 20] [--rounds 3] [--skip-peer] [--cache runs/bench_plaid]
-        [--peers pylate,fast-plaid] [--search-threads 1]
+        [--peers pylate,fast-plaid] [--fastplaid-probe 8 --fastplaid-full 4096] [--search-threads 1]
 
 fast-plaid 1.7 (`plaid_peer_fastplaid.py`, in its own environment with the torch 2.11.0 it pins)
-runs with its own search defaults (8 cells per query token, 4096 documents scored exactly; it
-has no centroid-score threshold), so compare it at its recall.
+runs with its own search knobs, by default its defaults (8 cells per query token, 4096 documents
+scored exactly; it has no centroid-score threshold); `--fastplaid-probe 1 --fastplaid-full 256`
+sets PLAID's k=10 values. Compare it at its recall.
 
 colbert-ai is not run: it indexes text through its own checkpoint (it cannot take these
 embeddings), needs transformers < 5 in a third environment, and its PLAID engine is the code
@@ -192,8 +193,9 @@ def engine_argv(engine: str, mode: str, args, index_dir: Path) -> list[str]:
     if engine in PEER_SCRIPTS:
         peer_mode = "build" if mode == "build" else "serve"
         threads = [] if mode == "build" else ["--threads", str(args.search_threads)]
-        if engine == "fast-plaid":  # its own knobs, at its defaults (it has no threshold)
-            common = common + ["--ncells", str(FASTPLAID_PROBE), "--ndocs", str(FASTPLAID_FULL)]
+        if engine == "fast-plaid":  # its own knobs (it has no threshold); its defaults unless set
+            common = common + ["--ncells", str(getattr(args, "fastplaid_probe", FASTPLAID_PROBE)),
+                               "--ndocs", str(getattr(args, "fastplaid_full", FASTPLAID_FULL))]
         return [str(args.peer_pythons[engine]), str(PEER_SCRIPTS[engine]), peer_mode] + common + threads
     mmap = ["--mmap"] if getattr(args, "mmap", False) else []
     return [sys.executable, __file__, "--worker", mode, "--kmeans", args.kmeans] + common + mmap
@@ -353,6 +355,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10, help="untimed queries per process")
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--peers", default="pylate", help="peers to run: pylate, fast-plaid (comma-separated)")
+    parser.add_argument("--fastplaid-probe", type=int, default=FASTPLAID_PROBE,
+                        help="fast-plaid's n_ivf_probe, cells per query token (its default 8)")
+    parser.add_argument("--fastplaid-full", type=int, default=FASTPLAID_FULL,
+                        help="fast-plaid's n_full_scores, documents scored exactly (its default 4096)")
     parser.add_argument("--search-threads", type=int, default=1,
                         help="BLAS threads of each search process (and torch threads of PyLate's)")
     parser.add_argument("--reuse-builds", action="store_true",

@@ -22,6 +22,7 @@ CPU SciFact mode (the defaults; smoke-sized: add --data.max_queries 24 --data.ho
         --out runs/indexes/scifact-sparse
     jaxir eval --method sparse --checkpoint runs/sparse-scifact/sparse --data <beir>/scifact \
         --index runs/indexes/scifact-sparse
+NFCorpus: --mode cpu-nfcorpus (100 steps, 25-update FLOPS warm-up).
 TPU mode (MS MARCO scale; same code): --mode tpu-msmarco (or tpu) with --data a BEIR-format
 MS MARCO folder.
 In-batch negatives (on in the CPU mode) took SciFact nDCG@10 (first window) from 0.5732 to 0.6063:
@@ -119,6 +120,9 @@ class Recipe:
 MODES = {
     # SciFact train (809 queries) on 2 CPU cores: the defaults above.
     "cpu-scifact": {},
+    # NFCorpus train (2,590 queries, short documents): half the updates and a 25-update FLOPS warm-up,
+    # the budget of every NFCorpus sparse run in benchmarks/RESULTS.md.
+    "cpu-nfcorpus": {"data.dataset": "nfcorpus", "fit.steps": 100, "model.flops_warmup_steps": 25},
     # MS MARCO scale on an accelerator slice: bigger batches, longer warm-ups, bf16. No in-batch
     # negatives: their BM25 teacher scores the whole corpus per query on the host.
     "tpu-msmarco": {"data.n_negatives": 15, "data.mine_depth": 100, "data.holdout": 512,

@@ -1,0 +1,165 @@
+"""The sparse paper's teacher grid (issue 18, item 4), one dataset per call, resumable.
+
+Teachers: a plain dual encoder (`--recipe i3 --model.implicit_interaction false`, the dense siamese
+retriever) and SPLADE (`--recipe splade`, the siamese learned-sparse one). Students: the
+inference-free model distilled from
+- both teachers (min-max per query, equal weights), IDF-aware and uniform FLOPS;
+- each teacher alone;
+- today's MiniLM + BM25 teachers, IDF-aware and uniform FLOPS;
+all without the lexical prior; then the ensemble and MiniLM + BM25 with it (indexed as today's prior
+model: `--head-scale 0.25 --prior-stem true`). Each student is indexed with one document window and
+the groups are compared at matched sparsity by `sparse_matched.py` (paired p against the first row).
+
+    python benchmarks/sparse_teacher_grid.py --data ../shared/data/beir/scifact [--out runs/grid-scifact]
+        [--only teachers,ens-idf,...] [--dry-run]
+
+Every step is a command whose output is checked before it runs, so a killed grid resumes where it
+stopped (a training run itself resumes from its last checkpoint). Logs: OUT/logs/STEP.log; wall
+seconds per step: OUT/steps.jsonl. The same recipe budget as every earlier sparse run: `--mode
+cpu-scifact` (200 steps) or `cpu-nfcorpus` (100 steps), chosen by the dataset's name.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+JAXIR = [sys.executable, "-m", "jaxir.cli"]
+PRIOR_INDEX = ["--head-scale", "0.25", "--prior-stem", "true"]
+
+
+@dataclass(frozen=True)
+class Student:
+    name: str
+    label: str
+    teachers: tuple[str, ...] = ()  # "plain" / "splade" (this grid's teachers); () = the recipe default
+    flops: str = "idf_aware"
+    prior: bool = False
+
+
+STUDENTS = (
+    Student("ens-idf", "ensemble {plain dense, SPLADE}, IDF-aware", ("plain", "splade")),
+    Student("dense-idf", "plain dense teacher only, IDF-aware", ("plain",)),
+    Student("splade-idf", "SPLADE teacher only, IDF-aware", ("splade",)),
+    Student("minilm-bm25-idf", "MiniLM + BM25 (earlier default), IDF-aware"),
+    Student("ens-uniform", "ensemble {plain dense, SPLADE}, uniform FLOPS", ("plain", "splade"), "uniform"),
+    Student("minilm-bm25-uniform", "MiniLM + BM25, uniform FLOPS", (), "uniform"),
+    Student("ens-idf-prior", "ensemble {plain dense, SPLADE}, lexical prior", ("plain", "splade"), prior=True),
+    Student("minilm-bm25-idf-prior", "MiniLM + BM25, lexical prior (earlier default)", (), prior=True),
+)
+
+
+@dataclass
+class Step:
+    name: str
+    argv: list[str]
+    done: Path  # exists once the step's output is complete (written atomically by jaxir)
+    stdout: Path | None = None  # the step's stdout goes here too (a table, an eval line)
+    after: list[str] = field(default_factory=list)
+
+
+def plan(data: Path, out: Path) -> list[Step]:
+    mode = "cpu-nfcorpus" if "nfcorpus" in data.name else "cpu-scifact"
+    common = ["--mode", mode, "--data", str(data)]
+    ckpt = {"plain": out / "plain" / "i3", "splade": out / "splade" / "splade"}
+    method = {"plain": "i3", "splade": "splade"}
+    steps = [
+        Step("plain", JAXIR + ["train", "--recipe", "i3", *common, "--out", str(out / "plain"),
+                               "--model.implicit_interaction", "false"], ckpt["plain"] / "model.json"),
+        Step("splade", JAXIR + ["train", "--recipe", "splade", *common, "--out", str(out / "splade")],
+             ckpt["splade"] / "model.json"),
+    ]
+    for t in ("plain", "splade"):
+        run = out / t / "test.trec"
+        steps.append(Step(f"{t}-eval", JAXIR + ["eval", "--method", method[t], "--checkpoint", str(ckpt[t]),
+                                                "--data", str(data), "--run", str(run)],
+                          run, stdout=out / t / "test-eval.txt", after=[t]))
+    for s in STUDENTS:
+        argv = JAXIR + ["train", "--recipe", "sparse", *common, "--out", str(out / s.name),
+                        "--model.flops_mode", s.flops]
+        if s.teachers:
+            argv += ["--data.teachers", ",".join(f"{method[t]}:{ckpt[t]}" for t in s.teachers),
+                     "--model.teacher_weights", ",".join("1" for _ in s.teachers)]
+        if s.prior:
+            argv += ["--model.lexical_prior", "true"]
+        steps.append(Step(s.name, argv, out / s.name / "sparse" / "model.json", after=list(s.teachers)))
+        index = out / "indexes" / f"{s.name}-w1"
+        steps.append(Step(f"{s.name}-index", JAXIR + [
+            "index", "--method", "sparse", "--checkpoint", str(out / s.name / "sparse"), "--data", str(data),
+            "--doc-windows", "1", *(PRIOR_INDEX if s.prior else []), "--out", str(index)],
+            index / "manifest.json", after=[s.name]))
+    for group, min_idf in (("no-prior", 0.0), ("prior", 0.5)):
+        members = [s for s in STUDENTS if s.prior == (group == "prior")]
+        table = out / f"matched-{group}.md"
+        steps.append(Step(f"matched-{group}", [
+            sys.executable, str(ROOT / "benchmarks" / "sparse_matched.py"), "--data", str(data),
+            "--min-idf", str(min_idf),
+            *[a for s in members for a in ("--index", f"{s.label}={out / 'indexes' / f'{s.name}-w1'}")]],
+            table, stdout=table, after=[f"{s.name}-index" for s in members]))
+    return steps
+
+
+def run_step(step: Step, logs: Path, record: Path) -> bool:
+    logs.mkdir(parents=True, exist_ok=True)
+    print(f"[{time.strftime('%H:%M:%S')}] {step.name}: {' '.join(step.argv[2:] if step.argv[:2] == JAXIR[:2] else step.argv)}",
+          flush=True)
+    start = time.time()
+    with (logs / f"{step.name}.log").open("a") as log:
+        proc = subprocess.run(step.argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+        log.write(proc.stdout)
+    seconds = time.time() - start
+    if proc.returncode == 0 and step.stdout is not None:
+        tmp = step.stdout.with_suffix(".tmp")
+        tmp.write_text(proc.stdout)
+        tmp.replace(step.stdout)
+    with record.open("a") as f:
+        f.write(json.dumps({"step": step.name, "seconds": round(seconds, 1), "rc": proc.returncode}) + "\n")
+    print(f"  {'ok' if proc.returncode == 0 else f'failed (rc {proc.returncode})'} in {seconds / 60:.1f} min"
+          + (f"\n{proc.stdout.strip()}" if step.stdout is not None else ""), flush=True)
+    return proc.returncode == 0 and step.done.exists()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, required=True, help="BEIR folder (scifact or nfcorpus)")
+    ap.add_argument("--out", type=Path, default=None, help="default: runs/grid-<dataset>")
+    ap.add_argument("--only", default="", help="comma-separated step names (and what they need)")
+    ap.add_argument("--dry-run", action="store_true", help="print the steps still to run, run nothing")
+    args = ap.parse_args()
+    out = (args.out or ROOT / "runs" / f"grid-{args.data.name}").resolve()
+    steps = plan(args.data.resolve(), out)
+    by_name = {s.name: s for s in steps}
+    wanted = [n for n in args.only.split(",") if n]
+    unknown = [n for n in wanted if n not in by_name]
+    if unknown:
+        sys.exit(f"unknown step(s) {unknown}; steps: {', '.join(by_name)}")
+    if wanted:  # a step and everything it needs, in plan order
+        need, todo = set(), list(wanted)
+        while todo:
+            n = todo.pop()
+            if n not in need:
+                need.add(n)
+                todo.extend(by_name[n].after)
+        steps = [s for s in steps if s.name in need]
+    failed: set[str] = set()
+    for step in steps:
+        if step.done.exists():
+            print(f"{step.name}: done ({step.done.relative_to(out)})", flush=True)
+        elif set(step.after) & failed:
+            print(f"{step.name}: skipped, needs {sorted(set(step.after) & failed)}", flush=True)
+            failed.add(step.name)
+        elif args.dry_run:
+            print(f"{step.name}: to run: {' '.join(step.argv)}", flush=True)
+        elif not run_step(step, out / "logs", out / "steps.jsonl"):
+            failed.add(step.name)
+    if failed and not args.dry_run:
+        sys.exit(f"failed: {sorted(failed)} (logs in {out / 'logs'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""benchmarks/sparse_teacher_grid.py: every command it would run parses through the real CLI and
+recipes into the configuration the grid means, and a step whose output exists is not run again."""
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import sparse_teacher_grid as grid  # noqa: E402
+
+from jaxir.cli import build_parser  # noqa: E402
+from jaxir.recipes import RECIPES  # noqa: E402
+
+
+def _cli(step):
+    assert step.argv[:3] == grid.JAXIR
+    return build_parser().parse_known_args(step.argv[3:])
+
+
+def _recipe_config(step):
+    args, extra = _cli(step)
+    recipe = importlib.import_module(f"jaxir.recipes.{RECIPES[args.recipe]}")
+    config, out = recipe.parse_args([*extra, "--data", args.data, "--out", args.out])
+    return args.recipe, config, Path(out)
+
+
+@pytest.mark.parametrize("dataset,steps", [("scifact", 200), ("nfcorpus", 100)])
+def test_every_training_step_parses_to_the_grid_it_means(tmp_path, dataset, steps):
+    out = tmp_path / "grid"
+    plan = {s.name: s for s in grid.plan(tmp_path / dataset, out)}
+    recipe, plain, _ = _recipe_config(plan["plain"])
+    assert recipe == "i3" and not plain.model.implicit_interaction
+    recipe, splade, _ = _recipe_config(plan["splade"])
+    assert recipe == "splade" and splade.model.query_encoder == "mlm" and splade.fit.steps == steps
+    for student in grid.STUDENTS:
+        recipe, cfg, where = _recipe_config(plan[student.name])
+        assert recipe == "sparse" and where == out / student.name
+        assert cfg.fit.steps == steps and cfg.model.query_encoder == "idf"
+        assert cfg.model.flops_mode == student.flops and cfg.model.lexical_prior == student.prior
+        if student.teachers:
+            assert cfg.data.teachers == tuple(
+                {"plain": f"i3:{out}/plain/i3", "splade": f"splade:{out}/splade/splade"}[t]
+                for t in student.teachers)
+            assert tuple(cfg.model.teacher_weights) == (1.0,) * len(student.teachers)
+        else:  # the recipe's default pair and weights, untouched
+            default = importlib.import_module("jaxir.recipes.sparse").config()
+            assert cfg.data.teachers == default.data.teachers
+            assert cfg.model.teacher_weights == default.model.teacher_weights
+        index_args, extra = _cli(plan[f"{student.name}-index"])
+        assert not extra and index_args.checkpoint == str(out / student.name / "sparse")
+        assert (index_args.head_scale == 0.25) == student.prior
+
+
+def test_eval_and_matched_steps_name_what_they_read(tmp_path):
+    plan = {s.name: s for s in grid.plan(tmp_path / "scifact", tmp_path / "g")}
+    for teacher, method in (("plain", "i3"), ("splade", "splade")):
+        (tmp_path / "g" / teacher).mkdir(parents=True)  # made by the teacher's training
+        args, extra = _cli(plan[f"{teacher}-eval"])
+        assert not extra and args.method == method and plan[f"{teacher}-eval"].after == [teacher]
+    matched = plan["matched-no-prior"].argv
+    named = [a.split("=", 1)[1] for a in matched if "=" in a and "/indexes/" in a]
+    assert [Path(n).name for n in named] == [f"{s.name}-w1" for s in grid.STUDENTS if not s.prior]
+
+
+def test_done_steps_are_not_run_again_and_dependants_of_failures_are_skipped(tmp_path):
+    script = Path(grid.__file__)
+    data = tmp_path / "scifact"
+    out = tmp_path / "g"
+    for step in grid.plan(data, out):  # every output there but one student's index
+        if step.name != "ens-idf-index" and not step.name.startswith("matched"):
+            step.done.parent.mkdir(parents=True, exist_ok=True)
+            step.done.write_text("{}")
+    dry = subprocess.run([sys.executable, str(script), "--data", str(data), "--out", str(out),
+                          "--only", "matched-no-prior", "--dry-run"], capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    to_run = [line.split(":")[0] for line in dry.stdout.splitlines() if ": to run:" in line]
+    assert to_run == ["ens-idf-index", "matched-no-prior"]  # nothing done is listed, nothing outside --only
+    bad = subprocess.run([sys.executable, str(script), "--data", str(data), "--only", "nope"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown step" in bad.stderr
