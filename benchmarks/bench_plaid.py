@@ -201,6 +201,10 @@ def engine_argv(engine: str, mode: str, args, index_dir: Path) -> list[str]:
     return [sys.executable, __file__, "--worker", mode, "--kmeans", args.kmeans] + common + mmap
 
 
+class WorkerDied(RuntimeError):
+    """A worker process ended without answering."""
+
+
 class Worker:
     """A child process speaking the one-JSON-line-per-request protocol; stderr goes to `log`."""
 
@@ -217,8 +221,10 @@ class Worker:
             raise TimeoutError(f"worker {self.proc.args[:4]} gave no answer in {timeout:.0f} s")
         line = self.proc.stdout.readline()
         if not line:
-            tail = self.log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"worker {self.proc.args[:4]} died (rc {self.proc.wait()}):\n{tail}")
+            rc = self.proc.wait()
+            lines = self.log.read_text(errors="replace").strip().splitlines() or ["(empty log)"]
+            why = "killed by signal 9, e.g. for memory" if rc == -9 else f"exit status {rc}"
+            raise WorkerDied(f"{why}; log: {lines[-1][:300]}")
         return json.loads(line)
 
     def ask(self, msg: str) -> dict:
@@ -233,12 +239,13 @@ class Worker:
 
 def run_build(engine: str, args, timeout: float | None = None) -> dict:
     """Build `engine`'s index in a fresh process (or reuse the record of an earlier build); a
-    build that gives no answer in `timeout` seconds is stopped and recorded as {"timeout_s"}."""
+    build that gives no answer in `timeout` seconds is stopped and recorded as {"timeout_s"}; a peer
+    build that dies (e.g. killed for memory) as {"failed": its exit status and last log line}."""
     index_dir = args.folder / f"index-{engine}-nb{args.nbits}"
     record = args.folder / f"build-{engine}-nb{args.nbits}.json"
     if args.reuse_builds and record.is_file():
         result = json.loads(record.read_text())
-        if index_dir.is_dir() or "timeout_s" in result:
+        if index_dir.is_dir() or "timeout_s" in result or "failed" in result:
             print(f"reusing the {engine} build recorded earlier ({record.name})", flush=True)
             return {**result, "index_dir": index_dir}
     shutil.rmtree(index_dir, ignore_errors=True)
@@ -251,6 +258,12 @@ def run_build(engine: str, args, timeout: float | None = None) -> dict:
         shutil.rmtree(index_dir, ignore_errors=True)
         result = {"timeout_s": timeout}
         print(f"{engine}: no index after {timeout:.0f} s; stopped", flush=True)
+    except WorkerDied as e:
+        if engine not in PEER_SCRIPTS:  # ours failing is a bug to see, not a figure
+            raise
+        shutil.rmtree(index_dir, ignore_errors=True)
+        result = {"failed": str(e)}
+        print(f"{engine}: build failed: {e}", flush=True)
     record.write_text(json.dumps(result))
     if "build_s" in result:
         print(f"built {engine}: {result['build_s']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB, "
@@ -321,6 +334,9 @@ def run_benchmark(args) -> dict:
     engines = ["jaxir"] + ([] if args.skip_peer else args.peers.split(","))
     args.peer_pythons = {e: ensure_peer_venv(PEERS[e][0], e) for e in engines[1:]}
     builds = {e: run_build(e, args) for e in engines}
+    for e in [e for e in engines if "build_s" not in builds[e]]:
+        print(f"{e}: no index ({builds[e]}); left out of the search", flush=True)
+        engines.remove(e)
     workers = {}
     for e in engines:  # started one after another, so warm-ups never overlap
         workers[e] = Worker(engine_argv(e, "plaid", args, builds[e]["index_dir"]),

@@ -127,7 +127,7 @@ def measure(name: str, folder: Path, cli, results: dict) -> None:
     index = PlaidIndex.load(folder / "index-jaxir-nb2", verify=False)  # what the codec made of it
     entry["index_shape"] = code_stats(np.split(np.asarray(index.codes), np.cumsum(index.doclens)[:-1]),
                                       len(index.codec.centroids))
-    searchable = [e for e in engines if "timeout_s" not in entry["builds"][e]]
+    searchable = [e for e in engines if "build_s" in entry["builds"][e]]
     entry["search"] = search_all(searchable, args, cli)
     results[name] = entry
     print(json.dumps({name: entry["search"]}, indent=1), flush=True)
@@ -200,6 +200,12 @@ def plot(results: dict) -> list[Path]:
     return [latency, memory]
 
 
+def build_cell(b: dict) -> str:
+    if "build_s" in b:
+        return f"{b['build_s']:.0f}"
+    return f"> {b['timeout_s']:.0f} (stopped)" if "timeout_s" in b else f"failed ({b['failed']})"
+
+
 def print_table(results: dict) -> None:
     cols = ("corpus", "tokens", "engine", "build s", "build RSS MB", "B/token", "k", "median ms",
             "p99 ms", "recall@10", "search RSS MB", "q/s 1t", "q/s 2t")
@@ -210,7 +216,7 @@ def print_table(results: dict) -> None:
             for k in KS:
                 s = r["search"].get(e, {}).get(f"k{k}")
                 cells = [name, f"{r['tokens']:,}", e,
-                         f"{b['build_s']:.0f}" if "build_s" in b else f"> {b['timeout_s']} (stopped)",
+                         build_cell(b),
                          f"{b.get('peak_rss_mb', 0):,.0f}",
                          f"{b['disk_bytes'] / r['tokens']:.1f}" if "disk_bytes" in b else "-", str(k)]
                 if s:
