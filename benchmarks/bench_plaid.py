@@ -4,8 +4,8 @@
    128-d projection) and cache them: doc_tokens.npy [T, D] float32, doclens.npy [N] int32,
    queries.npy [Q, Lq, D] float32, ids.json, meta.json. Both engines index exactly these vectors,
    so the comparison is of the engines, not the encoders.
-2. Build each index in its own fresh process (build seconds, peak RSS, bytes on disk): ours with
-   `jaxir.index.plaid` (codec from `jaxir.retrievers.colbert_build.fit_codec`, JAX k-means; or
+2. Build each index in its own fresh process (build seconds, peak RSS, bytes on disk; the processes
+   and their protocol: `plaid_workers.py`): ours with `jaxir.index.plaid` (`plaid_engine_jaxir.py`; codec from `jaxir.retrievers.colbert_build.fit_codec`, JAX k-means; or
    `--kmeans numpy`), PyLate 1.6's vendored Stanford backend (`use_fast=False`) in its own virtual
    environment `.benchvenv-pylate/` (created on first use, CPU torch from the local wheel).
 3. Search: one long-lived process per engine; timed rounds alternate between the engines (order
@@ -32,255 +32,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import select
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from peer_venv import PEER_VENV, PEERS, ensure_peer_venv
+from peer_venv import PEERS, ensure_peer_venv
 from plaid_embeddings import ensure_cache
-from proc_stats import folder_bytes, peak_rss_mb, reply, serve_searches
+from plaid_workers import (FASTPLAID_FULL, FASTPLAID_PROBE, PEER_SCRIPTS, Worker, child_env, engine_argv,
+                           run_build, search_threads, time_rounds)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "beir" / "scifact"
-PEER_SCRIPTS = {"pylate": Path(__file__).resolve().with_name("plaid_peer_pylate.py"),
-                "fast-plaid": Path(__file__).resolve().with_name("plaid_peer_fastplaid.py")}
-FASTPLAID_PROBE, FASTPLAID_FULL = 8, 4096  # fast-plaid's search defaults (n_ivf_probe, n_full_scores)
-THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def search_threads(n: int) -> dict:
-    """The BLAS/OpenMP thread settings of a search process (torch threads are set apart)."""
-    return dict.fromkeys(THREAD_VARS, str(n))
-
-
-
-
-
-
-
-
-# ---- 2/3. our worker processes (`--worker build|plaid|exact`) ----------------------------------
-def load_docs(cache: Path):
-    """(token vectors [T, D] memory-mapped, doclens [N]): a build reads what it needs."""
-    return np.load(cache / "doc_tokens.npy", mmap_mode="r"), np.load(cache / "doclens.npy")
-
-
-class TokenFile:
-    """Rows of doc_tokens.npy by plain file reads, not a memory map: a build's peak RSS then
-    counts what the build holds, not the page cache of the corpus it streams through."""
-
-    def __init__(self, path: Path):
-        self.file = open(path, "rb", buffering=0)
-        version = np.lib.format.read_magic(self.file)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(
-            version, np.lib.format.read_array_header_2_0)
-        self.shape, _, self.dtype = read_header(self.file)
-        self.start = self.file.tell()
-        self.row_bytes = self.shape[1] * self.dtype.itemsize
-
-    def rows(self, lo: int, hi: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Token rows [lo, hi) as a [hi - lo, D] array (into `out` when given)."""
-        out = np.empty((hi - lo, self.shape[1]), self.dtype) if out is None else out
-        view, done = memoryview(out).cast("B"), 0
-        self.file.seek(self.start + lo * self.row_bytes)
-        while done < len(view):
-            done += self.file.readinto(view[done:])
-        return out
-
-
-def fit_our_codec(tokens: TokenFile, doclens, offsets, args):
-    """Codec from a seeded doc sample, as `build_colbert_index` does (pass 1)."""
-    from jaxir.index.codec import fit_codec_numpy
-    from jaxir.index.plaid import num_sample_docs
-
-    # Same draw as jaxir.retrievers.colbert_build.sample_doc_indices (seed 0).
-    rng = np.random.default_rng(0)
-    picks = np.sort(rng.choice(len(doclens), num_sample_docs(len(doclens)), replace=False))
-    sample = np.empty((int(doclens[picks].sum()), tokens.shape[1]), np.float32)
-    at = 0
-    for i in picks:  # one buffer, filled document by document
-        tokens.rows(offsets[i], offsets[i + 1], out=sample[at:at + doclens[i]])
-        at += doclens[i]
-    est = int(len(doclens) * len(sample) / len(picks))
-    if args.kmeans == "numpy":
-        k = 2 ** int(np.floor(np.log2(16 * np.sqrt(est))))
-        return fit_codec_numpy(sample, k, args.nbits)
-    from jaxir.retrievers.colbert_build import fit_codec
-
-    return fit_codec(sample, n_embeddings_est=est, nbits=args.nbits, consume=True)
-
-
-def worker_build(args) -> None:
-    from jaxir.index.plaid import PlaidIndexBuilder
-
-    tokens, doclens = TokenFile(args.cache / "doc_tokens.npy"), np.load(args.cache / "doclens.npy")
-    offsets = np.concatenate([[0], np.cumsum(doclens, dtype=np.int64)])
-    rss_loaded = peak_rss_mb()
-    start = time.perf_counter()
-    builder = PlaidIndexBuilder(fit_our_codec(tokens, doclens, offsets, args))
-    for lo in range(0, len(doclens), 1024):
-        hi = min(lo + 1024, len(doclens))
-        batch = tokens.rows(offsets[lo], offsets[hi])
-        builder.add(np.split(batch, offsets[lo + 1:hi] - offsets[lo]), [str(i) for i in range(lo, hi)])
-    index = builder.finish()
-    fingerprint = json.loads((args.cache / "meta.json").read_text())["fingerprint"]
-    index.save(args.index_dir, model_fingerprint=fingerprint)
-    reply({"build_s": time.perf_counter() - start, "rss_after_load_mb": rss_loaded,
-           "peak_rss_mb": peak_rss_mb(), "num_docs": index.num_docs,
-           "num_tokens": index.num_tokens, "num_centroids": len(index.codec.centroids),
-           "disk_bytes": folder_bytes(args.index_dir)})
-
-
-def worker_serve(args) -> None:
-    """Answer stdin "search" lines with one timed pass over the queries (JSON line each); ours
-    also answers "profile" (PlaidStats of the timed passes so far) and "batch N" (one
-    `search_batch` over all queries on N threads, timed)."""
-    from jaxir.index import exact
-
-    queries = np.load(args.cache / "queries.npy")[: args.query_limit]
-    handlers = {}
-    if args.worker == "exact":
-        tokens, doclens = load_docs(args.cache)
-        every = np.arange(len(doclens))
-        search = lambda q: exact.top_k(exact.maxsim_scores(q, tokens, doclens), every, args.k)
-    else:
-        from jaxir.index.plaid import PlaidIndex, PlaidStats
-
-        index = PlaidIndex.load(args.index_dir, mmap=args.mmap)
-        knobs = {"ncells": args.ncells, "centroid_score_threshold": args.threshold,
-                 "ndocs": args.ndocs}
-        stats = PlaidStats()
-        search = lambda q: index.search(q, args.k, stats=stats, **knobs)
-
-        def batch(threads: str) -> dict:
-            start = time.perf_counter()
-            index.search_batch(queries, args.k, threads=int(threads), **knobs)
-            return {"threads": int(threads), "seconds": time.perf_counter() - start,
-                    "queries": len(queries)}
-
-        handlers = {"batch": batch, "profile": lambda _: {
-            "ms_per_query": stats.milliseconds_per_query(), "queries": stats.queries,
-            "candidates": stats.candidates / max(stats.queries, 1),
-            "decompressed_docs": stats.decompressed_docs / max(stats.queries, 1)}}
-    for q in queries[: args.warmup]:
-        search(q)
-    if args.worker != "exact":
-        stats.__init__()  # the profile covers timed passes only
-    reply({"ready": True, "rss_mb": peak_rss_mb()})
-    serve_searches(queries, lambda q: search(q)[::-1], handlers=handlers)
-
-
-# ---- orchestration ------------------------------------------------------------------------------
-def child_env(search: bool, threads: int = 1) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["TORCH_EXTENSIONS_DIR"] = str(PEER_VENV / "torch_extensions")
-    return {**env, **search_threads(threads)} if search else env
-
-
-def engine_argv(engine: str, mode: str, args, index_dir: Path) -> list[str]:
-    common = ["--cache", str(args.folder), "--index-dir", str(index_dir),
-              "--nbits", str(args.nbits), "--k", str(args.k), "--ncells", str(args.ncells),
-              "--threshold", str(args.threshold), "--ndocs", str(args.ndocs),
-              "--warmup", str(args.warmup)]
-    if getattr(args, "query_limit", None):
-        common += ["--query-limit", str(args.query_limit)]
-    if engine in PEER_SCRIPTS:
-        peer_mode = "build" if mode == "build" else "serve"
-        threads = [] if mode == "build" else ["--threads", str(args.search_threads)]
-        if engine == "fast-plaid":  # its own knobs (it has no threshold); its defaults unless set
-            common = common + ["--ncells", str(getattr(args, "fastplaid_probe", FASTPLAID_PROBE)),
-                               "--ndocs", str(getattr(args, "fastplaid_full", FASTPLAID_FULL))]
-        return [str(args.peer_pythons[engine]), str(PEER_SCRIPTS[engine]), peer_mode] + common + threads
-    mmap = ["--mmap"] if getattr(args, "mmap", False) else []
-    return [sys.executable, __file__, "--worker", mode, "--kmeans", args.kmeans] + common + mmap
-
-
-class WorkerDied(RuntimeError):
-    """A worker process ended without answering."""
-
-
-class Worker:
-    """A child process speaking the one-JSON-line-per-request protocol; stderr goes to `log`."""
-
-    def __init__(self, argv: list[str], env: dict, log: Path):
-        self.log = log
-        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=log.open("ab"), text=True, cwd=ROOT)
-
-    def read(self, timeout: float | None = None) -> dict:
-        """The child's next JSON line; TimeoutError (the child killed) after `timeout` seconds."""
-        if timeout is not None and not select.select([self.proc.stdout], [], [], timeout)[0]:
-            self.proc.kill()
-            self.proc.wait()
-            raise TimeoutError(f"worker {self.proc.args[:4]} gave no answer in {timeout:.0f} s")
-        line = self.proc.stdout.readline()
-        if not line:
-            rc = self.proc.wait()
-            lines = self.log.read_text(errors="replace").strip().splitlines() or ["(empty log)"]
-            why = "killed by signal 9, e.g. for memory" if rc == -9 else f"exit status {rc}"
-            raise WorkerDied(f"{why}; log: {lines[-1][:300]}")
-        return json.loads(line)
-
-    def ask(self, msg: str) -> dict:
-        self.proc.stdin.write(msg + "\n")
-        self.proc.stdin.flush()
-        return self.read()
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait()
-
-
-def run_build(engine: str, args, timeout: float | None = None) -> dict:
-    """Build `engine`'s index in a fresh process (or reuse the record of an earlier build); a
-    build that gives no answer in `timeout` seconds is stopped and recorded as {"timeout_s"}; a peer
-    build that dies (e.g. killed for memory) as {"failed": its exit status and last log line}."""
-    index_dir = args.folder / f"index-{engine}-nb{args.nbits}"
-    record = args.folder / f"build-{engine}-nb{args.nbits}.json"
-    if args.reuse_builds and record.is_file():
-        result = json.loads(record.read_text())
-        if index_dir.is_dir() or "timeout_s" in result or "failed" in result:
-            print(f"reusing the {engine} build recorded earlier ({record.name})", flush=True)
-            return {**result, "index_dir": index_dir}
-    shutil.rmtree(index_dir, ignore_errors=True)
-    worker = Worker(engine_argv(engine, "build", args, index_dir), child_env(False),
-                    args.folder / f"{engine}.log")
-    try:
-        result = worker.read(timeout)
-        worker.close()
-    except TimeoutError:
-        shutil.rmtree(index_dir, ignore_errors=True)
-        result = {"timeout_s": timeout}
-        print(f"{engine}: no index after {timeout:.0f} s; stopped", flush=True)
-    except WorkerDied as e:
-        if engine not in PEER_SCRIPTS:  # ours failing is a bug to see, not a figure
-            raise
-        shutil.rmtree(index_dir, ignore_errors=True)
-        result = {"failed": str(e)}
-        print(f"{engine}: build failed: {e}", flush=True)
-    record.write_text(json.dumps(result))
-    if "build_s" in result:
-        print(f"built {engine}: {result['build_s']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB, "
-              f"{result['disk_bytes'] / result['num_tokens']:.1f} B/token", flush=True)
-    return {**result, "index_dir": index_dir}
-
-
-def time_rounds(workers: dict, rounds: int) -> dict:
-    """Alternate timed passes between engines (rotating order); latencies pooled over rounds."""
-    names, out = list(workers), {n: {"latency_s": []} for n in workers}
-    for r in range(rounds):
-        for n in names[r % len(names):] + names[: r % len(names)]:
-            res = workers[n].ask("search")
-            out[n]["latency_s"] += res["latency_s"]
-            out[n].setdefault("rows", res["rows"])
-            out[n].setdefault("scores", res["scores"])
-    return out
 
 
 # ---- report -------------------------------------------------------------------------------------
@@ -339,7 +101,7 @@ def run_benchmark(args) -> dict:
         engines.remove(e)
     workers = {}
     for e in engines:  # started one after another, so warm-ups never overlap
-        workers[e] = Worker(engine_argv(e, "plaid", args, builds[e]["index_dir"]),
+        workers[e] = Worker(engine_argv(e, "serve", args, builds[e]["index_dir"]),
                             child_env(True, args.search_threads), args.folder / f"{e}.log")
         builds[e]["search_rss_mb"] = workers[e].read()["rss_mb"]
     results = time_rounds(workers, args.rounds)
@@ -387,13 +149,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="encoder batch")
     parser.add_argument("--random", action="store_true", help="random unit vectors, no encoder")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--worker", choices=("build", "plaid", "exact"), help=argparse.SUPPRESS)
-    parser.add_argument("--index-dir", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--mmap", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--query-limit", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        return worker_build(args) if args.worker == "build" else worker_serve(args)
     results = run_benchmark(args)
     print_table(results)
     print(f"search threads: {search_threads(args.search_threads)} (+ torch.set_num_threads("

@@ -27,10 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-import bench_plaid as bp
+import plaid_workers as pw
+from bench_plaid import DEFAULT_DATA
 from jaxir.index.plaid import PlaidIndex, PlaidParams
 from peer_venv import ensure_peer_venv
 from plaid_embeddings import ensure_cache
+from plaid_engine_jaxir import load_docs
 from synthetic_corpus import SyntheticCorpus, code_stats, measure_shape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +41,7 @@ KS = (10, 100)
 
 
 def corpus_args(folder: Path, cli, **extra) -> argparse.Namespace:
-    """The namespace `bench_plaid`'s build/serve helpers read, for one corpus folder."""
+    """The namespace `plaid_workers` reads (builds, servers), for one corpus folder."""
     return argparse.Namespace(folder=folder, nbits=2, k=10, ncells=1, threshold=0.5, ndocs=256,
                               warmup=10, kmeans="jax", reuse_builds=not cli.redo, mmap=True,
                               search_threads=1, query_limit=None,
@@ -55,7 +57,7 @@ def with_k(args: argparse.Namespace, k: int) -> argparse.Namespace:
 
 def scifact_shape(folder: Path):
     """SciFact's shape from its cached vectors and our index built on them."""
-    tokens, doclens = bp.load_docs(folder)
+    tokens, doclens = load_docs(folder)
     index = PlaidIndex.load(folder / "index-jaxir-nb2", verify=False)
     return measure_shape(tokens, doclens, np.asarray(index.codes), len(index.codec.centroids))
 
@@ -74,8 +76,8 @@ def search_all(engines: list[str], args, cli) -> dict:
     """Per k: timed rounds (both engines), our throughput and profile, and recall vs exact."""
     out = {}
     exact_args = argparse.Namespace(**{**vars(args), "query_limit": cli.sample_queries})
-    exact = bp.Worker(bp.engine_argv("jaxir", "exact", exact_args, args.folder),
-                      bp.child_env(True, 2), args.folder / "exact.log")
+    exact = pw.Worker(pw.engine_argv("jaxir", "exact", exact_args, args.folder),
+                      pw.child_env(True, 2), args.folder / "exact.log")
     exact.read()
     exact_rows = exact.ask("search")["rows"]
     exact.close()
@@ -84,10 +86,10 @@ def search_all(engines: list[str], args, cli) -> dict:
         workers = {}
         for e in engines:  # started one after another, so warm-ups never overlap
             index_dir = args.folder / f"index-{e}-nb2"
-            workers[e] = bp.Worker(bp.engine_argv(e, "plaid", kargs, index_dir), bp.child_env(True),
+            workers[e] = pw.Worker(pw.engine_argv(e, "serve", kargs, index_dir), pw.child_env(True),
                                    args.folder / f"{e}.log")
             workers[e].read()
-        timed = bp.time_rounds(workers, cli.rounds)
+        timed = pw.time_rounds(workers, cli.rounds)
         rss = {e: w.ask("rss") for e, w in workers.items()}  # after every timed query
         ours = workers["jaxir"]
         profile = ours.ask("profile")
@@ -122,7 +124,7 @@ def measure(name: str, folder: Path, cli, results: dict) -> None:
              "shape": meta.get("synthetic", meta.get("shape")), "builds": {}}
     for e in engines:
         timeout = cli.peer_timeout if e == "pylate" else None
-        entry["builds"][e] = {k: v for k, v in bp.run_build(e, args, timeout).items()
+        entry["builds"][e] = {k: v for k, v in pw.run_build(e, args, timeout).items()
                               if k != "index_dir"}
     index = PlaidIndex.load(folder / "index-jaxir-nb2", verify=False)  # what the codec made of it
     entry["index_shape"] = code_stats(np.split(np.asarray(index.codes), np.cumsum(index.doclens)[:-1]),
@@ -229,7 +231,7 @@ def print_table(results: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=bp.DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--sizes", default="1000000,4000000,16000000",
                         help="synthetic corpus sizes in token vectors, comma-separated ('' for none)")
     parser.add_argument("--peer-timeout", type=float, default=1800.0)
@@ -252,7 +254,7 @@ def main() -> None:
         measure("scifact", real, cli, results)
         record.write_text(json.dumps(results, indent=1))
     if not (real / "index-jaxir-nb2").is_dir():  # the shape needs our index on the real vectors
-        bp.run_build("jaxir", corpus_args(real, cli))
+        pw.run_build("jaxir", corpus_args(real, cli))
     shape = scifact_shape(real)
     for size in [int(s) for s in cli.sizes.split(",") if s]:
         folder = make_synthetic(cli.out, size, shape, real)

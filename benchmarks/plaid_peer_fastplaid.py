@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 import proc_stats
-from proc_stats import folder_bytes, peak_rss_mb, peer_arguments, serve_searches
+from proc_stats import engine_arguments, folder_bytes, peak_rss_mb, serve_searches
 
 _PROTOCOL = sys.stdout
 sys.stdout = sys.stderr  # library output stays off the protocol stream
@@ -63,7 +63,7 @@ def serve(args) -> None:
 
 
 def main() -> None:
-    args = peer_arguments(__doc__.split("\n")[0], knobs={"ncells": (8, "n_ivf_probe"), "threshold": (0.0, "(unused: fast-plaid has none)"), "ndocs": (4096, "n_full_scores")})
+    args = engine_arguments(__doc__.split("\n")[0], knobs={"ncells": (8, "n_ivf_probe"), "threshold": (0.0, "(unused: fast-plaid has none)"), "ndocs": (4096, "n_full_scores")})
     build(args) if args.mode == "build" else serve(args)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import proc_stats
-from proc_stats import folder_bytes, peak_rss_mb, peer_arguments, serve_searches
+from proc_stats import engine_arguments, folder_bytes, peak_rss_mb, serve_searches
 
 INDEX_NAME = "pylate"
 _PROTOCOL = sys.stdout
@@ -98,7 +98,7 @@ def serve(args) -> None:
 
 
 def main() -> None:
-    args = peer_arguments(__doc__.split("\n")[0], knobs={"ncells": (None, "cells per query token"), "threshold": (None, "centroid score threshold"), "ndocs": (None, "documents after stage 1")})
+    args = engine_arguments(__doc__.split("\n")[0], knobs={"ncells": (None, "cells per query token"), "threshold": (None, "centroid score threshold"), "ndocs": (None, "documents after stage 1")})
     build(args) if args.mode == "build" else serve(args)
 
 

@@ -66,12 +66,13 @@ def serve_searches(queries, search, stream=None, handlers=None) -> None:
         reply({"latency_s": latencies, "rows": rows, "scores": scores}, stream)
 
 
-def peer_arguments(description: str, *, knobs: dict) -> argparse.Namespace:
-    """The command line every peer script takes (`build|serve`, the cache and index folders, the
-    benchmark's knobs); `knobs` = {"ncells": (default, help), "threshold": ..., "ndocs": ...},
-    a None default making the option required."""
+def engine_arguments(description: str, *, knobs: dict, modes=("build", "serve"),
+                     add=None) -> argparse.Namespace:
+    """The command line every engine's child script takes (a mode, the cache and index folders,
+    the benchmark's knobs); `knobs` = {"ncells": (default, help), "threshold": ..., "ndocs": ...},
+    a None default making the option required; `add(parser)` adds an engine's own options."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("mode", choices=("build", "serve"))
+    parser.add_argument("mode", choices=modes)
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--index-dir", type=Path, required=True)
     parser.add_argument("--nbits", type=int, default=2)
@@ -84,4 +85,6 @@ def peer_arguments(description: str, *, knobs: dict) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--query-limit", type=int, default=None, help="time the first N queries only")
+    if add is not None:
+        add(parser)
     return parser.parse_args()

@@ -1,4 +1,4 @@
-"""The benchmark's child-process plumbing (`benchmarks/bench_plaid.py`): a peer build that dies (a
+"""The benchmarks' child-process plumbing (`benchmarks/plaid_workers.py`): a peer build that dies (a
 peer killed for memory at 16M token vectors) or hangs is a recorded outcome, not a crash that
 loses the rest of a multi-hour run; ours dying stays an error."""
 import argparse
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_plaid as bp  # noqa: E402
+import plaid_workers as bp  # noqa: E402
 
 
 def _args(tmp_path, python_code: str) -> argparse.Namespace:
