@@ -10,6 +10,7 @@ from pathlib import Path
 
 from jaxir import cli_args as check
 from jaxir.config_cli import true_false
+from jaxir.retrievers.built_from import INDEX_CACHE
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the backbone is local; never reach for a hub
 
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--k", type=check.positive_int, default=100, help="hits kept per query")
     p.add_argument("--index", help="the method's existing or new index folder (default: a cache folder)")
-    p.add_argument("--cache", default="runs/indexes")
+    p.add_argument("--cache", default=INDEX_CACHE)
     p.add_argument("--run", type=check.output_file, help="also write the TREC run here")
     p.add_argument("--output-json", dest="output_json", type=check.output_file)
     p.add_argument("--allow-corpus-mismatch", dest="allow_corpus_mismatch", action="store_true",
@@ -260,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train")
     p.add_argument("--out", required=True, type=check.output_file)
     p.add_argument("--index")
-    p.add_argument("--cache", default="runs/indexes")
+    p.add_argument("--cache", default=INDEX_CACHE)
     p.set_defaults(fn=cmd_mine)
 
     p = sub.add_parser("teacher", help="score mined train candidates with a trained reranker")
@@ -279,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout", type=check.positive_int, default=50, help="held-out train queries")
     p.add_argument("--depth", type=check.positive_int, default=100, help="BM25 candidates reranked per query")
     p.add_argument("--seed", type=check.nonnegative_int, default=0)
-    p.add_argument("--cache", default="runs/indexes", help="where the BM25 index is built or reused")
+    p.add_argument("--cache", default=INDEX_CACHE, help="where the BM25 index is built or reused")
     p.set_defaults(fn=cmd_tune_alpha)
 
     p = sub.add_parser("idf", help="IDF table (OpenSearch-style idf.json) of a BEIR corpus")

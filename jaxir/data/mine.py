@@ -17,6 +17,7 @@ from pathlib import Path
 
 from jaxir.errors import DataError
 from jaxir.fs import atomic_output
+from jaxir.retrievers.built_from import INDEX_CACHE
 
 
 def positives_of(qrels: dict[str, int], corpus=None) -> list[str]:
@@ -28,7 +29,7 @@ def positives_of(qrels: dict[str, int], corpus=None) -> list[str]:
 
 def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100, *,
                         out: str | Path, index_dir: str | Path | None = None,
-                        cache: str | Path = "runs/indexes", query_batch: int = 1024,
+                        cache: str | Path = INDEX_CACHE, query_batch: int = 1024,
                         **retriever_options) -> dict:
     """Mine ``depth`` non-positive candidates per query of ``dataset`` (a BeirDataset split).
 
@@ -118,7 +119,7 @@ def main_mine(args, options: dict | None = None) -> dict:
     dataset = load_beir(args.data, split=getattr(args, "split", None) or "train")
     summary = mine_hard_negatives(dataset, args.retriever, args.depth, out=args.out,
                                   index_dir=getattr(args, "index", None),
-                                  cache=getattr(args, "cache", None) or "runs/indexes",
+                                  cache=getattr(args, "cache", None) or INDEX_CACHE,
                                   **(options or {}))
     print(f"mined {summary['queries']} {dataset.split} queries of {dataset.name} with "
           f"{args.retriever} (depth {args.depth}) in {summary['search_s']:.1f}s -> {args.out}")

@@ -60,6 +60,7 @@ from jaxir.methods.sparse import SparseConfig, SparseModel
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
 from jaxir.recipes.sparse_teachers import DEFAULT_TEACHERS, dense_corpus, mine_candidates, teacher_scores
+from jaxir.retrievers.built_from import INDEX_CACHE
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
 
@@ -76,7 +77,7 @@ class SparseData:
     # i3:runs/plain-scifact/i3, splade:runs/splade-scifact/splade), weighed by model.teacher_weights.
     teachers: tuple[str, ...] = DEFAULT_TEACHERS
     # Where teacher (and mining) indexes are built once and reused, keyed by corpus and model.
-    index_cache: str = "runs/indexes"
+    index_cache: str = INDEX_CACHE
     # Hard negatives per query (candidates = the positive + these), from the top `mine_depth`.
     n_negatives: int = bounded(3, ge=1)
     # BM25 and dense top-k interleaved for the negatives (judged docs skipped).

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxir.retrievers.built_from import INDEX_CACHE
+
 # The teachers of the paper's recipe as the CPU recipes first ran it: MiniLM dense + BM25.
 DEFAULT_TEACHERS = ("dense", "bm25")
 
@@ -47,7 +49,7 @@ def parse_teacher(spec: str) -> tuple[str, dict]:
     return name, ({"checkpoint": checkpoint} if checkpoint else {})
 
 
-def corpus_scores(spec: str, data, queries: list[str], cache: str | Path = "runs/indexes") -> np.ndarray:
+def corpus_scores(spec: str, data, queries: list[str], cache: str | Path = INDEX_CACHE) -> np.ndarray:
     """[Q, N] scores of `queries` against every document of `data` (in data.doc_ids order) by the
     teacher `spec`, searched through its registry index (built once, then reused from `cache`)."""
     from jaxir.retrievers.built_from import index_for
@@ -63,13 +65,13 @@ def corpus_scores(spec: str, data, queries: list[str], cache: str | Path = "runs
     return out
 
 
-def teacher_scores(specs, data, queries: list[str], cache: str | Path = "runs/indexes") -> TeacherScores:
+def teacher_scores(specs, data, queries: list[str], cache: str | Path = INDEX_CACHE) -> TeacherScores:
     """The recipe's teachers (`SparseData.teachers`) over the corpus, one [Q, N] matrix each."""
     return TeacherScores(queries, data.doc_ids, [corpus_scores(s, data, queries, cache) for s in specs],
                          names=specs)
 
 
-def dense_corpus(data, dense, index_dir: str | None, cache: str | Path = "runs/indexes"):
+def dense_corpus(data, dense, index_dir: str | None, cache: str | Path = INDEX_CACHE):
     """FlatIndex of the dense MiniLM's corpus vectors: loaded from `index_dir` (a `jaxir index
     --method dense` folder of this corpus, model fingerprint checked) or from the index cache,
     where the "dense" teacher finds the same index (built once: 285 s for SciFact on CPU)."""

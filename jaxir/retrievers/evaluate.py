@@ -9,7 +9,7 @@ from jaxir.eval.beir import load_beir
 from jaxir.eval.metrics import evaluate
 from jaxir.eval.runs import write_trec
 from jaxir.fs import write_text
-from jaxir.retrievers.built_from import index_for
+from jaxir.retrievers.built_from import INDEX_CACHE, index_for
 from jaxir.retrievers.registry import get_retriever, is_reranker
 
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map")
@@ -39,7 +39,7 @@ def _search_dataset(retriever, dataset, *, k, index_dir, cache, given, allow_cor
 
 
 def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 100,
-                index_dir: Path | None = None, cache: Path = Path("runs/indexes"),
+                index_dir: Path | None = None, cache: Path = Path(INDEX_CACHE),
                 run_path: Path | None = None, output_json: Path | None = None,
                 metrics=DEFAULT_METRICS, rerank: str = "bm25", depth: int = 100,
                 first_stage_index: Path | None = None, progress: bool = True,
