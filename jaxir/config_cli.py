@@ -7,8 +7,9 @@ the comment lines right above the field (the flax-examples style: one comment ab
 field), so a setting is documented once. Unset options stay None and leave the config as it was
 (`apply_overrides`).
 
-Types: int, float, str, bool (true|false), `X | None` (as X), tuple[float, ...] ("1,0.5"),
-tuple[str, ...] ("dense,bm25") and tuple[tuple[str, float], ...] ("head=50,bert=0"; "" for none).
+Types: int, float, str, `X | None` (as X), and the value types of `jaxir.config_values`: bool
+(true|false), tuple[float, ...] ("1,0.5"), tuple[str, ...] ("dense,bm25") and
+tuple[tuple[str, float], ...] ("head=50,bert=0"; "" for none).
 
 A recipe parses its whole config in one call::
 
@@ -35,46 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jaxir.config_bounds import Spelled, check_bounds, in_bounds, offset_type  # noqa: F401 (Spelled re-exported)
-
-BOOL_WORDS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
-
-
-def true_false(text: str) -> bool:
-    """'true'/'false' (also 1/0, yes/no) -> bool; anything else is a usage error."""
-    if text.lower() not in BOOL_WORDS:
-        raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-    return BOOL_WORDS[text.lower()]
-
-
-def float_tuple(text: str) -> tuple[float, ...]:
-    """'1,0.5' -> (1.0, 0.5); a usage error for anything else."""
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def str_tuple(text: str) -> tuple[str, ...]:
-    """'dense,bm25' -> ("dense", "bm25"); empty items are a usage error."""
-    items = tuple(x.strip() for x in text.split(","))
-    if not all(items):
-        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
-    return items
-
-
-def name_floats(text: str) -> tuple[tuple[str, float], ...]:
-    """'head=50,bert=0' -> (("head", 50.0), ("bert", 0.0)); '' -> (); a usage error otherwise."""
-    out = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, eq, value = part.partition("=")
-        try:
-            if not (eq and name.strip()):
-                raise ValueError
-            out.append((name.strip(), float(value)))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected name=number[,name=number..], got {text!r}") from None
-    return tuple(out)
-
+from jaxir.config_values import float_tuple, name_floats, str_tuple, true_false
 
 @dataclasses.dataclass(frozen=True)
 class Derived:
