@@ -1,22 +1,27 @@
-"""Search at scale: jaxir's PLAID beside PyLate's, from SciFact (0.97M token vectors) to 16M.
+"""Search at scale: jaxir's PLAID beside the peers', from SciFact (0.97M token vectors) to 16M.
 
     python benchmarks/bench_search_scale.py --sizes 1000000,4000000,16000000
-        [--data ../shared/data/beir/scifact] [--peer-timeout 1800] [--sample-queries 50]
-        [--rounds 3] [--out runs/bench_scale] [--skip-peer] [--redo]
+        [--data ../shared/data/beir/scifact] [--peers pylate[,fast-plaid]] [--peer-timeout 1800]
+        [--sample-queries 50] [--rounds 3] [--out runs/bench_scale] [--skip-peer] [--redo] [--rebuild]
 
 Corpora: SciFact's real vectors (the `bench_plaid.py` cache: MiniLM + seeded 128-d projection,
 its test queries), then one SciFact-shaped synthetic corpus per --sizes entry
 (`synthetic_corpus.py`: SciFact's per-document code sequences and its tokens, resampled by
-centroid code and jittered; SciFact's real queries). dim 128, nbits 2, both engines index the same vectors.
+centroid code and jittered; SciFact's real queries). dim 128, nbits 2, every engine indexes the same
+vectors.
 
-Per corpus and engine, each in a fresh process (`bench_plaid.py`'s workers):
-- build: seconds, peak RSS, bytes on disk (the peer's build is killed after --peer-timeout);
-- search at k 10 and k 100 with PLAID's defaults for k, single queries on one thread, timed
-  rounds alternating between engines: median and p99 latency; search RSS (ours memory-mapped);
+Per corpus and engine, each in a fresh process (`plaid_workers.py`):
+- build: seconds, peak RSS, bytes on disk (a peer's build is stopped after --peer-timeout, and one
+  that dies, e.g. for memory, is recorded as failed);
+- search at k 10 and k 100 with PLAID's defaults for k (fast-plaid, which has no threshold: its
+  cells per token = PLAID's ncells, its exactly scored documents = PLAID's ndocs), single queries
+  on one thread, timed rounds alternating between engines: median and p99 latency; search RSS
+  (ours memory-mapped);
 - ours: queries/s of `search_batch` on 1 and on 2 threads, and the per-stage profile;
 - top-10 recall against exhaustive float32 MaxSim on the first --sample-queries queries.
-Every measured corpus is kept in OUT/results.json (reused unless --redo), so sizes can be run one
-invocation at a time. Plots: benchmarks/plots/search_scale_{latency,memory}.png.
+Every measured corpus is kept in OUT/results.json (reused unless --redo, which searches again with
+the builds kept, or --rebuild, which also builds again), so sizes can be run one invocation at a
+time; `--redo --peers pylate,fast-plaid` adds a peer to measured corpora. Plots: benchmarks/plots/search_scale_{latency,memory}.png.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ import numpy as np
 import plaid_workers as pw
 from bench_plaid import DEFAULT_DATA
 from jaxir.index.plaid import PlaidIndex, PlaidParams
-from peer_venv import ensure_peer_venv
+from peer_venv import PEERS, ensure_peer_venv
 from plaid_embeddings import ensure_cache
 from plaid_engine_jaxir import load_docs
 from synthetic_corpus import SyntheticCorpus, code_stats, measure_shape
@@ -42,16 +47,17 @@ KS = (10, 100)
 def corpus_args(folder: Path, cli, **extra) -> argparse.Namespace:
     """The namespace `plaid_workers` reads (builds, servers), for one corpus folder."""
     return argparse.Namespace(folder=folder, nbits=2, k=10, ncells=1, threshold=0.5, ndocs=256,
-                              warmup=10, kmeans="jax", reuse_builds=not cli.redo, mmap=True,
+                              warmup=10, kmeans="jax", reuse_builds=not cli.rebuild, mmap=True,
                               search_threads=1, query_limit=None,
                               peer_pythons=getattr(cli, "peer_pythons", {}), **extra)
 
 
 def with_k(args: argparse.Namespace, k: int) -> argparse.Namespace:
-    """`args` with PLAID's default knobs for k (the peer gets the same ones)."""
+    """`args` with PLAID's default knobs for k (PyLate gets the same ones; fast-plaid its two)."""
     p = PlaidParams.for_k(k)
     return argparse.Namespace(**{**vars(args), "k": k, "ncells": p.ncells,
-                                 "threshold": p.centroid_score_threshold, "ndocs": p.ndocs})
+                                 "threshold": p.centroid_score_threshold, "ndocs": p.ndocs,
+                                 "fastplaid_probe": p.ncells, "fastplaid_full": p.ndocs})
 
 
 def scifact_shape(folder: Path):
@@ -112,17 +118,17 @@ def search_all(engines: list[str], args, cli) -> dict:
 
 
 def measure(name: str, folder: Path, cli, results: dict) -> None:
-    if name in results and not cli.redo:
+    if name in results and not (cli.redo or cli.rebuild):
         print(f"{name}: measured earlier (results.json); --redo to measure again", flush=True)
         return
     args = corpus_args(folder, cli)
-    engines = ["jaxir"] + ([] if cli.skip_peer else ["pylate"])
+    engines = ["jaxir"] + list(cli.peer_pythons)
     meta = json.loads((folder / "meta.json").read_text())
     tokens = int(np.load(folder / "doclens.npy").sum())
     entry = {"tokens": tokens, "docs": len(np.load(folder / "doclens.npy")),
              "shape": meta.get("synthetic", meta.get("shape")), "builds": {}}
     for e in engines:
-        timeout = cli.peer_timeout if e == "pylate" else None
+        timeout = None if e == "jaxir" else cli.peer_timeout
         entry["builds"][e] = {k: v for k, v in pw.run_build(e, args, timeout).items()
                               if k != "index_dir"}
     index = PlaidIndex.load(folder / "index-jaxir-nb2", verify=False)  # what the codec made of it
@@ -134,10 +140,10 @@ def measure(name: str, folder: Path, cli, results: dict) -> None:
     print(json.dumps({name: entry["search"]}, indent=1), flush=True)
 
 
-ENGINE_STYLE = {"jaxir": ("tab:blue", "o"), "pylate": ("tab:orange", "s")}
+ENGINE_STYLE = {"jaxir": ("tab:blue", "o"), "pylate": ("tab:orange", "s"), "fast-plaid": ("tab:green", "^")}
 
 
-def plot(results: dict) -> list[Path]:
+def plot(results: dict, folder: Path = PLOTS) -> list[Path]:
     """Latency (median solid, p99 dashed; k 10 and k 100) and memory against corpus size; the
     real SciFact point hollow, a dotted line of linear growth from the smallest synthetic point."""
     import matplotlib
@@ -171,7 +177,7 @@ def plot(results: dict) -> list[Path]:
             axis.set_minor_formatter(plain)
         ax.legend(fontsize=8)
 
-    PLOTS.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, k in zip(axes, KS):
         for engine in ENGINE_STYLE:
@@ -183,7 +189,7 @@ def plot(results: dict) -> list[Path]:
                 xs = [size(n) for n in names]
                 ax.plot(xs, [first * x / xs[0] for x in xs], ":", color="gray", label="linear growth")
         axes_style(ax, f"PLAID search latency, k = {k}, one thread", "ms per query")
-    latency = PLOTS / "search_scale_latency.png"
+    latency = folder / "search_scale_latency.png"
     fig.tight_layout()
     fig.savefig(latency, dpi=110)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -195,7 +201,7 @@ def plot(results: dict) -> list[Path]:
         series(ax, engine, search(engine, 10, "search_rss_mb"), linestyle="--", alpha=0.5,
                label=f"{engine} search RSS")
     axes_style(ax, "PLAID memory", "MB")
-    memory = PLOTS / "search_scale_memory.png"
+    memory = folder / "search_scale_memory.png"
     fig.tight_layout()
     fig.savefig(memory, dpi=110)
     return [latency, memory]
@@ -237,14 +243,18 @@ def main() -> None:
     parser.add_argument("--sample-queries", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_scale")
+    parser.add_argument("--peers", default="pylate", help="pylate, fast-plaid (comma-separated)")
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--skip-scifact", action="store_true")
-    parser.add_argument("--redo", action="store_true", help="measure corpora in results.json again")
+    parser.add_argument("--redo", action="store_true",
+                        help="search corpora in results.json again (builds kept)")
+    parser.add_argument("--rebuild", action="store_true", help="build and search them again")
+    parser.add_argument("--plots", type=Path, default=PLOTS, help="where the two PNGs go")
     parser.add_argument("--batch-size", type=int, default=32, help="encoder batch (SciFact cache)")
     cli = parser.parse_args()
     cli.out.mkdir(parents=True, exist_ok=True)
-    if not cli.skip_peer:
-        cli.peer_pythons = {"pylate": ensure_peer_venv()}
+    peers = [] if cli.skip_peer else [p for p in cli.peers.split(",") if p]
+    cli.peer_pythons = {p: ensure_peer_venv(PEERS[p][0], p) for p in peers}
     record = cli.out / "results.json"
     results = json.loads(record.read_text()) if record.is_file() else {}
     real = ensure_cache(argparse.Namespace(data=cli.data, max_docs=None, max_queries=None, random=False,
@@ -260,7 +270,7 @@ def main() -> None:
         measure(f"synthetic-{size / 1e6:g}M", folder, cli, results)
         record.write_text(json.dumps(results, indent=1))
     print_table(results)
-    print("plots:", *plot(results))
+    print("plots:", *plot(results, cli.plots))
     print(f"wrote {record}")
 
 
