@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxir.fs import INDEX_CACHE
+
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
 
 
@@ -66,7 +68,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--colbert-index", default=None, help="its index, built with --uncompressed")
     ap.add_argument("--queries", type=int, default=30, help="test queries timed (the first N)")
     ap.add_argument("--depth", type=int, default=100)
-    ap.add_argument("--cache", default="runs/indexes", help="where the BM25 index is built or reused")
+    ap.add_argument("--cache", default=INDEX_CACHE, help="where the BM25 index is built or reused")
     ap.add_argument("--output-json", default=None)
     args = ap.parse_args(argv)
 

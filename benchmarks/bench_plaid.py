@@ -5,9 +5,10 @@
    queries.npy [Q, Lq, D] float32, ids.json, meta.json. Both engines index exactly these vectors,
    so the comparison is of the engines, not the encoders.
 2. Build each index in its own fresh process (build seconds, peak RSS, bytes on disk; the processes
-   and their protocol: `plaid_workers.py`): ours with `jaxir.index.plaid` (`plaid_engine_jaxir.py`; codec from `jaxir.retrievers.colbert_build.fit_codec`, JAX k-means; or
-   `--kmeans numpy`), PyLate 1.6's vendored Stanford backend (`use_fast=False`) in its own virtual
-   environment `.benchvenv-pylate/` (created on first use, CPU torch from the local wheel).
+   and their protocol: `plaid_workers.py`): ours with `jaxir.index.plaid` (`plaid_engine_jaxir.py`;
+   codec from `jaxir.retrievers.colbert_build.fit_codec`, JAX k-means; or `--kmeans numpy`), PyLate
+   1.6's vendored Stanford backend (`use_fast=False`) in its own virtual environment
+   `.benchvenv-pylate/` (created on first use, CPU torch from the local wheel).
 3. Search: one long-lived process per engine; timed rounds alternate between the engines (order
    rotating per round), single query at a time, the same (ncells, threshold, ndocs) for both.
    Search processes run with OPENBLAS/OMP/MKL_NUM_THREADS=N and torch.set_num_threads(N), N =
@@ -39,7 +40,7 @@ import numpy as np
 from peer_venv import PEERS, ensure_peer_venv
 from plaid_embeddings import ensure_cache
 from plaid_workers import (FASTPLAID_FULL, FASTPLAID_PROBE, PEER_SCRIPTS, Worker, child_env, engine_argv,
-                           run_build, search_threads, time_rounds)
+                           peer_list, run_build, search_threads, time_rounds)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "beir" / "scifact"
@@ -80,7 +81,9 @@ def print_table(results: dict) -> None:
               f"bytes/token {ratio(lambda r: r['bytes_per_token']):.3f}")
 
 
-def run_benchmark(args) -> dict:
+def run_benchmark(args) -> tuple[dict, dict]:
+    """(results per searched engine and "exhaustive", {engine: build record} of peers that built
+    no index: stopped or failed)."""
     from jaxir.eval.beir import load_beir
     from jaxir.index.plaid import PlaidParams
 
@@ -93,11 +96,13 @@ def run_benchmark(args) -> dict:
     print(f"embeddings: {args.folder} ({len(ids['doc_ids'])} docs, {len(ids['query_ids'])} "
           f"queries); nbits {args.nbits}, k {args.k}, ncells {args.ncells}, threshold "
           f"{args.threshold}, ndocs {args.ndocs}", flush=True)
-    engines = ["jaxir"] + ([] if args.skip_peer else args.peers.split(","))
+    engines = ["jaxir"] + ([] if args.skip_peer else args.peers)
     args.peer_pythons = {e: ensure_peer_venv(PEERS[e][0], e) for e in engines[1:]}
     builds = {e: run_build(e, args) for e in engines}
-    for e in [e for e in engines if "build_s" not in builds[e]]:
-        print(f"{e}: no index ({builds[e]}); left out of the search", flush=True)
+    unbuilt = {e: {k: v for k, v in builds[e].items() if k != "index_dir"}
+               for e in engines if "build_s" not in builds[e]}
+    for e, why in unbuilt.items():
+        print(f"{e}: no index ({why}); left out of the search", flush=True)
         engines.remove(e)
     workers = {}
     for e in engines:  # started one after another, so warm-ups never overlap
@@ -119,7 +124,7 @@ def run_benchmark(args) -> dict:
             b = builds[name]
             res.update({k: v for k, v in b.items() if k != "index_dir"},
                        bytes_per_token=b["disk_bytes"] / b["num_tokens"])
-    return results
+    return results, unbuilt
 
 
 def main() -> None:
@@ -132,7 +137,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed passes per engine")
     parser.add_argument("--warmup", type=int, default=10, help="untimed queries per process")
     parser.add_argument("--skip-peer", action="store_true")
-    parser.add_argument("--peers", default="pylate", help="peers to run: pylate, fast-plaid (comma-separated)")
+    parser.add_argument("--peers", type=peer_list, default="pylate",
+                        help="peers to run: pylate, fast-plaid (comma-separated)")
     parser.add_argument("--fastplaid-probe", type=int, default=FASTPLAID_PROBE,
                         help="fast-plaid's n_ivf_probe, cells per query token (its default 8)")
     parser.add_argument("--fastplaid-full", type=int, default=FASTPLAID_FULL,
@@ -150,15 +156,17 @@ def main() -> None:
     parser.add_argument("--random", action="store_true", help="random unit vectors, no encoder")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
-    results = run_benchmark(args)
+    results, unbuilt = run_benchmark(args)
     print_table(results)
+    for e, why in unbuilt.items():
+        print(f"{e}: no index, not searched: {why}")
     print(f"search threads: {search_threads(args.search_threads)} (+ torch.set_num_threads("
           f"{args.search_threads}) for PyLate); builds use the default threads. colbert-ai: skipped "
           f"(see this script's docstring).")
     out = args.json or args.folder / f"results-nb{args.nbits}-k{args.k}.json"
     out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                "search_threads": search_threads(args.search_threads),
-                               "results": results}, indent=1))
+                               "results": results, "unbuilt": unbuilt}, indent=1))
     print(f"wrote {out}")
 
 

@@ -3,6 +3,7 @@
     python benchmarks/bench_search_scale.py --sizes 1000000,4000000,16000000
         [--data ../shared/data/beir/scifact] [--peers pylate[,fast-plaid]] [--peer-timeout 1800]
         [--sample-queries 50] [--rounds 3] [--out runs/bench_scale] [--skip-peer] [--redo] [--rebuild]
+        [--plots benchmarks/plots]
 
 Corpora: SciFact's real vectors (the `bench_plaid.py` cache: MiniLM + seeded 128-d projection,
 its test queries), then one SciFact-shaped synthetic corpus per --sizes entry
@@ -21,7 +22,8 @@ Per corpus and engine, each in a fresh process (`plaid_workers.py`):
 - top-10 recall against exhaustive float32 MaxSim on the first --sample-queries queries.
 Every measured corpus is kept in OUT/results.json (reused unless --redo, which searches again with
 the builds kept, or --rebuild, which also builds again), so sizes can be run one invocation at a
-time; `--redo --peers pylate,fast-plaid` adds a peer to measured corpora. Plots: benchmarks/plots/search_scale_{latency,memory}.png.
+time; `--redo --peers pylate,fast-plaid` adds a peer to measured corpora (an engine left out of a
+--redo keeps its earlier figures, listed under "from_an_earlier_run"). Plots: benchmarks/plots/search_scale_{latency,memory}.png.
 """
 from __future__ import annotations
 
@@ -136,6 +138,12 @@ def measure(name: str, folder: Path, cli, results: dict) -> None:
                                       len(index.codec.centroids))
     searchable = [e for e in engines if "build_s" in entry["builds"][e]]
     entry["search"] = search_all(searchable, args, cli)
+    earlier = results.get(name, {})  # --redo with fewer engines: the others keep their earlier figures
+    for e in set(earlier.get("builds", {})) - set(engines):
+        entry["builds"][e] = earlier["builds"][e]
+        if e in earlier.get("search", {}):
+            entry["search"][e] = earlier["search"][e]
+        entry.setdefault("from_an_earlier_run", []).append(e)
     results[name] = entry
     print(json.dumps({name: entry["search"]}, indent=1), flush=True)
 
@@ -178,9 +186,10 @@ def plot(results: dict, folder: Path = PLOTS) -> list[Path]:
         ax.legend(fontsize=8)
 
     folder.mkdir(parents=True, exist_ok=True)
+    engines = [e for e in ENGINE_STYLE if any(e in r["builds"] for r in results.values())]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, k in zip(axes, KS):
-        for engine in ENGINE_STYLE:
+        for engine in engines:
             names = series(ax, engine, search(engine, k, "median_ms"), label=f"{engine} median")
             series(ax, engine, search(engine, k, "p99_ms"), linestyle="--", alpha=0.6,
                    label=f"{engine} p99")
@@ -193,7 +202,7 @@ def plot(results: dict, folder: Path = PLOTS) -> list[Path]:
     fig.tight_layout()
     fig.savefig(latency, dpi=110)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for engine in ENGINE_STYLE:
+    for engine in engines:
         build = lambda stat: lambda r: r["builds"].get(engine, {}).get(stat)  # noqa: E731
         series(ax, engine, build("peak_rss_mb"), label=f"{engine} build peak RSS")
         series(ax, engine, lambda r: (r["builds"].get(engine, {}).get("disk_bytes") or 0) / 2**20 or None,
@@ -243,7 +252,7 @@ def main() -> None:
     parser.add_argument("--sample-queries", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_scale")
-    parser.add_argument("--peers", default="pylate", help="pylate, fast-plaid (comma-separated)")
+    parser.add_argument("--peers", type=pw.peer_list, default="pylate", help="pylate, fast-plaid (comma-separated)")
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--skip-scifact", action="store_true")
     parser.add_argument("--redo", action="store_true",
@@ -253,7 +262,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="encoder batch (SciFact cache)")
     cli = parser.parse_args()
     cli.out.mkdir(parents=True, exist_ok=True)
-    peers = [] if cli.skip_peer else [p for p in cli.peers.split(",") if p]
+    peers = [] if cli.skip_peer else cli.peers
     cli.peer_pythons = {p: ensure_peer_venv(PEERS[p][0], p) for p in peers}
     record = cli.out / "results.json"
     results = json.loads(record.read_text()) if record.is_file() else {}

@@ -131,15 +131,19 @@ def serve(args) -> None:
     serve_searches(queries, lambda q: search(q)[::-1], handlers=handlers)
 
 
-def main() -> None:
+def arguments(argv=None):
     def ours(parser):
         parser.add_argument("--kmeans", choices=("jax", "numpy"), default="jax")
         parser.add_argument("--mmap", action="store_true", help="search a memory-mapped index")
 
-    args = engine_arguments(__doc__.split("\n")[0], modes=("build", "serve", "exact"), add=ours,
-                            knobs={"ncells": (None, "cells per query token"),
-                                   "threshold": (None, "centroid score threshold"),
-                                   "ndocs": (None, "documents after stage 1")})
+    return engine_arguments(__doc__.split("\n")[0], modes=("build", "serve", "exact"), add=ours, argv=argv,
+                            knobs={"ncells": ("", "cells per query token (default: PLAID's for k)"),
+                                   "threshold": ("", "centroid score threshold (default: PLAID's for k)"),
+                                   "ndocs": ("", "documents after stage 2 (default: PLAID's for k)")})
+
+
+def main() -> None:
+    args = arguments()
     build(args) if args.mode == "build" else serve(args)
 
 

@@ -19,8 +19,7 @@ import numpy as np
 import proc_stats
 from proc_stats import engine_arguments, folder_bytes, peak_rss_mb, serve_searches
 
-_PROTOCOL = sys.stdout
-sys.stdout = sys.stderr  # library output stays off the protocol stream
+_PROTOCOL = sys.stdout  # the JSON protocol's stream (main() sends everything else to stderr)
 
 
 def reply(obj: dict) -> None:
@@ -62,8 +61,15 @@ def serve(args) -> None:
     serve_searches(queries, one, stream=_PROTOCOL)
 
 
+def arguments(argv=None):
+    return engine_arguments(__doc__.split("\n")[0], argv=argv,
+                            knobs={"ncells": (8, "n_ivf_probe"), "threshold": (0.0, "(unused: fast-plaid has none)"),
+                                   "ndocs": (4096, "n_full_scores")})
+
+
 def main() -> None:
-    args = engine_arguments(__doc__.split("\n")[0], knobs={"ncells": (8, "n_ivf_probe"), "threshold": (0.0, "(unused: fast-plaid has none)"), "ndocs": (4096, "n_full_scores")})
+    sys.stdout = sys.stderr  # library output stays off the protocol stream
+    args = arguments()
     build(args) if args.mode == "build" else serve(args)
 
 

@@ -27,8 +27,7 @@ import proc_stats
 from proc_stats import engine_arguments, folder_bytes, peak_rss_mb, serve_searches
 
 INDEX_NAME = "pylate"
-_PROTOCOL = sys.stdout
-sys.stdout = sys.stderr  # the Stanford code prints progress; keep it off the protocol stream
+_PROTOCOL = sys.stdout  # the JSON protocol's stream (main() sends everything else to stderr)
 
 
 def reply(obj: dict) -> None:
@@ -97,8 +96,16 @@ def serve(args) -> None:
     serve_searches(queries, lambda q: searcher.search(q, k=args.k)[::2], stream=_PROTOCOL)
 
 
+def arguments(argv=None):
+    return engine_arguments(__doc__.split("\n")[0], argv=argv,
+                            knobs={"ncells": (None, "cells per query token"),
+                                   "threshold": (None, "centroid score threshold"),
+                                   "ndocs": (None, "documents after stage 1")})
+
+
 def main() -> None:
-    args = engine_arguments(__doc__.split("\n")[0], knobs={"ncells": (None, "cells per query token"), "threshold": (None, "centroid score threshold"), "ndocs": (None, "documents after stage 1")})
+    sys.stdout = sys.stderr  # the Stanford code prints progress; keep it off the protocol stream
+    args = arguments()
     build(args) if args.mode == "build" else serve(args)
 
 

@@ -35,8 +35,21 @@ def child_env(search: bool, threads: int = 1) -> dict:
     return {**env, **search_threads(threads)} if search else env
 
 
+def peer_list(text: str) -> list[str]:
+    """--peers "pylate,fast-plaid" -> the names, each one a peer with a PLAID script (argparse type)."""
+    import argparse
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PEER_SCRIPTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown peer(s) {unknown}; peers: {', '.join(PEER_SCRIPTS)}")
+    return names
+
+
 def engine_argv(engine: str, mode: str, args, index_dir: Path) -> list[str]:
     """The command line of `engine`'s child script in `mode` (build, serve, or ours' exact)."""
+    if engine != "jaxir" and engine not in PEER_SCRIPTS:
+        raise ValueError(f"no PLAID script for engine {engine!r}; engines: jaxir, {', '.join(PEER_SCRIPTS)}")
     knobs = {"ncells": args.ncells, "threshold": args.threshold, "ndocs": args.ndocs}
     if engine == "fast-plaid":  # its own knobs (it has no threshold); its defaults unless set
         knobs.update(ncells=getattr(args, "fastplaid_probe", FASTPLAID_PROBE),
@@ -62,6 +75,7 @@ class Worker:
 
     def __init__(self, argv: list[str], env: dict, log: Path):
         self.log = log
+        self.log_start = log.stat().st_size if log.is_file() else 0  # this child's part of the log
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=log.open("ab"), text=True, cwd=ROOT)
 
@@ -74,9 +88,12 @@ class Worker:
         line = self.proc.stdout.readline()
         if not line:
             rc = self.proc.wait()
-            lines = self.log.read_text(errors="replace").strip().splitlines() or ["(empty log)"]
+            with self.log.open("rb") as f:
+                f.seek(self.log_start)
+                lines = f.read().decode(errors="replace").strip().splitlines() or ["(nothing)"]
             why = "killed by signal 9, e.g. for memory" if rc == -9 else f"exit status {rc}"
-            raise WorkerDied(f"{why}; log: {lines[-1][:300]}")
+            what = " ".join([Path(self.proc.args[1]).name, *self.proc.args[2:3]])  # script and mode
+            raise WorkerDied(f"{what}: {why}; last line of {self.log}: {lines[-1][:300]}")
         return json.loads(line)
 
     def ask(self, msg: str) -> dict:

@@ -66,11 +66,12 @@ def serve_searches(queries, search, stream=None, handlers=None) -> None:
         reply({"latency_s": latencies, "rows": rows, "scores": scores}, stream)
 
 
-def engine_arguments(description: str, *, knobs: dict, modes=("build", "serve"),
-                     add=None) -> argparse.Namespace:
+def engine_arguments(description: str, *, knobs: dict, modes=("build", "serve"), add=None,
+                     argv=None) -> argparse.Namespace:
     """The command line every engine's child script takes (a mode, the cache and index folders,
     the benchmark's knobs); `knobs` = {"ncells": (default, help), "threshold": ..., "ndocs": ...},
-    a None default making the option required; `add(parser)` adds an engine's own options."""
+    a default of None making the option required, one of "" leaving it None (the engine's own
+    default for k); `add(parser)` adds an engine's own options."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("mode", choices=modes)
     parser.add_argument("--cache", type=Path, required=True)
@@ -80,11 +81,11 @@ def engine_arguments(description: str, *, knobs: dict, modes=("build", "serve"),
     parser.add_argument("--k", type=int, default=10)
     for name, (default, help_text) in knobs.items():
         kind = float if name == "threshold" else int
-        parser.add_argument(f"--{name}", type=kind, default=default, required=default is None,
+        parser.add_argument(f"--{name}", type=kind, default=None if default == "" else default, required=default is None,
                             help=help_text)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--query-limit", type=int, default=None, help="time the first N queries only")
     if add is not None:
         add(parser)
-    return parser.parse_args()
+    return parser.parse_args(argv)

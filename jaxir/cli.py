@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jaxir import cli_args as check
 from jaxir.config_values import true_false
-from jaxir.retrievers.built_from import INDEX_CACHE
+from jaxir.fs import INDEX_CACHE
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the backbone is local; never reach for a hub
 

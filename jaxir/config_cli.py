@@ -38,6 +38,7 @@ from typing import Any
 from jaxir.config_bounds import Spelled, check_bounds, in_bounds, offset_type  # noqa: F401 (Spelled re-exported)
 from jaxir.config_values import float_tuple, name_floats, str_tuple, true_false
 
+
 @dataclasses.dataclass(frozen=True)
 class Derived:
     """A field the program sets, so it gets no option. `how` is shown in --help; with `fn`,

@@ -34,6 +34,10 @@ LOCK_WAIT_S = None  # a second writer waits for the first as long as it lives (N
 _LOCAL = threading.local()  # per thread: {lock file: depth} held, and the temps being written
 _NO_FLOCK = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP)
 
+# Where `jaxir eval/mine/rerank/search` and the sparse recipe's teachers build an index once and
+# find it again, keyed by what it was built from (`jaxir.retrievers.built_from.index_for`).
+INDEX_CACHE = "runs/indexes"
+
 
 class LockTimeout(OSError):
     """Another live process kept writing the same path for longer than the wait allowed."""

@@ -99,7 +99,9 @@ def test_train_exports_the_best_held_out_step(toy_beir, tmp_path):
     # The export is the held-out-best step's params: equal to the final ones only if it is the last.
     final = np.asarray(result.state.params["head"]["bias"])
     assert np.array_equal(np.asarray(params["head"]["bias"]), final) == (best == 6)
-    assert (path / "idf.json").is_file()
+    # The idf and its sidecar went in with the params (one atomic folder write), copies of the run's.
+    for name in ("idf.json", "idf.json.meta.json"):
+        assert (path / name).read_text() == (tmp_path / "run" / name).read_text()
     # The held-out train queries are named, for full-corpus checks that never saw them in training.
     held_ids = json.loads((tmp_path / "run" / "holdout.json").read_text())["query_ids"]
     assert len(held_ids) == 8 and set(held_ids) <= set(load_beir(toy_beir, split="train").qrels)

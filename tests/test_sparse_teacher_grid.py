@@ -64,7 +64,31 @@ def test_eval_and_matched_steps_name_what_they_read(tmp_path):
     assert [Path(n).name for n in named] == [f"{s.name}-w1" for s in grid.STUDENTS if not s.prior]
 
 
-def test_done_steps_are_not_run_again_and_dependants_of_failures_are_skipped(tmp_path):
+def test_dependants_of_a_failed_step_are_skipped_and_the_rest_run(tmp_path, monkeypatch, capsys):
+    ran = []
+
+    def fake_run(step, logs, record):  # the plain teacher fails; every other step succeeds
+        ran.append(step.name)
+        if step.name == "plain":
+            return False
+        step.done.parent.mkdir(parents=True, exist_ok=True)
+        step.done.write_text("{}")
+        return True
+
+    monkeypatch.setattr(grid, "run_step", fake_run)
+    monkeypatch.setattr(sys, "argv", ["grid", "--data", str(tmp_path / "scifact"), "--out", str(tmp_path / "g")])
+    with pytest.raises(SystemExit, match="failed"):
+        grid.main()
+    needs_plain = {s.name for s in grid.STUDENTS if "plain" in s.teachers}
+    assert needs_plain and not needs_plain & set(ran)
+    assert not {f"{n}-index" for n in needs_plain} & set(ran)
+    assert {"splade", "splade-eval", "splade-idf", "splade-idf-index", "minilm-bm25-idf-index"} <= set(ran)
+    assert "matched-prior" not in ran and "matched-no-prior" not in ran  # each holds an ensemble row
+    out = capsys.readouterr().out
+    assert "ens-idf: skipped, needs ['plain']" in out and "ens-idf-index: skipped, needs ['ens-idf']" in out
+
+
+def test_done_steps_are_not_run_again(tmp_path):
     script = Path(grid.__file__)
     data = tmp_path / "scifact"
     out = tmp_path / "g"

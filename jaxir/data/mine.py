@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jaxir.errors import DataError
-from jaxir.fs import atomic_output
-from jaxir.retrievers.built_from import INDEX_CACHE
+from jaxir.fs import INDEX_CACHE, atomic_output
 
 
 def positives_of(qrels: dict[str, int], corpus=None) -> list[str]:

@@ -39,16 +39,15 @@ head-only training: --optim.lr_multipliers bert=0; runs with an MLM warm-up can 
 --init-from <first run>/mlm-params. More epochs: --init-from <trained run>/sparse
 --model.flops_warmup_steps 0 continues a trained model (fresh optimizer and schedule).
 Outputs: <out>/rank/ (metrics.jsonl with train and held-out rows, loss.png, checkpoints/;
-resumable), <out>/holdout.json (the held-out train query ids), <out>/mlm/ and <out>/mlm-params
-when warmed up, and
-<out>/sparse (model folder + idf.json): the checkpoint the retriever loads (<out>/splade with
+resumable), <out>/holdout.json (the held-out train query ids), <out>/idf.json (the corpus idf,
+unless --data.idf gives one), <out>/mlm/ and <out>/mlm-params when warmed up, and
+<out>/sparse (model folder + idf.json, written in one atomic step): the checkpoint the retriever loads (<out>/splade with
 --model.query_encoder mlm, which `jaxir train --recipe splade` sets).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import jax
@@ -56,11 +55,11 @@ import numpy as np
 
 from jaxir.config_bounds import bounded
 from jaxir.config_cli import Derived, apply_overrides
+from jaxir.fs import INDEX_CACHE
 from jaxir.methods.sparse import SparseConfig, SparseModel
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
 from jaxir.recipes.sparse_teachers import DEFAULT_TEACHERS, dense_corpus, mine_candidates, teacher_scores
-from jaxir.retrievers.built_from import INDEX_CACHE
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
 
@@ -330,12 +329,9 @@ def train(r: Recipe, out_dir: str):
     best = result.state.params if hook is None or hook.best is None else hook.best
     if hook is not None:
         print(f"exporting step {hook.best_step} (held-out KL {hook.best_rank:.4f} on {n_held} queries)")
-    path = save_checkpoint(out / method.METHOD, r.model, best)
-    if r.data.idf:
-        shutil.copy(r.data.idf, path / IDF_FILE)
-    else:
-        save_idf(path / IDF_FILE, idf, vocab, n_docs=len(doc_tokens))
-    return path, result
+    # The idf.json goes in with the params, in one atomic write: a folder with a model.json is whole.
+    idf_file = r.data.idf or save_idf(out / IDF_FILE, idf, vocab, n_docs=len(doc_tokens))
+    return save_checkpoint(out / method.METHOD, r.model, best, idf_file=idf_file), result
 
 
 parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.retrievers.built_from import INDEX_CACHE
+from jaxir.fs import INDEX_CACHE
 
 # The teachers of the paper's recipe as the CPU recipes first ran it: MiniLM dense + BM25.
 DEFAULT_TEACHERS = ("dense", "bm25")

@@ -26,9 +26,6 @@ from jaxir.errors import IndexFormatError, OptionError
 from jaxir.fs import replace_folder, temp_folder_beside, writer_lock
 from jaxir.index.store import BUILT_FROM, MANIFEST, read_manifest, stamp_manifest
 
-# Where `jaxir eval/mine/rerank` and the recipes build an index once and find it again, keyed by
-# what it was built from (`index_for`).
-INDEX_CACHE = "runs/indexes"
 _WEIGHTS = ("checkpoint", "model")  # identified by the model fingerprint at open, not by their path
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from jaxir.eval.beir import load_beir
 from jaxir.eval.metrics import evaluate
 from jaxir.eval.runs import write_trec
-from jaxir.fs import write_text
-from jaxir.retrievers.built_from import INDEX_CACHE, index_for
+from jaxir.fs import INDEX_CACHE, write_text
+from jaxir.retrievers.built_from import index_for
 from jaxir.retrievers.registry import get_retriever, is_reranker
 
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map")

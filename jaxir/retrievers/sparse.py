@@ -27,8 +27,10 @@ load_checkpoint = CHECKPOINTS.load
 
 def save_checkpoint(path: str | Path, config, params, *, idf_file: str | Path | None = None) -> Path:
     """Write a SparseConfig + params as a model folder, with a copy of the idf.json the model was
-    trained with when given."""
-    return CHECKPOINTS.save(path, config, params, files={IDF_FILE: Path(idf_file)} if idf_file else None)
+    trained with (and its sidecar) when given, in the one atomic write."""
+    from jaxir.text.idf import idf_files
+
+    return CHECKPOINTS.save(path, config, params, files=idf_files(idf_file, IDF_FILE) if idf_file else None)
 
 
 @dataclasses.dataclass

@@ -28,7 +28,9 @@ def save_checkpoint(path: str | Path, config, params, *, idf_file: str | Path | 
     vocabulary when given)."""
     if config.query_encoder != "mlm":
         raise ValueError("a splade checkpoint needs query_encoder 'mlm' (inference-free models are 'sparse')")
-    return CHECKPOINTS.save(path, config, params, files={IDF_FILE: Path(idf_file)} if idf_file else None)
+    from jaxir.text.idf import idf_files
+
+    return CHECKPOINTS.save(path, config, params, files=idf_files(idf_file, IDF_FILE) if idf_file else None)
 
 
 @dataclasses.dataclass

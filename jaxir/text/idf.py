@@ -101,6 +101,16 @@ def save_idf(path: str | Path, idf: np.ndarray, vocab: Sequence[str], *, n_docs:
     return path
 
 
+def idf_files(idf_file: str | Path, name: str) -> dict[str, Path]:
+    """{name in a model folder: source} for an idf.json and its sidecar when it has one: what
+    `save_model(files=...)` copies in, so the folder is complete when its model.json appears."""
+    files = {name: Path(idf_file)}
+    sidecar = Path(str(idf_file) + META_SUFFIX)
+    if sidecar.is_file():
+        files[name + META_SUFFIX] = sidecar
+    return files
+
+
 def _read_table(path: Path) -> dict:
     try:
         table = json.loads(path.read_text(encoding="utf-8"))
