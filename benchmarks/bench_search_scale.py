@@ -180,9 +180,17 @@ def plot(results: dict, folder: Path = PLOTS) -> list[Path]:
         ax.set(xscale="log", yscale="log", xlabel="token vectors (millions; hollow: SciFact itself)",
                ylabel=ylabel, title=title)
         plain = FuncFormatter(lambda v, _: f"{v:g}")
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_formatter(plain)
-            axis.set_minor_formatter(plain)
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
+        ax.set_xticks([size(n) for n in synthetic], [f"{size(n):g}" for n in synthetic])
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        for n in synthetic:  # a peer with no index at a size: say so where its point would be
+            for engine in engines:
+                b = results[n]["builds"].get(engine, {})
+                if "build_s" not in b and b:
+                    why = "stopped" if "timeout_s" in b else "killed for memory" if "signal 9" in b["failed"] else "failed"
+                    ax.annotate(f"{engine}: no index ({why})", (size(n), 0.03), xycoords=("data", "axes fraction"), va="bottom",
+                                ha="right", fontsize=7, color=ENGINE_STYLE[engine][0], rotation=90)
         ax.legend(fontsize=8)
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -219,7 +227,7 @@ def plot(results: dict, folder: Path = PLOTS) -> list[Path]:
 def build_cell(b: dict) -> str:
     if "build_s" in b:
         return f"{b['build_s']:.0f}"
-    return f"> {b['timeout_s']:.0f} (stopped)" if "timeout_s" in b else f"failed ({b['failed']})"
+    return f"> {b['timeout_s']:.0f} (stopped)" if "timeout_s" in b else f"failed ({b['failed'].split(';')[0]})"
 
 
 def print_table(results: dict) -> None:
