@@ -10,6 +10,7 @@ from jaxir.errors import EmptyInputError, IndexFormatError
 from jaxir.index import exact, plaid
 from jaxir.index.codec import fit_codec_numpy, normalize, unpack_bits
 from jaxir.index.plaid import PlaidIndex, PlaidIndexBuilder, PlaidParams, num_sample_docs
+from jaxir.index.plaid_kernels import _kept_codes
 from jaxir.index.plaid_stats import STAGES
 
 DIM, TOPICS = 32, 48
@@ -283,7 +284,8 @@ def test_kept_codes_are_the_same_from_either_side(corpus, monkeypatch):
     for quantile in (0.5, 0.97):  # many kept cells (doc side shorter), few (IVF side shorter)
         kept = s_qc.max(axis=0) >= np.quantile(s_qc.max(axis=0), quantile)
         ivf_side = index.ivf_offsets[np.flatnonzero(kept) + 1] - index.ivf_offsets[np.flatnonzero(kept)]
-        got_codes, got_counts = index._kept_codes(pids, kept)
+        got_codes, got_counts = _kept_codes(index._distinct_codes, index.ivf_offsets, index.ivf_doc_ids,
+                                            pids, kept)
         want = [codes[offsets[d]:offsets[d] + lens[d]] for d in pids]
         want = [c[kept[c]] for c in want]
         np.testing.assert_array_equal(got_counts, [len(c) for c in want])

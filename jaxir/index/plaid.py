@@ -35,7 +35,7 @@ from ..errors import IndexFormatError
 from . import exact
 from .codec import ResidualCodec, fit_codec_numpy  # noqa: F401  (re-exported)
 from .plaid_stats import PlaidStats  # noqa: F401  (re-exported)
-from .plaid_kernels import _any_at_least, _keep_top, _top_rows
+from .plaid_kernels import _any_at_least, _keep_top, _kept_codes, _top_rows
 from .query_pool import map_queries
 from .store import load_index, save_index
 
@@ -262,34 +262,8 @@ class PlaidIndex:
         default thresholds that is a small share of them. A doc with no kept code scores
         Lq * -1e4, as with the masked table.
         """
-        return exact.segment_row_maxsim(table, *self._kept_codes(pids, kept), fill=_PRUNED)
-
-    def _kept_codes(self, pids: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(the kept distinct codes of each doc of `pids`, ascending, concatenated; their count
-        per doc [n]), read from whichever is shorter: the kept cells' IVF lists (filtered to the
-        candidates, grouped by a radix sort) or the candidates' distinct-code lists (filtered to
-        the kept cells). Both give the same arrays."""
-        offsets, lens, codes = self._distinct_codes
-        lens_p = lens[pids]
-        cells = np.flatnonzero(kept)
-        starts = self.ivf_offsets[cells]
-        ivf_lens = self.ivf_offsets[cells + 1] - starts
-        if ivf_lens.sum() < lens_p.sum():
-            rank = np.full(self.num_docs, -1, np.int32)
-            rank[pids] = np.arange(len(pids), dtype=np.int32)
-            owner = rank[self.ivf_doc_ids[exact.gather_ranges(starts, ivf_lens)]]
-            cell = np.repeat(cells.astype(np.int32), ivf_lens)
-            hit = owner >= 0
-            owner, cell = owner[hit], cell[hit]
-            # Stable on ascending cells, so each doc's codes stay ascending (radix sort on uint16).
-            order = np.argsort(owner.astype(np.uint16 if len(pids) <= 1 << 16 else np.int32),
-                               kind="stable")
-            return cell[order], np.bincount(owner, minlength=len(pids))
-        c = codes[exact.gather_ranges(offsets[pids], lens_p)]
-        keep = kept[c]
-        ends = np.concatenate([[0], np.cumsum(keep)])
-        stops = np.cumsum(lens_p)
-        return c[keep], ends[stops] - ends[stops - lens_p]
+        codes = _kept_codes(self._distinct_codes, self.ivf_offsets, self.ivf_doc_ids, pids, kept)
+        return exact.segment_row_maxsim(table, *codes, fill=_PRUNED)
 
     @functools.cached_property
     def _distinct_codes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
