@@ -9,6 +9,7 @@ inference-free model distilled from
 all without the lexical prior; then the ensemble and MiniLM + BM25 with it (indexed as today's prior
 model: `--head-scale 0.25 --prior-stem true`). Each student is indexed with one document window and
 the groups are compared at matched sparsity by `sparse_matched.py` (paired p against the first row).
+Each teacher and each pair's min-max ensemble (`teacher_ensemble.py`) is scored on the test split too.
 
     python benchmarks/sparse_teacher_grid.py --data ../shared/data/beir/scifact [--out runs/grid-scifact]
         [--only plain,splade,ens-idf,...] [--dry-run]
@@ -80,6 +81,14 @@ def plan(data: Path, out: Path) -> list[Step]:
         steps.append(Step(f"{t}-eval", JAXIR + ["eval", "--method", method[t], "--checkpoint", str(ckpt[t]),
                                                 "--data", str(data), "--run", str(run)],
                           out / t / "test-eval.txt", stdout=out / t / "test-eval.txt", after=[t]))
+    # Each teacher pair's min-max ensemble on the test split: what perfect distillation would reach.
+    ensemble = [sys.executable, str(ROOT / "benchmarks" / "teacher_ensemble.py"), "--data", str(data)]
+    for name, teachers, after in (
+            ("teachers-ensemble", [f"{method[t]}:{ckpt[t]}" for t in ("plain", "splade")], ["plain", "splade"]),
+            ("minilm-bm25-ensemble", [], [])):
+        table = out / f"{name}.txt"
+        steps.append(Step(name, ensemble + (["--teachers", *teachers] if teachers else []), table,
+                          stdout=table, after=after))
     for s in STUDENTS:
         argv = JAXIR + ["train", "--recipe", "sparse", *common, "--out", str(out / s.name),
                         "--model.flops_mode", s.flops]

@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import sparse_teacher_grid as grid  # noqa: E402
+import teacher_ensemble  # noqa: E402
 
 from jaxir.cli import build_parser  # noqa: E402
 from jaxir.recipes import RECIPES  # noqa: E402
@@ -59,6 +60,10 @@ def test_eval_and_matched_steps_name_what_they_read(tmp_path):
         (tmp_path / "g" / teacher).mkdir(parents=True)  # made by the teacher's training
         args, extra = _cli(plan[f"{teacher}-eval"])
         assert not extra and args.method == method and plan[f"{teacher}-eval"].after == [teacher]
+    pair = teacher_ensemble.arguments(plan["teachers-ensemble"].argv[2:])
+    assert pair.teachers == [f"i3:{tmp_path}/g/plain/i3", f"splade:{tmp_path}/g/splade/splade"]
+    assert pair.weights == [[1, 0], [0, 1], [1, 1]] and plan["teachers-ensemble"].after == ["plain", "splade"]
+    assert teacher_ensemble.arguments(plan["minilm-bm25-ensemble"].argv[2:]).teachers == ["dense", "bm25"]
     matched = plan["matched-no-prior"].argv
     named = [a.split("=", 1)[1] for a in matched if "=" in a and "/indexes/" in a]
     assert [Path(n).name for n in named] == [f"{s.name}-w1" for s in grid.STUDENTS if not s.prior]
@@ -82,7 +87,8 @@ def test_dependants_of_a_failed_step_are_skipped_and_the_rest_run(tmp_path, monk
     needs_plain = {s.name for s in grid.STUDENTS if "plain" in s.teachers}
     assert needs_plain and not needs_plain & set(ran)
     assert not {f"{n}-index" for n in needs_plain} & set(ran)
-    assert {"splade", "splade-eval", "splade-idf", "splade-idf-index", "minilm-bm25-idf-index"} <= set(ran)
+    assert {"splade", "splade-eval", "splade-idf", "splade-idf-index", "minilm-bm25-idf-index",
+            "minilm-bm25-ensemble"} <= set(ran) and "teachers-ensemble" not in ran
     assert "matched-prior" not in ran and "matched-no-prior" not in ran  # each holds an ensemble row
     out = capsys.readouterr().out
     assert "ens-idf: skipped, needs ['plain']" in out and "ens-idf-index: skipped, needs ['ens-idf']" in out
