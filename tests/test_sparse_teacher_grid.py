@@ -32,7 +32,7 @@ def test_every_training_step_parses_to_the_grid_it_means(tmp_path, dataset, step
     out = tmp_path / "grid"
     plan = {s.name: s for s in grid.plan(tmp_path / dataset, out)}
     recipe, plain, _ = _recipe_config(plan["plain"])
-    assert recipe == "i3" and not plain.model.implicit_interaction
+    assert recipe == "i3" and not plain.model.implicit_interaction and plain.fit.checkpoint_every == 50
     recipe, splade, _ = _recipe_config(plan["splade"])
     assert recipe == "splade" and splade.model.query_encoder == "mlm" and splade.fit.steps == steps
     for student in grid.STUDENTS:
