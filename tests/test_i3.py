@@ -161,27 +161,88 @@ def test_passage_vectors_do_not_depend_on_the_query(tiny_model):
     chex.assert_shape(alone, (2, CFG.hidden_size))
 
 
-def batch_of(rng, b=2, n=3, lq=8, ld=16):
-    return {"q_ids": rng.integers(1000, 3000, (b, lq)).astype(np.int32), "q_mask": np.ones((b, lq), np.int32),
+def batch_of(rng, b=2, n=3, lq=8, ld=16, tok=None):
+    q_ids = rng.integers(1000, 3000, (b, lq)).astype(np.int32)
+    q_mask = np.ones((b, lq), np.int32)
+    if tok is not None:  # [CLS] q [SEP] pad, as the recipe tokenises queries
+        q_ids[:, 0], q_ids[:, lq - 3], q_ids[:, lq - 2:] = tok.cls_token_id, tok.sep_token_id, tok.pad_token_id
+        q_mask[:, lq - 2:] = 0
+    return {"q_ids": q_ids, "q_mask": q_mask,
             "d_ids": rng.integers(1000, 3000, (b, n, ld)).astype(np.int32),
             "d_mask": np.ones((b, n, ld), np.int32), "teacher": rng.normal(size=(b, n)).astype(np.float32)}
 
 
+def ref_rec(logits, targets, mask):
+    """float64 mean token CE over the labelled positions."""
+    logits = np.asarray(logits, np.float64)
+    nll = [np.log(np.exp(logits[i, l] - logits[i, l].max()).sum()) + logits[i, l].max() - logits[i, l, targets[i, l]]
+           for i in range(targets.shape[0]) for l in range(targets.shape[1]) if mask[i, l]]
+    return np.mean(nll)
+
+
 def test_loss_is_weighted_contrastive_plus_reconstruction(tiny_model):
+    """alpha * CE + beta * rec, the positive's target being the bare query tokens (no [CLS]/[SEP],
+    no padding) with reconstructor position i predicting query token i."""
     model, params = tiny_model
-    batch = batch_of(np.random.default_rng(1))
+    tok = model.tokenizer
+    batch = batch_of(np.random.default_rng(1), tok=tok)
     loss, aux = model.loss_fn(params, batch)
     cfg = model.config
     q = np.asarray(model.encode_queries(params, batch["q_ids"], batch["q_mask"]), np.float64)
     p, h_q = model.encode_passages(params, batch["d_ids"].reshape(6, 16), batch["d_mask"].reshape(6, 16))
     s = q @ np.asarray(p, np.float64).T / cfg.temperature
     ce = np.mean([-(s[i, i * 3] - np.log(np.exp(s[i]).sum())) for i in range(2)])
-    logits = np.asarray(model.reconstruction_logits(params, np.asarray(h_q).reshape(2, 3, 8, -1)[:, 0]), np.float64)
-    t = batch["q_ids"]
-    rec = np.mean([np.log(np.exp(logits[b, l]).sum()) - logits[b, l, t[b, l]] for b in range(2) for l in range(8)])
+    logits = model.reconstruction_logits(params, np.asarray(h_q).reshape(2, 3, 8, -1)[:, 0])
+    bare = batch["q_ids"][:, 1:5]  # the 4 query tokens between [CLS] and [SEP]
+    targets, mask = np.zeros((2, 8), np.int64), np.zeros((2, 8), bool)
+    targets[:, :4], mask[:, :4] = bare, True
+    rec = ref_rec(logits, targets, mask)
     np.testing.assert_allclose(float(aux["rank"]), cfg.contrastive_weight * ce, rtol=1e-4)
     np.testing.assert_allclose(float(aux["rec"]), rec, rtol=1e-4)
+    np.testing.assert_allclose(float(aux["beta"]), cfg.reconstruction_weight, rtol=1e-6)
     np.testing.assert_allclose(float(loss), cfg.contrastive_weight * ce + cfg.reconstruction_weight * rec, rtol=1e-4)
+
+
+def test_every_passage_reconstructs_its_own_target(tiny_model):
+    """With rec_ids/rec_mask [B, N, Lq] every passage (negatives too) is scored against its own
+    target; a padded candidate slot (valid False) and padding carry no label."""
+    model, params = tiny_model
+    rng = np.random.default_rng(4)
+    batch = batch_of(rng)
+    rec_ids = rng.integers(1000, 3000, (2, 3, 8)).astype(np.int32)
+    rec_mask = (rng.random((2, 3, 8)) < 0.7).astype(np.int32)
+    valid = np.array([[True, True, True], [True, True, False]])
+    _, aux = model.loss_fn(params, {**batch, "rec_ids": rec_ids, "rec_mask": rec_mask, "valid": valid})
+    _, h_q = model.encode_passages(params, batch["d_ids"].reshape(6, 16), batch["d_mask"].reshape(6, 16))
+    logits = model.reconstruction_logits(params, h_q)
+    mask = (rec_mask * valid[..., None]).reshape(6, 8).astype(bool)
+    np.testing.assert_allclose(float(aux["rec"]), ref_rec(logits, rec_ids.reshape(6, 8), mask), rtol=1e-4)
+
+
+def test_beta_decays_tenfold_per_pass_over_the_train_queries(tiny_model):
+    model, params = tiny_model
+    batch = batch_of(np.random.default_rng(5), tok=model.tokenizer)
+    for step, want in ((0, 0.1), (9, 0.1), (10, 0.01), (25, 0.001)):
+        _, aux = model.loss_fn(params, batch, step=jnp.int32(step), steps_per_epoch=10)
+        np.testing.assert_allclose(float(aux["beta"]), want, rtol=1e-5)
+    _, aux = model.loss_fn(params, batch, step=jnp.int32(25))  # unknown pass length: constant
+    np.testing.assert_allclose(float(aux["beta"]), 0.1, rtol=1e-6)
+
+
+def test_dropout_only_with_a_training_rng(tiny_model):
+    """rng None (evaluation) = dropout off; a training rng changes the loss, the same key gives
+    the same loss, another key another."""
+    _, params = tiny_model
+    model = I3Model(I3Config(query_maxlen=8, doc_maxlen=16, dropout=0.1), bert_config=CFG)
+    batch = batch_of(np.random.default_rng(6), tok=model.tokenizer)
+    off = float(model.loss_fn(params, batch)[0])
+    key = jax.random.fold_in(jax.random.PRNGKey(0), 3)
+    on = float(model.loss_fn(params, batch, key)[0])
+    assert on != off
+    assert float(model.loss_fn(params, batch, key)[0]) == on
+    assert float(model.loss_fn(params, batch, jax.random.fold_in(jax.random.PRNGKey(0), 4))[0]) != on
+    no_rate = I3Model(I3Config(query_maxlen=8, doc_maxlen=16, dropout=0.0), bert_config=CFG)
+    assert float(no_rate.loss_fn(params, batch, key)[0]) == off
 
 
 def test_the_plain_baseline_and_distillation_objectives(tiny_model):

@@ -20,7 +20,7 @@ def test_modes_and_the_baseline_flag():
     cpu, out = recipe.parse_args(["--out", "o"])
     assert cpu == recipe.RECIPE and out == "o"
     assert (cpu.model.query_maxlen, cpu.model.doc_maxlen, cpu.model.contrastive_weight,
-            cpu.model.reconstruction_weight, cpu.data.tuples.n_negatives) == (32, 256, 0.1, 0.1, 3)
+            cpu.model.reconstruction_weight, cpu.model.reconstruction_decay, cpu.data.tuples.n_negatives) == (32, 256, 1.0, 0.1, 0.1, 3)
     tpu, _ = recipe.parse_args(["--mode", "tpu-msmarco", "--out", "o", "--fit.seed", "4"])
     assert (tpu.data.tuples.n_negatives, tpu.fit.batch_size, tpu.fit.compute_dtype) == (15, 64, "bfloat16")
     assert tpu.model.seed == tpu.data.tuples.seed == 4
@@ -61,20 +61,27 @@ def test_pseudo_queries_become_the_reconstruction_targets(toy_beir, tmp_path):
     write_mined(mined, [{"qid": f"q{i}", "positives": [f"d{i}_0"],
                          "candidates": [[f"d{i}_{j}", -j] for j in range(1, 4)]} for i in range(8)])
     model = I3Model(I3Config(query_maxlen=8, doc_maxlen=16), bert_config=BertConfig(), bert_params=None)
-    pseudo = {f"d{i}_0": [f"generated question {i}"] for i in range(8)}
-    with pytest.raises(DataError, match="no entry for 1 positive"):
-        recipe.PseudoQueryTargets(model, {k: v for k, v in pseudo.items() if k != "d3_0"}, mined)
+    pseudo = {f"d{i}_{j}": [f"generated question {i} {j}"] for i in range(8) for j in range(4)}
+    # Every passage a tuple can draw needs a target: a negative without one is refused up front.
+    with pytest.raises(DataError, match="no entry for 1 passage") as e:
+        recipe.PseudoQueryTargets(model, {k: v for k, v in pseudo.items() if k != "d3_2"}, mined, 3)
+    assert "\n" not in str(e.value)
+    recipe.PseudoQueryTargets(model, {k: v for k, v in pseudo.items() if k != "d3_3"}, mined, 2)  # beyond depth
     cfg = recipe.config(overrides={"data.tuples.n_negatives": 2, "data.tuples.neg_depth": 3})
     src = nway_source(lambda q, d: recipe.i3_arrays(model, q, d), cfg.data, 1, 8, (data, mined, None),
-                      extra=recipe.PseudoQueryTargets(model, pseudo, mined))
+                      extra=recipe.PseudoQueryTargets(model, pseudo, mined, 3))
     batch = src.take(np.arange(3))
-    assert batch["q_ids"].shape == batch["rec_ids"].shape == (3, 8) and batch["d_ids"].shape == (3, 3, 16)
+    assert batch["q_ids"].shape == (3, 8) and batch["d_ids"].shape == (3, 3, 16)
+    assert batch["rec_ids"].shape == batch["rec_mask"].shape == (3, 3, 8)
     tok = model.tokenizer
     for row in range(3):
-        qid = src.tuple_at(row, 0).qid
-        assert tok.decode(batch["rec_ids"][row][batch["rec_mask"][row] == 1][1:-1]) == f"generated question {qid[1:]}"
+        t = src.tuple_at(row, 0)
+        for col, doc in enumerate(t.doc_ids):  # each passage its own target, bare tokens from position 0
+            ids = batch["rec_ids"][row, col][batch["rec_mask"][row, col] == 1]
+            assert batch["rec_mask"][row, col, 0] == 1 and tok.cls_token_id not in ids and tok.sep_token_id not in ids
+            assert tok.decode(ids) == pseudo[doc][0]
         query = tok.decode(batch["q_ids"][row][batch["q_mask"][row] == 1][1:-1])  # cut to 8 tokens
-        assert len(query) > 10 and data.queries[qid].lower().startswith(query)
+        assert len(query) > 10 and data.queries[t.qid].lower().startswith(query)
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +145,24 @@ def test_bad_inputs_get_one_line_errors(trained, toy_beir, tmp_path):
     with pytest.raises(CheckpointError, match="implicit_interaction and tie must match"):
         recipe.main([*SMALL, "--init-from", str(trained["plain"]), "--data", str(toy_beir),
                      "--out", str(tmp_path / "warm")])
+    # Another method's folder as --init-from fails before any data work (nothing mined).
+    with pytest.raises(CheckpointError, match="holds a 'colbert' model, not a 'i3' one") as e:
+        recipe.main([*SMALL, "--init-from", str(tmp_path / "colbert"), "--data", str(toy_beir),
+                     "--out", str(tmp_path / "warm2")])
+    assert "\n" not in str(e.value) and not list((tmp_path / "warm2").glob("negatives.*"))
+    # A learning-rate multiplier naming no parameter group, and a dropout outside [0, 1).
+    with pytest.raises(OptionError, match="'haed' names no parameter group") as e:
+        recipe.main([*SMALL, "--optim.lr_multipliers", "haed=50", "--data", str(toy_beir),
+                     "--out", str(tmp_path / "typo")])
+    assert "\n" not in str(e.value) and not (tmp_path / "typo" / "metrics.jsonl").exists()
+    for bad in ("1.0", "-0.1"):
+        with pytest.raises(SystemExit):
+            recipe.parse_args(["--model.dropout", bad, "--out", "o"])
+
+
+def test_the_plain_baseline_drops_only_the_new_modules_multipliers():
+    plain = recipe.config(overrides={"model.implicit_interaction": False,
+                                     "optim.lr_multipliers": (("mlm", 50.0), ("query", 2.0))})
+    assert recipe.optimizer_for(plain).lr_multipliers == (("query", 2.0),)
+    assert dict(recipe.optimizer_for(recipe.config()).lr_multipliers) == {
+        "reconstructor": 50.0, "interactor": 50.0, "mlm": 50.0}

@@ -5,7 +5,9 @@ Tuple of (query i, draw e), N = 1 + n_negatives docs, column 0 the positive::
     rng       = default_rng([seed, i, e])
     positive  = one of the query's positives, uniformly
     negatives = n_negatives of its top-`neg_depth` candidates, uniformly without replacement
-                (fewer candidates -> the missing slots are marked invalid: valid[b, n] = False)
+                (fewer candidates -> the missing slots are marked invalid: valid[b, n] = False);
+                with `teacher_skip` k > 0 the pool is those candidates re-ranked by the teacher's
+                scores less the teacher's top k (ColBERTv2's denoised second round)
 
 Draw ``e`` is the epoch: ``iter_epoch(e)`` streams all queries in ``default_rng([seed, e])``
 order with draw e. As a training BatchSource, row r means (query r % Q, draw r // Q) over
@@ -41,9 +43,15 @@ class TupleConfig:
     seed: int = bounded(0, ge=0)
     # Training rows = queries x draws; draw d resamples every query's negatives.
     draws: int = bounded(1, ge=1)
+    # > 0: re-rank the top neg_depth by the teacher's scores and skip its top teacher_skip
+    # (likely unjudged positives) before drawing negatives; needs teacher scores.
+    teacher_skip: int = bounded(0, ge=0)
 
     def __post_init__(self):
         check_bounds(self)
+        if self.teacher_skip and self.teacher_skip + self.n_negatives > self.neg_depth:
+            raise ValueError(f"teacher_skip ({self.teacher_skip}) + n_negatives ({self.n_negatives}) must be "
+                             f"<= neg_depth ({self.neg_depth}): too few candidates left to draw from")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,10 +110,13 @@ class TeacherScores:
 
 
 def sample_docs(record: dict, rng: np.random.Generator, *, n_negatives: int,
-                neg_depth: int) -> tuple[list[str], np.ndarray]:
-    """(doc ids [1 + n], valid [1 + n]): a positive, then sampled negatives (padded by the positive)."""
+                neg_depth: int, teacher_order=None, skip: int = 0) -> tuple[list[str], np.ndarray]:
+    """(doc ids [1 + n], valid [1 + n]): a positive, then sampled negatives (padded by the positive).
+    `teacher_order(pool) -> pool` re-ranks the top-neg_depth pool, whose first `skip` are left out."""
     pos = record["positives"][rng.integers(len(record["positives"]))]
     pool = [c[0] for c in record["candidates"][:neg_depth]]
+    if skip:
+        pool = teacher_order(pool)[skip:]
     take = min(n_negatives, len(pool))
     negs = [pool[j] for j in rng.choice(len(pool), size=take, replace=False)] if take else []
     ids = [pos, *negs] + [pos] * (n_negatives - take)
@@ -133,6 +144,9 @@ class TupleSource:
         if len(self.offsets) == 0:
             raise DataError(f"{self.path}: no mined records")
         self.teacher = TeacherScores(teacher_path) if teacher_path else None
+        if config.teacher_skip and self.teacher is None:
+            raise DataError(f"tuples.teacher_skip {config.teacher_skip} re-ranks by the teacher: give teacher "
+                            "scores (--data.teacher FILE or --data.teacher_checkpoint CKPT)")
 
     @property
     def num_queries(self) -> int:
@@ -152,9 +166,15 @@ class TupleSource:
         rec = self.record(query_row)
         rng = np.random.default_rng([self.config.seed, query_row, draw])
         ids, valid = sample_docs(rec, rng, n_negatives=self.config.n_negatives,
-                                 neg_depth=self.config.neg_depth)
+                                 neg_depth=self.config.neg_depth, skip=self.config.teacher_skip,
+                                 teacher_order=lambda pool: self._by_teacher(rec["qid"], pool))
         teacher = self.teacher.scores(rec["qid"], ids) if self.teacher else None
         return TrainingTuple(rec["qid"], self.queries[rec["qid"]], ids, valid, teacher)
+
+    def _by_teacher(self, qid: str, pool: list[str]) -> list[str]:
+        """`pool` in the teacher's order (best first; ties keep the first stage's order)."""
+        scores = self.teacher.scores(qid, pool)
+        return [pool[j] for j in np.argsort(-scores, kind="stable")]
 
     def iter_epoch(self, epoch: int) -> Iterator[TrainingTuple]:
         """Stream every query once, in the (seed, epoch) order, with draw = epoch."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxir.config_bounds import bounded
 from jaxir.methods.encoding import iter_encoded
-from jaxir.models.bert import BertEncoder, init_params
+from jaxir.models.bert import bert_apply, dropout_keys, init_params
 from jaxir.models.heads import Projection, l2_normalize
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.ops import losses
@@ -59,6 +59,8 @@ class ColBERTConfig:
     distillation: bool = True
     # Add the in-batch cross-entropy term (own hard negatives excluded).
     in_batch_negatives: bool = True
+    # Backbone dropout while training (hidden and attention); None = the backbone config's.
+    dropout: float | None = bounded(None, ge=0.0, lt=1.0)
     # Seed of the fresh projection when no trained checkpoint is loaded.
     seed: int = bounded(0, ge=0)
     # Texts per jitted forward call when encoding text lists.
@@ -109,7 +111,8 @@ class ColBERTModel:
                  bert_params=None, tokenizer=None):
         if bert_config is None:
             bert_config, bert_params = load_bert(config.model)
-        self.config, self.bert_config, self._pretrained = config, bert_config, bert_params
+        self.config, self._pretrained = config, bert_params
+        self.bert_config = bert_config.with_dropout(config.dropout)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
         self.tokens = ColBERTTokens.from_tokenizer(self.tokenizer, config.query_marker, config.doc_marker)
         self._punct = np.asarray(self.tokens.punctuation, np.int32)
@@ -131,14 +134,13 @@ class ColBERTModel:
         return params_fingerprint(params)
 
     # ---- pure encoders -----------------------------------------------------------------------
-    def _project(self, params, ids, attention, token_types):
-        hidden = BertEncoder(self.bert_config).apply({"params": params["bert"]}, ids, attention,
-                                                      token_types)
+    def _project(self, params, ids, attention, token_types, rng=None):
+        hidden = bert_apply(self.bert_config, params["bert"], ids, attention, token_types, rng=rng)
         out = Projection(self.config.dim, dtype=self.bert_config.dtype).apply(
             {"params": params["projection"]}, hidden)
         return l2_normalize(out)
 
-    def encode_queries(self, params, batch) -> tuple[jax.Array, jax.Array]:
+    def encode_queries(self, params, batch, *, rng=None) -> tuple[jax.Array, jax.Array]:
         """{"input_ids", "attention_mask"} [B, Lq] -> (Q [B, Lq, dim] unit rows, q_mask [B, Lq]).
 
         attention_mask is 1 on real tokens, 0 on [MASK] padding. q_mask is True on every position
@@ -149,7 +151,7 @@ class ColBERTModel:
         keys = attention.astype(bool)
         if self.config.attend_to_mask_tokens:
             keys = keys | (ids == self.tokens.mask)
-        q = self._project(params, ids, keys.astype(jnp.int32), batch.get("token_type_ids"))
+        q = self._project(params, ids, keys.astype(jnp.int32), batch.get("token_type_ids"), rng)
         q_mask = jnp.broadcast_to(jnp.any(attention.astype(bool), axis=1, keepdims=True), ids.shape)
         return q, q_mask
 
@@ -160,14 +162,14 @@ class ColBERTModel:
             keep = keep & ~jnp.isin(ids, jnp.asarray(self._punct))
         return keep
 
-    def encode_docs(self, params, batch) -> tuple[jax.Array, jax.Array]:
+    def encode_docs(self, params, batch, *, rng=None) -> tuple[jax.Array, jax.Array]:
         """{"input_ids", "attention_mask"} [B, Ld] -> (D [B, Ld, dim], d_mask [B, Ld] bool).
 
         The encoder attends to punctuation; it is removed afterwards (masked rows of D are 0).
         """
         ids, attention = batch["input_ids"], batch["attention_mask"]
         chex.assert_rank([ids, attention], 2)
-        d = self._project(params, ids, attention, batch.get("token_type_ids"))
+        d = self._project(params, ids, attention, batch.get("token_type_ids"), rng)
         d_mask = self.doc_token_mask(ids, attention)
         return d * d_mask[..., None].astype(d.dtype), d_mask
 
@@ -185,12 +187,12 @@ class ColBERTModel:
         (needed when config.distillation); optional valid [B, N] for padded candidates.
         Returns (loss, {"nway": .., "ib": .., "acc": mean[argmax_n s_bn == 0]}).
         """
-        del rng  # the encoder has no dropout
         b, n, ld = batch["d_ids"].shape
+        r_q, r_d = dropout_keys(rng, 2)  # rng (training) turns the backbone's dropout on
         q, q_mask = self.encode_queries(params, {"input_ids": batch["q_ids"],
-                                                 "attention_mask": batch["q_mask"]})
+                                                 "attention_mask": batch["q_mask"]}, rng=r_q)
         d, d_mask = self.encode_docs(params, {"input_ids": batch["d_ids"].reshape(b * n, ld),
-                                              "attention_mask": batch["d_mask"].reshape(b * n, ld)})
+                                              "attention_mask": batch["d_mask"].reshape(b * n, ld)}, rng=r_d)
         valid = batch.get("valid")
         valid = jnp.ones((b, n), bool) if valid is None else valid.astype(bool)
         student = maxsim_nway(q, q_mask, d.reshape(b, n, ld, -1), d_mask.reshape(b, n, ld))

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxir.config_bounds import bounded
-from jaxir.models.bert import BertConfig, BertEncoder, init_params
+from jaxir.models.bert import BertConfig, bert_apply, init_params
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.models.heads import ScoreHead
 from jaxir.ops import losses
@@ -44,6 +44,8 @@ class CrossEncoderConfig:
     alpha: float | None = None
     # Pairs per jitted forward at rerank time.
     rerank_batch_size: int = bounded(32, ge=1)
+    # Backbone dropout while training (hidden and attention); None = the backbone config's.
+    dropout: float | None = bounded(None, ge=0.0, lt=1.0)
     # Seeds the new head (and, with a random backbone, the encoder).
     seed: int = bounded(0, ge=0)
     # [CLS] goes through BERT's pooler, tanh(W h + b), before the head, as in Hugging Face's
@@ -88,7 +90,8 @@ class CrossEncoder:
                  bert_params=None, head_params=None, pooler_params=None, tokenizer=None):
         if bert_config is None:
             bert_config, bert_params = load_bert(config.model)
-        self.config, self.bert_config, self._pretrained = config, bert_config, bert_params
+        self.config, self._pretrained = config, bert_params
+        self.bert_config = bert_config.with_dropout(config.dropout)
         self._head = head_params  # a trained score head to start from (warm start)
         self._pooler = pooler_params
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
@@ -109,12 +112,12 @@ class CrossEncoder:
         return {"method": METHOD, "model": dataclasses.asdict(self.config),
                 "bert": self.bert_config.to_dict()}
 
-    def score(self, params, batch) -> jax.Array:
-        """{"input_ids", "attention_mask", "token_type_ids"} [B, L] -> scores [B] (float32)."""
+    def score(self, params, batch, *, rng=None) -> jax.Array:
+        """{"input_ids", "attention_mask", "token_type_ids"} [B, L] -> scores [B] (float32);
+        `rng` (training) turns the backbone's dropout on."""
         ids, mask = batch["input_ids"], batch["attention_mask"]
         chex.assert_rank([ids, mask], 2)
-        hidden = BertEncoder(self.bert_config).apply({"params": params["bert"]}, ids, mask,
-                                                      batch["token_type_ids"])
+        hidden = bert_apply(self.bert_config, params["bert"], ids, mask, batch["token_type_ids"], rng=rng)
         pooled = hidden[:, 0]
         if self.config.pooler:
             pooled = jnp.tanh(nn.Dense(self.bert_config.hidden_size, dtype=self.bert_config.dtype).apply(
@@ -127,11 +130,10 @@ class CrossEncoder:
 
         Returns (loss, {"acc": mean_b [argmax_n s_bn == 0], "margin": mean s_b0 - max_n>0 s_bn}).
         """
-        del rng  # the encoder has no dropout
         b, n, length = batch["input_ids"].shape
         flat = {k: batch[k].reshape(b * n, length)
                 for k in ("input_ids", "attention_mask", "token_type_ids")}
-        scores = self.score(params, flat).reshape(b, n)
+        scores = self.score(params, flat, rng=rng).reshape(b, n)
         valid = batch.get("valid")
         valid = jnp.ones((b, n), bool) if valid is None else valid.astype(bool)
         loss = losses.localized_contrastive(scores, mask=valid)

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxir.config_bounds import bounded
-from jaxir.models.bert import _ACTIVATIONS, BertConfig, BertEncoder
+from jaxir.models.bert import _ACTIVATIONS, BertConfig, BertEncoder, bert_apply, dropout, dropout_keys
 from jaxir.models.heads import ScoreHead
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.ops import losses
@@ -56,6 +56,8 @@ METHOD = "mice"
 class MiceConfig:
     # Local HF BERT folder for the backbone when no cross-encoder is given; None = embedded MiniLM.
     model: str | None = None
+    # Backbone dropout while training (hidden and attention); None = the backbone config's.
+    dropout: float | None = bounded(None, ge=0.0, lt=1.0)
     # Masks per layer range: a key of jaxir.ops.masks.MICE_CONFIGURATIONS.
     configuration: str = "mice"
     # l_f: layers 1..l_f see query and document apart (document states precomputed after it).
@@ -111,10 +113,12 @@ def kv_projection(layer: dict, doc_states: jax.Array) -> jax.Array:
 
 
 def interaction_layer(layer: dict, q: jax.Array, q_keys: jax.Array, d_k: jax.Array, d_v: jax.Array,
-                      d_keys: jax.Array, cfg: BertConfig) -> jax.Array:
+                      d_keys: jax.Array, cfg: BertConfig, rng: jax.Array | None = None) -> jax.Array:
     """One MICE interaction layer: query rows [n, Lq, H] attend to the query (keys where
     q_keys [n, Lq]) and to a frozen document (d_k, d_v [n, heads, Ld, d], keys where d_keys
-    [n, Ld]); only the query rows are updated (attention, residual, LayerNorm, FFN)."""
+    [n, Ld]); only the query rows are updated (attention, residual, LayerNorm, FFN). `rng`
+    (training) applies BERT's dropout where the encoder layer does."""
+    r_att, r_a, r_f = dropout_keys(rng, 3)
     n, lq, h = q.shape
     nh, hd = cfg.num_heads, h // cfg.num_heads
     qkv = _dense(layer["attention"]["qkv"], q).reshape(n, lq, 3, nh, hd).transpose(2, 0, 3, 1, 4)
@@ -124,10 +128,12 @@ def interaction_layer(layer: dict, q: jax.Array, q_keys: jax.Array, d_k: jax.Arr
     bias = jnp.where(allowed, 0.0, jnp.finfo(jnp.float32).min)[:, None, None, :]
     scores = jnp.einsum("bhqd,bhkd->bhqk", qkv[0], keys) / jnp.sqrt(hd).astype(q.dtype)
     probs = jax.nn.softmax(scores.astype(jnp.float32) + bias, axis=-1).astype(q.dtype)
+    probs = dropout(probs, cfg.attention_dropout, r_att)
     ctx = jnp.einsum("bhqk,bhkd->bhqd", probs, values).transpose(0, 2, 1, 3).reshape(n, lq, h)
-    x = _layer_norm(layer["attention_norm"], q + _dense(layer["attention"]["out"], ctx), cfg.layer_norm_eps)
+    a = dropout(_dense(layer["attention"]["out"], ctx), cfg.hidden_dropout, r_a)
+    x = _layer_norm(layer["attention_norm"], q + a, cfg.layer_norm_eps)
     y = _dense(layer["output"], _ACTIVATIONS[cfg.hidden_act](_dense(layer["intermediate"], x)))
-    return _layer_norm(layer["output_norm"], x + y, cfg.layer_norm_eps)
+    return _layer_norm(layer["output_norm"], x + dropout(y, cfg.hidden_dropout, r_f), cfg.layer_norm_eps)
 
 
 class MiceModel:
@@ -146,7 +152,7 @@ class MiceModel:
         if config.query_maxlen + config.doc_maxlen > bert_config.max_position:
             raise ValueError(f"query_maxlen + doc_maxlen = {config.query_maxlen + config.doc_maxlen} "
                              f"> max_position {bert_config.max_position}")
-        self.config, self.bert_config = config, bert_config
+        self.config, self.bert_config = config, bert_config.with_dropout(config.dropout)
         self._pretrained, self._head = bert_params, head_params
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
         early, late, update = MICE_CONFIGURATIONS[config.configuration]
@@ -182,20 +188,19 @@ class MiceModel:
         return _pad([[*t[: width - 1], tok.sep_token_id] for t in token_lists], width, tok.pad_token_id)
 
     # ---- split path ---------------------------------------------------------------------------
-    def _early(self, params, ids, mask, *, offset: int, token_type: int) -> jax.Array:
+    def _early(self, params, ids, mask, *, offset: int, token_type: int, rng=None) -> jax.Array:
         chex.assert_rank([ids, mask], 2)
         positions = offset + jnp.arange(ids.shape[1])[None, :]
-        return BertEncoder(self.bert_config).apply(
-            {"params": params["bert"]}, ids, mask, jnp.full_like(ids, token_type),
-            end_layer=self.config.fusion_layer, position_ids=positions)
+        return bert_apply(self.bert_config, params["bert"], ids, mask, jnp.full_like(ids, token_type),
+                          end_layer=self.config.fusion_layer, position_ids=positions, rng=rng)
 
-    def doc_states(self, params, d_ids, d_mask) -> jax.Array:
+    def doc_states(self, params, d_ids, d_mask, *, rng=None) -> jax.Array:
         """Document states after layer l_f, query-independent: [N, Ld] -> [N, Ld, H]."""
-        return self._early(params, d_ids, d_mask, offset=self.config.query_maxlen, token_type=1)
+        return self._early(params, d_ids, d_mask, offset=self.config.query_maxlen, token_type=1, rng=rng)
 
-    def query_states(self, params, q_ids, q_mask) -> jax.Array:
+    def query_states(self, params, q_ids, q_mask, *, rng=None) -> jax.Array:
         """Query states after layer l_f (once per query): [Q, Lq] -> [Q, Lq, H]."""
-        return self._early(params, q_ids, q_mask, offset=0, token_type=0)
+        return self._early(params, q_ids, q_mask, offset=0, token_type=0, rng=rng)
 
     def doc_kv(self, params, d_states) -> jax.Array:
         """Every interaction layer's keys and values of frozen document states:
@@ -207,7 +212,7 @@ class MiceModel:
         return jnp.stack(out, axis=2) if out else jnp.zeros((*d_states.shape[:2], 0, 2, d_states.shape[-1]),
                                                             d_states.dtype)
 
-    def interact(self, params, q_states, q_mask, d_states, d_mask, d_kv=None) -> jax.Array:
+    def interact(self, params, q_states, q_mask, d_states, d_mask, d_kv=None, *, rng=None) -> jax.Array:
         """Scores [n] of n (query, document) pairs from their l_f states.
 
         q_states [1 or n, Lq, H], q_mask [1 or n, Lq] (one query's states broadcast over its
@@ -219,36 +224,37 @@ class MiceModel:
         q_mask = jnp.broadcast_to(q_mask, (n, q_mask.shape[1]))
         if self.updates_docs:
             hidden = self._joint_layers(params, jnp.concatenate([q, d_states.astype(cfg.dtype)], 1),
-                                        q_mask, d_mask)
+                                        q_mask, d_mask, rng)
             q = hidden[:, : q.shape[1]]
         else:
             qq = q_mask if self.late_mask == "query_to_doc" else jnp.zeros_like(q_mask)
+            layer_rngs = dropout_keys(rng, len(self.interaction))
             for j, i in enumerate(self.interaction):
                 layer = params["bert"][f"layer_{i}"]
                 kv = kv_projection(layer, d_states.astype(cfg.dtype)) if d_kv is None else d_kv[:, :, j]
                 d_k, d_v = _heads(kv[:, :, 0], cfg.num_heads), _heads(kv[:, :, 1], cfg.num_heads)
-                q = interaction_layer(layer, q, qq, d_k, d_v, d_mask, cfg)
+                q = interaction_layer(layer, q, qq, d_k, d_v, d_mask, cfg, layer_rngs[j])
         return self._head_score(params, q[:, 0])
 
-    def _joint_layers(self, params, hidden, q_mask, d_mask):
+    def _joint_layers(self, params, hidden, q_mask, d_mask, rng=None):
         """Interaction layers over full [q; d] rows (configurations that update the documents)."""
         segments = jnp.concatenate([jnp.zeros_like(q_mask), jnp.ones_like(d_mask)], 1)
         mask = mice_masks(segments, jnp.concatenate([q_mask, d_mask], 1), variant=self.late_mask)
-        return BertEncoder(self.bert_config).apply(
-            {"params": params["bert"]}, None, mask, start_layer=self.config.fusion_layer,
-            end_layer=self.last_layer, hidden_states=hidden)
+        return bert_apply(self.bert_config, params["bert"], None, mask, start_layer=self.config.fusion_layer,
+                          end_layer=self.last_layer, hidden_states=hidden, rng=rng)
 
     def _head_score(self, params, pooled):
         return ScoreHead(dtype=self.bert_config.dtype).apply({"params": params["head"]}, pooled).astype(jnp.float32)
 
-    def pair_scores(self, params, q_ids, q_mask, d_ids, d_mask) -> jax.Array:
+    def pair_scores(self, params, q_ids, q_mask, d_ids, d_mask, *, rng=None) -> jax.Array:
         """Training path: q [B, Lq], d [B, N, Ld] -> scores [B, N]; each query's early layers run
         once, its documents' once each, then the interaction over the B x N pairs."""
         b, n, ld = d_ids.shape
-        qs = self.query_states(params, q_ids, q_mask)
-        ds = self.doc_states(params, d_ids.reshape(b * n, ld), d_mask.reshape(b * n, ld))
+        r_q, r_d, r_i = dropout_keys(rng, 3)  # rng (training) turns the backbone's dropout on
+        qs = self.query_states(params, q_ids, q_mask, rng=r_q)
+        ds = self.doc_states(params, d_ids.reshape(b * n, ld), d_mask.reshape(b * n, ld), rng=r_d)
         scores = self.interact(params, jnp.repeat(qs, n, axis=0), jnp.repeat(q_mask, n, axis=0),
-                               ds, d_mask.reshape(b * n, ld))
+                               ds, d_mask.reshape(b * n, ld), rng=r_i)
         return scores.reshape(b, n)
 
     # ---- reference: the joint sequence under the masks ----------------------------------------
@@ -278,8 +284,8 @@ class MiceModel:
         batch: q_ids, q_mask [B, Lq]; d_ids, d_mask [B, N, Ld]; teacher [B, N]; valid [B, N].
         Returns (loss, {"acc": positive above every negative, "margin": mean s_0 - max s_n}).
         """
-        del rng  # no dropout
-        scores = self.pair_scores(params, batch["q_ids"], batch["q_mask"], batch["d_ids"], batch["d_mask"])
+        scores = self.pair_scores(params, batch["q_ids"], batch["q_mask"], batch["d_ids"], batch["d_mask"],
+                                  rng=rng)
         valid = batch["valid"].astype(bool)
         loss = losses.margin_mse_nway(scores, batch["teacher"].astype(jnp.float32), mask=valid)
         best_neg = jnp.max(jnp.where(valid[:, 1:], scores[:, 1:], jnp.finfo(jnp.float32).min), 1)

@@ -36,7 +36,7 @@ from jaxir.methods.encoding import iter_encoded
 from jaxir.methods.lexical_prior import LexicalPrior, add_vectors
 from jaxir.methods.stem_classes import StemClasses
 from jaxir.methods.sparse_config import SparseConfig
-from jaxir.models.bert import BertEncoder, init_params
+from jaxir.models.bert import bert_apply, dropout_keys, init_params
 from jaxir.models.heads import MLMHead
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.ops import losses, scores
@@ -81,7 +81,8 @@ class SparseModel:
                  bert_params=None, tokenizer=None):
         if bert_config is None:
             bert_config, bert_params = load_bert(config.model)
-        self.config, self.bert_config, self._pretrained = config, bert_config, bert_params
+        self.config, self._pretrained = config, bert_params
+        self.bert_config = bert_config.with_dropout(config.dropout)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
         self.special_ids = unreachable_token_ids(self.tokenizer)
         self.idf = None if idf is None else np.asarray(idf, np.float32)
@@ -112,8 +113,8 @@ class SparseModel:
         return params_fingerprint(params)
 
     # ---- pure encoders -----------------------------------------------------------------------
-    def _hidden(self, params, ids, mask, token_types=None):
-        return BertEncoder(self.bert_config).apply({"params": params["bert"]}, ids, mask, token_types)
+    def _hidden(self, params, ids, mask, token_types=None, rng=None):
+        return bert_apply(self.bert_config, params["bert"], ids, mask, token_types, rng=rng)
 
     def _logits(self, params, hidden, vocab_ids=None):
         """[..., H] -> MLM logits [..., V] (decoder = the tied word embeddings), or [..., S]."""
@@ -142,7 +143,7 @@ class SparseModel:
         pooled = jax.lax.map(lambda xs: pool(*xs), (hc, mc))  # [C, B, V]
         return pooled.swapaxes(0, 1), jnp.any(mc > 0, axis=-1).swapaxes(0, 1)
 
-    def encode_docs(self, params, batch, *, top_k: int | None = None, vocab_ids=None) -> jax.Array:
+    def encode_docs(self, params, batch, *, top_k: int | None = None, vocab_ids=None, rng=None) -> jax.Array:
         """{"input_ids", "attention_mask"} [B, L] or windows [B, W, L] -> weights w [B, V] (>= 0).
 
         Windows of one document are encoded separately and pooled together. vocab_ids [S]
@@ -153,11 +154,11 @@ class SparseModel:
         if ids.ndim == 3:  # [B, W, L]: encode B*W rows, then pool over all W*L tokens of a doc
             b, n_win, length = ids.shape
             flat = lambda x: None if x is None else x.reshape(b * n_win, length)
-            hidden = self._hidden(params, flat(ids), flat(mask), flat(types))
+            hidden = self._hidden(params, flat(ids), flat(mask), flat(types), rng)
             hidden, mask = hidden.reshape(b, n_win * length, -1), mask.reshape(b, n_win * length)
         else:
             chex.assert_rank(ids, 2)
-            hidden = self._hidden(params, ids, mask, types)
+            hidden = self._hidden(params, ids, mask, types, rng)
         pooled, chunk_mask = self.pooled_logits(params, hidden, mask, vocab_ids)
         if vocab_ids is None:
             w = sparse_doc_weights(pooled, chunk_mask, special_token_ids=self.special_ids,
@@ -177,25 +178,26 @@ class SparseModel:
     def _vocab(self):
         return None if self.vocab_ids is None else jnp.asarray(self.vocab_ids)
 
-    def query_vectors(self, params, batch) -> jax.Array:
+    def query_vectors(self, params, batch, *, rng=None) -> jax.Array:
         """q [B, V] of q_ids/q_mask [B, Lq]: idf of the distinct WordPieces, or with the mlm
         encoder its weights of the [CLS] query [SEP] rows."""
         if self.config.query_encoder == "mlm":
             return self.encode_docs(params, {"input_ids": batch["q_ids"], "attention_mask": batch["q_mask"]},
-                                    vocab_ids=self._vocab())
+                                    vocab_ids=self._vocab(), rng=rng)
         return idf_query_vector(batch["q_ids"], batch["q_mask"], self._idf())
 
-    def student_scores(self, params, batch) -> tuple[jax.Array, jax.Array]:
+    def student_scores(self, params, batch, *, rng=None) -> tuple[jax.Array, jax.Array]:
         """(s = q . w, the head's doc weights w [B*N, V], q [B, V]) for q_ids/q_mask [B, Lq], d_ids/d_mask
         [B, N, Ld], and with a lexical prior prior_ids/prior_vals [B, N, P] (added to w for s).
 
         s is [B, N] (own candidates), or [B, B*N] with in_batch_negatives (`inbatch_columns`).
         """
         b, n, ld = batch["d_ids"].shape
-        q = self.query_vectors(params, batch)
+        r_q, r_d = dropout_keys(rng, 2)  # rng (training) turns the backbone's dropout on
+        q = self.query_vectors(params, batch, rng=r_q)
         w = self.encode_docs(params, {"input_ids": batch["d_ids"].reshape(b * n, ld),
                                       "attention_mask": batch["d_mask"].reshape(b * n, ld)},
-                             vocab_ids=self._vocab())
+                             vocab_ids=self._vocab(), rng=r_d)
         total = w
         if "prior_ids" in batch:  # padding entries are (id 0, weight 0): they add nothing
             chex.assert_equal_shape([batch["prior_ids"], batch["prior_vals"]])
@@ -229,12 +231,11 @@ class SparseModel:
         Returns (loss, {"rank", "flops", "flops_weight", "doc_nnz", "acc"}, with the mlm query
         encoder also "query_flops", "query_nnz").
         """
-        del rng  # no dropout
         cfg = self.config
         b, n, _ = batch["d_ids"].shape
         valid = batch.get("valid")
         valid = jnp.ones((b, n), bool) if valid is None else valid.astype(bool)
-        student, w, q = self.student_scores(params, batch)
+        student, w, q = self.student_scores(params, batch, rng=rng)
         w = w * valid.reshape(-1, 1).astype(w.dtype)  # padded candidates stay out of FLOPS
         nnz = jnp.sum(w > 0) / jnp.maximum(jnp.sum(valid), 1)
         if cfg.in_batch_negatives:

@@ -15,6 +15,8 @@ QUERY_ENCODERS = ("idf", "mlm")
 class SparseConfig:
     # Local HF BERT folder for the backbone; None = embedded all-MiniLM-L6-v2.
     model: str | None = None
+    # Backbone dropout while training (hidden and attention); None = the backbone config's.
+    dropout: float | None = bounded(None, ge=0.0, lt=1.0)
     # Document tokens incl. [CLS]/[SEP] per window: 256 for indexing; jaxir.recipes.sparse trains
     # (and so exports checkpoints) at 180 on CPU, 256 in its tpu-msmarco mode.
     doc_maxlen: int = bounded(256, ge=1)

@@ -7,6 +7,10 @@ runs in the [B, heads, T, d] layout (about 3x faster on CPU than a [B, T, heads,
 The encoder takes a (B, L) padding mask or a full (B, L, L) attention mask, and can run a
 sub-range of layers (`start_layer`/`end_layer`, resuming from given `hidden_states`), which
 MICE (split stack) and I3 need.
+
+Dropout (hidden and attention-probability rates, from the HF config as BERT fine-tuning uses
+them) runs only when the caller passes a training rng (`bert_apply(..., rng=key)`, i.e. flax's
+`deterministic=False` with a "dropout" rng): encoding and evaluation are exactly dropout-free.
 """
 from __future__ import annotations
 
@@ -31,6 +35,10 @@ class BertConfig:
     layer_norm_eps: float = 1e-12
     hidden_act: str = "gelu"
     pad_token_id: int = 0
+    # Dropout on the embeddings, attention output and FFN output (HF `hidden_dropout_prob`).
+    hidden_dropout: float = 0.0
+    # Dropout on the attention probabilities (HF `attention_probs_dropout_prob`).
+    attention_dropout: float = 0.0
     # Compute dtype (fp32 reference; bf16 on accelerators). Params stay fp32 (master weights).
     dtype: Any = jnp.float32
 
@@ -38,7 +46,7 @@ class BertConfig:
     def from_hf(cls, cfg: dict, **overrides) -> "BertConfig":
         if cfg.get("model_type", "bert") != "bert":
             raise ValueError(f"only BERT configs are supported, got model_type={cfg.get('model_type')}")
-        return cls(
+        fields = dict(
             vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"],
             num_layers=cfg["num_hidden_layers"], num_heads=cfg["num_attention_heads"],
             intermediate_size=cfg["intermediate_size"],
@@ -46,8 +54,18 @@ class BertConfig:
             type_vocab_size=cfg.get("type_vocab_size", 2),
             layer_norm_eps=cfg.get("layer_norm_eps", 1e-12),
             hidden_act=cfg.get("hidden_act", "gelu"), pad_token_id=cfg.get("pad_token_id", 0),
-            **overrides,
+            hidden_dropout=cfg.get("hidden_dropout_prob", 0.1),
+            attention_dropout=cfg.get("attention_probs_dropout_prob", 0.1),
         )
+        return cls(**{**fields, **overrides})
+
+    def with_dropout(self, rate: float | None) -> "BertConfig":
+        """Both dropout rates set to `rate` (None: keep the backbone config's own)."""
+        if rate is None:
+            return self
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {rate}")
+        return dataclasses.replace(self, hidden_dropout=rate, attention_dropout=rate)
 
     @classmethod
     def tiny(cls, **overrides) -> "BertConfig":
@@ -56,7 +74,9 @@ class BertConfig:
         return cls(**{**base, **overrides})
 
     def to_dict(self) -> dict:
+        """The architecture (what a checkpoint must match); dropout rates are training settings."""
         d = dataclasses.asdict(self)
+        del d["hidden_dropout"], d["attention_dropout"]
         d["dtype"] = jnp.dtype(self.dtype).name
         return d
 
@@ -83,7 +103,7 @@ class SelfAttention(nn.Module):
     config: BertConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, bias: jax.Array, deterministic: bool = True) -> jax.Array:
         cfg = self.config
         b, t, h = x.shape
         nh, hd = cfg.num_heads, h // cfg.num_heads
@@ -92,21 +112,28 @@ class SelfAttention(nn.Module):
         q, k, v = qkv[0], qkv[1], qkv[2]
         scores = jnp.einsum("bhqd,bhkd->bhqk", q, k) / jnp.sqrt(hd).astype(cfg.dtype)
         probs = jax.nn.softmax(scores.astype(jnp.float32) + bias, axis=-1).astype(cfg.dtype)
+        probs = nn.Dropout(cfg.attention_dropout)(probs, deterministic=deterministic)
         ctx = jnp.einsum("bhqk,bhkd->bhqd", probs, v).transpose(0, 2, 1, 3).reshape(b, t, h)
         return nn.Dense(h, dtype=cfg.dtype, name="out")(ctx)
+
+
+def hidden_dropout(cfg: BertConfig, x: jax.Array, deterministic: bool) -> jax.Array:
+    """BERT's hidden dropout (embeddings, each residual branch); identity when deterministic."""
+    return nn.Dropout(cfg.hidden_dropout)(x, deterministic=deterministic)
 
 
 class TransformerLayer(nn.Module):
     config: BertConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, bias: jax.Array, deterministic: bool = True) -> jax.Array:
         cfg = self.config
         ln = lambda name: nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=cfg.dtype, name=name)
-        x = ln("attention_norm")(x + SelfAttention(cfg, name="attention")(x, bias))
+        a = SelfAttention(cfg, name="attention")(x, bias, deterministic)
+        x = ln("attention_norm")(x + hidden_dropout(cfg, a, deterministic))
         y = nn.Dense(cfg.intermediate_size, dtype=cfg.dtype, name="intermediate")(x)
         y = nn.Dense(cfg.hidden_size, dtype=cfg.dtype, name="output")(_ACTIVATIONS[cfg.hidden_act](y))
-        return ln("output_norm")(x + y)
+        return ln("output_norm")(x + hidden_dropout(cfg, y, deterministic))
 
 
 class Embeddings(nn.Module):
@@ -114,7 +141,7 @@ class Embeddings(nn.Module):
 
     @nn.compact
     def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array,
-                 position_ids: jax.Array | None = None) -> jax.Array:
+                 position_ids: jax.Array | None = None, deterministic: bool = True) -> jax.Array:
         cfg = self.config
         init = nn.initializers.normal(0.02)
         word = nn.Embed(cfg.vocab_size, cfg.hidden_size, embedding_init=init, name="word")
@@ -122,7 +149,8 @@ class Embeddings(nn.Module):
         typ = nn.Embed(cfg.type_vocab_size, cfg.hidden_size, embedding_init=init, name="token_type")
         positions = jnp.arange(input_ids.shape[1])[None, :] if position_ids is None else position_ids
         x = word(input_ids) + pos(positions) + typ(token_type_ids)
-        return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=cfg.dtype, name="norm")(x)
+        x = nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=cfg.dtype, name="norm")(x)
+        return hidden_dropout(cfg, x, deterministic)
 
 
 class BertEncoder(nn.Module):
@@ -136,6 +164,7 @@ class BertEncoder(nn.Module):
       hidden_states: [B, L, H] states to resume from (required when start_layer > 0).
       position_ids: [B, L] (or [1, L]) positions (default 0..L-1; MICE places a document
         segment encoded alone at the offset it has in the joint sequence).
+      deterministic: False applies the config's dropout (needs a "dropout" rng; see bert_apply).
     """
 
     config: BertConfig
@@ -146,7 +175,8 @@ class BertEncoder(nn.Module):
                        for i in range(self.config.num_layers)]
 
     def __call__(self, input_ids, attention_mask, token_type_ids=None, *, start_layer: int = 0,
-                 end_layer: int | None = None, hidden_states=None, position_ids=None):
+                 end_layer: int | None = None, hidden_states=None, position_ids=None,
+                 deterministic: bool = True):
         cfg = self.config
         end_layer = cfg.num_layers if end_layer is None else end_layer
         if not 0 <= start_layer <= end_layer <= cfg.num_layers:
@@ -159,11 +189,11 @@ class BertEncoder(nn.Module):
                 raise ValueError(f"sequence length {input_ids.shape[1]} > max_position {cfg.max_position}")
             if token_type_ids is None:
                 token_type_ids = jnp.zeros_like(input_ids)
-            hidden_states = self.embeddings(input_ids, token_type_ids, position_ids)
+            hidden_states = self.embeddings(input_ids, token_type_ids, position_ids, deterministic)
         chex.assert_rank(hidden_states, 3)
         bias = attention_bias(attention_mask, jnp.float32)
         for layer in self.layers[start_layer:end_layer]:
-            hidden_states = layer(hidden_states, bias)
+            hidden_states = layer(hidden_states, bias, deterministic)
         return hidden_states
 
     def word_embeddings(self):
@@ -175,3 +205,28 @@ def init_params(config: BertConfig, rng: jax.Array, seq_len: int = 8) -> dict:
     """Randomly initialised params pytree (BERT's N(0, 0.02) embeddings, flax defaults elsewhere)."""
     ids = jnp.zeros((1, seq_len), jnp.int32)
     return BertEncoder(config).init(rng, ids, jnp.ones((1, seq_len), jnp.int32))["params"]
+
+
+def dropout_rngs(rng: jax.Array | None) -> dict:
+    """apply() keywords for a training rng: dropout on with that rng, or off (None)."""
+    return {"deterministic": True} if rng is None else {"deterministic": False, "rngs": {"dropout": rng}}
+
+
+def dropout(x: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
+    """Inverted dropout of a plain array (layers written without flax); identity without rng."""
+    if rng is None or rate == 0.0:
+        return x
+    keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+
+
+def dropout_keys(rng: jax.Array | None, n: int) -> list:
+    """n independent dropout rngs of a training rng (n Nones when evaluating)."""
+    return [None] * n if rng is None else list(jax.random.split(rng, n))
+
+
+def bert_apply(config: BertConfig, params: dict, input_ids, attention_mask, token_type_ids=None, *,
+               rng: jax.Array | None = None, **kwargs) -> jax.Array:
+    """BertEncoder(config) on `params`; `rng` (training only) turns the config's dropout on."""
+    return BertEncoder(config).apply({"params": params}, input_ids, attention_mask, token_type_ids,
+                                     **dropout_rngs(rng), **kwargs)

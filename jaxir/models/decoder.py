@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxir.models.bert import _ACTIVATIONS, BertConfig, SelfAttention
+from jaxir.models.bert import _ACTIVATIONS, BertConfig, SelfAttention, hidden_dropout
 
 
 class CrossAttention(nn.Module):
@@ -25,7 +25,7 @@ class CrossAttention(nn.Module):
     config: BertConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, memory: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, memory: jax.Array, deterministic: bool = True) -> jax.Array:
         cfg = self.config
         chex.assert_rank([x, memory], 3)
         b, t, h = x.shape
@@ -35,6 +35,7 @@ class CrossAttention(nn.Module):
         kv = kv.reshape(b, memory.shape[1], 2, nh, hd).transpose(2, 0, 3, 1, 4)  # [2, B, heads, M, d]
         scores = jnp.einsum("bhqd,bhkd->bhqk", q, kv[0]) / jnp.sqrt(hd).astype(cfg.dtype)
         probs = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(cfg.dtype)
+        probs = nn.Dropout(cfg.attention_dropout)(probs, deterministic=deterministic)
         ctx = jnp.einsum("bhqk,bhkd->bhqd", probs, kv[1]).transpose(0, 2, 1, 3).reshape(b, t, h)
         return nn.Dense(h, dtype=cfg.dtype, name="out")(ctx)
 
@@ -45,11 +46,14 @@ class DecoderLayer(nn.Module):
     config: BertConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, bias: jax.Array, memory: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, bias: jax.Array, memory: jax.Array,
+                 deterministic: bool = True) -> jax.Array:
         cfg = self.config
         ln = lambda name: nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=cfg.dtype, name=name)
-        x = ln("attention_norm")(x + SelfAttention(cfg, name="attention")(x, bias))
-        x = ln("cross_attention_norm")(x + CrossAttention(cfg, name="cross_attention")(x, memory))
+        drop = lambda y: hidden_dropout(cfg, y, deterministic)  # noqa: E731
+        x = ln("attention_norm")(x + drop(SelfAttention(cfg, name="attention")(x, bias, deterministic)))
+        x = ln("cross_attention_norm")(
+            x + drop(CrossAttention(cfg, name="cross_attention")(x, memory, deterministic)))
         y = nn.Dense(cfg.intermediate_size, dtype=cfg.dtype, name="intermediate")(x)
         y = nn.Dense(cfg.hidden_size, dtype=cfg.dtype, name="output")(_ACTIVATIONS[cfg.hidden_act](y))
-        return ln("output_norm")(x + y)
+        return ln("output_norm")(x + drop(y))

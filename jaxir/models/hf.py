@@ -151,8 +151,8 @@ def hf_config_dict(bert_config, architectures: list[str], **extra) -> dict:
             "num_attention_heads": bc.num_heads, "intermediate_size": bc.intermediate_size,
             "max_position_embeddings": bc.max_position, "type_vocab_size": bc.type_vocab_size,
             "layer_norm_eps": bc.layer_norm_eps, "hidden_act": bc.hidden_act,
-            "pad_token_id": bc.pad_token_id, "hidden_dropout_prob": 0.1,
-            "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,
+            "pad_token_id": bc.pad_token_id, "hidden_dropout_prob": bc.hidden_dropout,
+            "attention_probs_dropout_prob": bc.attention_dropout, "initializer_range": 0.02,
             "position_embedding_type": "absolute", **extra}
 
 

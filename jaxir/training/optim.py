@@ -89,6 +89,14 @@ def make_optimizer(cfg: OptimConfig) -> tuple[optax.GradientTransformation, opta
 
 
 def _group_labels(params: Any, multipliers: dict) -> Any:
-    """Label each leaf by its top-level key when that key has a multiplier, else "base"."""
+    """Label each leaf by its top-level key when that key has a multiplier, else "base"; a
+    multiplier naming no top-level group is an OptionError (raised when the optimizer state is
+    built, before any step)."""
+    from jaxir.errors import OptionError
+
+    unknown = sorted(set(multipliers) - set(params))
+    if unknown:
+        raise OptionError(f"--optim.lr_multipliers: {', '.join(map(repr, unknown))} names no parameter "
+                          f"group (groups: {', '.join(sorted(params))})")
     return {k: jax.tree_util.tree_map(lambda _, k=k: k if k in multipliers else "base", v)
             for k, v in params.items()}
