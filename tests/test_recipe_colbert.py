@@ -73,20 +73,48 @@ def test_modes_are_overrides_of_one_default():
         recipe.parse_args(["--out", "x", "--use-ib-negatives", "false"])
 
 
+SMALL_ARGS = ["--data.mine_depth", "10", "--nway", "2", "--data.tuples.neg_depth", "5",
+              "--model.query_maxlen", "8", "--model.doc_maxlen", "24", "--fit.steps", "2",
+              "--fit.batch_size", "8", "--optim.warmup_steps", "1", "--fit.fast_compile", "true"]
+
+
 def test_main_runs_two_steps_from_a_beir_folder(toy_beir, tmp_path):
     """`jaxir train --recipe colbert` calls main: BM25 mining, no teacher (so n-way CE), export."""
     from jaxir.retrievers.colbert import load_checkpoint
 
     out = tmp_path / "run"
-    recipe.main(["--data.mine_depth", "10", "--nway", "2", "--data.tuples.neg_depth", "5",
-                 "--model.query_maxlen", "8", "--model.doc_maxlen", "24", "--fit.steps", "2",
-                 "--fit.batch_size", "8", "--optim.warmup_steps", "1", "--fit.fast_compile", "true",
-                 "--data", str(toy_beir), "--out", str(out)])
+    recipe.main([*SMALL_ARGS, "--data", str(toy_beir), "--out", str(out)])
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["split"] == "train"] == [2]
     config, params = load_checkpoint(out / "colbert")
     assert (config.doc_maxlen, config.query_maxlen, config.distillation) == (24, 8, False)
     assert (out / "negatives.bm25.d10.jsonl").is_file() and "projection" in params
+
+    # The second round warm-starts from that model, projection included: zero updates (lr 0)
+    # export exactly the round-1 params.
+    import jax
+
+    from jaxir.errors import CheckpointError
+
+    warm = tmp_path / "r2"
+    recipe.main([*SMALL_ARGS, "--optim.learning_rate", "0", "--init-from", str(out / "colbert"),
+                 "--data", str(toy_beir), "--out", str(warm)])
+    jax.tree_util.tree_map(np.testing.assert_array_equal, load_checkpoint(warm / "colbert")[1], params)
+    # A folder of another method, or of another projection width, is refused before any mining.
+    from jaxir.methods.i3 import I3Config, I3Model
+    from jaxir.models.bert import BertConfig
+    from jaxir.retrievers.i3 import save_checkpoint as save_i3
+
+    i3 = I3Model(I3Config(implicit_interaction=False), bert_config=BertConfig.tiny())
+    save_i3(tmp_path / "i3", i3.config, i3.init(jax.random.PRNGKey(0)))
+    for bad, dim, why in [(tmp_path / "i3", "128", "holds a 'i3' model, not a 'colbert' one"),
+                          (out / "colbert", "16", "dim must match")]:
+        dest = tmp_path / f"bad{dim}"
+        with pytest.raises(CheckpointError, match=why) as e:
+            recipe.main([*SMALL_ARGS, "--model.dim", dim, "--init-from", str(bad),
+                         "--data", str(toy_beir), "--out", str(dest)])
+        assert "\n" not in str(e.value) and not (dest / "metrics.jsonl").exists()
+    assert not list((tmp_path / "bad128").glob("negatives.*"))  # refused before mining
 
 
 def test_nway_counts_the_positive_and_checks_bounds_in_its_own_units():

@@ -123,3 +123,29 @@ def test_streaming_memory_is_bounded(tmp_path):
     tracemalloc.stop()
     assert len(src) == 20_000 and batch["valid"].shape == (21, 8)
     assert peak < 2e6, f"peak {peak / 1e6:.1f} MB: records are being held in memory"
+
+
+def test_teacher_skip_draws_below_the_teachers_top_ranks(tmp_path):
+    """teacher_skip k: the top neg_depth candidates re-ranked by the teacher, its best k never
+    drawn, every other one drawn from; without teacher scores the option is refused."""
+    recs = _records(6, 20, None)
+    rng = np.random.default_rng(3)
+    teacher_path = tmp_path / "teacher.jsonl"
+    teacher = {}
+    with open(teacher_path, "w") as f:
+        for r in recs:
+            scores = {d: float(s) for d, s in zip([c[0] for c in r["candidates"]] + r["positives"],
+                                                  rng.normal(size=22))}
+            teacher[r["qid"]] = scores
+            f.write(json.dumps({"qid": r["qid"], "scores": scores}) + "\n")
+    src = _source(tmp_path, recs, TupleConfig(n_negatives=4, neg_depth=12, teacher_skip=3, draws=40),
+                  teacher=teacher_path)
+    for i, r in enumerate(recs):
+        pool = [c[0] for c in r["candidates"][:12]]
+        by_teacher = sorted(pool, key=lambda d: -teacher[r["qid"]][d])
+        drawn = {d for e in range(40) for d in src.tuple_at(i, e).doc_ids[1:]}
+        assert drawn == set(by_teacher[3:]), r["qid"]  # 9 left, 40 draws of 4 cover them all
+    with pytest.raises(DataError, match="teacher_skip 3 re-ranks by the teacher"):
+        _source(tmp_path, recs, TupleConfig(n_negatives=4, neg_depth=12, teacher_skip=3))
+    with pytest.raises(ValueError, match="too few candidates"):
+        TupleConfig(n_negatives=4, neg_depth=6, teacher_skip=3)
