@@ -63,15 +63,12 @@ def train_batch(train, model, n: int = 8, negatives: int = 3):
 
 def tower_grad_norms(model, params, batch) -> dict:
     """|d(alpha * rank)/d passage| and |d(beta * rec)/d passage| at update 0, dropout off."""
-    def term(name):
-        def f(p):
-            _, aux = model.loss_fn(p, batch)
-            return aux["rank"] if name == "rank" else aux["beta"] * aux["rec"]
-        g = jax.grad(f)(params)["passage"]
-        return float(np.sqrt(sum(float(np.sum(np.square(x))) for x in jax.tree_util.tree_leaves(g))))
-    rank = term("rank")
-    rec = term("rec") if model.config.implicit_interaction else 0.0
-    return {"grad_alpha_rank": rank, "grad_beta_rec": rec, "rec_over_rank": rec / rank if rank else None}
+    from jaxir.training.grad_shares import gradient_shares
+
+    def aux(p):
+        return model.loss_fn(p, batch)[1]
+    return gradient_shares({"alpha_rank": lambda p: aux(p)["rank"],
+                            "beta_rec": lambda p: aux(p)["beta"] * aux(p)["rec"]}, params, "passage")
 
 
 def main(argv=None) -> dict:

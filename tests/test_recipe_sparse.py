@@ -94,6 +94,13 @@ def test_train_exports_the_best_held_out_step(toy_beir, tmp_path):
     held = {r["step"]: r["holdout_rank"] for r in rows if r["split"] == "eval"}
     assert sorted(held) == [2, 4, 6]
     best = min(held, key=held.get)
+    # The encoder gradient's shares from ranking and FLOPS, at init and for the exported params.
+    shares = {r["split"]: r for r in rows if r["split"].startswith("grad_share")}
+    assert sorted(shares) == ["grad_share_end", "grad_share_init"] and shares["grad_share_end"]["step"] == best
+    for r in shares.values():
+        assert abs(r["share_rank"] + r["share_flops"] - 1) < 1e-6 and r["grad_rank"] > 0
+    # The new MLM head learns at 50x the encoder's rate by default.
+    assert dict(recipe.RECIPE.optim.lr_multipliers) == {"head": 50.0}
     config, params = load_checkpoint(path)
     assert config == cfg.model  # the exported config is the recipe's model config
     # The export is the held-out-best step's params: equal to the final ones only if it is the last.

@@ -60,6 +60,8 @@ from jaxir.methods.sparse import SparseConfig, SparseModel
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
 from jaxir.recipes.sparse_teachers import DEFAULT_TEACHERS, dense_corpus, mine_candidates, teacher_scores
+from jaxir.training.grad_shares import gradient_shares
+from jaxir.training.logging import MetricsLogger
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
 
@@ -108,7 +110,10 @@ class Recipe:
     # Train queries, mined candidates and held-out queries.
     data: SparseData = SparseData()
     # AdamW of the ranking stage; 2 micro-batches per update (per-batch KL varies 100x across batches).
-    optim: OptimConfig = OptimConfig(learning_rate=3e-5, warmup_steps=10, accumulate=2)
+    # The MLM head is new (all-MiniLM-L6-v2 ships none): it learns at 50x the encoder's rate (head=50),
+    # as the cross-encoder's new head does; at 1x its per-term thresholds barely move in 100 updates.
+    optim: OptimConfig = OptimConfig(learning_rate=3e-5, warmup_steps=10, accumulate=2,
+                                     lr_multipliers=(("head", 50.0),))
     # Ranking stage: 200 steps of 8 queries (each ranking all 32 docs of its batch).
     fit: FitConfig = FitConfig(steps=200, batch_size=8, eval_every=25)
     # Optional MLM warm-up stage.
@@ -321,6 +326,16 @@ def train(r: Recipe, out_dir: str):
     held = TupleTexts(model, r.data, held_rows, candidates, texts, teacher, prior, width)
     hook = BestOnHoldout(model, [held.take(np.arange(i, i + batch))
                                  for i in range(0, n_held, batch)]) if n_held else None
+    probe = source.take(np.arange(min(batch, len(source))))
+
+    def log_shares(when: str, step: int, at) -> None:
+        """The encoder gradient's shares from the ranking loss and from FLOPS at full lambda."""
+        shares = regulariser_shares(model, at, probe)
+        MetricsLogger(out / "rank" / "metrics.jsonl").log(step, shares, split=f"grad_share_{when}")
+        print(f"encoder gradient at {when} (lambda at its full value): " +
+              ", ".join(f"{k} {v:.4g}" for k, v in shares.items()))
+
+    log_shares("init", 0, params)
     result = fit(Task(init=lambda rng, batch: params, loss_fn=model.loss_fn, param_rules=PARAM_RULES,
                       step_aware=True, config={"method": method.METHOD, **dataclasses.asdict(r.model)}),
                  source, config=dataclasses.replace(r.fit, out_dir=str(out / "rank"),
@@ -329,9 +344,23 @@ def train(r: Recipe, out_dir: str):
     best = result.state.params if hook is None or hook.best is None else hook.best
     if hook is not None:
         print(f"exporting step {hook.best_step} (held-out KL {hook.best_rank:.4f} on {n_held} queries)")
+    log_shares("end", hook.best_step if hook and hook.best_step else r.fit.steps, best)
     # The idf.json goes in with the params, in one atomic write: a folder with a model.json is whole.
     idf_file = r.data.idf or save_idf(out / IDF_FILE, idf, vocab, n_docs=len(doc_tokens))
     return save_checkpoint(out / method.METHOD, r.model, best, idf_file=idf_file), result
+
+
+def regulariser_shares(model: SparseModel, params, batch) -> dict[str, float]:
+    """Norms and shares of the encoder ("bert") gradient from the ranking loss and from the
+    FLOPS term(s) at their full lambda (step None: after the warm-up), dropout off."""
+    def aux(p):
+        return model.loss_fn(p, batch)[1]
+
+    def flops(p):
+        m = aux(p)
+        extra = model.config.query_flops_lambda * m["query_flops"] if "query_flops" in m else 0.0
+        return m["flops_weight"] * m["flops"] + extra
+    return gradient_shares({"rank": lambda p: aux(p)["rank"], "flops": flops}, params, "bert")
 
 
 parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)
