@@ -44,7 +44,8 @@ def systems_of(args) -> dict:
         if i == 0:
             first = name
             for layers in args.mice_layers:
-                out[f"{name}-L{layers}"] = mice(ckpt, index, num_layers=layers)
+                # Layers dropped at rerank time from a model trained with all of them.
+                out[f"{name}-L{layers}"] = mice(ckpt, index, num_layers=layers, untrained_layers=True)
             if args.mice_kv_index:
                 out[f"{name}-kv"] = mice(ckpt, args.mice_kv_index)
     if args.colbert:

@@ -166,3 +166,25 @@ def test_teacher_scores_are_reused_only_for_the_same_teacher(toy_beir, cross_enc
     second = prepare_beir(dataclasses.replace(cfg.data, teacher_checkpoint=str(other)), str(tmp_path))[2]
     assert second != first and first.is_file() and second.is_file()
     assert first.read_text() != second.read_text()
+
+
+def test_layer_dropping_is_a_trained_choice(trained, cross_encoder, toy_beir, tmp_path):
+    """The trained L' is what reranking runs; another depth is refused unless asked for by name,
+    and an L' outside 1..L or below l_f is refused before any mining."""
+    from jaxir.errors import OptionError
+
+    model = _mice(trained)._loaded[0]
+    assert model.last_layer == 6
+    assert _mice(trained, num_layers=6)._loaded[0].last_layer == 6
+    with pytest.raises(OptionError, match="trained with L' = 6 layers; --num-layers 5") as e:
+        _mice(trained, num_layers=5)._loaded
+    assert "\n" not in str(e.value)
+    assert _mice(trained, num_layers=5, untrained_layers=True)._loaded[0].last_layer == 5
+    out = tmp_path / "L7"
+    with pytest.raises(ValueError, match=r"exceed the backbone's 6 layers \(num_layers is in 3..6\)") as e:
+        recipe.main([*SMALL, "--model.num_layers", "7", "--init-from", str(cross_encoder),
+                     "--data", str(toy_beir), "--out", str(out)])
+    assert "\n" not in str(e.value) and not list(out.glob("negatives.*"))
+    for bad in ("2", "0"):  # below l_f = 3, below 1: refused as the options are parsed
+        with pytest.raises(SystemExit):
+            recipe.parse_args(["--out", "o", "--model.num_layers", bad])

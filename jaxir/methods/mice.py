@@ -63,7 +63,7 @@ class MiceConfig:
     # l_f: layers 1..l_f see query and document apart (document states precomputed after it).
     fusion_layer: int = bounded(3, ge=0)
     # L': layers run in all (the interaction layers are l_f+1..L'); None = every backbone layer.
-    num_layers: int | None = None
+    num_layers: int | None = bounded(None, ge=1)
     # Tokens of the query segment [CLS] q [SEP] (padded: the document starts at this position).
     query_maxlen: int = bounded(32, ge=3)
     # Tokens of the document segment d [SEP].
@@ -148,7 +148,8 @@ class MiceModel:
             bert_config, bert_params = load_bert(config.model)
         if config.fusion_layer > bert_config.num_layers or (config.num_layers or 0) > bert_config.num_layers:
             raise ValueError(f"fusion_layer {config.fusion_layer} / num_layers {config.num_layers} exceed "
-                             f"the backbone's {bert_config.num_layers} layers")
+                             f"the backbone's {bert_config.num_layers} layers (num_layers is in "
+                             f"{max(1, config.fusion_layer)}..{bert_config.num_layers})")
         if config.query_maxlen + config.doc_maxlen > bert_config.max_position:
             raise ValueError(f"query_maxlen + doc_maxlen = {config.query_maxlen + config.doc_maxlen} "
                              f"> max_position {bert_config.max_position}")

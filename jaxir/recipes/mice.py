@@ -101,14 +101,14 @@ def train(r: Recipe, out_dir: str):
                           "(jaxir train --recipe cross-encoder writes one)")
     if r.data.examples is not None:
         raise OptionError("the MICE recipe mines a BEIR train split; --data.examples is not supported yet")
+    # The model first: a bad --init-from or L' (--model.num_layers) fails before any mining.
+    bert_config, bert_params = load_bert(r.model.model, dtype=COMPUTE_DTYPES[r.fit.compute_dtype])
+    bert, head, _ = warm_start_params(r.init_from, bert_config, bert_params)  # MICE: no pooler
+    model = MiceModel(r.model, bert_config=bert_config, bert_params=bert, head_params=head)
     data_cfg = r.data if (r.data.teacher or r.data.teacher_checkpoint) else dataclasses.replace(
         r.data, teacher_checkpoint=r.init_from)
     data, mined, teacher = prepare_beir(data_cfg, out_dir)
     train_file, held = split_holdout(mined, out / f"{mined.stem}.train.jsonl", r.data.holdout, r.fit.seed)
-
-    bert_config, bert_params = load_bert(r.model.model, dtype=COMPUTE_DTYPES[r.fit.compute_dtype])
-    bert, head, _ = warm_start_params(r.init_from, bert_config, bert_params)  # MICE: no pooler
-    model = MiceModel(r.model, bert_config=bert_config, bert_params=bert, head_params=head)
     source = nway_source(functools.partial(mice_arrays, model), data_cfg, r.fit.steps, r.fit.batch_size,
                          (data, train_file, teacher))
     task = Task(init=model.init, loss_fn=model.loss_fn, config={"method": "mice", **dataclasses.asdict(r.model)})

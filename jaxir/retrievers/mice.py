@@ -110,8 +110,10 @@ class Mice:
     checkpoint: str | None = option(None, "trained MICE model folder (default: the backbone + a fresh head)")
     alpha: float | None = option(None, "weight of its score against the first stage (both min-max; "
                                        "default: the checkpoint's)", search_only=True)
-    num_layers: int | None = option(None, "layers run (L' <= L drops the last interaction layers; "
-                                          "default: the checkpoint's)", search_only=True)
+    num_layers: int | None = option(None, "layers run, L' (default: the checkpoint's, the L' it was trained "
+                                          "with; another needs --untrained-layers)", search_only=True)
+    untrained_layers: bool = option(False, "allow --num-layers other than the trained L': the head then reads "
+                                           "[CLS] states it was never trained on", search_only=True)
     batch_size: int | None = option(None, "candidates per interaction call", search_only=True)
     state_dtype: str | None = option(None, "stored state dtype: float16 (default) or float32")
     prune_tokens: int | None = option(None, "keep each document's k highest-IDF tokens (default 0: all)")
@@ -122,8 +124,17 @@ class Mice:
 
     @cached_property
     def _loaded(self):
-        return load_mice(self.checkpoint, {"alpha": self.alpha, "num_layers": self.num_layers,
-                                           "rerank_batch_size": self.batch_size})
+        from jaxir.errors import OptionError
+
+        base = {"alpha": self.alpha, "rerank_batch_size": self.batch_size}
+        model, params = load_mice(self.checkpoint, base)
+        if self.num_layers is None or self.num_layers == model.last_layer:
+            return model, params
+        if self.checkpoint is not None and not self.untrained_layers:
+            raise OptionError(f"{self.checkpoint} was trained with L' = {model.last_layer} layers; --num-layers "
+                              f"{self.num_layers} runs a depth its head never saw (train with --model.num_layers "
+                              f"{self.num_layers}, or pass --untrained-layers to measure it anyway)")
+        return load_mice(self.checkpoint, {**base, "num_layers": self.num_layers})
 
     @cached_property
     def _fingerprint(self) -> str:
