@@ -69,6 +69,9 @@ def test_modes_are_overrides_of_one_default():
     tpu, _ = recipe.parse_args(["--mode", "tpu-msmarco", "--out", "x", "--fit.seed", "3"])
     assert (tpu.data.tuples.n_negatives, tpu.optim.total_steps, tpu.optim.learning_rate) == (63, 400_000, 1e-5)
     assert tpu.model.seed == tpu.data.tuples.seed == 3 and tpu.model.doc_maxlen == 180
+    r2, _ = recipe.parse_args(["--mode", "cpu-scifact-r2", "--out", "x", "--init-from", "r1/colbert"])
+    assert (r2.data.tuples.neg_depth, r2.data.tuples.teacher_skip, r2.init_from) == (30, 3, "r1/colbert")
+    assert r2.optim == recipe.RECIPE.optim and r2.model == recipe.RECIPE.model
     with pytest.raises(SystemExit):  # the old spellings are gone
         recipe.parse_args(["--out", "x", "--use-ib-negatives", "false"])
 
