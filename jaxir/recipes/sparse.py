@@ -47,6 +47,7 @@ unless --data.idf gives one), <out>/mlm/ and <out>/mlm-params when warmed up, an
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
@@ -59,9 +60,8 @@ from jaxir.fs import INDEX_CACHE
 from jaxir.methods.sparse import SparseConfig, SparseModel
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
+from jaxir.recipes.sparse_shares import log_regulariser_shares
 from jaxir.recipes.sparse_teachers import DEFAULT_TEACHERS, dense_corpus, mine_candidates, teacher_scores
-from jaxir.training.grad_shares import gradient_shares
-from jaxir.training.logging import MetricsLogger
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
 
@@ -327,14 +327,7 @@ def train(r: Recipe, out_dir: str):
     hook = BestOnHoldout(model, [held.take(np.arange(i, i + batch))
                                  for i in range(0, n_held, batch)]) if n_held else None
     probe = source.take(np.arange(min(batch, len(source))))
-
-    def log_shares(when: str, step: int, at) -> None:
-        """The encoder gradient's shares from the ranking loss and from FLOPS at full lambda."""
-        shares = regulariser_shares(model, at, probe)
-        MetricsLogger(out / "rank" / "metrics.jsonl").log(step, shares, split=f"grad_share_{when}")
-        print(f"encoder gradient at {when} (lambda at its full value): " +
-              ", ".join(f"{k} {v:.4g}" for k, v in shares.items()))
-
+    log_shares = functools.partial(log_regulariser_shares, model, probe, out / "rank" / "metrics.jsonl")
     log_shares("init", 0, params)
     result = fit(Task(init=lambda rng, batch: params, loss_fn=model.loss_fn, param_rules=PARAM_RULES,
                       step_aware=True, config={"method": method.METHOD, **dataclasses.asdict(r.model)}),
@@ -348,19 +341,6 @@ def train(r: Recipe, out_dir: str):
     # The idf.json goes in with the params, in one atomic write: a folder with a model.json is whole.
     idf_file = r.data.idf or save_idf(out / IDF_FILE, idf, vocab, n_docs=len(doc_tokens))
     return save_checkpoint(out / method.METHOD, r.model, best, idf_file=idf_file), result
-
-
-def regulariser_shares(model: SparseModel, params, batch) -> dict[str, float]:
-    """Norms and shares of the encoder ("bert") gradient from the ranking loss and from the
-    FLOPS term(s) at their full lambda (step None: after the warm-up), dropout off."""
-    def aux(p):
-        return model.loss_fn(p, batch)[1]
-
-    def flops(p):
-        m = aux(p)
-        extra = model.config.query_flops_lambda * m["query_flops"] if "query_flops" in m else 0.0
-        return m["flops_weight"] * m["flops"] + extra
-    return gradient_shares({"rank": lambda p: aux(p)["rank"], "flops": flops}, params, "bert")
 
 
 parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)
