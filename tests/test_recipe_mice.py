@@ -137,6 +137,10 @@ def test_bad_inputs_get_one_line_errors(trained, cross_encoder, toy_beir, tmp_pa
     save_checkpoint(tmp_path / "lf2", dataclasses.replace(model.config, fusion_layer=2), params)
     with pytest.raises(IndexFormatError, match="built with fusion_layer 3, but the model uses 2"):
         _mice(tmp_path / "lf2").open_reranker(store)
+    # ... or with the other document layout.
+    save_checkpoint(tmp_path / "bare", dataclasses.replace(model.config, doc_layout="bare"), params)
+    with pytest.raises(IndexFormatError, match="built with doc_layout 'sinks', but the model uses 'bare'"):
+        _mice(tmp_path / "bare").open_reranker(store)
     # A candidate the store does not hold.
     reranker = _mice(trained).open_reranker(store)
     with pytest.raises(DataError, match="not in the document-state store.*'nope'"):

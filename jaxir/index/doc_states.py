@@ -30,15 +30,18 @@ KIND = "mice-states"
 STATE_DTYPES = ("float16", "float32")
 
 
-def prune_positions(token_ids: np.ndarray, idf: np.ndarray, keep: int) -> np.ndarray:
+def prune_positions(token_ids: np.ndarray, idf: np.ndarray, keep: int, head: int = 0) -> np.ndarray:
     """Positions (sorted) of the `keep` highest-IDF tokens of one document; its last token (the
-    [SEP]) is always kept. token_ids [L] of real tokens; idf [V]; keep >= 1 -> int64 [min(L, keep)]."""
+    [SEP]) and its first `head` tokens (MICE's sinks) are always kept. token_ids [L] of real
+    tokens; idf [V]; keep > head -> int64 [min(L, keep)]."""
     n = len(token_ids)
     if keep <= 0 or n <= keep:
         return np.arange(n)
-    body = idf[token_ids[:-1]]
-    order = np.lexsort((np.arange(n - 1), -body))  # highest idf first, then earlier position
-    return np.sort(np.append(order[: keep - 1], n - 1))
+    if keep <= head:
+        raise DataError(f"prune_tokens {keep} keeps nothing beyond the {head} fixed leading tokens and [SEP]")
+    body = idf[token_ids[head:-1]]
+    order = head + np.lexsort((np.arange(len(body)), -body))  # highest idf first, then earlier position
+    return np.sort(np.concatenate([np.arange(head), order[: keep - head - 1], [n - 1]]))
 
 
 def corpus_idf(token_lists: Sequence[Sequence[int]], vocab_size: int) -> np.ndarray:

@@ -95,12 +95,14 @@ def read_model_info(path: str | Path) -> dict:
 def config_from_dict(cls, raw: dict):
     """A config dataclass from saved JSON. Keys renamed since (cls.RENAMED_FIELDS) are mapped,
     settings that moved out of the model (cls.DROPPED_FIELDS) are ignored, lists become tuples
-    where the field is a tuple; any other unknown key is a CheckpointError naming it."""
+    where the field is a tuple; any other unknown key is a CheckpointError naming it. A field the
+    folder predates takes cls.ABSENT_MEANS's value (what such folders were trained with), not
+    today's default."""
     renamed = getattr(cls, "RENAMED_FIELDS", {})
     dropped = set(getattr(cls, "DROPPED_FIELDS", ()))
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls) if f.init}
-    values = {}
+    values = dict(getattr(cls, "ABSENT_MEANS", {}))
     for key, value in raw.items():
         key = renamed.get(key, key)
         if key in dropped:

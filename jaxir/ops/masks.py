@@ -17,7 +17,7 @@ import jax.numpy as jnp
 MiceVariant = Literal["full", "block_diagonal", "query_to_doc", "query_to_doc_no_qq"]
 
 # allowed[s_i][s_j]: may a token of segment s_i attend to a token of segment s_j?
-# Segment 0 = query side ([CLS] q [SEP]), segment 1 = document side (d [SEP]).
+# Segment 0 = query side ([CLS] q [SEP]), segment 1 = document side (d [SEP], or MICE's [CLS] [SEP] d [SEP]).
 MICE_VARIANTS: dict[str, tuple[tuple[bool, bool], tuple[bool, bool]]] = {
     # Plain cross-encoder: every valid token attends to every valid token.
     "full": ((True, True), (True, True)),

@@ -4,7 +4,7 @@
 the states (fp16 by default; optional IDF pruning and per-layer keys/values). At rerank time each
 query runs its own layers 1..l_f once, then the interaction layers score all its candidates in
 one jitted call. The store records the model fingerprint and the settings the states depend on
-(l_f, segment lengths): states of another checkpoint or another l_f are refused, as is a
+(l_f, segment lengths, document layout): states of another checkpoint, l_f or layout are refused, as is a
 candidate the store does not hold.
 """
 from __future__ import annotations
@@ -143,7 +143,8 @@ class Mice:
 
     def _expect(self) -> dict:
         c = self._loaded[0].config
-        return {"fusion_layer": c.fusion_layer, "query_maxlen": c.query_maxlen, "doc_maxlen": c.doc_maxlen}
+        return {"fusion_layer": c.fusion_layer, "query_maxlen": c.query_maxlen, "doc_maxlen": c.doc_maxlen,
+                "doc_layout": c.doc_layout}
 
     def build(self, doc_ids, texts, out) -> Path:
         import jax
@@ -169,7 +170,7 @@ class Mice:
             h = np.asarray(h)
             for i in range(len(part)):
                 n = int(d_mask[i].sum())
-                keep_at = prune_positions(d_ids[i, :n], idf, keep) if keep else np.arange(n)
+                keep_at = prune_positions(d_ids[i, :n], idf, keep, model.sinks) if keep else np.arange(n)
                 states.append(h[i, keep_at].astype(dtype))
                 if kvs is not None:
                     kvs.append(kv[i, keep_at].astype(dtype))
