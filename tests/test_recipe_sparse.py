@@ -18,6 +18,7 @@ from tests.toy_beir import TOPICS
 # Two-step runs of 8 queries x 2 candidates x 24 tokens, no held-out queries.
 SMALL = {"data.n_negatives": 1, "data.mine_depth": 10, "model.doc_maxlen": 24, "model.query_maxlen": 8,
          "fit.batch_size": 8, "optim.accumulate": 1, "fit.steps": 2, "optim.warmup_steps": 0,
+         "model.flops_warmup_steps": 1,
          "data.holdout": 0, "optim.learning_rate": 1e-3}
 
 
@@ -86,7 +87,7 @@ def test_train_exports_the_best_held_out_step(toy_beir, tmp_path):
         "data.dataset": str(toy_beir), "data.n_negatives": 3, "data.mine_depth": 10,
         "model.doc_maxlen": 32, "model.query_maxlen": 16, "fit.batch_size": 8, "optim.accumulate": 2,
         "fit.steps": 6, "optim.warmup_steps": 1, "data.holdout": 8, "fit.eval_every": 2,
-        "optim.learning_rate": 1e-4, "model.in_batch_negatives": True,
+        "optim.learning_rate": 1e-4, "model.in_batch_negatives": True, "model.flops_warmup_steps": 2,
         "data.index_cache": str(tmp_path / "indexes")})
     assert cfg.optim.total_steps == 3 and cfg.model.seed == cfg.fit.seed == 0
     path, result = recipe.train(cfg, str(tmp_path / "run"))
@@ -145,8 +146,8 @@ def test_backbone_multiplier_zero_trains_the_head_only(toy_beir, tmp_path):
 
     recipe.main(["--data.n_negatives", "1", "--data.mine_depth", "10", "--model.doc_maxlen", "24",
                  "--model.query_maxlen", "8", "--fit.steps", "2", "--optim.accumulate", "1",
-                 "--optim.warmup_steps", "0", "--data.holdout", "0", "--optim.learning_rate", "1e-3",
-                 "--optim.lr_multipliers", "bert=0", "--data", str(toy_beir), "--out", str(tmp_path / "run"),
+                 "--optim.warmup_steps", "0", "--model.flops_warmup_steps", "1", "--data.holdout", "0",
+                 "--optim.learning_rate", "1e-3", "--optim.lr_multipliers", "bert=0", "--data", str(toy_beir), "--out", str(tmp_path / "run"),
                  "--data.index_cache", str(tmp_path / "indexes")])
     path = tmp_path / "run" / "sparse"
     assert (tmp_path / "run" / "rank" / "metrics.jsonl").is_file()
@@ -226,3 +227,20 @@ def test_teachers_are_checked_before_any_data_is_read(tmp_path):
     assert not (tmp_path / "never").exists()
     with pytest.raises(SystemExit):
         recipe.parse_args(["--out", "x", "--data.teachers", "dense,,bm25"])
+
+
+def test_flops_warm_up_longer_than_the_run_is_refused_before_any_data_is_read(tmp_path):
+    """The default warm-up ends at a tenth of the run (the reference: T 200 of 2,000 steps); one
+    longer than the run's updates never reaches lambda_d and is refused before any mining."""
+    from jaxir.errors import OptionError
+
+    for mode, updates in (("cpu-scifact", 100), ("cpu-nfcorpus", 50)):
+        cfg = recipe.config(mode)
+        assert cfg.optim.total_steps == updates and cfg.model.flops_warmup_steps == updates // 10
+        recipe.check_flops_schedule(cfg)
+    cfg, _ = recipe.parse_args(["--out", "x", "--fit.steps", "20", "--model.flops_warmup_steps", "11"])
+    with pytest.raises(OptionError, match="flops_warmup_steps 11 is longer than the run's 10 updates") as e:
+        recipe.train(cfg, str(tmp_path / "never"))
+    assert "\n" not in str(e.value) and not (tmp_path / "never").exists()
+    ok, _ = recipe.parse_args(["--out", "x", "--fit.steps", "20", "--model.flops_warmup_steps", "10"])
+    recipe.check_flops_schedule(ok)

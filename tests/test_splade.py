@@ -11,7 +11,8 @@ from jaxir.recipes import splade as recipe
 
 SMALL = ["--data.n_negatives", "1", "--data.mine_depth", "10", "--model.doc_maxlen", "24",
          "--model.query_maxlen", "12", "--fit.steps", "2", "--optim.accumulate", "1",
-         "--optim.warmup_steps", "0", "--data.holdout", "0", "--optim.learning_rate", "1e-3"]
+         "--optim.warmup_steps", "0", "--model.flops_warmup_steps", "1", "--data.holdout", "0",
+         "--optim.learning_rate", "1e-3"]
 
 
 @pytest.fixture(scope="module")
