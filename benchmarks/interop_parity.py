@@ -93,7 +93,7 @@ def ce_export_diff(work: Path) -> float:
 
     model = CrossEncoder(CrossEncoderConfig(pooler=True), bert_config=BertConfig.tiny())
     params = toy_params(model, 1)
-    out = export_model(model, params, fmt="sentence-transformers", out=work / "ce-export")
+    out = export_model(model, params, fmt="sentence-transformers", out=work / "ce-export", force=True)
     return float(np.abs(jaxir_pair_scores(model, params) - st_logits(out)).max())
 
 
@@ -198,7 +198,8 @@ def sparse_export_diff(work: Path) -> float:
     from jaxir.models.interop import export_model
 
     model, params, idf_file = toy_sparse(work / "sparse-toy")
-    out = export_model(model, params, fmt="hf-mlm", out=work / "mlm-export", files={"idf.json": idf_file})
+    out = export_model(model, params, fmt="hf-mlm", out=work / "mlm-export", files={"idf.json": idf_file},
+                       force=True)
     return sparse_diff(out, model, params)
 
 
@@ -255,7 +256,7 @@ def colbert_export_diff(lib: str, work: Path) -> tuple[float, str]:
 
     model = ColBERTModel(ColBERTConfig(dim=32), bert_config=BertConfig.tiny())
     params = toy_params(model, 3)
-    folder = export_model(model, params, fmt=lib, out=work / f"{lib}-export")
+    folder = export_model(model, params, fmt=lib, out=work / f"{lib}-export", force=True)
     enc = peer_encodings(lib, folder, work)
     return colbert_max_diff(model, params, TEXTS, enc), str(enc["version"])
 

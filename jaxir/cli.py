@@ -62,15 +62,13 @@ def cmd_eval(args) -> None:
 def cmd_index(args) -> None:
     from jaxir.errors import OptionError
     from jaxir.eval.beir import load_beir
-    from jaxir.index.store import MANIFEST
-    from jaxir.retrievers.built_from import index_at
+    from jaxir.retrievers.built_from import check_out, index_at
     from jaxir.retrievers.registry import get_retriever
 
     out = Path(args.out)
-    if out.exists() and not (out / MANIFEST).is_file():  # checked before the corpus is read
-        raise OptionError(f"--out {out} exists and is not an index: refusing to replace it")
     if args.append and args.force:
         raise OptionError("--append adds to the index at --out, --force rebuilds it: give one")
+    check_out(out, force=args.force)  # before the corpus is read; again under the lock at the swap
     dataset = load_beir(args.data, split=args.split)
     if args.append:
         from jaxir.retrievers.append import append_at
@@ -163,7 +161,7 @@ def cmd_export(args) -> None:
 def cmd_export_model(args) -> None:
     from jaxir.models.interop import export_checkpoint
 
-    out = export_checkpoint(args.checkpoint, fmt=args.format, out=args.out)
+    out = export_checkpoint(args.checkpoint, fmt=args.format, out=args.out, force=args.force)
     print(f"exported {args.checkpoint} as {args.format} -> {out}")
 
 
@@ -301,7 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(colbert-ai, PyLate, BertForMaskedLM + idf.json, CrossEncoder)")
     p.add_argument("--checkpoint", required=True, help="a jaxir model folder (or any layout jaxir reads)")
     p.add_argument("--format", choices=["colbert-ai", "pylate", "sentence-transformers", "hf-mlm"], required=True)
-    p.add_argument("--out", required=True, help="the folder to write (replaced atomically if it is a model folder)")
+    p.add_argument("--out", required=True, help="the folder to write; one already there is replaced (atomically) "
+                                               "only if jaxir export-model wrote it, and only with --force")
+    p.add_argument("--force", action="store_true", help="replace the folder jaxir exported earlier at --out")
     p.set_defaults(fn=cmd_export_model)
 
     p = sub.add_parser("train", help="run a training recipe; other flags go to the recipe "

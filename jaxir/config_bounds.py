@@ -1,19 +1,53 @@
 """Ranges of config fields, declared once on the field (`bounded`): the generated command-line
 option rejects a value outside its range at parse time (`jaxir.config_cli`), and `check_bounds`
-rejects it in a config built any other way. Standard library only."""
+rejects it in a config built any other way. Standard library only.
+
+One rule covers every field, bounded or not: a number in a config (a float field, a tuple of
+them, the numbers of (name, number) pairs) must be finite, nan and +-inf are refused at parse
+time and by `check_bounds`, unless the field says otherwise (`bounded(..., finite=False)`)."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import numbers
 
 
-def bounded(default, *, ge=None, gt=None, le=None, lt=None):
+def bounded(default, *, ge=None, gt=None, le=None, lt=None, finite: bool = True):
     """A config field with a range, declared once: its option rejects a value outside it at
     parse time ("argument --fit.steps: must be >= 1, got -2"), and `check_bounds` (run on every
-    config `apply_overrides` builds, and by the configs' own __post_init__) rejects it too."""
+    config `apply_overrides` builds, and by the configs' own __post_init__) rejects it too.
+    `finite=False`: the field takes nan / inf (every other field refuses them)."""
     bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
-    return dataclasses.field(default=default, metadata={"bounds": bounds})
+    metadata = {"bounds": bounds} if finite else {"bounds": bounds, "finite": False}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def finite_error(value) -> str | None:
+    """Why `value` (a number, or a tuple/list holding numbers, e.g. (("head", 50.0),)) is not
+    finite (None: every number in it is finite; non-numbers are not this rule's business)."""
+    bad = _first_nonfinite(value)
+    if bad is None:
+        return None
+    if isinstance(value, (tuple, list)):
+        return f"must hold finite numbers only, got {bad} in {value!r}"
+    return f"must be a finite number, got {bad}"
+
+
+def _first_nonfinite(value):
+    if isinstance(value, (tuple, list)):
+        return next((b for b in map(_first_nonfinite, value) if b is not None), None)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
+        return value
+    return None
+
+
+def field_error(metadata, value) -> str | None:
+    """Why a field (its `metadata`) cannot hold `value`: not finite (unless the field allows
+    it), or outside its `bounded` range. The one check of both the command line and configs."""
+    if metadata.get("finite", True) and (why := finite_error(value)) is not None:
+        return why
+    return bound_error(metadata.get("bounds", {}), value)
 
 
 def bound_error(bounds: dict, value) -> str | None:
@@ -32,23 +66,26 @@ def bound_error(bounds: dict, value) -> str | None:
 
 
 def check_bounds(cfg, prefix: str = "") -> None:
-    """ValueError naming the first field of the (nested) config outside its `bounded` range."""
+    """ValueError naming the first field of the (nested) config outside its `bounded` range, or
+    holding a non-finite number where the field does not allow one."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             check_bounds(value, f"{prefix}{f.name}.")
-        elif (why := bound_error(f.metadata.get("bounds", {}), value)) is not None:
+        elif (why := field_error(f.metadata, value)) is not None:
             raise ValueError(f"{prefix}{f.name} {why}")
 
 
-def in_bounds(kind, bounds: dict):
-    """The argparse type `kind`, also checking `bounds`."""
-    if not bounds:
+def in_bounds(kind, bounds: dict, *, finite: bool = True):
+    """The argparse type `kind`, also checking `bounds` and (unless `finite` is False) that the
+    numbers it gives are finite ("argument --optim.learning_rate: must be a finite number, got inf")."""
+    if not bounds and not finite:
         return kind
+    metadata = {"bounds": bounds, "finite": finite}
 
     def parse(text):
         value = kind(text)
-        why = bound_error(bounds, value)
+        why = field_error(metadata, value)
         if why is not None:
             raise argparse.ArgumentTypeError(why)
         return value

@@ -185,14 +185,15 @@ def add_config_options(ap: argparse.ArgumentParser, cls, *, skip=(), prefix: str
                 f"{head} ({type(_get(defaults, head)).__name__})" if defaults is not None else head
             ) if head else ap
         text = (field_help(owner, f) + shown).replace("%", "%%")
-        bounds = f.metadata.get("bounds", {})
+        bounds, finite = f.metadata.get("bounds", {}), f.metadata.get("finite", True)
         spelled = (flags or {}).get(name)
         if isinstance(spelled, Spelled):  # bounds checked in the option's own counting
-            kind = offset_type(in_bounds(kind, {k: v + spelled.offset for k, v in bounds.items()}), spelled.offset)
+            kind = offset_type(in_bounds(kind, {k: v + spelled.offset for k, v in bounds.items()},
+                                         finite=finite), spelled.offset)
             default = show(_get(defaults, rel) + spelled.offset) if defaults is not None else "?"
             text = f"{spelled.help} (sets {name} to this minus {spelled.offset}) [{default}]"
-        else:
-            kind = in_bounds(kind, bounds)
+        else:  # every number finite unless the field allows nan/inf (`jaxir.config_bounds`)
+            kind = in_bounds(kind, bounds, finite=finite)
         groups[head].add_argument(option_string(name, flags), dest=name, type=kind, metavar=metavar,
                                   default=None, help=text)
 

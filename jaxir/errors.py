@@ -26,3 +26,8 @@ class CheckpointError(JaxirError):
 
 class OptionError(JaxirError):
     """An unknown method, or an option the chosen method does not take."""
+
+
+class NonFiniteError(JaxirError):
+    """A number that must be finite (a loss, a gradient norm, a parameter, a model's score) is
+    nan or inf (message names which: the step, the parameter path, the query)."""

@@ -133,7 +133,10 @@ def test_a_crashed_swap_is_restored_then_checked(tmp_path, capsys):
     index = tmp_path / "idx"
     assert main(["index", "--method", "bm25", "--data", str(a), "--split", "train", "--out", str(index)]) == 0
     manifest = (index / "manifest.json").read_bytes()
-    index.rename(tmp_path / ".idx.old-1-deadbeef")  # what a kill between the swap's renames leaves
+    from jaxir.fs import _stamp
+
+    _stamp(index, ".idx.old-1-deadbeef")  # what a kill between the swap's renames leaves: the
+    index.rename(tmp_path / ".idx.old-1-deadbeef")  # old index aside, stamped as jaxir's
     capsys.readouterr()
     assert main(_eval(b, "--index", str(index))) == 2
     assert "another corpus" in capsys.readouterr().err

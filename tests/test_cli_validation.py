@@ -110,8 +110,8 @@ def test_index_out_existing_is_reused_only_if_identical(toy, tmp_path, capsys):
     assert main([*base, "--k1", "1.2", "--force"]) == 0
     rebuilt = json.loads((out / "manifest.json").read_text())
     assert rebuilt["built_from"]["settings"]["k1"] == 1.2
-    # Only the (empty, hidden) lock file is left beside it: no temp folders.
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.lock", "idx"]
+    # Nothing is left beside it: no temp folders, no lock file.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
     # Something at --out that is not an index is never replaced, even with --force.
     other = tmp_path / "notes"
     other.mkdir()
@@ -127,7 +127,7 @@ def test_two_runs_written_to_one_path_do_not_share_a_temp_file(tmp_path):
     write_trec(path, {"q": {"a": 1.0}})
     write_trec(path, {"q": {"b": 2.0}})
     assert read_trec(path) == {"q": {"b": 2.0}}
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.trec.lock", "r.trec"]  # no temp left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.trec"]  # no temp, no lock left
 
 
 def test_non_utf8_queries_name_the_file_and_line(tmp_path):

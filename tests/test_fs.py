@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import jaxir
-from jaxir.fs import (LockTimeout, atomic_output, recover, recover_missing, replace_folder,
+from jaxir.fs import (LockTimeout, _stamp, atomic_output, recover, recover_missing, replace_folder,
                       temp_folder_beside, writer_lock)
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(jaxir.__file__).resolve().parents[1])}
@@ -70,9 +70,11 @@ def test_lock_is_reentrant_within_a_process(tmp_path):
             pass
 
 
-def _folder(path: Path, text: str, marker="manifest.json") -> Path:
+def _folder(path: Path, text: str, marker="manifest.json", stamped=False) -> Path:
     path.mkdir()
     (path / marker).write_text(text)
+    if stamped:  # as jaxir's own swap or temp folder (a planted one has no stamp)
+        _stamp(path, path.name)
     return path
 
 
@@ -80,7 +82,7 @@ def _folder(path: Path, text: str, marker="manifest.json") -> Path:
 def test_recover_rolls_back_a_swap_cut_between_its_renames(tmp_path, pid):
     """Whatever pid the dead writer had (pid 1 in a container, even this process's own pid)."""
     target = tmp_path / "idx"
-    old = _folder(tmp_path / f".idx.old-{pid}-deadbeef", "old")
+    old = _folder(tmp_path / f".idx.old-{pid}-deadbeef", "old", stamped=True)
     assert not target.exists()
     assert recover_missing(target, marker="manifest.json")
     assert (target / "manifest.json").read_text() == "old" and not old.exists()
@@ -88,8 +90,8 @@ def test_recover_rolls_back_a_swap_cut_between_its_renames(tmp_path, pid):
 
 def test_recover_finishes_a_completed_swap_and_drops_dead_temps(tmp_path):
     target = _folder(tmp_path / "idx", "new")
-    _folder(tmp_path / f".idx.old-{os.getpid()}-deadbeef", "old")
-    _folder(tmp_path / ".idx.tmp-1-cafe0000", "half")
+    _folder(tmp_path / f".idx.old-{os.getpid()}-deadbeef", "old", stamped=True)
+    _folder(tmp_path / ".idx.tmp-1-cafe0000", "half", stamped=True)
     mine = temp_folder_beside(target)  # this thread's own temp, still being written
     done = recover(target, marker="manifest.json")
     assert len(done) == 2 and (target / "manifest.json").read_text() == "new"
@@ -136,4 +138,4 @@ def test_atomic_output_keeps_the_old_file_on_error(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("a bad document")
     assert target.read_text() == "old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".docs.jsonl.gz.lock", "docs.jsonl.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs.jsonl.gz"]  # no temp, no lock

@@ -50,7 +50,7 @@ def test_replace_swaps_whole_index_and_leaves_no_temp_dirs(tmp_path):
     loaded = load_index(tmp_path / "idx")
     assert set(loaded.arrays) == set(new) and loaded.meta == {"v": 2}
     np.testing.assert_array_equal(loaded.arrays["embeddings"], new["embeddings"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.lock", "idx"]  # the lock stays (see jaxir.fs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]  # nor the lock (see jaxir.fs)
 
 
 def test_failed_save_keeps_old_index(tmp_path, monkeypatch):
@@ -69,7 +69,7 @@ def test_failed_save_keeps_old_index(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         _save(tmp_path / "idx", _arrays(1))
     np.testing.assert_array_equal(load_index(tmp_path / "idx").arrays["embeddings"], old["embeddings"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.lock", "idx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
     with pytest.raises(TypeError):
         _save(tmp_path / "idx", _arrays(1), meta={"bad": object()})
     with pytest.raises(ValueError, match="object"):

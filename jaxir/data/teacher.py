@@ -11,6 +11,7 @@ takes a softmax over them. Written atomically (temp file + rename) like the mine
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from jaxir.data.mine import read_mined, write_mined
-from jaxir.errors import DataError
+from jaxir.errors import DataError, NonFiniteError
 
 
 def candidates_to_score(record: dict, depth: int) -> list[str]:
@@ -38,6 +39,10 @@ def _score_records(scorer, records: list[dict], queries: Mapping[str, str],
             raise DataError(f"mined query {missing[0]!r} has no text in the dataset")
         scores = scorer([queries[r["qid"]] for r in part], [[doc_text(d) for d in row] for row in ids])
         for rec, row, s in zip(part, ids, scores):
+            bad = [(d, float(x)) for d, x in zip(row, s) if not math.isfinite(float(x))]
+            if bad:  # a file of nan targets would train a nan student
+                raise NonFiniteError(f"the teacher scored query {rec['qid']!r} doc {bad[0][0]!r} {bad[0][1]} "
+                                     f"({len(bad)} of {len(row)} scores not finite): nothing written")
             yield {"qid": rec["qid"], "scores": {d: round(float(x), 5) for d, x in zip(row, s)}}
         bar.update(len(part))
     bar.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -93,11 +94,13 @@ class TeacherScores:
     def _parse(self, line: bytes, lineno) -> dict:
         try:
             rec = json.loads(line)
-            if isinstance(rec["qid"], str) and isinstance(rec["scores"], dict):
-                return rec
+            ok = isinstance(rec["qid"], str) and isinstance(rec["scores"], dict)
         except (ValueError, KeyError, TypeError):
-            pass
-        raise DataError(f"{self.path}:{lineno}: expected {{\"qid\": str, \"scores\": {{doc: s}}}}")
+            ok = False
+        if not ok:
+            raise DataError(f"{self.path}:{lineno}: expected {{\"qid\": str, \"scores\": {{doc: s}}}}")
+        check_teacher_scores(rec["scores"].items(), self.path, lineno)
+        return rec
 
     def scores(self, qid: str, doc_ids: Sequence[str]) -> np.ndarray:
         if qid not in self._offsets:
@@ -107,6 +110,18 @@ class TeacherScores:
         if missing:
             raise DataError(f"{self.path}: query {qid!r} has no teacher score for doc {missing[0]!r}")
         return np.asarray([table[d] for d in doc_ids], np.float32)
+
+
+def check_teacher_scores(pairs, path, lineno) -> None:
+    """DataError "<path>:<line>: teacher score of doc 'd3' is nan" unless every (doc, score) pair
+    holds a finite number (JSON readers take NaN and Infinity; a KL target of nan trains nan)."""
+    for doc, score in pairs:
+        try:
+            value = float(score)
+        except (TypeError, ValueError):
+            raise DataError(f"{path}:{lineno}: teacher score of doc {doc!r} is not a number: {score!r}") from None
+        if not math.isfinite(value):
+            raise DataError(f"{path}:{lineno}: teacher score of doc {doc!r} is {value}: scores must be finite")
 
 
 def sample_docs(record: dict, rng: np.random.Generator, *, n_negatives: int,

@@ -150,7 +150,7 @@ def _write_folder(path: Path, checked: dict, manifest: dict, reuse: dict | None 
         _fsync(tmp / MANIFEST)
         _fsync(tmp)
         try:
-            replace_folder(tmp, path, marker=MANIFEST, what="an index folder")
+            replace_folder(tmp, path, marker=MANIFEST, what="an index folder", check=read_manifest)
         except FileExistsError as e:
             raise IndexFormatError(str(e)) from None
         _fsync(path.parent)

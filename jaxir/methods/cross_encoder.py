@@ -147,20 +147,41 @@ class CrossEncoder:
         return params_fingerprint(params)
 
 
-def interpolate_all(scores, first_stage, alpha: float | None) -> list:
+def interpolate_all(scores, first_stage, alpha: float | None, queries=None) -> list:
     """Each query's reranker scores, interpolated with its first-stage scores when alpha is
-    set (every reranker's last step); alpha None returns them as they are."""
+    set (every reranker's last step); alpha None returns them as they are. A nan or inf score
+    is a NonFiniteError naming the query (`queries`: its text; else its position): min-max
+    would turn it into a number, and the ranking into the first stage's without a word."""
+    scores = list(scores)
+    names = list(queries) if queries is not None else [f"#{i + 1} of the batch" for i in range(len(scores))]
+    for s, name in zip(scores, names):
+        check_finite_scores(s, name)
     if alpha is None:
-        return list(scores)
+        return scores
     if first_stage is None or any(f is None for f in first_stage):
         raise ValueError("alpha is set: pass the first-stage scores of every query")
-    return [interpolate(s, np.asarray(f, np.float32), alpha) for s, f in zip(scores, first_stage)]
+    return [interpolate(s, np.asarray(f, np.float32), alpha, query=name)
+            for s, f, name in zip(scores, first_stage, names)]
 
 
-def interpolate(ce_scores: np.ndarray, first_stage: np.ndarray, alpha: float) -> np.ndarray:
+def check_finite_scores(scores, query) -> None:
+    """NonFiniteError when a reranker's scores [n] for `query` hold nan or inf."""
+    arr = np.asarray(scores, np.float32)
+    ok = np.isfinite(arr)
+    if not ok.all():
+        from jaxir.errors import NonFiniteError
+
+        bad = int(np.argmax(~ok))
+        raise NonFiniteError(f"the reranker scored query {query!r} {arr[bad]} (candidate {bad + 1} of "
+                             f"{arr.size}; {int((~ok).sum())} not finite): the model's scores are not numbers")
+
+
+def interpolate(ce_scores: np.ndarray, first_stage: np.ndarray, alpha: float, *,
+                query: str = "?") -> np.ndarray:
     """alpha * minmax(ce) + (1 - alpha) * minmax(first_stage), per query.  [n], [n] -> [n].
 
-    n = 0 (a query whose first stage found nothing) gives an empty array.
+    n = 0 (a query whose first stage found nothing) gives an empty array. A nan / inf reranker
+    score is a NonFiniteError naming `query` (min-max has no meaning for it).
     """
     ce_scores, first_stage = np.asarray(ce_scores, np.float32), np.asarray(first_stage, np.float32)
     if ce_scores.shape != first_stage.shape or ce_scores.ndim != 1:
@@ -168,6 +189,7 @@ def interpolate(ce_scores: np.ndarray, first_stage: np.ndarray, alpha: float) ->
                          "must be equal 1-D")
     if ce_scores.size == 0:
         return ce_scores
+    check_finite_scores(ce_scores, query)
     ce = minmax_normalize(jnp.asarray(ce_scores, jnp.float32)[None])[0]
     fs = minmax_normalize(jnp.asarray(first_stage, jnp.float32)[None])[0]
     return np.asarray(alpha * ce + (1.0 - alpha) * fs, np.float32)

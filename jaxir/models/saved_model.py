@@ -30,7 +30,8 @@ from typing import Callable
 import jax
 import numpy as np
 
-from jaxir.errors import CheckpointError
+from jaxir.config_bounds import check_bounds
+from jaxir.errors import CheckpointError, NonFiniteError
 from jaxir.fs import recover_missing, replace_folder, temp_folder_beside, writer_lock
 from jaxir.models.hf import params_fingerprint
 
@@ -41,8 +42,11 @@ MODEL_FILE, PARAMS_DIR = "model.json", "params"
 def save_model(path: str | Path, *, method: str, config, params, extra: dict | None = None,
                files: dict[str, Path] | None = None) -> Path:
     """Write params + model.json (and copies of `files`: {name in folder: source}) atomically,
-    one writer at a time."""
+    one writer at a time. Params holding nan/inf are refused (NonFiniteError naming the first
+    such parameter) before anything is written: the folder there stays as it was."""
     path = Path(path).resolve()
+    params = jax.tree_util.tree_map(np.asarray, params)  # on the host once: checked, hashed, written
+    check_finite_params(params, f"refusing to save {path}")
     info = {"format": FORMAT, "version": VERSION, "method": method,
             "config": dataclasses.asdict(config), "fingerprint": params_fingerprint(params),
             "extra": extra or {}}
@@ -50,6 +54,20 @@ def save_model(path: str | Path, *, method: str, config, params, extra: dict | N
     with writer_lock(path, marker=MODEL_FILE):
         _write_model_folder(path, text, params, files)
     return path
+
+
+def check_finite_params(params, what: str) -> None:
+    """NonFiniteError "<what>: parameter ['head']['kernel'] holds nan (3 of 384 values not
+    finite)" at the first floating-point leaf with a nan or inf."""
+    for key, leaf in jax.tree_util.tree_leaves_with_path(params):
+        value = np.asarray(leaf)
+        if not jax.numpy.issubdtype(value.dtype, jax.numpy.inexact):  # bfloat16 included
+            continue
+        ok = np.isfinite(value)
+        if not ok.all():
+            first = value[~ok].flat[0]
+            raise NonFiniteError(f"{what}: parameter {jax.tree_util.keystr(key)} holds {first} "
+                                 f"({int((~ok).sum())} of {value.size} values not finite)")
 
 
 def _write_model_folder(path: Path, text: str, params, files) -> None:
@@ -64,7 +82,7 @@ def _write_model_folder(path: Path, text: str, params, files) -> None:
         for name, source in (files or {}).items():
             shutil.copy(source, tmp / name)
         (tmp / MODEL_FILE).write_text(text + "\n")  # written last: its presence marks a whole folder
-        replace_folder(tmp, path, marker=MODEL_FILE, what="a jaxir model folder")
+        replace_folder(tmp, path, marker=MODEL_FILE, what="a jaxir model folder", check=read_model_info)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -113,7 +131,9 @@ def config_from_dict(cls, raw: dict):
             value = tuple(value)
         values[key] = value
     try:
-        return cls(**values)
+        config = cls(**values)
+        check_bounds(config)  # ranges, and finite numbers (a saved alpha of nan is refused)
+        return config
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"saved {cls.__name__} is invalid: {e}") from e
 

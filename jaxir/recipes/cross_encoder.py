@@ -140,7 +140,7 @@ def tune_alpha(reranker, data, qids, index_dir, *, miner: str, depth: int, alpha
     table = {}
     for alpha in (0.0, *alphas):
         run = {q: merge_reranked(ranked[q], ranked[q],
-                                 interpolate(s, np.array([x for _, x in ranked[q]]), alpha))
+                                 interpolate(s, np.array([x for _, x in ranked[q]]), alpha, query=q))
                for q, s in zip(qids, ce)}
         table[alpha] = float(evaluate(run, qrels, metrics=("ndcg@10",))["ndcg@10"])
     return table

@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxir.config_bounds import bounded
 from jaxir.config_cli import Derived, Spelled
-from jaxir.data.tuples import TupleConfig
+from jaxir.data.tuples import TupleConfig, check_teacher_scores
 from jaxir.errors import OptionError
 
 
@@ -199,9 +199,10 @@ def msmarco_examples(d: NwayData) -> list:
     collection, queries = _read_tsv(d.collection), _read_tsv(d.queries)
     examples = []
     with open(d.examples, encoding="utf-8") as f:
-        for line in f:
+        for lineno, line in enumerate(f, start=1):
             qid, *pairs = json.loads(line)
             pairs = pairs[: 1 + d.tuples.n_negatives]
+            check_teacher_scores(pairs, d.examples, lineno)  # nan / inf targets: refused, file:line
             examples.append((queries[str(qid)], [collection[str(p)] for p, _ in pairs],
                              [float(s) for _, s in pairs]))
     return examples

@@ -62,7 +62,7 @@ def build_index(retriever, dataset, index_dir: Path, *, if_present=None) -> floa
             built = stage / "index"
             retriever.build(dataset.doc_ids, dataset.doc_texts(), built)
             stamp_manifest(built, {BUILT_FROM: identity(retriever, dataset)})
-            replace_folder(built, index_dir, marker=MANIFEST, what="an index folder")
+            replace_folder(built, index_dir, marker=MANIFEST, what="an index folder", check=read_manifest)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
         return time.perf_counter() - t
@@ -152,13 +152,27 @@ def index_for(retriever, dataset, index_dir: Path | None, cache: Path, *, given=
     return index_dir, build_index(retriever, dataset, index_dir, if_present=accept)
 
 
+def check_out(out: Path, *, force: bool = False) -> None:
+    """`jaxir index --out`: whatever is already at `out` must be a jaxir index (its manifest's
+    identity fields and digest check out, as at open), and (with `force`, which replaces it) a
+    real folder, not a link; else an OptionError naming what is there. Nothing is changed."""
+    if not (out.exists() or out.is_symlink()):
+        return
+    try:
+        read_manifest(out)
+    except IndexFormatError as e:
+        raise OptionError(f"--out {out} exists and is not an index ({e}): refusing to replace it") from None
+    if force and out.is_symlink():
+        raise OptionError(f"--out {out} is a symbolic link to an index: refusing to replace it "
+                          "(give the folder it points to)")
+
+
 def index_at(retriever, dataset, out: Path, *, force: bool = False) -> tuple[str, float]:
     """`jaxir index --out`: ("built" | "reused", seconds). An index at `out` (there before, or
     finished by another writer while this one waited) is reused only when corpus, every build
     setting and the model match; a different one needs `force`."""
     out = Path(out)
-    if out.exists() and not (out / MANIFEST).is_file():
-        raise OptionError(f"--out {out} exists and is not an index: refusing to replace it")
+    check_out(out, force=force)
 
     def identical(index_dir: Path) -> bool:
         found = mismatch(index_dir, retriever, dataset)

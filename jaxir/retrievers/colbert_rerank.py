@@ -72,7 +72,7 @@ class MaxSimReranker:
         s = self.searcher
         encoded = s.model.encode_query_texts(s.params, list(queries), progress=False)
         scores = [self.score_rows(q, self.rows(d)) for q, d in zip(encoded, doc_lists)]
-        return interpolate_all(scores, first_stage, self.alpha)
+        return interpolate_all(scores, first_stage, self.alpha, queries)
 
     def describe(self) -> dict:
         s = self.searcher

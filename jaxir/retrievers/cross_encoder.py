@@ -95,7 +95,7 @@ class CrossEncoderReranker:
         """Per query scores [n_q]: raw, or interpolated with ``first_stage`` when alpha is set."""
         from jaxir.methods.cross_encoder import interpolate_all
 
-        return interpolate_all(self.scores(queries, doc_lists), first_stage, self.config.alpha)
+        return interpolate_all(self.scores(queries, doc_lists), first_stage, self.config.alpha, queries)
 
     def describe(self) -> dict:
         return {"alpha": self.config.alpha, "checkpoint": self.source}

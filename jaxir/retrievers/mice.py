@@ -92,7 +92,7 @@ class MiceReranker:
     def rerank_many(self, queries, doc_lists, first_stage=None) -> list[np.ndarray]:
         from jaxir.methods.cross_encoder import interpolate_all
 
-        return interpolate_all(self.scores(queries, doc_lists), first_stage, self.config.alpha)
+        return interpolate_all(self.scores(queries, doc_lists), first_stage, self.config.alpha, queries)
 
     def describe(self) -> dict:
         return {"alpha": self.config.alpha, "checkpoint": self.source,

@@ -5,6 +5,9 @@
 
 Writes ``out_dir/metrics.jsonl``, ``out_dir/loss.png`` and ``out_dir/checkpoints/<step>/``.
 With ``resume=True`` a run that finds a checkpoint continues from it bit-identically (CPU).
+The first nan / inf loss or gradient norm (checked on the host for every step, at the logging,
+eval and save cadence: no extra sync per step), or non-finite params at a save, stops the run
+with a NonFiniteError naming the step; nothing is saved after it, so the last good checkpoint stays.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxir.config_bounds import bounded, check_bounds
-from jaxir.parallel import make_mesh, shard_batch, to_host
+from jaxir.errors import NonFiniteError
+from jaxir.parallel import make_mesh, replicated, shard_batch, to_host
 from jaxir.training.checkpoint import Checkpointer
 from jaxir.training.data import BatchSource, EpochSampler, process_rows
 from jaxir.training.logging import MetricsLogger, plot_loss_curve
@@ -138,6 +142,47 @@ class _Throughput:
         self.reset()
         return rate
 
+# Train metrics that must stay finite: the first nan / inf stops the run before anything uses it.
+FINITE_METRICS = ("loss", "grad_norm")
+
+
+def _stop_if_nonfinite(pending: list[tuple[int, dict]], ckpt: Checkpointer, bar) -> None:
+    """NonFiniteError at the first step of `pending` whose loss or grad norm is nan / inf. The
+    metrics are already computed (one small host copy each, at the logging cadence only)."""
+    for step, metrics in pending:
+        values = {k: float(to_host(metrics[k])) for k in FINITE_METRICS}
+        if not all(np.isfinite(v) for v in values.values()):
+            _stop(f"step {step}: " + ", ".join(f"{k} {v:g}" for k, v in values.items()), ckpt, bar)
+
+
+def _finite_leaves_fn(mesh, compiler_options):
+    """jitted params -> bool [n_leaves] (replicated): each floating-point leaf holds only finite
+    numbers. Run before each save only."""
+    def flags(params):
+        leaves = jax.tree_util.tree_leaves(params)
+        return jax.numpy.stack([jax.numpy.all(jax.numpy.isfinite(x)) if
+                                jax.numpy.issubdtype(x.dtype, jax.numpy.inexact) else
+                                jax.numpy.asarray(True) for x in leaves])
+    return jax.jit(flags, out_shardings=replicated(mesh), compiler_options=compiler_options)
+
+
+def _stop_if_nonfinite_params(all_finite, params, step: int, ckpt: Checkpointer, bar) -> None:
+    """Before a save: NonFiniteError naming the first parameter with a nan / inf (a finite loss
+    and gradient can still step the params out of range); nothing is saved."""
+    ok = np.asarray(to_host(all_finite(params)))
+    if not ok.all():
+        path = jax.tree_util.keystr(jax.tree_util.tree_leaves_with_path(params)[int(np.argmin(ok))][0])
+        _stop(f"step {step}: parameter {path} holds nan or inf", ckpt, bar)
+
+
+def _stop(what: str, ckpt: Checkpointer, bar) -> None:
+    bar.close()
+    last = ckpt.latest_step()
+    ckpt.close()  # earlier (good) saves complete; the non-finite state is never written
+    kept = f"the last checkpoint, step {last}, is kept in {ckpt.directory}" if last is not None else \
+        "no checkpoint was saved"
+    raise NonFiniteError(f"training stopped, not finite at {what}; nothing saved after it ({kept})")
+
 
 def fit(task: Task, train_source: BatchSource, *, config: FitConfig, optim: OptimConfig,
         eval_source: BatchSource | None = None,
@@ -164,25 +209,34 @@ def fit(task: Task, train_source: BatchSource, *, config: FitConfig, optim: Opti
     rate, speed = 0.0, _Throughput()
     bar = tqdm(initial=start, total=config.steps,
                disable=not config.progress or jax.process_index() != 0)
+    pending: list[tuple[int, dict]] = []  # (step, its metrics on device) not yet checked finite
+    all_finite = _finite_leaves_fn(mesh, xla)
     for done in range(start + 1, config.steps + 1):
         rows = process_rows(sampler.next_rows())
         state, metrics = train_step(state, shard_batch(train_source.take(rows), mesh))
+        pending.append((done, {k: metrics[k] for k in FINITE_METRICS}))  # no sync: device refs
         speed.n += config.batch_size
         bar.update(1)
-        if _due(done, config.log_every, config.steps):
+        log = _due(done, config.log_every, config.steps)
+        evaluate = has_eval and _due(done, config.eval_every, config.steps)
+        save = _due(done, config.checkpoint_every, config.steps)
+        if log or evaluate or save:  # every step's loss and grad norm checked before any use
+            _stop_if_nonfinite(pending, ckpt, bar)
+            pending.clear()
+        if log:
             last_train = to_host(metrics)  # blocks, so the throughput is real (1st has compile)
             rate = speed.read()
             logger.log(done, {**last_train, "examples_per_s": rate})
             bar.set_postfix(loss=f"{float(last_train['loss']):.4f}", ex_s=f"{rate:.0f}")
-        evaluate = has_eval and _due(done, config.eval_every, config.steps)
         if evaluate:
             last_eval = _run_eval(eval_step, state.params, eval_source, config, mesh,
                                   eval_hook, state)
             logger.log(done, last_eval, split="eval")
-        if _due(done, config.checkpoint_every, config.steps):
+        if save:
+            _stop_if_nonfinite_params(all_finite, state.params, done, ckpt, bar)
             ckpt.save(done, state, data_state=sampler.state(),
                       metrics=last_eval if evaluate else None)
-        if evaluate or _due(done, config.checkpoint_every, config.steps):
+        if evaluate or save:
             speed.reset()
     bar.close()
     ckpt.close()

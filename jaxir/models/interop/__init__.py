@@ -31,21 +31,25 @@ def load_foreign(path, *, method: str, overrides: dict):
     return model, params
 
 
-def export_model(model, params, *, fmt: str, out, files: dict | None = None):
-    """Write a jaxir model in a foreign layout at `out` (atomically); returns the path."""
-    return _module(fmt).export_folder(model, params, fmt, out, files or {})
+def export_model(model, params, *, fmt: str, out, files: dict | None = None, force: bool = False):
+    """Write a jaxir model in a foreign layout at `out` (atomically); returns the path. Something
+    already at `out` is replaced only if it is a folder jaxir exported and `force` is given."""
+    return _module(fmt).export_folder(model, params, fmt, out, files or {}, force=force)
 
 
 EXPORTS = {"colbert": ("colbert-ai", "pylate"), "sparse": ("hf-mlm",), "cross-encoder": ("sentence-transformers",)}
 
 
-def export_checkpoint(checkpoint, *, fmt: str, out):
-    """`jaxir export-model`: load any checkpoint jaxir reads and write it in layout `fmt`."""
+def export_checkpoint(checkpoint, *, fmt: str, out, force: bool = False):
+    """`jaxir export-model`: load any checkpoint jaxir reads and write it in layout `fmt` at
+    `out`, which must not exist or (with `force`) be a folder jaxir exported."""
     from pathlib import Path
 
     from jaxir.errors import CheckpointError
+    from jaxir.models.interop.folders import check_replaceable
     from jaxir.models.saved_model import read_model_info
 
+    check_replaceable(out, force=force)  # before the model is loaded; again under the lock
     path = Path(checkpoint)
     if (path / "reranker").is_dir():  # a cross-encoder training folder
         path = path / "reranker"
@@ -68,7 +72,7 @@ def export_checkpoint(checkpoint, *, fmt: str, out):
         if (path / "idf.json").is_file():
             files["idf.json"] = path / "idf.json"
     try:
-        return export_model(model, params, fmt=fmt, out=out, files=files)
+        return export_model(model, params, fmt=fmt, out=out, files=files, force=force)
     except CheckpointError as e:
         raise CheckpointError(f"{checkpoint}: {e}") from e
 

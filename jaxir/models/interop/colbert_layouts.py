@@ -133,11 +133,11 @@ def _read_pylate(path: Path):
     return settings, root, kernel.astype(np.float32), f"PyLate ColBERT, {version}", read_weights(root)
 
 
-def export_folder(model, params, fmt: str, out, files: dict) -> Path:
+def export_folder(model, params, fmt: str, out, files: dict, *, force: bool = False) -> Path:
     del files
     cfg, bc = model.config, model.bert_config
     linear = np.asarray(params["projection"]["dense"]["kernel"], np.float32).T  # [dim, H]
-    with new_folder(out, f"a {fmt} model folder") as tmp:
+    with new_folder(out, fmt, force=force) as tmp:
         save_tokenizer(model.tokenizer, tmp, bc.max_position)
         if fmt == "colbert-ai":
             write_json(tmp / "config.json", hf_config_dict(bc, ["HF_ColBERT"]))

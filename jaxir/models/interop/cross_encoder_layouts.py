@@ -50,7 +50,7 @@ def import_folder(path, fmt: str, overrides: dict):
     return model, params, where
 
 
-def export_folder(model, params, fmt: str, out, files: dict) -> Path:
+def export_folder(model, params, fmt: str, out, files: dict, *, force: bool = False) -> Path:
     del files
     bc = model.bert_config
     if not model.config.pooler:
@@ -62,7 +62,7 @@ def export_folder(model, params, fmt: str, out, files: dict) -> Path:
                     "bert.pooler.dense.bias": params["pooler"]["bias"],
                     "classifier.weight": np.asarray(params["head"]["dense"]["kernel"]).T,
                     "classifier.bias": params["head"]["dense"]["bias"]})
-    with new_folder(out, f"a {fmt} model folder") as tmp:
+    with new_folder(out, fmt, force=force) as tmp:
         write_json(tmp / "config.json", hf_config_dict(bc, ["BertForSequenceClassification"],
                                                        id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0}))
         write_weights(tmp / "model.safetensors", {k: np.asarray(v, np.float32) for k, v in weights.items()})

@@ -117,7 +117,7 @@ def _head(weights: dict, bert: dict, path: Path) -> dict:
     return to_f32(head)
 
 
-def export_folder(model, params, fmt: str, out, files: dict) -> Path:
+def export_folder(model, params, fmt: str, out, files: dict, *, force: bool = False) -> Path:
     cfg, bc = model.config, model.bert_config
     for bad, why in ((cfg.lexical_prior, "a BM25 lexical prior"), (cfg.double_log, "double_log"),
                      (bc.hidden_act != "gelu", f"hidden_act {bc.hidden_act!r} (the head applies it)")):
@@ -134,7 +134,7 @@ def export_folder(model, params, fmt: str, out, files: dict) -> Path:
                     HEAD + "transform.LayerNorm.weight": head["norm"]["scale"],
                     HEAD + "transform.LayerNorm.bias": head["norm"]["bias"],
                     HEAD + "bias": head["bias"]})
-    with new_folder(out, f"a {fmt} model folder") as tmp:
+    with new_folder(out, fmt, force=force) as tmp:
         from jaxir.models.interop.folders import write_json
 
         write_json(tmp / "config.json", hf_config_dict(bc, ["BertForMaskedLM"], tie_word_embeddings=True))
