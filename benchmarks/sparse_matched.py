@@ -1,6 +1,7 @@
 """Learned-sparse indexes side by side, as built and at matched sparsity (NumPy only, no model).
 
-For each index: test nDCG@10, non-zeros per document and postings read per query. Then every
+For each index: test nDCG@10, non-zeros per document, postings read per query and the median
+search time per query (top 100, one thread, this process). Then every
 index is cut to the same number of postings (the smallest index's; one global weight threshold
 per index, `InvertedIndex.keep_largest`) and measured again, so ablations that end at different
 sparsity (e.g. IDF-aware vs uniform FLOPS) are compared at equal cost. At that cut each index is
@@ -14,6 +15,7 @@ with idf <= the value for every index (as `jaxir eval --min-idf`).
 from __future__ import annotations
 
 import argparse
+import time
 import warnings
 from pathlib import Path
 
@@ -23,15 +25,17 @@ import numpy as np
 def measure(index, queries: dict[str, str], qrels, k: int = 10) -> dict:
     from jaxir.eval.metrics import evaluate
 
-    run = {}
+    run, seconds = {}, []
     for qid, text in queries.items():
+        start = time.perf_counter()
         ids, scores = index.search(text, 100)
+        seconds.append(time.perf_counter() - start)
         run[qid] = {d: float(s) for d, s in zip(ids, scores)}
     postings = [index.postings_touched(q) for q in queries.values()]
     means, per_query = evaluate(run, qrels, metrics=[f"ndcg@{k}"], per_query=True)
     return {"ndcg@10": means[f"ndcg@{k}"], "per_query": per_query,
             "nnz/doc": float(np.mean(index.inverted.nonzeros_per_doc())),
-            "postings/query": float(np.mean(postings))}
+            "postings/query": float(np.mean(postings)), "ms/query": 1000 * float(np.median(seconds))}
 
 
 def main() -> None:
@@ -56,8 +60,8 @@ def main() -> None:
           f"matched: {target / len(data.doc_ids):.1f} non-zeros/doc")
     first = next(iter(indexes))
     print("| index | nDCG@10 | nnz/doc | postings/query | matched nDCG@10 | matched postings/query "
-          f"| matched Δ vs {first} (p) |")
-    print("|---|---|---|---|---|---|---|")
+          f"| matched ms/query (median) | matched Δ vs {first} (p) |")
+    print("|---|---|---|---|---|---|---|---|")
     reference = None
     for name, ix in indexes.items():
         full = measure(ix, data.queries, data.qrels)
@@ -67,7 +71,7 @@ def main() -> None:
         diff, p = compare_per_query(cut["per_query"], reference, "ndcg@10")
         vs = "" if name == first else f"{diff:+.4f} (p {p:.4f})"
         print(f"| {name} | {full['ndcg@10']:.4f} | {full['nnz/doc']:.1f} | {full['postings/query']:.0f} | "
-              f"{cut['ndcg@10']:.4f} | {cut['postings/query']:.0f} | {vs} |")
+              f"{cut['ndcg@10']:.4f} | {cut['postings/query']:.0f} | {cut['ms/query']:.2f} | {vs} |")
 
 
 if __name__ == "__main__":

@@ -159,6 +159,11 @@ def main() -> None:
                 need.add(n)
                 todo.extend(by_name[n].after)
         steps = [s for s in steps if s.name in need]
+    run_plan(steps, out, args.dry_run)
+
+
+def run_plan(steps: list[Step], out: Path, dry_run: bool) -> None:
+    """Run the steps in order, skipping the done ones and those after a failed step they need."""
     failed: set[str] = set()
     for step in steps:
         if step.done.exists():
@@ -166,11 +171,11 @@ def main() -> None:
         elif set(step.after) & failed:
             print(f"{step.name}: skipped, needs {sorted(set(step.after) & failed)}", flush=True)
             failed.add(step.name)
-        elif args.dry_run:
+        elif dry_run:
             print(f"{step.name}: to run: {' '.join(step.argv)}", flush=True)
         elif not run_step(step, out / "logs", out / "steps.jsonl"):
             failed.add(step.name)
-    if failed and not args.dry_run:
+    if failed and not dry_run:
         sys.exit(f"failed: {sorted(failed)} (logs in {out / 'logs'})")
 
 

@@ -110,3 +110,30 @@ def test_done_steps_are_not_run_again(tmp_path):
     bad = subprocess.run([sys.executable, str(script), "--data", str(data), "--only", "nope"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown step" in bad.stderr
+
+
+def test_flops_modes_plan_trains_each_mode_and_lambda_and_pairs_by_sparsity(tmp_path):
+    """benchmarks/flops_modes.py: each (mode, lambda) run parses to the sparse recipe with that
+    FLOPS mode and lambda_d, its index has one window, and the report pairs runs by nnz/doc."""
+    import flops_modes  # noqa: E402 (benchmarks/ is on the path above)
+
+    out = tmp_path / "f"
+    lambdas = {"idf_aware": ["0.01", "0.1"], "uniform": ["0.001", "0.01"]}
+    plan = {s.name: s for s in flops_modes.plan(tmp_path / "scifact", out, lambdas)}
+    for mode, values in lambdas.items():
+        for lam in values:
+            recipe, cfg, where = _recipe_config(plan[f"{mode}-{lam}"])
+            assert recipe == "sparse" and where == out / f"{mode}-{lam}" and cfg.fit.steps == 200
+            assert cfg.model.flops_mode == mode and cfg.model.flops_lambda == float(lam)
+            index_args, extra = _cli(plan[f"{mode}-{lam}-index"])
+            assert not extra and index_args.doc_windows == 1
+    assert sorted(plan["matched"].after) == sorted(f"{m}-{v}-index" for m, vs in lambdas.items() for v in vs)
+    nnz = {("idf_aware", "0.01"): 120.0, ("idf_aware", "0.1"): 40.0, ("uniform", "0.001"): 110.0,
+           ("uniform", "0.01"): 55.0}
+    assert flops_modes.nearest_pairs(nnz) == [("0.01", "0.001"), ("0.1", "0.01")]
+    script = Path(flops_modes.__file__)
+    for bad, why in ((["--lambdas", "idf=0.1"], "MODE=L1,L2"),
+                     (["--lambdas", "uniform=1,2,3,4"], "at most three")):
+        proc = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "scifact"), *bad, "--dry-run"],
+                              capture_output=True, text=True)
+        assert proc.returncode != 0 and why in proc.stderr, proc.stderr
