@@ -1,8 +1,8 @@
 """Re-runs the silent-wrong-answer probes (stale caches, mismatched indexes, writers that race or
-die mid-swap, out-of-range recipe values) through the real `jaxir` command line, on a small BEIR
-set cut from SciFact (the first --docs documents and the test queries judged on them), and prints
-one row per probe: what came back (exit status, first stderr line or the metric) and whether it
-is the right answer.
+die mid-swap, out-of-range recipe values, readers during a swap, outputs over inputs) through the
+real `jaxir` command line, on a small BEIR set cut from SciFact (the first --docs documents and
+the test queries judged on them), and prints one row per probe: what came back (exit status,
+first stderr line or the metric) and whether it is the right answer.
 
     python benchmarks/probe_reliability.py [--data ../shared/data/beir/scifact] [--docs 27]
 """
@@ -37,6 +37,37 @@ from jaxir.eval.beir import load_beir
 from jaxir.retrievers.bm25 import BM25
 from jaxir.retrievers.built_from import build_index
 build_index(BM25(k1=0.9), load_beir(sys.argv[1], split="test"), Path(sys.argv[2]))
+"""
+
+# Rebuilds one index, alternating between two corpora, for argv[4] seconds; prints the swaps made
+# and the two corpora's fingerprints (what a reader may find in the manifest).
+SWAP_WRITER = """
+import json, sys, time
+from pathlib import Path
+from jaxir.eval.beir import load_beir
+from jaxir.retrievers.bm25 import BM25
+from jaxir.retrievers.built_from import build_index
+sets = [load_beir(p, split="test") for p in sys.argv[2:4]]
+end, swaps = time.monotonic() + float(sys.argv[4]), 0
+while time.monotonic() < end:
+    build_index(BM25(k1=0.9), sets[swaps % 2], Path(sys.argv[1]))
+    swaps += 1
+print(json.dumps({"swaps": swaps, "corpora": [d.corpus_fingerprint for d in sets]}))
+"""
+
+# Loads the index (checksums verified) until the file argv[2] exists; prints loads, errors and the
+# corpus fingerprints seen in the loaded manifests.
+SWAP_READER = """
+import json, os, sys
+from jaxir.index.store import load_index
+loads, errors, seen = 0, [], set()
+while not os.path.exists(sys.argv[2]):
+    try:
+        seen.add(load_index(sys.argv[1], verify=True).manifest["built_from"]["corpus_sha256"])
+        loads += 1
+    except Exception as e:
+        errors.append(f"{type(e).__name__}: {e}")
+print(json.dumps({"loads": loads, "errors": len(errors), "first": errors[:1], "seen": sorted(seen)}))
 """
 
 
@@ -168,6 +199,35 @@ def main() -> None:
             p = jaxir("train", "--recipe", "colbert", "--data", data, "--out", work / "t", option, value)
             row(f"4. train --recipe colbert {option} {value}", f"rc {p.returncode}: {first_err(p)}",
                 p.returncode == 2 and not (work / "t").exists())
+
+        stop = work / "stop"
+        reader = subprocess.Popen([sys.executable, "-c", SWAP_READER, str(swap), str(stop)], env=ENV,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        writer = subprocess.run([sys.executable, "-c", SWAP_WRITER, str(swap), str(data), str(other), "5"],
+                                env=ENV, capture_output=True, text=True)
+        stop.touch()
+        got = json.loads(reader.communicate()[0].strip().splitlines()[-1])
+        wrote = json.loads(writer.stdout.strip().splitlines()[-1]) if writer.returncode == 0 else {}
+        row("5. loads of an index while another process swaps it (5 s)",
+            f"{got['loads']} loads, {wrote.get('swaps')} swaps, {got['errors']} errors {got['first']}, "
+            f"{len(got['seen'])} corpora seen",
+            got["errors"] == 0 and got["loads"] > 0 and wrote.get("swaps", 0) > 1
+            and set(got["seen"]) <= set(wrote["corpora"]))
+
+        idx_manifest = (idx / "manifest.json").read_bytes()
+        for what, argv, victim in [
+            ("mine --out the corpus it reads", ["mine", "--data", data, "--split", "test", "--out",
+                                                data / "corpus.jsonl"], data / "corpus.jsonl"),
+            ("idf --out the queries file", ["idf", "--data", data, "--out", data / "queries.jsonl"],
+             data / "queries.jsonl"),
+            ("eval --run the --index's manifest.json", [*ev, "--index", idx, "--run", idx / "manifest.json"],
+             idx / "manifest.json"),
+        ]:
+            before = victim.read_bytes()
+            p = jaxir(*argv)
+            row(f"6. {what}", f"rc {p.returncode}: {first_err(p)}",
+                p.returncode == 2 and victim.read_bytes() == before)
+        assert (idx / "manifest.json").read_bytes() == idx_manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("| probe | what comes back | right |\n|---|---|---|")

@@ -48,9 +48,87 @@ def _method_options(args) -> dict:
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
+def _beir_folder(data: str) -> Path:
+    """The folder `load_beir(data)` reads: `data` itself, or where a dataset name is downloaded."""
+    from jaxir.eval.beir import DEFAULT_CACHE_DIR
+
+    path = Path(data).expanduser()
+    return path if os.path.lexists(path) else Path(DEFAULT_CACHE_DIR).expanduser() / str(data)
+
+
+def _real_paths(given: Path) -> list[Path]:
+    """`given` resolved, and for a folder also where its (and its subfolders') entries that are
+    symbolic links lead (a BEIR folder of links to shared files is still those files)."""
+    real = [Path(os.path.realpath(given))]
+    folders = [given] if given.is_dir() else []
+    for depth in range(2):
+        found = []
+        for folder in folders:
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for e in entries:
+                if e.is_symlink():
+                    real.append(Path(os.path.realpath(e.path)))
+                elif depth == 0 and e.is_dir(follow_symlinks=False):
+                    found.append(Path(e.path))
+        folders = found
+    return real
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # a hard link to an input is that input
+    except OSError:
+        return False
+
+
+def refuse_clobber(command: str, outputs: dict, inputs: dict, *, whole: bool = False) -> None:
+    """Outputs never clobber inputs: an output path (option -> path; None: not given) that is,
+    or lies inside, one of the command's inputs (option -> path or list of paths) is refused with
+    an OptionError naming both, before any data is read. Paths are compared resolved (symbolic
+    links, `..`, hard links and a folder's linked entries seen through). `whole`: the outputs are
+    folders replaced as a whole, so an input inside one is refused too."""
+    from jaxir.errors import OptionError
+
+    seen = []
+    for option, value in inputs.items():
+        for given in ([] if value is None else value if isinstance(value, list) else [value]):
+            seen += [(option, given, real) for real in _real_paths(Path(given).expanduser())]
+    for out_option, out_given in outputs.items():
+        if out_given is None:
+            continue
+        out = Path(os.path.realpath(Path(out_given).expanduser()))
+        for option, given, real in seen:
+            how = ("is" if out == real or _same_file(out, real) else "lies inside" if out.is_relative_to(real)
+                   else "holds" if whole and real.is_relative_to(out) else None)
+            if how:
+                raise OptionError(f"{out_option} {out_given} {how} {option} {given} (an input of jaxir "
+                                  f"{command}; it would be overwritten): write the output elsewhere")
+
+
+def _cache_indexes(cache: str | None) -> list[Path]:
+    """The indexes in an index cache folder (its subfolders): the inputs it holds (a file written
+    beside them clobbers none)."""
+    try:
+        return sorted(p for p in Path(cache).expanduser().iterdir() if p.is_dir() and not p.name.startswith("."))
+    except (OSError, TypeError):
+        return []
+
+
+def _model_paths(args) -> dict:
+    """The method options given that name files or folders the method reads."""
+    options = _method_options(args)
+    return {f"--{k}": options[k] for k in ("checkpoint", "model", "idf") if options.get(k)}
+
+
 def cmd_eval(args) -> None:
     from jaxir.retrievers.evaluate import eval_method, format_table
 
+    refuse_clobber("eval", {"--run": args.run, "--output-json": args.output_json},
+                   {"--data": _beir_folder(args.data), "--index": args.index, "--cache": _cache_indexes(args.cache),
+                    "--first-stage-index": args.first_stage_index, **_model_paths(args)})
     result = eval_method(args.method, args.data, split=args.split, k=args.k, index_dir=args.index,
                          cache=Path(args.cache), run_path=args.run, output_json=args.output_json,
                          rerank=args.rerank, depth=args.depth, first_stage_index=args.first_stage_index,
@@ -66,6 +144,9 @@ def cmd_index(args) -> None:
     from jaxir.retrievers.registry import get_retriever
 
     out = Path(args.out)
+    refuse_clobber("index", {"--out": out}, {"--data": _beir_folder(args.data),
+                                             **_model_paths(args)},
+                   whole=True)
     if args.append and args.force:
         raise OptionError("--append adds to the index at --out, --force rebuilds it: give one")
     check_out(out, force=args.force)  # before the corpus is read; again under the lock at the swap
@@ -93,6 +174,8 @@ def cmd_search(args) -> None:
     from jaxir.eval.queries import read_queries
     from jaxir.retrievers.registry import get_retriever, method_of_index
 
+    refuse_clobber("search", {"--run": args.run}, {"--index": args.index, "--queries": args.queries,
+                                                  **_model_paths(args)})
     manifest = load_index(args.index, verify=False).manifest
     retriever = get_retriever(method_of_index(manifest["method"], manifest.get("meta")), **_method_options(args))
     queries = read_queries(args.queries, split=args.split)
@@ -122,12 +205,17 @@ def cmd_compare(args) -> None:
 def cmd_mine(args) -> None:
     from jaxir.data.mine import main_mine
 
+    refuse_clobber("mine", {"--out": args.out},
+                   {"--data": _beir_folder(args.data), "--index": args.index, "--cache": _cache_indexes(args.cache),
+                    **_model_paths(args)})
     main_mine(args, _method_options(args))
 
 
 def cmd_teacher(args) -> None:
     from jaxir.data.teacher import main_teacher
 
+    refuse_clobber("teacher", {"--out": args.out}, {"--data": _beir_folder(args.data),
+                                                    "--checkpoint": args.checkpoint, "--mined": args.mined})
     main_teacher(args)
 
 
@@ -140,6 +228,7 @@ def cmd_tune_alpha(args) -> None:
 def cmd_idf(args) -> None:
     from jaxir.data.idf_file import build_idf_file
 
+    refuse_clobber("idf", {"--out": args.out}, {"--data": _beir_folder(args.data), "--model": args.model})
     path, n_docs = build_idf_file(args.data, args.out, model=args.model, split=args.split)
     print(f"IDF over {n_docs} documents -> {path}")
 
@@ -150,6 +239,7 @@ def cmd_export(args) -> None:
     from jaxir.text.idf import tokenizer_vocab
     from jaxir.text import load_tokenizer
 
+    refuse_clobber("export", {"--out": args.out}, {"--index": args.index, "--model": args.model})
     tok = load_tokenizer(args.model)
     docs = export.index_documents(SparseIndex.load(args.index, tokenizer=tok), tokenizer_vocab(tok))
     write = {"rank_features": export.write_rank_features,
@@ -161,6 +251,7 @@ def cmd_export(args) -> None:
 def cmd_export_model(args) -> None:
     from jaxir.models.interop import export_checkpoint
 
+    refuse_clobber("export-model", {"--out": args.out}, {"--checkpoint": args.checkpoint}, whole=True)
     out = export_checkpoint(args.checkpoint, fmt=args.format, out=args.out, force=args.force)
     print(f"exported {args.checkpoint} as {args.format} -> {out}")
 
@@ -171,6 +262,12 @@ def cmd_train(args, extra: list[str]) -> None:
     from jaxir.parallel import maybe_initialize_distributed
     from jaxir.recipes import RECIPES
 
+    # The recipe's own options name inputs too (--init-from, --negatives, ...): any value that
+    # names an existing path is taken for one.
+    values = [a.split("=", 1)[-1] for a in extra]
+    refuse_clobber("train", {"--out": args.out},
+                   {"--data": args.data and _beir_folder(args.data),
+                    "a recipe option": [v for v in values if v and os.path.lexists(Path(v).expanduser())]})
     maybe_initialize_distributed(auto=os.environ.get("JAXIR_DISTRIBUTED") == "auto")
     recipe = importlib.import_module(f"jaxir.recipes.{RECIPES[args.recipe]}")
     recipe.main([*extra, *(["--data", args.data] if args.data else []), "--out", args.out])
@@ -180,6 +277,7 @@ def cmd_demo(args) -> None:
     from jaxir.retrievers.evaluate import eval_method, format_table
 
     out = Path(args.out)
+    refuse_clobber("demo", {"--out": out}, {"--data": _beir_folder(args.data)})
     results = []
     for method in args.methods:
         print(f"== {method} on {args.data} ({args.split})", flush=True)

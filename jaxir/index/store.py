@@ -10,6 +10,15 @@ Layout of an index folder::
 moves it into place, so a crash never leaves a half-written index under the target name.
 `load_index` checks version, method, model fingerprint, file sizes and headers (and checksums when
 `verify`) before handing out arrays, and raises `IndexFormatError` naming the file on any mismatch.
+
+Readers and writers: a published index folder is never changed in place (an update writes a new
+folder and `replace_folder` swaps it in; the old one is removed only after that). A reader opens
+the folder once and reads the manifest and every array through that handle (`_read_folder`), so
+it reads one folder's files, whatever is renamed meanwhile: the old index or the new one, whole.
+If the read fails and `path` no longer names the folder it opened (a swap took it away, and may
+have removed its files before they were opened), the read is retried on the folder now there, at
+most `READ_RETRIES` times; a failure while `path` still names the same folder is the index's own
+(damage in place) and is reported as it is.
 """
 from __future__ import annotations
 
@@ -19,8 +28,11 @@ import json
 import os
 import re
 import shutil
+import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -37,6 +49,10 @@ _HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
 }
+READ_RETRIES = 8  # a reader whose folder was swapped away mid-read starts again at most this often
+_RETRY_SLEEP_S = 0.005  # times the try number
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -189,14 +205,71 @@ def manifest_digest(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _read_manifest(path: Path) -> dict:
-    if not path.is_dir() and not recover_missing(path, marker=MANIFEST):
-        raise IndexFormatError(f"no index folder at {path}")
+def _open_folder(path: Path) -> int:
+    """A descriptor of the folder `path` names now (a folder missing because a writer died
+    mid-swap is first put back, see `recover_missing`)."""
+    for _ in range(READ_RETRIES + 1):
+        try:
+            return os.open(path, _DIR_FLAGS)
+        except FileNotFoundError:
+            if not recover_missing(path, marker=MANIFEST):
+                break
+        except NotADirectoryError:
+            break
+    raise IndexFormatError(f"no index folder at {path}")
+
+
+def _replaced(path: Path, folder: int) -> bool:
+    """Does `path` no longer name the folder open as `folder`? (Its inode cannot be reused while
+    it is open, so a different or missing one means a writer swapped it out.)"""
+    mine = os.fstat(folder)
+    try:
+        now = os.stat(path)
+    except OSError:
+        return True
+    return (now.st_dev, now.st_ino) != (mine.st_dev, mine.st_ino)
+
+
+def _read_folder(path: Path, read: Callable[[int], _T]) -> _T:
+    """`read(folder)` on one opened folder of `path`; started again on the folder `path` names
+    now when it fails because a writer swapped the folder away while it was read."""
+    for attempt in range(READ_RETRIES + 1):
+        if attempt:
+            time.sleep(_RETRY_SLEEP_S * attempt)
+        folder = _open_folder(path)
+        try:
+            return read(folder)
+        except (IndexFormatError, OSError):
+            if not _replaced(path, folder):
+                raise  # the folder is still the one there: its own error, not a swap's
+        finally:
+            os.close(folder)
+    raise IndexFormatError(f"{path} was replaced {READ_RETRIES + 1} times while it was read (a writer "
+                           "keeps swapping it): try again when it is done")
+
+
+def _open_in(folder: int, name: str, path: Path) -> int | None:
+    """A read descriptor of the regular file `name` in `folder` (None if there is none)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0), dir_fd=folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _read_manifest(path: Path, folder: int | None = None) -> dict:
+    if folder is None:
+        return _read_folder(path, lambda opened: _read_manifest(path, opened))
     file = path / MANIFEST
-    if not file.is_file():
+    fd = _open_in(folder, MANIFEST, path)
+    if fd is None:
         raise IndexFormatError(f"{file} is missing: {path} is not a jaxir index (or is incomplete)")
     try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
+        with os.fdopen(fd, "rb") as f:
+            manifest = json.loads(f.read().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise IndexFormatError(f"{file} is not valid JSON: {e}") from e
     if not isinstance(manifest, dict) or not isinstance(manifest.get("arrays"), dict):
@@ -225,21 +298,21 @@ def _check_identity(manifest: dict, path: Path, method: str | None, fingerprint:
         )
 
 
-def _check_npy(file: Path, entry: dict) -> None:
-    """Size and header checks, so truncated or edited files fail here and not inside NumPy."""
-    size = file.stat().st_size
+def _check_npy(file: Path, f, entry: dict) -> tuple[int, list, np.dtype, bool]:
+    """Size and header checks of the open `.npy` file `f`, so truncated or edited files fail
+    here and not inside NumPy; returns (data offset, shape, dtype, fortran order)."""
+    size = os.fstat(f.fileno()).st_size
     if size != entry.get("file_bytes"):
         raise IndexFormatError(
             f"{file} has {size} bytes, manifest says {entry.get('file_bytes')} (truncated?)"
         )
     try:
-        with open(file, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = _HEADER_READERS.get(version)
-            if read_header is None:
-                raise ValueError(f"unsupported .npy version {version}")
-            shape, _, dtype = read_header(f)
-            offset = f.tell()
+        version = np.lib.format.read_magic(f)
+        read_header = _HEADER_READERS.get(version)
+        if read_header is None:
+            raise ValueError(f"unsupported .npy version {version}")
+        shape, fortran, dtype = read_header(f)
+        offset = f.tell()
     except (ValueError, SyntaxError) as e:
         raise IndexFormatError(f"{file} has a corrupt .npy header: {e}") from e
     if list(shape) != entry.get("shape") or dtype.str != entry.get("dtype"):
@@ -248,21 +321,34 @@ def _check_npy(file: Path, entry: dict) -> None:
         )
     if size - offset != entry.get("nbytes"):
         raise IndexFormatError(f"{file} has {size - offset} data bytes, expected {entry.get('nbytes')}")
+    return offset, list(shape), dtype, fortran
 
 
-def _load_array(path: Path, name: str, entry: dict, *, mmap: bool, verify: bool) -> np.ndarray:
+def _load_array(path: Path, folder: int, name: str, entry: dict, *, mmap: bool, verify: bool) -> np.ndarray:
+    """One array, read (or memory-mapped) through the open `folder` (see `_read_folder`)."""
     file_name = str(entry.get("file", ""))
     if Path(file_name).name != file_name or not file_name.endswith(".npy"):
         raise IndexFormatError(f"{path / MANIFEST}: array {name!r} names a bad file {file_name!r}")
     file = path / file_name
-    if not file.is_file():
+    fd = _open_in(folder, file_name, path)
+    if fd is None:
         raise IndexFormatError(f"{file} (array {name!r}) is missing")
-    _check_npy(file, entry)
-    if verify and _sha256(file) != entry.get("sha256"):
-        raise IndexFormatError(f"{file} (array {name!r}) fails its sha256 checksum: the file is corrupt")
-    # An empty file region cannot be memory-mapped; empty arrays are read normally.
-    use_mmap = mmap and entry.get("nbytes", 0) > 0
-    return np.load(file, mmap_mode="r" if use_mmap else None, allow_pickle=False)
+    with os.fdopen(fd, "rb") as f:
+        offset, shape, dtype, fortran = _check_npy(file, f, entry)
+        if verify:
+            f.seek(0)
+            digest = hashlib.sha256()
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+            if digest.hexdigest() != entry.get("sha256"):
+                raise IndexFormatError(f"{file} (array {name!r}) fails its sha256 checksum: the file is corrupt")
+        # An empty file region cannot be memory-mapped; empty arrays are read normally. The map
+        # holds the file itself: it stays valid when a later swap removes the folder.
+        if mmap and entry.get("nbytes", 0) > 0:
+            return np.memmap(f, dtype=dtype, mode="r", offset=offset, shape=tuple(shape),
+                             order="F" if fortran else "C")
+        f.seek(0)
+        return np.lib.format.read_array(f, allow_pickle=False)
 
 
 def load_index(
@@ -275,10 +361,14 @@ def load_index(
 ) -> StoredIndex:
     """Read an index folder; `method` / `model_fingerprint`, when given, must match the manifest."""
     path = Path(path)
-    manifest = _read_manifest(path)
-    _check_identity(manifest, path, method, model_fingerprint)
-    arrays = {
-        name: _load_array(path, name, entry, mmap=mmap, verify=verify)
-        for name, entry in manifest["arrays"].items()
-    }
-    return StoredIndex(path=path, arrays=arrays, manifest=manifest)
+
+    def read(folder: int) -> StoredIndex:
+        manifest = _read_manifest(path, folder)
+        _check_identity(manifest, path, method, model_fingerprint)
+        arrays = {
+            name: _load_array(path, folder, name, entry, mmap=mmap, verify=verify)
+            for name, entry in manifest["arrays"].items()
+        }
+        return StoredIndex(path=path, arrays=arrays, manifest=manifest)
+
+    return _read_folder(path, read)
