@@ -172,3 +172,95 @@ def test_an_index_that_appears_while_waiting_is_checked(tmp_path):
     thread.join()
     assert json.loads((out / "manifest.json").read_text())["built_from"]["settings"]["k1"] == 1.2
     assert index_at(BM25(k1=1.2), ds, out) == ("reused", 0.0)
+
+
+# Content keys (issue 39, item 3): a model folder's config.json and an --idf file rewritten in
+# place are another index; the same files again are the same one.
+
+def _tiny_bert(folder, minilm_dir):
+    """A 2-layer, 32-wide Hugging Face BERT folder (random weights, MiniLM's tokenizer files)."""
+    import jax
+
+    from jaxir.models.bert import BertConfig, init_params
+    from jaxir.models.hf import export_bert_weights, hf_config_dict, write_weights
+
+    cfg = BertConfig.tiny(max_position=64)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(hf_config_dict(cfg, ["BertModel"]), indent=1))
+    write_weights(folder / "model.safetensors",
+                  export_bert_weights(init_params(cfg, jax.random.PRNGKey(0)), cfg.num_layers))
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(minilm_dir / name, folder / name)
+    return folder
+
+
+def _edit_json(path, **changes):
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}, indent=1))
+
+
+def test_model_config_edited_in_place_rebuilds_the_index(tmp_path, minilm_dir):
+    """Same path, same weights (same fingerprint), another config.json: the cache builds a new
+    index, `index --out` refuses the old one; an identical re-run reuses."""
+    import numpy as np
+
+    from jaxir.errors import OptionError
+    from jaxir.index.flat import FlatIndex
+    from jaxir.index.store import read_manifest
+    from jaxir.retrievers.built_from import index_at, index_for
+    from jaxir.retrievers.dense import Dense
+
+    ds = load_beir(write_toy_beir(tmp_path / "toy"), split="train")
+    model, cache, out = _tiny_bert(tmp_path / "bert", minilm_dir), tmp_path / "cache", tmp_path / "idx"
+    dense = lambda: Dense(model=str(model), doc_maxlen=32)  # noqa: E731
+    first, secs = index_for(dense(), ds, None, cache)
+    assert secs > 0 and index_for(dense(), ds, None, cache) == (first, 0.0)  # identical: reused
+    assert index_at(dense(), ds, out)[0] == "built" and index_at(dense(), ds, out) == ("reused", 0.0)
+    vectors = np.array(FlatIndex.load(first, kind="dense").embeddings)
+
+    _edit_json(model / "config.json", hidden_act="relu")  # same weights, other activations
+    second, secs = index_for(dense(), ds, None, cache)
+    assert secs > 0 and second != first
+    assert read_manifest(second)["built_from"]["contents"]["model"] != read_manifest(first)["built_from"]["contents"]["model"]
+    assert not np.allclose(np.array(FlatIndex.load(second, kind="dense").embeddings), vectors)
+    with pytest.raises(OptionError, match="the files at that path changed since it was built"):
+        index_at(dense(), ds, out)
+    assert index_for(dense(), ds, None, cache) == (second, 0.0)  # and that one is reused in turn
+
+    # The same files at another path are the same index (keyed by content, not path).
+    moved = tmp_path / "moved"
+    shutil.copytree(model, moved)
+    assert index_for(Dense(model=str(moved), doc_maxlen=32), ds, None, cache) == (second, 0.0)
+
+
+def test_idf_file_rewritten_in_place_rebuilds_the_index(tmp_path, minilm_dir, capsys):
+    import numpy as np
+
+    from jaxir.errors import OptionError
+    from jaxir.retrievers.built_from import index_at, index_for
+    from jaxir.retrievers.sparse import LearnedSparse
+    from jaxir.text.idf import save_idf
+
+    ds = load_beir(write_toy_beir(tmp_path / "toy"), split="train")
+    model = _tiny_bert(tmp_path / "bert", minilm_dir)
+    vocab = (model / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    idf = tmp_path / "idf.json"
+    save_idf(idf, np.random.default_rng(0).uniform(0.5, 5.0, len(vocab)), vocab)
+    cache, out = tmp_path / "cache", tmp_path / "idx"
+    sparse = lambda: LearnedSparse(model=str(model), idf=str(idf), doc_maxlen=32, progress=False)  # noqa: E731
+    first, secs = index_for(sparse(), ds, None, cache)
+    assert secs > 0 and index_for(sparse(), ds, None, cache) == (first, 0.0)
+    assert index_at(sparse(), ds, out)[0] == "built" and index_at(sparse(), ds, out) == ("reused", 0.0)
+
+    save_idf(idf, np.random.default_rng(1).uniform(0.5, 5.0, len(vocab)), vocab)  # same path, new table
+    second, secs = index_for(sparse(), ds, None, cache)
+    assert secs > 0 and second != first
+    with pytest.raises(OptionError, match=r"idf=.*idf\.json \(sha256 .*the files at that path changed"):
+        index_at(sparse(), ds, out)
+    assert index_at(sparse(), ds, out, force=True)[0] == "built"
+    assert index_at(sparse(), ds, out) == ("reused", 0.0)
+    # The eval through the CLI: an --index given with the rewritten idf is refused too.
+    save_idf(idf, np.random.default_rng(2).uniform(0.5, 5.0, len(vocab)), vocab)
+    capsys.readouterr()
+    assert main(["eval", "--method", "sparse", "--data", str(tmp_path / "toy"), "--split", "train",
+                 "--index", str(out), "--model", str(model), "--idf", str(idf)]) == 2
+    assert "changed since it was built" in capsys.readouterr().err

@@ -179,6 +179,50 @@ def load_bert(model: str | Path | None = None, **config_overrides):
     return bert_from_weights(path, read_weights(path), **config_overrides)
 
 
+# A training output folder's model lives in this subfolder (the cross-encoder recipe's export);
+# the loaders (`jaxir.models.interop`, the rerankers) read it from there, and so does the digest.
+EXPORT_SUBFOLDER = "reranker"
+SIDECAR_SUFFIX = ".meta.json"  # jaxir's sidecar of a data file (idf.json.meta.json)
+
+
+def content_digest(path: str | Path | None) -> str | None:
+    """sha256 (hex) of what a file-valued option names, never of its path: the one rule by
+    which index records, the index cache and recipe outputs key a file or model folder.
+
+    A file: its bytes, then its `<file>.meta.json` sidecar's if it has one (idf.json's missing-token
+    weight lives there). A folder: every file under it, hidden ones (locks, stamps) excepted:
+    config, tokenizer and weights alike, each as its relative path, size and bytes, in sorted
+    order; a training output folder whose model is in `reranker/` is that subfolder. None: nothing
+    at `path` (the option is unset, or its loader will say what is missing)."""
+    if path is None:
+        return None
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_file():
+        for part in (path, Path(str(path) + SIDECAR_SUFFIX)):
+            if part.is_file():
+                digest.update(part.name.encode() + b"\0")
+                _hash_bytes(digest, part)
+        return digest.hexdigest()
+    if not path.is_dir():
+        return None
+    if not any((path / n).is_file() for n in ("model.json", "config.json")) and (path / EXPORT_SUBFOLDER).is_dir():
+        path = path / EXPORT_SUBFOLDER
+    files = sorted(p for p in path.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    for p in files:
+        rel = p.relative_to(path).as_posix().encode()
+        digest.update(len(rel).to_bytes(8, "little") + rel + p.stat().st_size.to_bytes(8, "little"))
+        _hash_bytes(digest, p)
+    return digest.hexdigest()
+
+
+def _hash_bytes(digest, path: Path, chunk: int = 1 << 22) -> None:
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+
+
 def params_fingerprint(params) -> str:
     """sha256 over every leaf's path, dtype, shape and bytes: identifies a model in index manifests."""
     import jax

@@ -34,8 +34,9 @@ TPU MS MARCO mode (ColBERTv2: 64-way tuples scored by a cross-encoder, KL distil
 where each examples line is [qid, [pid, teacher score], ...] (positive / teacher's top first).
 Without --data.examples any mode mines a BEIR folder (--data) as the CPU modes do.
 Outputs: <out>/negatives.bm25.d<depth>[.q<N>.p<P>].jsonl (or negatives.<FILE>.<digest>.jsonl, a
-copy of --negatives) and <out>/teacher[.q<N>.p<P>].d<neg_depth>.<weights>.jsonl (BEIR data, reused
-when present), metrics.jsonl, loss.png, checkpoints/ (resumable), <out>/colbert (params).
+copy of --negatives) and <out>/teacher[.q<N>.p<P>].d<neg_depth>.<weights>.jsonl (BEIR data, each
+reused only while the .key.json beside it matches the train split's content, miner and teacher),
+metrics.jsonl, loss.png, checkpoints/ (resumable), <out>/colbert (params).
 """
 from __future__ import annotations
 

@@ -14,12 +14,15 @@ reranker carries over instead; choose its alpha on held-out NFCorpus train queri
     jaxir eval --method cross-encoder --checkpoint runs/ce-scifact --alpha 0.3 --rerank bm25 --depth 100 \
         --data ../shared/data/beir/nfcorpus
 TPU MS MARCO mode (BEIR-format msmarco folder; train qrels give the positives). Mine once
-(BM25 over 8.8M passages is slow) and put the file at <out>/negatives.bm25.d100.jsonl on every
-worker, then run the same command on all workers:
+(BM25 over 8.8M passages is slow) and put the file at <out>/negatives.bm25.d100.jsonl, with the
+negatives.bm25.d100.jsonl.key.json `jaxir mine` writes beside it (what it was mined from: without
+it, or for another train split, the recipe mines again), on every worker, then run the same
+command on all workers:
     jaxir mine --retriever bm25 --depth 100 --data <beir>/msmarco --out runs/ce-msmarco/negatives.bm25.d100.jsonl
     jaxir train --recipe cross-encoder --mode tpu --data <beir>/msmarco --out runs/ce-msmarco
 
-Steps: mine BM25 top-`mine_depth` negatives for the train split (or reuse <out>/negatives.<miner>.d<depth>.jsonl),
+Steps: mine BM25 top-`mine_depth` negatives for the train split (or reuse <out>/negatives.<miner>.d<depth>.jsonl
+when its key record matches the split's queries, qrels and corpus and the miner),
 hold out `holdout` train queries, train on the rest through the engine (checkpoints, resume),
 pick the interpolation weight alpha on the held-out queries (nDCG@10 over BM25 top-`tune_depth`;
 never on test), export the reranker to <out>/reranker with that alpha.
@@ -147,7 +150,7 @@ def tune_alpha(reranker, data, qids, index_dir, *, miner: str, depth: int, alpha
 
 
 def train(r: Recipe, out_dir: str) -> dict:
-    from jaxir.data.mine import mine_hard_negatives
+    from jaxir.data.mine import mine_or_reuse
     from jaxir.data.tuples import PairEncoder, TupleSource
     from jaxir.eval.beir import load_beir
     from jaxir.methods.cross_encoder import CrossEncoder
@@ -160,9 +163,9 @@ def train(r: Recipe, out_dir: str) -> dict:
     r, out = apply_overrides(r, {}, DERIVED), Path(out_dir)
     d = r.data
     data = load_beir(d.dataset, split="train")
-    mined = out / f"negatives.{d.miner}.d{d.mine_depth}.jsonl"
-    summary = {} if mined.is_file() else mine_hard_negatives(
-        data, d.miner, d.mine_depth, out=mined, cache=out / "indexes")
+    # Reused only when its key record matches this train split's content and the miner.
+    mined, summary = mine_or_reuse(data, d.miner, d.mine_depth, out=out / f"negatives.{d.miner}.d{d.mine_depth}.jsonl",
+                                   cache=out / "indexes")
     # A given alpha needs no tuning, so no query is held out then.
     n_held = d.holdout if r.model.alpha is None else 0
     train_file, held = split_holdout(mined, out / "train_tuples.jsonl", n_held, r.fit.seed)

@@ -18,7 +18,7 @@ Reconstruction targets: the training query for the positive; --data.pseudo_queri
 {"doc_id", "queries": [...]}) gives every passage of the tuple (positive and negatives) a
 generated query of its own, as the reference trains (every passage that can be drawn needs one).
 TPU MS MARCO mode (1 positive + 15 negatives, 64 queries per step, bf16): the launch line in tpu/README.md.
-Outputs: <out>/negatives.bm25.d<depth>.jsonl (reused when present), [teacher file], metrics.jsonl,
+Outputs: <out>/negatives.bm25.d<depth>.jsonl (reused while its .key.json matches), [teacher file], metrics.jsonl,
 loss.png, checkpoints/ (resumable), <out>/i3 (the model folder `--method i3` loads).
 """
 from __future__ import annotations

@@ -17,7 +17,7 @@ recipe draws its own, so the same queries) stay out of training and MICE's nDCG@
 their BM25 top 100 is reported: configurations are compared there, never on test.
 TPU MS MARCO mode: the same with 1 + 7 negatives, 64 queries per step, bf16 (launch line in
 tpu/README.md); give --data.teacher FILE scored once offline rather than a checkpoint.
-Outputs: <out>/negatives.bm25.d<depth>.jsonl, <out>/teacher*.jsonl (reused), metrics.jsonl,
+Outputs: <out>/negatives.bm25.d<depth>.jsonl, <out>/teacher*.jsonl (reused while their .key.json match), metrics.jsonl,
 loss.png, checkpoints/ (resumable), <out>/mice (the folder `--method mice` loads),
 recipe_result.json (held-out nDCG@10).
 """

@@ -67,19 +67,24 @@ NWAY_FLAGS = {
 def subset_mined(mined: Path, max_queries: int, max_positives: int, seed: int,
                  folder: Path | None = None) -> Path:
     """A seeded subset of the mined records (positives capped), written in `folder` (default:
-    beside ``mined``)."""
-    from jaxir.data.mine import read_mined, write_mined
+    beside ``mined``); reused only for the same mined content, sizes and seed (`keyed_output`)."""
+    from jaxir.data.mine import keyed_output, read_mined, write_mined
+    from jaxir.models.hf import content_digest
 
     if not (max_queries or max_positives):
         return mined
-    out = (folder or mined.parent) / f"{mined.stem}.q{max_queries}.p{max_positives}{mined.suffix}"
-    if not out.exists():
+
+    def build(out):
         records = list(read_mined(mined))
         order = np.random.default_rng(seed).permutation(len(records))
         keep = sorted(order[:max_queries] if max_queries else order)
         cap = max_positives or None
         write_mined(out, ({**records[i], "positives": records[i]["positives"][:cap]} for i in keep))
-    return out
+
+    out = (folder or mined.parent) / f"{mined.stem}.q{max_queries}.p{max_positives}{mined.suffix}"
+    key = {"negatives_sha256": content_digest(mined), "max_queries": max_queries,
+           "max_positives": max_positives, "seed": seed}
+    return keyed_output(out, key, build, what="negatives subset")
 
 
 def given_negatives(path: str, data, out_dir: str) -> Path:
@@ -120,23 +125,25 @@ def given_negatives(path: str, data, out_dir: str) -> Path:
 
 
 def prepare_beir(d: NwayData, out_dir: str):
-    """Mine BM25 train negatives (or take `d.negatives`) and teacher-score them (each reused when
-    on disk; teacher scores only for the same negatives and teacher weights).
+    """Mine BM25 train negatives (or take `d.negatives`) and teacher-score them. Each is reused
+    from `out_dir` only when its key record matches (`jaxir.data.mine.keyed_output`): negatives
+    for the same train split content (queries, qrels, corpus) and miner, teacher scores for the
+    same negatives, split and teacher (its folder's content and weights); else rebuilt.
 
     Returns (train split, mined file, teacher file or None).
     """
-    from jaxir.data.mine import mine_hard_negatives
+    from jaxir.data.mine import keyed_output, mine_or_reuse, split_digests
     from jaxir.data.teacher import score_mined
     from jaxir.eval.beir import load_beir
+    from jaxir.models.hf import content_digest
 
     data = load_beir(d.dataset, split="train")
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     if d.negatives is not None:
         mined = given_negatives(d.negatives, data, out_dir)
     else:
-        mined = Path(out_dir) / f"negatives.bm25.d{d.mine_depth}.jsonl"
-        if not mined.exists():
-            print(mine_hard_negatives(data, "bm25", d.mine_depth, out=mined))
+        mined, _ = mine_or_reuse(data, "bm25", d.mine_depth,
+                                 out=Path(out_dir) / f"negatives.bm25.d{d.mine_depth}.jsonl")
     base = mined.stem
     mined = subset_mined(mined, d.max_queries, d.max_positives, d.tuples.seed, folder=Path(out_dir))
     teacher = d.teacher
@@ -149,13 +156,15 @@ def prepare_beir(d: NwayData, out_dir: str):
         tag = mined.stem.removeprefix(bm25) if base == bm25 else "." + mined.stem.removeprefix("negatives.")
         reranker = CrossEncoderReranker.load(d.teacher_checkpoint)
         # Named by the teacher's weights: another (or retrained) checkpoint never reuses its scores.
-        weights = reranker.model.fingerprint(reranker.params)[:12]
-        teacher = Path(out_dir) / f"teacher{tag}.d{d.tuples.neg_depth}.{weights}.jsonl"
-        if not teacher.exists():
-            print(score_mined(reranker.scores, mined, data.queries, data.text_of,
-                              depth=d.tuples.neg_depth, out=teacher))
-        else:
-            print(f"teacher scores of {d.teacher_checkpoint} reused: {teacher}")
+        weights = reranker.model.fingerprint(reranker.params)
+        teacher = Path(out_dir) / f"teacher{tag}.d{d.tuples.neg_depth}.{weights[:12]}.jsonl"
+        # Reused only for the same negatives, split content and teacher (weights and folder).
+        key = {"split": split_digests(data), "negatives_sha256": content_digest(mined),
+               "depth": d.tuples.neg_depth,
+               "teacher": {"weights": weights, "folder_sha256": content_digest(d.teacher_checkpoint)}}
+        keyed_output(teacher, key, lambda out: print(score_mined(
+            reranker.scores, mined, data.queries, data.text_of, depth=d.tuples.neg_depth, out=out)),
+            what=f"teacher scores of {d.teacher_checkpoint}")
     return data, mined, teacher
 
 

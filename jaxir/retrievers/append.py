@@ -5,7 +5,9 @@ appended with the index's codec (`jaxir.index.plaid_update`); the corpus record 
 then the new corpus's, so `jaxir eval` takes the index for it. Refused, before anything is
 encoded: an index holding documents the corpus lacks (an append only adds) or whose documents'
 texts changed since they were indexed (the corpus record tells), a given build option other than
-the index's (options not given take the index's), another model (its fingerprint), and methods
+the index's (options not given take the index's), another model (its fingerprint), model or
+data files whose contents differ from those the index records (a file-valued option compares by
+what it holds, `built_from.FILE_OPTIONS`, whether given or taken from the index), and methods
 that cannot append.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from jaxir.errors import DataError, OptionError
 from jaxir.eval.beir import corpus_fingerprint
 from jaxir.fs import writer_lock
 from jaxir.index.store import BUILT_FROM, MANIFEST, load_index, read_manifest
-from jaxir.retrievers.built_from import _WEIGHTS, build_settings, identity
+from jaxir.retrievers.built_from import _WEIGHTS, FILE_OPTIONS, build_settings, contents, identity
 
 
 def append_at(retriever, dataset, out: str | Path, *, given=frozenset()) -> tuple[int, float]:
@@ -40,7 +42,8 @@ def append_at(retriever, dataset, out: str | Path, *, given=frozenset()) -> tupl
         if recorded is None or "settings" not in recorded:
             raise DataError(f"--append: {out} records no corpus or build settings (an index changed by "
                             "a library call, or built before jaxir kept them); rebuild it with --force")
-        retriever = _with_index_settings(retriever, recorded["settings"], out, given)
+        retriever = _with_index_settings(retriever, recorded["settings"], out, given,
+                                         by_content="contents" in recorded)
         have = load_index(out, verify=False).arrays["doc_ids"].tolist()
         lacking = sorted(set(have) - set(dataset.corpus))
         if lacking:
@@ -54,18 +57,23 @@ def append_at(retriever, dataset, out: str | Path, *, given=frozenset()) -> tupl
         new = [d for d in dataset.doc_ids if d not in held]
         if not new:
             return 0, 0.0
+        _check_contents(retriever, recorded, out)
         t = time.perf_counter()
         record = {**identity(retriever, dataset), "appended_docs": len(new)}
         retriever.append(out, new, [dataset.text_of(d) for d in new], fields={BUILT_FROM: record})
         return len(new), time.perf_counter() - t
 
 
-def _with_index_settings(retriever, recorded: dict, out: Path, given):
+def _with_index_settings(retriever, recorded: dict, out: Path, given, *, by_content: bool = False):
     """`retriever` with the index's build settings for the options not given; a given one that
-    differs is refused (its documents would be encoded unlike the index's)."""
+    differs is refused (its documents would be encoded unlike the index's). by_content (the
+    record has contents): given file-valued options are compared by what they hold afterwards
+    (`_check_contents`), not by path."""
     unset = {}
     for name, value in build_settings(retriever).items():
         if name in _WEIGHTS or name not in recorded:  # weights: checked by fingerprint
+            continue
+        if by_content and name in given and name in FILE_OPTIONS:
             continue
         if name in given and recorded[name] != value:
             raise OptionError(f"--append: {out} was built with {name}={recorded[name]!r}, this command "
@@ -73,3 +81,17 @@ def _with_index_settings(retriever, recorded: dict, out: Path, given):
         if name not in given:
             unset[name] = recorded[name]
     return dataclasses.replace(retriever, **unset)
+
+
+def _check_contents(retriever, recorded: dict, out: Path) -> None:
+    """Every file-valued option set now must hold what the index records (records of older jaxir
+    versions have no contents: their paths were compared above, as then)."""
+    if "contents" not in recorded:
+        return
+    held, now = recorded["contents"], contents(retriever)
+    for name, digest in now.items():
+        if held.get(name) != digest:
+            path = build_settings(retriever)[name]
+            raise OptionError(f"--append: {out} was built with {name}={recorded['settings'].get(name)} "
+                              f"(sha256 {str(held.get(name))[:12]}), {path} now holds sha256 {str(digest)[:12]}: "
+                              "documents appended with it would be encoded unlike the index's; rebuild it with --force")
