@@ -89,7 +89,8 @@ def refuse_clobber(command: str, outputs: dict, inputs: dict, *, whole: bool = F
     or lies inside, one of the command's inputs (option -> path or list of paths) is refused with
     an OptionError naming both, before any data is read. Paths are compared resolved (symbolic
     links, `..`, hard links and a folder's linked entries seen through). `whole`: the outputs are
-    folders replaced as a whole, so an input inside one is refused too."""
+    folders replaced as a whole, so an input inside one is refused too. Once every output has
+    passed, the missing parent folders of each are created (`--run out/new/r.trec` just works)."""
     from jaxir.errors import OptionError
 
     seen = []
@@ -106,6 +107,14 @@ def refuse_clobber(command: str, outputs: dict, inputs: dict, *, whole: bool = F
             if how:
                 raise OptionError(f"{out_option} {out_given} {how} {option} {given} (an input of jaxir "
                                   f"{command}; it would be overwritten): write the output elsewhere")
+    for out_option, out_given in outputs.items():  # only after every check above passed
+        if out_given is not None:
+            parent = Path(out_given).expanduser().parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise OptionError(f"{out_option} {out_given}: cannot create its folder {parent} "
+                                  f"({e.strerror or e})") from None
 
 
 def _cache_indexes(cache: str | None) -> list[Path]:
@@ -133,8 +142,13 @@ def cmd_eval(args) -> None:
                          cache=Path(args.cache), run_path=args.run, output_json=args.output_json,
                          rerank=args.rerank, depth=args.depth, first_stage_index=args.first_stage_index,
                          allow_corpus_mismatch=args.allow_corpus_mismatch, **_method_options(args))
+    if args.json:  # for machines: the --output-json object, alone on stdout
+        print(json.dumps(result, indent=2))
+        return
+    from jaxir.retrievers.evaluate import format_timing
+
     print(format_table([result]))
-    print(json.dumps(result["timing"]))
+    print(format_timing(result["timing"]))
 
 
 def cmd_index(args) -> None:
@@ -168,12 +182,30 @@ def cmd_index(args) -> None:
 
 
 def cmd_search(args) -> None:
+    from jaxir.errors import OptionError
     from jaxir.eval.runs import write_trec
     from jaxir.index.store import load_index
     from jaxir.retrievers.evaluate import run_search
     from jaxir.eval.queries import read_queries
     from jaxir.retrievers.registry import get_retriever, method_of_index
 
+    if args.query is not None:  # one query, its hits printed (rank, score, id, title)
+        if args.queries or args.run:
+            raise OptionError("--query prints one query's hits; --queries and --run write a run: give one")
+        if not args.query.strip():
+            raise OptionError("--query is empty: give the text to search for")
+        if args.show and not args.data:
+            raise OptionError("--show prints each hit's text: give --data BEIR_DIR (the indexed corpus)")
+        from jaxir.api import format_hits, load
+
+        manifest = load_index(args.index, verify=False).manifest
+        searcher = load(method_of_index(manifest["method"], manifest.get("meta")), **_method_options(args))
+        print(format_hits(searcher.open(args.index, corpus=args.data).search(args.query, args.k), show=args.show))
+        if not args.data:
+            print("(titles: give --data BEIR_DIR, the corpus the index was built from)", file=sys.stderr)
+        return
+    if not (args.queries and args.run):
+        raise OptionError("give --query TEXT (hits printed), or --queries FILE and --run OUT (a TREC run)")
     refuse_clobber("search", {"--run": args.run}, {"--index": args.index, "--queries": args.queries,
                                                   **_model_paths(args)})
     manifest = load_index(args.index, verify=False).manifest
@@ -184,22 +216,60 @@ def cmd_search(args) -> None:
     print(f"searched {len(queries)} queries ({timing['ms_per_query']:.2f} ms/query) -> {args.run}")
 
 
+def _qrels_of(args) -> dict:
+    """`--qrels FILE` (TREC or BEIR TSV), or the `--split` qrels of the BEIR folder `--data` (only
+    its qrels file is read; a dataset name not on disk is downloaded)."""
+    from jaxir.eval.runs import read_qrels
+
+    if args.qrels:
+        return read_qrels(args.qrels)
+    path = _beir_folder(args.data) / "qrels" / f"{args.split}.tsv"
+    if path.is_file():
+        return read_qrels(path)
+    from jaxir.eval.beir import load_beir
+
+    return load_beir(args.data, args.split).qrels  # downloads a named set; a missing split names those there
+
+
+def _warn(lines: list[str], who: str = "") -> None:
+    for line in lines:
+        print(f"warning: {who}{line}", file=sys.stderr)
+
+
+def cmd_score(args) -> None:
+    from jaxir.eval.runs import read_trec
+    from jaxir.eval.score import score_run, score_table
+
+    scored = score_run(read_trec(args.run), _qrels_of(args), args.metrics,
+                       ignore_identical_ids=not args.keep_identical_ids)
+    _warn(scored.warnings)
+    if args.json:
+        print(json.dumps({"run": args.run, "qrels": args.qrels or f"{args.data} ({args.split})",
+                          "num_queries": scored.num_queries, "depth": scored.depth,
+                          "metrics": scored.means, "warnings": scored.warnings}, indent=2))
+    else:
+        print(score_table(scored, Path(args.run).name))
+
+
 def cmd_compare(args) -> None:
     from jaxir.eval.runs import read_trec, topk_overlap
 
     run, reference = read_trec(args.run), read_trec(args.reference)
     print(f"top-{args.k} overlap of {args.run} with {args.reference}: {topk_overlap(run, reference, args.k):.4f}")
-    if args.data:  # effectiveness of both on the judged queries, with a paired significance test
-        from jaxir.eval.beir import load_beir
-        from jaxir.eval.metrics import evaluate
+    if args.data or args.qrels:  # effectiveness of both on the judged queries, with a paired significance test
+        from jaxir.eval.score import score_run
         from jaxir.eval.significance import compare_per_query
 
-        qrels, metric = load_beir(args.data, args.split).qrels, args.metric.lower()
-        (mean_run, rows_run), (mean_ref, rows_ref) = (
-            evaluate(r, qrels, metrics=[metric], per_query=True) for r in (run, reference))
-        diff, p = compare_per_query(rows_run, rows_ref, metric)
-        print(f"{metric}: run {mean_run[metric]:.4f}, reference {mean_ref[metric]:.4f}, "
-              f"difference {diff:+.4f} over {len(qrels)} queries, paired randomization p = {p:.4f}")
+        qrels = _qrels_of(args)
+        scored = {}
+        for who, r in (("--run", run), ("--reference", reference)):
+            scored[who] = score_run(r, qrels, args.metrics, per_query=True)
+            _warn(scored[who].warnings, f"{who}: ")
+        for metric in scored["--run"].means:
+            diff, p = compare_per_query(scored["--run"].per_query, scored["--reference"].per_query, metric)
+            print(f"{metric}: run {scored['--run'].means[metric]:.4f}, reference "
+                  f"{scored['--reference'].means[metric]:.4f}, difference {diff:+.4f} over {len(qrels)} "
+                  f"queries, paired randomization p = {p:.4f}")
 
 
 def cmd_mine(args) -> None:
@@ -319,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=INDEX_CACHE)
     p.add_argument("--run", type=check.output_file, help="also write the TREC run here")
     p.add_argument("--output-json", dest="output_json", type=check.output_file)
+    p.add_argument("--json", action="store_true", help="print the result as JSON (for machines), not a table")
     p.add_argument("--allow-corpus-mismatch", dest="allow_corpus_mismatch", action="store_true",
                    help="use an --index / --first-stage-index built from another corpus (warns)")
     p.set_defaults(fn=cmd_eval)
@@ -343,10 +414,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="TREC run (e.g. PLAID)")
     p.add_argument("--reference", required=True, help="TREC run (e.g. exhaustive MaxSim)")
     p.add_argument("--k", type=check.positive_int, default=10)
-    p.add_argument("--data", help="BEIR folder whose qrels judge both runs")
+    judges = p.add_mutually_exclusive_group()
+    judges.add_argument("--data", help="BEIR folder whose qrels judge both runs")
+    judges.add_argument("--qrels", help="qrels file judging both runs (TREC: qid 0 docid grade, or BEIR TSV)")
     p.add_argument("--split", default="test")
-    p.add_argument("--metric", type=check.metric, default="ndcg@10")
+    p.add_argument("--metric", "--metrics", dest="metrics", nargs="+", type=check.metric, default=["ndcg@10"],
+                   help="as for jaxir score (nDCG@10, P@10, R@1000, ndcg_cut_10, MAP, MRR@10, ...)")
     p.set_defaults(fn=cmd_compare)
+
+    p = sub.add_parser("score", help="score a TREC run file against qrels, as trec_eval / ir_measures do",
+                       description="Score a TREC run file (qid Q0 docid rank score tag) against qrels. "
+                                   "Metric names as ir_measures or trec_eval spell them, any case.")
+    p.add_argument("--run", required=True, help="TREC run file")
+    judges = p.add_mutually_exclusive_group(required=True)
+    judges.add_argument("--data", help="BEIR folder (or dataset name): its qrels/SPLIT.tsv judges the run")
+    judges.add_argument("--qrels", help="qrels file: TREC (qid 0 docid grade) or BEIR TSV")
+    p.add_argument("--split", default="test", help="with --data: which split's qrels")
+    p.add_argument("--metrics", nargs="+", type=check.metric, default=["ndcg@10", "mrr@10", "recall@100", "map"],
+                   help="nDCG@K (ndcg_cut_K), P@K (P_K), R@K (recall_K), MAP (AP@K = map_cut_K), MRR@K "
+                        "(RR@K; recip_rank); no cut-off: the whole run. Default: nDCG@10 MRR@10 R@100 MAP")
+    p.add_argument("--keep-identical-ids", dest="keep_identical_ids", action="store_true",
+                   help="keep hits whose doc id equals the query id (trec_eval does; BEIR, and by "
+                        "default jaxir, drop them)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (for machines), not a table")
+    p.set_defaults(fn=cmd_score)
 
     p = sub.add_parser("mine", help="mine hard negatives for a BEIR split (default train) with any "
                                     "first-stage method, e.g. a trained ColBERT through PLAID")
@@ -409,12 +500,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_train, takes_extra=True)
 
-    p = sub.add_parser("search", help="search an index and write a TREC run")
+    p = sub.add_parser("search", help="search an index: print one --query's hits, or write a TREC run of --queries")
     p.add_argument("--index", required=True)
-    p.add_argument("--queries", required=True, help="queries.jsonl[.gz], a TSV (id<TAB>text) or a BEIR folder")
+    p.add_argument("--query", help="one query: print its hits (rank, score, id, title)")
+    p.add_argument("--data", help="with --query: the BEIR folder the index was built from (titles, --show's text)")
+    p.add_argument("--show", action="store_true", help="with --query: print each hit's text too (needs --data)")
+    p.add_argument("--queries", help="queries.jsonl[.gz], a TSV (id<TAB>text) or a BEIR folder")
     p.add_argument("--split", default="test", help="with a BEIR folder: which split's queries")
     p.add_argument("--k", type=check.positive_int, default=10)
-    p.add_argument("--run", required=True, type=check.output_file)
+    p.add_argument("--run", type=check.output_file, help="with --queries: the TREC run to write")
     _add_method_options(p, first)  # the index's manifest names the method
     p.set_defaults(fn=cmd_search)
     return ap

@@ -33,7 +33,8 @@ def nonnegative_int(text: str) -> int:
 
 
 def metric(text: str) -> str:
-    """A metric name `jaxir.eval.metrics.evaluate` knows (ndcg@10, recall@100, map, ...)."""
+    """A metric name `jaxir.eval.metrics.evaluate` knows, in ir_measures or trec_eval spelling
+    (nDCG@10, ndcg_cut_10, P@10, R@1000, recall_1000, MAP, MRR@10, ...) -> its canonical name."""
     from jaxir.eval.metrics import parse_metric
 
     try:
@@ -43,10 +44,14 @@ def metric(text: str) -> str:
 
 
 def output_file(text: str) -> str:
-    """A file to be written: its folder must exist now, not after the whole search."""
-    folder = Path(text).expanduser().parent
-    if not folder.is_dir():
-        raise argparse.ArgumentTypeError(f"folder {str(folder)!r} of {text!r} does not exist")
-    if Path(text).is_dir():
+    """A file to be written: not a folder, and not below a file. Missing folders on its path are
+    created by the command, after its outputs-over-inputs checks (`jaxir.cli.refuse_clobber`)."""
+    path = Path(text).expanduser()
+    if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file")
+    for folder in path.parents:
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                raise argparse.ArgumentTypeError(f"{str(folder)!r} on the path of {text!r} is not a folder")
+            break
     return text

@@ -45,10 +45,11 @@ def test_other_commands_reject_bad_values(toy, tmp_path, capsys):
                                            "--out", str(tmp_path / "m.jsonl")], capsys)
     assert "must be >= 1" in _usage_error(["tune-alpha", "--checkpoint", "x", "--data", str(toy),
                                            "--holdout", "0"], capsys)
-    assert "does not exist" in _usage_error(["search", "--index", str(tmp_path), "--queries", str(toy),
-                                             "--run", str(tmp_path / "missing" / "r.trec")], capsys)
-    assert "does not exist" in _usage_error(["eval", "--method", "bm25", "--data", str(toy),
-                                             "--run", str(tmp_path / "missing" / "r.trec")], capsys)
+    (tmp_path / "a-file").write_text("")  # a missing folder is created (tests/test_score.py); a file is no folder
+    assert "is not a folder" in _usage_error(["search", "--index", str(tmp_path), "--queries", str(toy),
+                                              "--run", str(tmp_path / "a-file" / "r.trec")], capsys)
+    assert "is not a folder" in _usage_error(["eval", "--method", "bm25", "--data", str(toy),
+                                              "--run", str(tmp_path / "a-file" / "x" / "r.trec")], capsys)
 
 
 @pytest.mark.parametrize("recipe, option, value, words", [
@@ -72,7 +73,7 @@ def test_recipe_fields_are_checked_at_parse_time(tmp_path, capsys, recipe, optio
 def test_metric_names_are_canonical():
     from jaxir.cli_args import metric
 
-    assert metric("NDCG@10") == "ndcg@10" and metric("map") == "map"
+    assert metric("NDCG@10") == "ndcg@10" and metric("map") == "map" and metric("ndcg_cut_10") == "ndcg@10"
 
 
 def test_library_errors_become_one_line(tmp_path, capsys, monkeypatch):

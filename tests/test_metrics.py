@@ -178,6 +178,7 @@ def test_parse_metric_names():
     assert (parse_metric("recall@1000").kind, parse_metric("recall@1000").k) == ("recall", 1000)
     assert (parse_metric("map").kind, parse_metric("map").k) == ("map", None)
     assert list(evaluate({}, {"q": {"a": 1}}, metrics=["MRR@10"])) == ["mrr@10"]
-    for bad in ["ndcg@0", "map@10", "p@10", "recall@", "ndcg@-1", "", "ndcg@1.5"]:
+    assert (parse_metric("map@10").name, parse_metric("P@10").name) == ("map@10", "p@10")  # AP@k, P@k
+    for bad in ["ndcg@0", "p", "recall@", "ndcg@-1", "", "ndcg@1.5"]:
         with pytest.raises(ValueError, match="unknown metric"):
             parse_metric(bad)

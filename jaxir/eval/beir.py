@@ -132,6 +132,49 @@ def load_beir(
     return BeirDataset(name=name, split=split, corpus=corpus, queries=queries, qrels=qrels)
 
 
+def load_corpus(path_or_name: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
+                url: str = BEIR_URL) -> tuple[str, dict[str, dict]]:
+    """(name, corpus) of a BEIR folder (or dataset name, downloaded as `load_beir` does): the
+    corpus alone, read by the same rules, no split or qrels needed."""
+    folder, name = _resolve_folder(path_or_name, cache_dir, url)
+    return name, _read_corpus(_find_jsonl(folder, "corpus"))
+
+
+def corpus_from_records(records, *, where: str = "corpus") -> dict[str, dict]:
+    """doc id -> {"title", "text"} from an iterable of dicts with "_id" (or "id"), "title" and
+    "text" (or a mapping id -> such a dict, or id -> text), by the corpus file's rules: a record
+    without a string id, a duplicate id or a non-string field is a DataError naming its
+    position; documents with neither title nor text are skipped with one BeirDataWarning."""
+    from collections.abc import Mapping
+
+    if isinstance(records, Mapping):
+        records = ({"_id": k, **(v if isinstance(v, Mapping) else {"text": v})} for k, v in records.items())
+    elif isinstance(records, (str, bytes)):
+        raise DataError(f"{where}: a corpus is a BEIR folder path or records, not one string")
+    corpus, empty, seen = {}, [], {}
+    for pos, record in enumerate(records, start=1):
+        if not isinstance(record, Mapping):
+            raise DataError(f"{where}: record {pos} is a {type(record).__name__}, not a dict "
+                            "with '_id' (or 'id'), 'title' and 'text'")
+        rid = record.get("_id", record.get("id"))
+        if not isinstance(rid, (str, int)) or isinstance(rid, bool) or str(rid) == "":
+            raise DataError(f"{where}: record {pos} has no string '_id' (or 'id')")
+        rid = str(rid)
+        if rid in seen:
+            raise DataError(f"{where}: record {pos}: duplicate id {rid!r} (first at record {seen[rid]})")
+        seen[rid] = pos
+        doc = {key: _text_field(record, key, Path(where), pos) for key in ("title", "text")}
+        if doc_text(doc):
+            corpus[rid] = doc
+        else:
+            empty.append(rid)
+    if empty:
+        _warn(f"{where}: skipped {len(empty)} empty documents (no title, no text)", empty)
+    if not corpus:
+        raise EmptyInputError(f"{where}: corpus has no non-empty documents")
+    return corpus
+
+
 def _resolve_folder(path_or_name, cache_dir, url) -> tuple[Path, str]:
     path = Path(path_or_name).expanduser()
     if path.is_dir():

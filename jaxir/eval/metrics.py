@@ -1,4 +1,4 @@
-"""Retrieval metrics: nDCG@k, MRR@k, Recall@k and MAP, equal to ir_measures' defaults.
+"""Retrieval metrics: nDCG@k, MRR@k, Recall@k, P@k and (M)AP(@k), equal to ir_measures' defaults.
 
 Imports NumPy and the standard library only. A run is ``{query_id: {doc_id: score}}``; qrels are
 ``{query_id: {doc_id: grade}}``. Each convention below was measured against ir_measures 0.4.3
@@ -17,6 +17,13 @@ Imports NumPy and the standard library only. A run is ``{query_id: {doc_id: scor
 * ``mrr@k`` = 1 / rank of the first relevant doc within the top k, else 0.
 * ``recall@k`` = |relevant in top k| / |relevant in qrels|  (0 when the query has none).
 * ``map`` = sum over relevant retrieved d of precision@rank(d), divided by |relevant in qrels|.
+* ``p@k`` (trec_eval ``P_k``) = |relevant in top k| / k (k even when fewer than k were retrieved).
+* ``map@k`` (trec_eval ``map_cut_k``, ir_measures ``AP@k``) = ``map`` over the top k only, still
+  divided by |relevant in qrels|.
+* Names: one canonical name per metric (``ndcg@10``, ``p@10``, ``recall@1000``, ``map``,
+  ``mrr@10``); ``parse_metric`` also takes the ir_measures and trec_eval spellings, case-
+  insensitively (``nDCG@10``, ``ndcg_cut_10``, ``P@10``, ``P_10``, ``R@1000``, ``recall_1000``,
+  ``MAP``, ``AP@100``, ``map_cut_100``, ``MRR@10``, ``RR@10``, ``recip_rank``): see ``METRIC_KINDS``.
 * Averaging: over every query id in qrels (queries with only grade-0 rows included). A query
   missing from the run, or with an empty run, scores 0. Run queries absent from qrels are ignored.
   (BEIR's own evaluator averages over qrels ∩ run instead, which is higher when a run misses
@@ -39,12 +46,53 @@ Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
 
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map")
-_METRIC_RE = re.compile(r"^(ndcg|mrr|recall|map)(?:@([1-9][0-9]*))?$")
+# A metric name: a kind, then optionally a cut-off after '@', '_' or '.' (ir_measures 'P@10',
+# trec_eval 'P_10' / 'ndcg_cut_10', trec_eval -m 'P.10').
+_METRIC_RE = re.compile(r"^([a-z]+(?:_[a-z]+)*)(?:[@_.]([0-9]+))?$")
+
+
+@dataclass(frozen=True)
+class MetricKind:
+    """One metric: its canonical kind (the name's stem), how people write it, and the spellings of
+    ir_measures and trec_eval that mean it. ``cutoff``: "optional" (no cut-off: the whole run),
+    "required" or "none". An alias in ``cut_aliases`` must be followed by a cut-off."""
+
+    kind: str
+    label: str
+    aliases: tuple[str, ...]
+    cut_aliases: tuple[str, ...] = ()
+    cutoff: str = "optional"
+    no_cut_aliases: tuple[str, ...] = ()
+
+
+# The one table of metric names (lower case): everything that parses a name reads it.
+METRIC_KINDS = (
+    MetricKind("ndcg", "nDCG@K", ("ndcg",), cut_aliases=("ndcg_cut",)),
+    MetricKind("p", "P@K", ("p", "precision"), cutoff="required"),
+    MetricKind("recall", "R@K", ("r", "recall")),
+    MetricKind("map", "MAP", ("map", "ap"), cut_aliases=("map_cut",)),
+    MetricKind("mrr", "MRR@K", ("mrr", "rr"), no_cut_aliases=("recip_rank",)),
+)
+_BY_ALIAS = {a: (m, how) for m in METRIC_KINDS for how, names in
+             (("any", m.aliases), ("cut", m.cut_aliases), ("none", m.no_cut_aliases)) for a in names}
+
+
+def known_metrics() -> str:
+    """The names ``parse_metric`` takes, for an error message."""
+    def one(m: MetricKind) -> str:
+        cut = "@K" if m.cutoff == "required" else ""
+        other = ([f"{a}{cut}" for a in m.aliases if a != m.label.split("@")[0].lower()] + [f"{a}_K" for a in m.cut_aliases]
+                 + list(m.no_cut_aliases))
+        return m.label + (f" (also {', '.join(other)})" if other else "")
+
+    return ("known: " + "; ".join(one(m) for m in METRIC_KINDS) + " -- any case; a cut-off K >= 1 "
+            "follows @, _ or . (none: the whole run), e.g. nDCG@10 P@10 R@1000 ndcg_cut_10 recall_1000 "
+            "MAP MRR@10")
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A parsed metric name: ``kind`` in {ndcg, mrr, recall, map}; ``k`` None means no cut-off."""
+    """A parsed metric name: ``kind`` in {ndcg, p, recall, map, mrr}; ``k`` None means no cut-off."""
 
     name: str
     kind: str
@@ -52,19 +100,44 @@ class MetricSpec:
 
 
 def parse_metric(name: str) -> MetricSpec:
-    """'ndcg@10' -> MetricSpec('ndcg@10', 'ndcg', 10); 'map' -> ('map', 'map', None).
+    """A metric name in any spelling of ``METRIC_KINDS`` -> its canonical spec: 'nDCG@10',
+    'ndcg_cut_10' -> MetricSpec('ndcg@10', 'ndcg', 10); 'P_5' -> ('p@5', 'p', 5); 'MAP' ->
+    ('map', 'map', None); 'AP@100' -> ('map@100', 'map', 100). Case-insensitive; a ValueError
+    starting "unknown metric" lists the known names."""
+    text = str(name).strip().lower()
+    match = _METRIC_RE.match(text)
+    found = _BY_ALIAS.get(match.group(1)) if match else None
+    k = int(match.group(2)) if match and match.group(2) else None
+    problem = None
+    if found is None:
+        problem = "unknown metric"
+    else:
+        kind, how = found
+        if k == 0:
+            problem = "unknown metric (a cut-off is an integer >= 1)"
+        elif k is None and (how == "cut" or kind.cutoff == "required"):
+            problem = f"unknown metric (it needs a cut-off, e.g. {match.group(1)}{'_' if how == 'cut' else '@'}10)"
+        elif k is not None and how == "none":
+            problem = "unknown metric (it takes no cut-off)"
+    if problem:
+        raise ValueError(f"{problem}: {name!r}; {known_metrics()}")
+    kind = found[0]
+    return MetricSpec(kind.kind if k is None else f"{kind.kind}@{k}", kind.kind, k)
 
-    Case-insensitive. ``map`` takes no cut-off (trec_eval's map is over the whole run).
-    """
-    canon = str(name).strip().lower()
-    match = _METRIC_RE.match(canon)
-    if match is None or (match.group(1) == "map" and match.group(2) is not None):
-        raise ValueError(
-            f"unknown metric {name!r}; expected ndcg@K, mrr@K, recall@K (K >= 1; "
-            "ndcg/mrr/recall without @K use the whole run) or map"
-        )
-    k = int(match.group(2)) if match.group(2) else None
-    return MetricSpec(canon, match.group(1), k)
+
+def canonical_metrics(names: Iterable[str]) -> list[str]:
+    """Canonical names of ``names`` (any spelling), in order, each once."""
+    return list(dict.fromkeys(parse_metric(n).name for n in names))
+
+
+def run_depth(run: Run) -> int:
+    """The most hits any query of ``run`` has (0 for an empty run)."""
+    return max((len(docs) for docs in run.values()), default=0)
+
+
+def cutoff_of(name: str) -> int | None:
+    """The cut-off of a metric name (None: the whole run)."""
+    return parse_metric(name).k
 
 
 def _trec_eval_order(doc_ids: list[str], scores: np.ndarray) -> list[str]:
@@ -103,8 +176,12 @@ def _recall(gains: np.ndarray, num_rel: int, k: int | None) -> float:
     return float(np.count_nonzero(gains[:k] >= 1)) / num_rel if num_rel else 0.0
 
 
-def _average_precision(gains: np.ndarray, num_rel: int) -> float:
-    hit_ranks = np.flatnonzero(gains >= 1) + 1  # 1-based ranks of relevant docs
+def _precision(gains: np.ndarray, k: int) -> float:
+    return float(np.count_nonzero(gains[:k] >= 1)) / k
+
+
+def _average_precision(gains: np.ndarray, num_rel: int, k: int | None = None) -> float:
+    hit_ranks = np.flatnonzero(gains[:k] >= 1) + 1  # 1-based ranks of relevant docs
     if not num_rel or hit_ranks.size == 0:
         return 0.0
     precisions = np.arange(1, hit_ranks.size + 1) / hit_ranks
@@ -132,8 +209,10 @@ def _query_scores(
             out[spec.name] = _reciprocal_rank(gains, spec.k)
         elif spec.kind == "recall":
             out[spec.name] = _recall(trec_gains, num_rel, spec.k)
+        elif spec.kind == "p":
+            out[spec.name] = _precision(trec_gains, spec.k)
         else:
-            out[spec.name] = _average_precision(trec_gains, num_rel)
+            out[spec.name] = _average_precision(trec_gains, num_rel, spec.k)
     return out
 
 
@@ -151,7 +230,7 @@ def evaluate(
     ``per_query[qid][metric_name]`` is that query's value, queries in qrels order. Metric names
     are lower-cased ('nDCG@10' -> 'ndcg@10').
     """
-    specs = [parse_metric(m) for m in metrics]
+    specs = list({s.name: s for s in map(parse_metric, metrics)}.values())
     if not specs:
         raise ValueError("metrics is empty")
     if not qrels:

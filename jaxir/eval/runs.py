@@ -1,4 +1,4 @@
-"""TREC run files in and out, and top-k arrays -> run dicts. NumPy and the standard library only.
+"""TREC run files in and out, qrels files in, and top-k arrays -> run dicts. NumPy and the standard library only.
 
 A TREC run line is ``qid Q0 docid rank score tag``. ``write_trec`` orders each query's hits by
 (-score, doc id) (Anserini/Pyserini's deterministic tie-break) with 1-based ranks, and writes
@@ -84,6 +84,42 @@ def read_trec(path: str | os.PathLike) -> Run:
                 raise DataError(f"{path}:{lineno}: doc {did!r} listed twice for query {qid!r}")
             docs[did] = value
     return run
+
+
+def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
+    """Relevance judgements ``{qid: {docid: grade}}`` from a TREC qrels file (``qid iter docid
+    grade``, whitespace-separated) or a BEIR ``qrels/*.tsv`` (``query-id<TAB>corpus-id<TAB>score``,
+    header optional). A row repeated with another grade, a malformed row or a file without rows
+    is a DataError naming the file and line."""
+    path = Path(path)
+    qrels: dict[str, dict[str, int]] = {}
+    seen: dict[tuple[str, str], int] = {}
+    with open(path, encoding="utf-8") as lines:
+        for lineno, line in enumerate(lines, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) == 4:
+                qid, _, did, grade = fields
+            elif len(fields) == 3:
+                qid, did, grade = fields
+            else:
+                raise DataError(f"{path}:{lineno}: expected 4 fields (qid iter docid grade, TREC) or "
+                                f"3 (query-id corpus-id score, BEIR), got {len(fields)}")
+            try:
+                value = int(grade)
+            except ValueError:
+                if lineno == 1 and len(fields) == 3:
+                    continue  # a BEIR header
+                raise DataError(f"{path}:{lineno}: grade {grade!r} is not an integer") from None
+            if (qid, did) in seen and qrels[qid][did] != value:
+                raise DataError(f"{path}:{lineno}: query {qid!r}, document {did!r} graded {value} here but "
+                                f"{qrels[qid][did]} on line {seen[qid, did]}")
+            seen.setdefault((qid, did), lineno)
+            qrels.setdefault(qid, {})[did] = value
+    if not qrels:
+        raise DataError(f"{path}: no qrels rows")
+    return qrels
 
 
 def run_from_topk(

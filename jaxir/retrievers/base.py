@@ -33,6 +33,12 @@ class Retriever(Protocol):
     def open(self, index_dir: Path) -> Searcher: ...
 
 
+class Encoder(Protocol):
+    """Retrievers whose method encodes texts also offer `encode` (`jaxir.load(...).encode`)."""
+
+    def encode(self, texts: Sequence[str], kind: str = "query"): ...
+
+
 class Reranker(Protocol):
     name: str
 
@@ -54,6 +60,17 @@ def threads_option():
     return option(None, "queries searched at once, one thread each (default: the machine's cores; 1 for "
                         "bm25 and sparse, whose Python tokenising holds the GIL: 2 threads ran BM25 at 0.90x)",
                   search_only=True, ge=1)
+
+
+ENCODE_KINDS = ("query", "document")
+
+
+def check_kind(kind: str) -> None:
+    """What a retriever's `encode(texts, kind)` encodes: "query" or "document" texts."""
+    if kind not in ENCODE_KINDS:
+        from jaxir.errors import OptionError
+
+        raise OptionError(f"encode kind {kind!r}: choose from {list(ENCODE_KINDS)}")
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxir.errors import IndexFormatError
 from jaxir.index.query_pool import map_queries, resolve_threads
-from jaxir.retrievers.base import MethodCheckpoints, option, threads_option
+from jaxir.retrievers.base import MethodCheckpoints, check_kind, option, threads_option
 
 METHOD = "colbert"
 
@@ -57,6 +57,14 @@ class ColBERT:
         """(ColBERTModel, params), loaded once."""
         return CHECKPOINTS.load_model(self.checkpoint, {"doc_maxlen": self.doc_maxlen, "batch_size": self.batch_size},
                      self.model)
+
+    def encode(self, texts, kind: str = "query"):
+        """Queries -> float32 [N, query_maxlen, dim] (every position a MaxSim term); documents ->
+        one float32 [n_tok_i, dim] matrix per text (the token vectors the index compresses)."""
+        check_kind(kind)
+        model, params = self._loaded
+        encode = model.encode_query_texts if kind == "query" else model.encode_doc_texts
+        return encode(params, list(texts), progress=self.progress)
 
     def build(self, doc_ids, texts, out) -> Path:
         from jaxir.retrievers.colbert_build import IndexOptions, build_colbert_index

@@ -5,12 +5,13 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from jaxir.retrievers.base import FunctionSearcher, option
+from jaxir.retrievers.base import FunctionSearcher, check_kind, option
 
 
 def build_flat(vectors: np.ndarray, doc_ids, out, *, fingerprint: str, meta: dict, kind: str) -> Path:
@@ -40,22 +41,35 @@ class Dense:
     model: str | None = option(None, "local Hugging Face BERT folder (default: embedded all-MiniLM-L6-v2)")
     doc_maxlen: int = option(256, "tokens per document (dense: also per query)")
     batch_size: int = option(32, "texts per encoder call", search_only=True)
+    progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default="dense", init=False)
     index_kind = "dense"
 
-    def _retriever(self):
+    @cached_property
+    def _encoder(self):
+        """The DenseRetriever (weights loaded and jitted once per retriever)."""
         from jaxir.methods.dense import DenseConfig, DenseRetriever
 
         cfg = DenseConfig(model=self.model, max_length=self.doc_maxlen, batch_size=self.batch_size)
         return DenseRetriever(cfg)
 
+    def _retriever(self):
+        return self._encoder
+
+    def encode(self, texts, kind: str = "query"):
+        """Texts -> float32 [N, H] unit vectors (queries and documents share the encoder)."""
+        check_kind(kind)
+        return self._encoder.encode(list(texts), desc=f"encode {kind}s", what=kind, progress=self.progress)
+
     def build(self, doc_ids, texts, out):
         r = self._retriever()
-        return build_flat(r.encode(texts, desc="encode corpus", what="document"), doc_ids, out,
-                          fingerprint=r.fingerprint, meta={"max_length": self.doc_maxlen}, kind=self.index_kind)
+        return build_flat(r.encode(texts, desc="encode corpus", what="document", progress=self.progress),
+                          doc_ids, out, fingerprint=r.fingerprint, meta={"max_length": self.doc_maxlen},
+                          kind=self.index_kind)
 
     def open(self, index_dir):
         r = self._retriever()
         return open_flat(index_dir, fingerprint=r.fingerprint,
-                         encode_queries=lambda q: r.encode(q, desc="encode queries", what="query"),
+                         encode_queries=lambda q: r.encode(q, desc="encode queries", what="query",
+                                                           progress=self.progress),
                          kind=self.index_kind)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 from jaxir.eval.beir import load_beir
 from jaxir.eval.metrics import evaluate
 from jaxir.eval.runs import write_trec
+from jaxir.eval.score import rounded, text_table, within_depth
 from jaxir.fs import INDEX_CACHE, write_text
 from jaxir.retrievers.built_from import index_for
 from jaxir.retrievers.registry import get_retriever, is_reranker
@@ -25,9 +27,18 @@ def run_search(searcher, queries: dict[str, str], k: int) -> tuple[dict, dict]:
     return run, {"search_s": total, "ms_per_query": 1000 * total / max(len(qids), 1)}
 
 
+def note_reused(name: str, index_dir: Path, build_s: float) -> None:
+    """Say on stderr that an index (or a cached one) was reused rather than built: `index_for`
+    took no build time."""
+    if not build_s:
+        print(f"reused the {name} index at {index_dir} (built before; not rebuilt)",
+              file=sys.stderr, flush=True)
+
+
 def _search_dataset(retriever, dataset, *, k, index_dir, cache, given, allow_corpus_mismatch):
     index_dir, build_s = index_for(retriever, dataset, index_dir, Path(cache), given=given,
                                    allow_corpus_mismatch=allow_corpus_mismatch)
+    note_reused(retriever.name, index_dir, build_s)
     t = time.perf_counter()
     searcher = retriever.open(index_dir)
     open_s = time.perf_counter() - t
@@ -47,7 +58,8 @@ def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 
     """Evaluate a registered method on a BEIR split. A first-stage method builds/reuses its index
     and searches it; a reranker rescores the top `depth` of the `rerank` first stage. An index
     given by folder must be of this corpus and agree with the `options` given
-    (`jaxir.retrievers.built_from`)."""
+    (`jaxir.retrievers.built_from`). Only the `metrics` whose cut-off the run reaches are scored
+    (`k` hits, a reranker's max(k, depth)): no recall@100 for a k = 10 run."""
     dataset = load_beir(data, split=split)
     retriever = get_retriever(method, **options)
     if is_reranker(method):
@@ -62,22 +74,36 @@ def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 
                                             given=set(options), allow_corpus_mismatch=allow_corpus_mismatch)
     if run_path:
         write_trec(run_path, run, tag=f"jaxir-{method}")
+    run_k = max(k, depth) if is_reranker(method) else k
+    # A run that holds the whole corpus reaches every cut-off.
+    reach = run_k if run_k < len(dataset.doc_ids) else float("inf")
     result = {
         "dataset": dataset.name, "split": split, "method": method,
-        "num_queries": len(dataset.queries),
-        "metrics": {m: float(v) for m, v in evaluate(run, dataset.qrels, metrics=metrics).items()},
-        "timing": timing, **info,
+        "num_queries": len(dataset.queries), "k": run_k,
+        "metrics": {m: float(v) for m, v in
+                    evaluate(run, dataset.qrels, metrics=within_depth(metrics, reach)).items()},
+        "timing": rounded(timing), **info,
     }
     if output_json:
         write_text(output_json, json.dumps(result, indent=2) + "\n")
     return result
 
 
-def format_table(results: list[dict], metrics=DEFAULT_METRICS) -> str:
-    """Markdown-ish table: one row per result."""
-    head = f"| {'dataset':<10} | {'method':<14} | " + " | ".join(f"{m:>10}" for m in metrics) + " | ms/query |"
-    rows = [head, "|" + "---|" * (len(metrics) + 3)]
-    for r in results:
-        vals = " | ".join(f"{r['metrics'][m]:>10.4f}" for m in metrics)
-        rows.append(f"| {r['dataset']:<10} | {r['method']:<14} | {vals} | {r['timing']['ms_per_query']:8.2f} |")
-    return "\n".join(rows)
+def format_table(results: list[dict], metrics=None) -> str:
+    """A table for people, one row per result, as wide as its contents: the metrics every result
+    has in order (`metrics`: those; one a result lacks, e.g. past its run's depth, is "n/a")."""
+    if metrics is None:
+        metrics = list(dict.fromkeys(m for r in results for m in r["metrics"]))
+    return text_table(["dataset", "method", *metrics, "ms/query"],
+                      [[r["dataset"], r["method"], *(r["metrics"].get(m) for m in metrics),
+                        f"{r['timing']['ms_per_query']:.2f}"] for r in results])
+
+
+def format_timing(timing: dict) -> str:
+    """One line for people: each stage's seconds, then ms per query."""
+    parts = ["index reused" if key == "index_build_s" and not value else f"{key[:-2].replace('_', ' ')} {value:.2f} s"
+             for key, value in timing.items() if key.endswith("_s") and key != "search_s"]
+    search = timing.get("search_s")
+    if search is not None:
+        parts.append(f"search {search:.2f} s ({timing['ms_per_query']:.2f} ms/query)")
+    return "timing: " + ", ".join(parts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from functools import cached_property
 
-from jaxir.retrievers.base import MethodCheckpoints, option
+from jaxir.retrievers.base import MethodCheckpoints, check_kind, option
 from jaxir.retrievers.dense import build_flat, open_flat
 
 METHOD = "i3"
@@ -42,6 +42,13 @@ class I3:
         """The loaded params' hash (over both towers: computed once, used by build and open)."""
         model, params = self._loaded
         return model.fingerprint(params)
+
+    def encode(self, texts, kind: str = "query"):
+        """Texts -> float32 [N, H]: the query tower, or the passage tower (what the index stores)."""
+        check_kind(kind)
+        model, params = self._loaded
+        encode = model.encode_query_texts if kind == "query" else model.encode_passage_texts
+        return encode(params, list(texts), progress=self.progress)
 
     def build(self, doc_ids, texts, out):
         model, params = self._loaded

@@ -52,16 +52,18 @@ def rerank_dataset(method, dataset, *, first_stage: str, depth: int, k: int,
     (built or reused when it has an index kind, e.g. stored document states), checked against
     the option names in `given`."""
     from jaxir.retrievers.built_from import index_for
-    from jaxir.retrievers.evaluate import run_search
+    from jaxir.retrievers.evaluate import note_reused, run_search
     from jaxir.retrievers.registry import get_retriever
 
     first = get_retriever(first_stage)
     first_dir, build_s = index_for(first, dataset, first_stage_index, cache,
                                    allow_corpus_mismatch=allow_corpus_mismatch)
+    note_reused(first.name, first_dir, build_s)
     own = None
     if getattr(method, "index_kind", None):
         own, own_s = index_for(method, dataset, index_dir, cache, given=given,
                                allow_corpus_mismatch=allow_corpus_mismatch)
+        note_reused(method.name, own, own_s)
         build_s += own_s
     t = time.perf_counter()
     searcher, reranker = first.open(first_dir), method.open_reranker(own)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.retrievers.base import MethodCheckpoints, option, threads_option
+from jaxir.retrievers.base import MethodCheckpoints, check_kind, option, threads_option
 
 METHOD, IDF_FILE = "sparse", "idf.json"
 
@@ -31,6 +31,15 @@ def save_checkpoint(path: str | Path, config, params, *, idf_file: str | Path | 
     from jaxir.text.idf import idf_files
 
     return CHECKPOINTS.save(path, config, params, files=idf_files(idf_file, IDF_FILE) if idf_file else None)
+
+
+def term_weights(tokenizer, vectors) -> list[dict[str, float]]:
+    """[(term ids, weights)] -> [{WordPiece: weight}], highest weight first."""
+    from jaxir.text.idf import tokenizer_vocab
+
+    vocab = tokenizer_vocab(tokenizer)
+    return [{vocab[int(t)]: float(w) for t, w in sorted(zip(terms, weights), key=lambda x: -x[1])}
+            for terms, weights in vectors]
 
 
 @dataclasses.dataclass
@@ -79,6 +88,22 @@ class LearnedSparse:
         if getattr(model, "imported_idf", None) is not None:  # e.g. a SparseEncoder's static IDF route
             return model.imported_idf, f"{self.checkpoint} (query route)"
         return compute_idf(tokenize(model.tokenizer, texts, what="document"), len(vocab)), "corpus"
+
+    def encode(self, texts, kind: str = "query") -> list[dict[str, float]]:
+        """Document texts -> {WordPiece: weight} per text (the head's positive weights over the
+        whole vocabulary, highest first; a lexical prior's corpus statistics are left out).
+        Queries are not encoded: a query is its tokens weighted by the index's IDF table."""
+        check_kind(kind)
+        model, params = self._loaded
+        if kind == "query":
+            return self._encode_queries(model, params, list(texts))
+        return term_weights(model.tokenizer, model.encode_doc_texts(params, list(texts), progress=self.progress))
+
+    def _encode_queries(self, model, params, texts):
+        from jaxir.errors import OptionError
+
+        raise OptionError(f"{self.name} encodes no queries: a query is its tokens weighted by the index's "
+                          "IDF (search an index; splade encodes queries)")
 
     def build(self, doc_ids, texts, out) -> Path:
         from jaxir.index.sparse_search import SparseIndex

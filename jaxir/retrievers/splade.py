@@ -41,6 +41,11 @@ class Splade(LearnedSparse):
     checkpoints = CHECKPOINTS
     query_encoder = "mlm"
 
+    def _encode_queries(self, model, params, texts):
+        from jaxir.retrievers.sparse import term_weights
+
+        return term_weights(model.tokenizer, model.encode_query_texts(params, texts, progress=self.progress))
+
     def _searcher(self, index, model, params):
         from jaxir.index.query_pool import resolve_threads
 
