@@ -3,7 +3,6 @@ README quick-start run as written, `jaxir search --query`, and the one-line erro
 import doctest
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import jaxir
 from jaxir.cli import main
 from jaxir.errors import CheckpointError, DataError, EmptyInputError, IndexFormatError, OptionError
 from jaxir.retrievers import registry
+from tests.tiny_hf import tiny_bert_folder
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [{"_id": "d1", "title": "Purring", "text": "Cats purr when they are content and warm."},
@@ -26,21 +26,8 @@ DOCS = [{"_id": "d1", "title": "Purring", "text": "Cats purr when they are conte
 QUERY = "does vitamin D improve bone density"
 
 
-def _tiny_bert(folder: Path, minilm_dir: Path) -> Path:
-    """A 2-layer, 32-wide Hugging Face BERT folder (random weights, MiniLM's tokenizer files)."""
-    import jax
-
-    from jaxir.models.bert import BertConfig, init_params
-    from jaxir.models.hf import export_bert_weights, hf_config_dict, write_weights
-
-    cfg = BertConfig.tiny(max_position=256)
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps(hf_config_dict(cfg, ["BertModel"]), indent=1))
-    write_weights(folder / "model.safetensors",
-                  export_bert_weights(init_params(cfg, jax.random.PRNGKey(0)), cfg.num_layers))
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(minilm_dir / name, folder / name)
-    return folder
+def _tiny_bert(folder, minilm_dir):
+    return tiny_bert_folder(folder, minilm_dir, max_position=256)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import pytest
 from jaxir.cli import main
 from jaxir.eval.beir import corpus_fingerprint, load_beir
 from tests.toy_beir import write_toy_beir
+from tests.tiny_hf import tiny_bert_folder
 
 
 def _eval(data, *extra):
@@ -178,20 +179,7 @@ def test_an_index_that_appears_while_waiting_is_checked(tmp_path):
 # place are another index; the same files again are the same one.
 
 def _tiny_bert(folder, minilm_dir):
-    """A 2-layer, 32-wide Hugging Face BERT folder (random weights, MiniLM's tokenizer files)."""
-    import jax
-
-    from jaxir.models.bert import BertConfig, init_params
-    from jaxir.models.hf import export_bert_weights, hf_config_dict, write_weights
-
-    cfg = BertConfig.tiny(max_position=64)
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps(hf_config_dict(cfg, ["BertModel"]), indent=1))
-    write_weights(folder / "model.safetensors",
-                  export_bert_weights(init_params(cfg, jax.random.PRNGKey(0)), cfg.num_layers))
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(minilm_dir / name, folder / name)
-    return folder
+    return tiny_bert_folder(folder, minilm_dir, max_position=64)
 
 
 def _edit_json(path, **changes):

@@ -58,6 +58,16 @@ def test_other_commands_reject_bad_values(toy, tmp_path, capsys):
     ("cross-encoder", "--data.tuples.n_negatives", "0", "must be >= 1, got 0"),
     ("sparse", "--optim.learning_rate", "-1", "must be >= 0.0, got -1.0"),
     ("i3", "--fit.keep_checkpoints", "0", "must be >= 1, got 0"),
+    # nan and inf, wherever a number is meant (one rule, jaxir.config_bounds)
+    ("cross-encoder", "--optim.learning_rate", "inf", "must be a finite number, got inf"),
+    ("cross-encoder", "--optim.lr_multipliers", "head=nan", "must hold finite numbers only, got nan"),
+    ("cross-encoder", "--data.alpha_grid", "0.5,nan", "must hold finite numbers only, got nan"),
+    ("cross-encoder", "--model.alpha", "nan", "must be a finite number, got nan"),
+    ("cross-encoder", "--warmup-fraction", "inf", "must be a finite number, got inf"),
+    ("i3", "--model.temperature", "nan", "must be a finite number, got nan"),
+    ("i3", "--model.reconstruction_weight", "inf", "must be a finite number, got inf"),
+    ("colbert", "--model.distill_temperature", "inf", "must be a finite number, got inf"),
+    ("colbert", "--model.dropout", "nan", "must be a finite number, got nan"),
 ])
 def test_recipe_fields_are_checked_at_parse_time(tmp_path, capsys, recipe, option, value, words):
     """Before any data is read: the --data folder does not even exist."""
@@ -66,7 +76,7 @@ def test_recipe_fields_are_checked_at_parse_time(tmp_path, capsys, recipe, optio
     with pytest.raises(SystemExit) as e:
         main(argv)
     err = capsys.readouterr().err
-    assert e.value.code == 2 and f"argument {option}: {words}" in err
+    assert e.value.code == 2 and f"argument {option}: {words}" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
 

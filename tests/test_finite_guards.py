@@ -23,25 +23,7 @@ NAN, INF = float("nan"), float("inf")
 
 # --- config numbers: one rule, command line and configs built any other way ---------------------
 
-@pytest.mark.parametrize("recipe, option, value, words", [
-    ("cross-encoder", "--optim.learning_rate", "inf", "must be a finite number, got inf"),
-    ("cross-encoder", "--optim.lr_multipliers", "head=nan", "must hold finite numbers only, got nan"),
-    ("cross-encoder", "--data.alpha_grid", "0.5,nan", "must hold finite numbers only, got nan"),
-    ("cross-encoder", "--model.alpha", "nan", "must be a finite number, got nan"),
-    ("cross-encoder", "--warmup-fraction", "inf", "must be a finite number, got inf"),
-    ("i3", "--model.temperature", "nan", "must be a finite number, got nan"),
-    ("i3", "--model.reconstruction_weight", "inf", "must be a finite number, got inf"),
-    ("colbert", "--model.distill_temperature", "inf", "must be a finite number, got inf"),
-    ("colbert", "--model.dropout", "nan", "must be a finite number, got nan"),
-])
-def test_cli_refuses_nonfinite_numbers_at_parse_time(tmp_path, capsys, recipe, option, value, words):
-    argv = ["train", "--recipe", recipe, "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o"),
-            option, value]
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and f"argument {option}: {words}" in err and "Traceback" not in err
-    assert not (tmp_path / "o").exists()
+# (the command-line cases are rows of tests/test_cli_validation.py's parse-time table)
 
 
 def test_method_options_refuse_nonfinite_numbers(tmp_path, capsys):
@@ -103,7 +85,7 @@ def test_teacher_files_with_nonfinite_scores_are_refused_with_file_and_line(tmp_
     from jaxir.data.tuples import TupleConfig, TupleSource
 
     mined, teacher = _mined_and_teacher(tmp_path, bad)
-    with pytest.raises(DataError, match=rf"teacher\.jsonl:2: teacher score of doc 'd1_2' is"):
+    with pytest.raises(DataError, match=r"teacher\.jsonl:2: teacher score of doc 'd1_2' is"):
         TupleSource(mined, {f"q{i}": "a query" for i in range(3)}, str, lambda q, d: {},
                     TupleConfig(n_negatives=2, neg_depth=4), teacher_path=teacher)
 

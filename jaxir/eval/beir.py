@@ -33,7 +33,7 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -151,7 +151,14 @@ def corpus_from_records(records, *, where: str = "corpus") -> dict[str, dict]:
         records = ({"_id": k, **(v if isinstance(v, Mapping) else {"text": v})} for k, v in records.items())
     elif isinstance(records, (str, bytes)):
         raise DataError(f"{where}: a corpus is a BEIR folder path or records, not one string")
-    corpus, empty, seen = {}, [], {}
+    return _collect_corpus(_checked_records(records, where), where)
+
+
+def _checked_records(records, where: str) -> Iterator[tuple[int, str, dict]]:
+    """(position, id, record) per record of an in-memory corpus, ids checked as the file's are."""
+    from collections.abc import Mapping
+
+    seen: dict[str, int] = {}
     for pos, record in enumerate(records, start=1):
         if not isinstance(record, Mapping):
             raise DataError(f"{where}: record {pos} is a {type(record).__name__}, not a dict "
@@ -163,6 +170,14 @@ def corpus_from_records(records, *, where: str = "corpus") -> dict[str, dict]:
         if rid in seen:
             raise DataError(f"{where}: record {pos}: duplicate id {rid!r} (first at record {seen[rid]})")
         seen[rid] = pos
+        yield pos, rid, record
+
+
+def _collect_corpus(items: Iterable[tuple[int, str, dict]], where: str | Path) -> dict[str, dict]:
+    """doc id -> {"title", "text"} of checked (position, id, record) items; documents with
+    neither title nor text are skipped with one warning, and none left is an EmptyInputError."""
+    corpus, empty = {}, []
+    for pos, rid, record in items:
         doc = {key: _text_field(record, key, Path(where), pos) for key in ("title", "text")}
         if doc_text(doc):
             corpus[rid] = doc
@@ -291,19 +306,7 @@ def _text_field(record: dict, key: str, path: Path, lineno: int) -> str:
 
 
 def _read_corpus(path: Path) -> dict[str, dict]:
-    corpus, empty = {}, []
-    for lineno, did, record in _iter_records(path):
-        doc = {"title": _text_field(record, "title", path, lineno),
-               "text": _text_field(record, "text", path, lineno)}
-        if doc_text(doc):
-            corpus[did] = doc
-        else:
-            empty.append(did)
-    if empty:
-        _warn(f"{path}: skipped {len(empty)} empty documents (no title, no text)", empty)
-    if not corpus:
-        raise EmptyInputError(f"{path}: corpus has no non-empty documents")
-    return corpus
+    return _collect_corpus(_iter_records(path), path)
 
 
 def _read_queries(path: Path) -> dict[str, tuple[str, int]]:
