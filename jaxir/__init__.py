@@ -5,7 +5,7 @@ model, and `jaxir.index` never imports JAX, so search runs on machines without a
 
     load(method, checkpoint=None, **options)   one object for every registered method:
                                                encode / index / search / rerank (`jaxir.api`)
-    methods()                                  the registered method names
+    method_names()                             the registered method names (`jaxir.methods` is the package)
     Hit, Retriever, format_hits                search results, the object `load` returns, a table of hits
     load_beir(path_or_name, split)             a BEIR dataset (corpus, queries, qrels)
     evaluate(run, qrels, metrics)              nDCG / MRR / Recall / MAP of a run
@@ -16,7 +16,7 @@ Everything else lives in the submodules (models, ops, methods, training, index, 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load": "jaxir.api", "methods": "jaxir.api", "Hit": "jaxir.api", "Retriever": "jaxir.api",
+    "load": "jaxir.api", "method_names": "jaxir.api", "Hit": "jaxir.api", "Retriever": "jaxir.api",
     "format_hits": "jaxir.api", "load_beir": "jaxir.eval.beir", "evaluate": "jaxir.eval.metrics",
 }
 __all__ = sorted(_EXPORTS)

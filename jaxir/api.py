@@ -64,7 +64,7 @@ class Hit:
     text: str = dataclasses.field(default="", repr=False)
 
 
-def methods() -> list[str]:
+def method_names() -> list[str]:
     """The registered method names, as `load` takes them."""
     from jaxir.retrievers.registry import REGISTRY
 

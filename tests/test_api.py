@@ -62,7 +62,7 @@ def _load(method, tiny):
 
 
 def test_every_registered_method_is_covered():
-    assert sorted(registry.REGISTRY) == jaxir.methods() == sorted(
+    assert sorted(registry.REGISTRY) == jaxir.method_names() == sorted(
         ["bm25", "dense", "colbert", "sparse", "splade", "i3", "cross-encoder", "mice", "colbert-rerank"])
 
 
@@ -280,7 +280,7 @@ def test_load_errors_are_one_line(tiny, tmp_path):
 
 def test_import_jaxir_loads_no_jax_and_exports_the_curated_api():
     code = ("import sys, jaxir\n"
-            "assert sorted(jaxir.__all__) == ['Hit', 'Retriever', 'evaluate', 'format_hits', 'load', 'load_beir', 'methods']\n"
+            "assert sorted(jaxir.__all__) == ['Hit', 'Retriever', 'evaluate', 'format_hits', 'load', 'load_beir', 'method_names']\n"
             "names = [getattr(jaxir, n) for n in jaxir.__all__]\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', 'torch', 'optax'))\n"
             "assert not bad, bad\n")
