@@ -11,6 +11,7 @@ from jaxir.eval.beir import load_beir
 from jaxir.index.bm25 import BM25Index
 from jaxir.methods.dense import DenseRetriever
 from jaxir.recipes import sparse as recipe
+from jaxir.recipes.sparse_batches import TupleTexts
 
 from tests.toy_beir import TOPICS
 
@@ -67,8 +68,8 @@ def test_in_batch_tuples_carry_teacher_scores_for_every_pair(toy_teachers):
                           bert_config=model.bert_config, tokenizer=model.tokenizer)
     picks = np.array([5, 2])
     train_rows = [1, 4, 6, 9, 11, 13]  # the source's rows; picks index into them
-    own = recipe.TupleTexts(model, cfg, train_rows, rows, texts, teacher).take(picks)
-    wide = recipe.TupleTexts(inbatch, cfg, train_rows, rows, texts, teacher).take(picks)
+    own = TupleTexts(model, cfg, train_rows, rows, texts, teacher).take(picks)
+    wide = TupleTexts(inbatch, cfg, train_rows, rows, texts, teacher).take(picks)
     assert own["teachers"].shape == (2, 2, 3) and wide["teachers"].shape == (2, 2, 6)
     np.testing.assert_array_equal(own["d_ids"], wide["d_ids"])
     batch_docs = [d for p in picks for d in rows[train_rows[p]]]

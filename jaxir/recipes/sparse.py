@@ -61,6 +61,7 @@ from jaxir.fs import INDEX_CACHE
 from jaxir.methods.sparse import SparseConfig, SparseModel
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
+from jaxir.recipes.sparse_batches import TextSource, tuple_texts
 from jaxir.recipes.sparse_shares import log_regulariser_shares
 from jaxir.recipes.sparse_teachers import DEFAULT_TEACHERS, dense_corpus, mine_candidates, teacher_scores
 from jaxir.training.loop import FitConfig
@@ -190,74 +191,6 @@ def config(mode: str = "cpu-scifact", overrides: dict | None = None) -> Recipe:
     return apply_overrides(RECIPE, {**MODES[mode], **(overrides or {})}, DERIVED, skip_none=False)
 
 
-class TupleTexts:
-    """Training tuples (query, 1 + n_negatives candidate texts, teacher scores) tokenised per batch.
-
-    rows: the train-query numbers (into `teacher`) this source draws from; candidates: their doc
-    ids; with model.config.in_batch_negatives the teacher scores cover every candidate of the batch.
-    """
-
-    def __init__(self, model: SparseModel, data: SparseData, rows, candidates, texts, teacher,
-                 prior=None, prior_width: int = 0):
-        self.model, self.data, self.rows, self.texts, self.teacher = model, data, list(rows), texts, teacher
-        self.candidates = [candidates[r] for r in self.rows]
-        # Lexical prior over the corpus (LexicalPrior) and its fixed padded width (no recompiles).
-        self.prior, self.prior_width = prior, prior_width
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def take(self, picks: np.ndarray) -> dict[str, np.ndarray]:
-        from jaxir.ops.sparse import inbatch_columns
-        from jaxir.text import assemble
-
-        tok, cfg, nway = self.model.tokenizer, self.model.config, 1 + self.data.n_negatives
-        picks = [int(p) for p in picks]
-        texts = [self.teacher.queries[self.rows[p]] for p in picks]
-        if cfg.query_encoder == "mlm":  # [CLS] query [SEP], as the encoder sees it at search time
-            q = assemble(tok, tok(texts, add_special_tokens=False)["input_ids"], max_length=cfg.query_maxlen,
-                         fixed_length=True)
-            q = {"input_ids": q.input_ids, "attention_mask": q.attention_mask}
-        else:  # the WordPieces of the IDF vector
-            q = tok(texts, add_special_tokens=False, truncation=True, max_length=cfg.query_maxlen,
-                    padding="max_length", return_tensors="np")
-        ids = [d for p in picks for d in self.candidates[p]]
-        tokens = tok([self.texts[d] for d in ids], add_special_tokens=False)["input_ids"]
-        d = assemble(tok, tokens, max_length=cfg.doc_maxlen, fixed_length=True)
-        shape = (len(picks), nway, cfg.doc_maxlen)
-        if cfg.in_batch_negatives:
-            cols = inbatch_columns(len(picks), nway)
-            teachers = np.stack([self.teacher(self.rows[p], [ids[c] for c in cols[i]])
-                                 for i, p in enumerate(picks)])
-        else:
-            teachers = np.stack([self.teacher(self.rows[p], self.candidates[p]) for p in picks])
-        batch = {"q_ids": q["input_ids"].astype(np.int32), "q_mask": q["attention_mask"].astype(np.int32),
-                 "d_ids": d.input_ids.reshape(shape), "d_mask": d.attention_mask.reshape(shape),
-                 "teachers": teachers}
-        if self.prior is not None:  # from the whole document's tokens, as at index time
-            ids, vals = self.prior.padded(tokens, self.prior_width, skip_ids=self.model.special_ids,
-                                          keep_ids=self.model.vocab_ids)
-            batch["prior_ids"], batch["prior_vals"] = ids.reshape(*shape[:2], -1), vals.reshape(*shape[:2], -1)
-        return batch
-
-
-class TextSource:
-    """Corpus texts as fixed-length [B, doc_maxlen] MLM batches."""
-
-    def __init__(self, tokenizer, token_lists, max_length: int):
-        self.tokenizer, self.token_lists, self.max_length = tokenizer, token_lists, max_length
-
-    def __len__(self) -> int:
-        return len(self.token_lists)
-
-    def take(self, rows):
-        from jaxir.text import assemble
-
-        b = assemble(self.tokenizer, [self.token_lists[int(r)] for r in rows], max_length=self.max_length,
-                     fixed_length=True)
-        return {"input_ids": b.input_ids, "attention_mask": b.attention_mask}
-
-
 class BestOnHoldout:
     """Eval hook: held-out KL / top-1 accuracy / non-zeros; keeps host params with the lowest KL."""
 
@@ -276,8 +209,6 @@ class BestOnHoldout:
 
 def train(r: Recipe, out_dir: str):
     from jaxir.eval.beir import load_beir
-    from jaxir.index.bm25 import BM25Index
-    from jaxir.methods.dense import DenseRetriever
     from jaxir.models.hf import load_bert
     from jaxir.retrievers.sparse import IDF_FILE
     from jaxir.text import load_tokenizer, tokenize
@@ -299,12 +230,7 @@ def train(r: Recipe, out_dir: str):
     vocab = tokenizer_vocab(tokenizer)
     doc_tokens = tokenize(tokenizer, list(texts.values()), what="document")
     idf = load_idf(r.data.idf, vocab) if r.data.idf else compute_idf(doc_tokens, len(vocab))
-
-    bm25 = BM25Index.build(list(texts.values()), doc_ids=list(texts))
-    dense = DenseRetriever()
-    flat = dense_corpus(data, dense, r.data.dense_index, r.data.index_cache)
-    qids, queries, candidates = mine_candidates(data, r.data, bm25, dense, flat)
-    teacher = teacher_scores(r.data.teachers, data, queries, r.data.index_cache)
+    qids, queries, candidates, teacher = mine_and_score(r, data, texts)
 
     bert_config, bert_params = load_bert(r.model.model, dtype=COMPUTE_DTYPES[r.fit.compute_dtype])
     model = SparseModel(r.model, idf=idf, bert_config=bert_config, bert_params=bert_params,
@@ -316,30 +242,12 @@ def train(r: Recipe, out_dir: str):
         check_same_tree(params, start, where=r.init_from, what="sparse starting params")
         params = start
     elif r.mlm.steps:
-        ckpt = r.fit.checkpoint_dir and f"{r.fit.checkpoint_dir.rstrip('/')}/mlm"
-        mlm = fit(Task(init=lambda rng, batch: params, loss_fn=model.mlm_loss_fn, param_rules=PARAM_RULES,
-                       config={"method": "sparse-mlm", **dataclasses.asdict(r.model)}),
-                  TextSource(tokenizer, doc_tokens, r.model.doc_maxlen),
-                  config=dataclasses.replace(r.fit, steps=r.mlm.steps, batch_size=r.mlm.batch_size,
-                                             out_dir=str(out / "mlm"), checkpoint_dir=ckpt, eval_every=0),
-                  optim=OptimConfig(learning_rate=r.mlm.learning_rate, total_steps=r.mlm.steps,
-                                    warmup_steps=min(10, r.mlm.steps)))
-        params = mlm.state.params
+        params = mlm_warmup(r, model, params, doc_tokens, out)
         save_checkpoint(out / "mlm-params", r.model, params)
     batch = r.fit.batch_size
-    n_held = min(r.data.holdout, len(queries) // 2) // batch * batch
-    order = np.random.default_rng(r.fit.seed).permutation(len(queries))
-    held_rows, train_rows = np.sort(order[:n_held]), np.sort(order[n_held:])
-    # Which train queries were held out: full-corpus checks on them stay unbiased (never trained on).
-    out.mkdir(parents=True, exist_ok=True)
-    (out / HOLDOUT_FILE).write_text(json.dumps({"data": str(r.data.dataset), "split": "train",
-                                                "query_ids": [qids[i] for i in held_rows]}, indent=1) + "\n")
-    prior = model.fit_prior(doc_tokens)
-    # The widest document's prior vector, rounded up: every batch has the same prior shape.
-    width = -(-prior.max_terms(doc_tokens, skip_ids=model.special_ids, keep_ids=model.vocab_ids) // 64) * 64 \
-        if prior else 0
-    source = TupleTexts(model, r.data, train_rows, candidates, texts, teacher, prior, width)
-    held = TupleTexts(model, r.data, held_rows, candidates, texts, teacher, prior, width)
+    held_rows, train_rows = split_holdout(r, qids, out)
+    n_held = len(held_rows)
+    source, held = tuple_texts(model, r.data, (train_rows, held_rows), candidates, texts, teacher, doc_tokens)
     hook = BestOnHoldout(model, [held.take(np.arange(i, i + batch))
                                  for i in range(0, n_held, batch)]) if n_held else None
     probe = source.take(np.arange(min(batch, len(source))))
@@ -357,6 +265,49 @@ def train(r: Recipe, out_dir: str):
     # The idf.json goes in with the params, in one atomic write: a folder with a model.json is whole.
     idf_file = r.data.idf or save_idf(out / IDF_FILE, idf, vocab, n_docs=len(doc_tokens))
     return save_checkpoint(out / method.METHOD, r.model, best, idf_file=idf_file), result
+
+
+def mine_and_score(r: Recipe, data, texts: dict[str, str]):
+    """(query ids, query texts, [positive, negatives...] doc ids, teacher scores) of the train split:
+    BM25 and dense candidates, then every teacher over the whole corpus per query."""
+    from jaxir.index.bm25 import BM25Index
+    from jaxir.methods.dense import DenseRetriever
+
+    bm25 = BM25Index.build(list(texts.values()), doc_ids=list(texts))
+    dense = DenseRetriever()
+    flat = dense_corpus(data, dense, r.data.dense_index, r.data.index_cache)
+    qids, queries, candidates = mine_candidates(data, r.data, bm25, dense, flat)
+    return qids, queries, candidates, teacher_scores(r.data.teachers, data, queries, r.data.index_cache)
+
+
+def mlm_warmup(r: Recipe, model: SparseModel, params, doc_tokens, out: Path):
+    """The optional stage before ranking: r.mlm.steps of masked-token prediction on the corpus."""
+    from jaxir.training.loop import fit
+    from jaxir.training.task import Task
+
+    ckpt = r.fit.checkpoint_dir and f"{r.fit.checkpoint_dir.rstrip('/')}/mlm"
+    mlm = fit(Task(init=lambda rng, batch: params, loss_fn=model.mlm_loss_fn, param_rules=PARAM_RULES,
+                   config={"method": "sparse-mlm", **dataclasses.asdict(r.model)}),
+              TextSource(model.tokenizer, doc_tokens, r.model.doc_maxlen),
+              config=dataclasses.replace(r.fit, steps=r.mlm.steps, batch_size=r.mlm.batch_size,
+                                         out_dir=str(out / "mlm"), checkpoint_dir=ckpt, eval_every=0),
+              optim=OptimConfig(learning_rate=r.mlm.learning_rate, total_steps=r.mlm.steps,
+                                warmup_steps=min(10, r.mlm.steps)))
+    return mlm.state.params
+
+
+def split_holdout(r: Recipe, qids: list[str], out: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out rows, train rows) of the mined queries: a seeded whole number of batches, at
+    most half; the held-out ids go to <out>/holdout.json, so full-corpus checks on them stay
+    unbiased (never trained on)."""
+    batch = r.fit.batch_size
+    n_held = min(r.data.holdout, len(qids) // 2) // batch * batch
+    order = np.random.default_rng(r.fit.seed).permutation(len(qids))
+    held_rows, train_rows = np.sort(order[:n_held]), np.sort(order[n_held:])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / HOLDOUT_FILE).write_text(json.dumps({"data": str(r.data.dataset), "split": "train",
+                                                "query_ids": [qids[i] for i in held_rows]}, indent=1) + "\n")
+    return held_rows, train_rows
 
 
 parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)
