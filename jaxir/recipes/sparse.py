@@ -345,9 +345,7 @@ def train(r: Recipe, out_dir: str):
     probe = source.take(np.arange(min(batch, len(source))))
     log_shares = functools.partial(log_regulariser_shares, model, probe, out / "rank" / "metrics.jsonl")
     log_shares("init", 0, params)
-    result = fit(Task(init=lambda rng, batch: params, loss_fn=model.loss_fn, param_rules=PARAM_RULES,
-                      step_aware=True, config={"method": method.METHOD, **dataclasses.asdict(r.model)}),
-                 source, config=dataclasses.replace(r.fit, out_dir=str(out / "rank"),
+    result = fit(task_for(r, model, lambda rng, batch: params), source, config=dataclasses.replace(r.fit, out_dir=str(out / "rank"),
                                                     eval_every=r.fit.eval_every if hook else 0),
                  eval_hook=hook, optim=r.optim)
     best = result.state.params if hook is None or hook.best is None else hook.best
@@ -357,6 +355,15 @@ def train(r: Recipe, out_dir: str):
     # The idf.json goes in with the params, in one atomic write: a folder with a model.json is whole.
     idf_file = r.data.idf or save_idf(out / IDF_FILE, idf, vocab, n_docs=len(doc_tokens))
     return save_checkpoint(out / method.METHOD, r.model, best, idf_file=idf_file), result
+
+
+def task_for(r: Recipe, model: SparseModel, init=None):
+    """The ranking stage's task for `model` (`init`: its params; default fresh): train() and
+    `jaxir plan`."""
+    from jaxir.training.task import Task
+
+    return Task(init=init or model.init, loss_fn=model.loss_fn, param_rules=PARAM_RULES, step_aware=True,
+                config={"method": checkpoint_method(r.model).METHOD, **dataclasses.asdict(r.model)})
 
 
 parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)
