@@ -511,6 +511,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=check.output_file, help="with --queries: the TREC run to write")
     _add_method_options(p, first)  # the index's manifest names the method
     p.set_defaults(fn=cmd_search)
+
+    from jaxir.plan.cli import add_parser as add_plan_parser  # `jaxir plan` (TPU compile on this CPU)
+
+    add_plan_parser(sub)
     return ap
 
 

@@ -54,6 +54,7 @@ from jaxir.models.heads import ScoreHead
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.ops import losses
 from jaxir.ops.masks import MICE_CONFIGURATIONS, mice_masks
+from jaxir.remat import remat_layer_fn
 from jaxir.text import load_tokenizer, tokenize
 
 METHOD = "mice"
@@ -230,7 +231,8 @@ class MiceModel:
                 layer = params["bert"][f"layer_{i}"]
                 kv = kv_projection(layer, d_states.astype(cfg.dtype)) if d_kv is None else d_kv[:, :, j]
                 d_k, d_v = split_heads(kv[:, :, 0], cfg.num_heads), split_heads(kv[:, :, 1], cfg.num_heads)
-                q = interaction_layer(layer, q, qq, d_k, d_v, d_mask, cfg, layer_rngs[j])
+                # (rematerialised like the encoder's layers under FitConfig.remat; 6: cfg is static)
+                q = remat_layer_fn(interaction_layer, (6,))(layer, q, qq, d_k, d_v, d_mask, cfg, layer_rngs[j])
         return self._head_score(params, q[:, 0])
 
     def _joint_layers(self, params, hidden, q_mask, d_mask, rng=None):

@@ -11,6 +11,11 @@ MICE (split stack) and I3 need.
 Dropout (hidden and attention-probability rates, from the HF config as BERT fine-tuning uses
 them) runs only when the caller passes a training rng (`bert_apply(..., rng=key)`, i.e. flax's
 `deterministic=False` with a "dropout" rng): encoding and evaluation are exactly dropout-free.
+
+Activation rematerialisation (`jaxir.remat`): inside `with remat_layers("nothing"):` every
+encoder layer traced (any model, any method) is wrapped in `nn.remat` with that policy, so the
+backward pass recomputes what the policy does not keep instead of holding every layer's
+activations. The train step enters it when `FitConfig.remat` is on.
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jaxir.remat import REMAT_POLICIES, active_policy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,8 +178,10 @@ class BertEncoder(nn.Module):
 
     def setup(self):
         self.embeddings = Embeddings(self.config)
-        self.layers = [TransformerLayer(self.config, name=f"layer_{i}")
-                       for i in range(self.config.num_layers)]
+        policy = active_policy()  # set while a train step with FitConfig.remat is traced
+        layer = TransformerLayer if policy is None else nn.remat(
+            TransformerLayer, policy=REMAT_POLICIES[policy], static_argnums=(3,))  # 3: deterministic
+        self.layers = [layer(self.config, name=f"layer_{i}") for i in range(self.config.num_layers)]
 
     def __call__(self, input_ids, attention_mask, token_type_ids=None, *, start_layer: int = 0,
                  end_layer: int | None = None, hidden_states=None, position_ids=None,

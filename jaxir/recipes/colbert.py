@@ -106,7 +106,6 @@ def train(r: Recipe, out_dir: str):
     from jaxir.retrievers.colbert import load_checkpoint, save_checkpoint
     from jaxir.training.loop import fit
     from jaxir.training.step import COMPUTE_DTYPES
-    from jaxir.training.task import Task
 
     r = apply_overrides(r, {}, DERIVED)
     start = load_checkpoint(r.init_from)[1] if r.init_from else None  # a bad folder fails now
@@ -120,10 +119,16 @@ def train(r: Recipe, out_dir: str):
                          prepared)
     init = model.init if start is None else warm_init(
         model, start, where=r.init_from, what="ColBERT starting params (backbone and dim must match)")
-    task = Task(init=init, loss_fn=model.loss_fn, param_rules=PARAM_RULES,
-                config={"method": "colbert", **dataclasses.asdict(r.model)})
-    result = fit(task, source, config=dataclasses.replace(r.fit, out_dir=out_dir), optim=r.optim)
+    result = fit(task_for(r, model, init), source, config=dataclasses.replace(r.fit, out_dir=out_dir), optim=r.optim)
     return save_checkpoint(Path(out_dir) / "colbert", r.model, result.state.params), result
+
+
+def task_for(r: Recipe, model: ColBERTModel, init=None):
+    """The engine's task for `model` (`init`: its params; default fresh): train() and `jaxir plan`."""
+    from jaxir.training.task import Task
+
+    return Task(init=init or model.init, loss_fn=model.loss_fn, param_rules=PARAM_RULES,
+                config={"method": "colbert", **dataclasses.asdict(r.model)})
 
 
 parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)

@@ -158,7 +158,6 @@ def train(r: Recipe, out_dir: str) -> dict:
     from jaxir.retrievers.cross_encoder import EXPORT_DIR, CrossEncoderReranker
     from jaxir.training.loop import fit
     from jaxir.training.step import COMPUTE_DTYPES
-    from jaxir.training.task import Task
 
     r, out = apply_overrides(r, {}, DERIVED), Path(out_dir)
     d = r.data
@@ -183,8 +182,7 @@ def train(r: Recipe, out_dir: str) -> dict:
     steps = min(steps, r.fit.steps) if r.fit.steps else steps
     updates = max(1, steps // r.optim.accumulate)
     optim = dataclasses.replace(r.optim, warmup_steps=int(r.warmup_fraction * updates), total_steps=updates)
-    task = Task(init=model.init, loss_fn=model.loss_fn, config=model.description())
-    result = fit(task, source, optim=optim,
+    result = fit(task_for(model), source, optim=optim,
                  config=dataclasses.replace(r.fit, steps=steps, out_dir=str(out)))
 
     def reranker_with(alpha):
@@ -203,6 +201,13 @@ def train(r: Recipe, out_dir: str) -> dict:
               "alpha": reranker.config.alpha, "reranker": str(out / EXPORT_DIR)}
     (out / "recipe_result.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def task_for(model):
+    """The engine's task for the CrossEncoder `model`: train() and `jaxir plan`."""
+    from jaxir.training.task import Task
+
+    return Task(init=model.init, loss_fn=model.loss_fn, config=model.description())
 
 
 def warm_start_params(path: str, bert_config, like: dict, *, pooler: bool = False) -> tuple[dict, dict, dict | None]:

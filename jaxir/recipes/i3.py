@@ -178,7 +178,6 @@ def train(r: Recipe, out_dir: str):
     from jaxir.retrievers.i3 import load_checkpoint, save_checkpoint
     from jaxir.training.loop import fit
     from jaxir.training.step import COMPUTE_DTYPES
-    from jaxir.training.task import Task
 
     r = apply_overrides(r, {}, DERIVED)
     start = load_checkpoint(r.init_from)[1] if r.init_from else None  # a bad folder fails now
@@ -199,10 +198,17 @@ def train(r: Recipe, out_dir: str):
     init = model.init if start is None else warm_init(
         model, start, where=r.init_from, what="I3 starting params (implicit_interaction and tie must match)")
     per_epoch = steps_per_epoch(prepared[1], r.fit.batch_size * r.optim.accumulate) if prepared else None
-    task = Task(init=init, loss_fn=functools.partial(model.loss_fn, steps_per_epoch=per_epoch), step_aware=True,
-                param_rules=PARAM_RULES, config={"method": "i3", **dataclasses.asdict(r.model)})
-    result = fit(task, source, config=dataclasses.replace(r.fit, out_dir=out_dir), optim=optimizer_for(r))
+    result = fit(task_for(r, model, init, per_epoch), source, config=dataclasses.replace(r.fit, out_dir=out_dir), optim=optimizer_for(r))
     return save_checkpoint(Path(out_dir) / "i3", r.model, result.state.params), result
+
+
+def task_for(r: Recipe, model: I3Model, init=None, per_epoch: int | None = None):
+    """The engine's task for `model` (`init`: its params, default fresh; `per_epoch`: optimizer
+    updates per pass, for beta's decay): train() and `jaxir plan`."""
+    from jaxir.training.task import Task
+
+    return Task(init=init or model.init, loss_fn=functools.partial(model.loss_fn, steps_per_epoch=per_epoch),
+                step_aware=True, param_rules=PARAM_RULES, config={"method": "i3", **dataclasses.asdict(r.model)})
 
 
 def optimizer_for(r: Recipe) -> OptimConfig:

@@ -93,7 +93,6 @@ def train(r: Recipe, out_dir: str):
     from jaxir.retrievers.mice import MiceReranker, save_checkpoint
     from jaxir.training.loop import fit
     from jaxir.training.step import COMPUTE_DTYPES
-    from jaxir.training.task import Task
 
     r, out = apply_overrides(r, {}, DERIVED), Path(out_dir)
     if not r.init_from:
@@ -111,8 +110,7 @@ def train(r: Recipe, out_dir: str):
     train_file, held = split_holdout(mined, out / f"{mined.stem}.train.jsonl", r.data.holdout, r.fit.seed)
     source = nway_source(functools.partial(mice_arrays, model), data_cfg, r.fit.steps, r.fit.batch_size,
                          (data, train_file, teacher))
-    task = Task(init=model.init, loss_fn=model.loss_fn, config={"method": "mice", **dataclasses.asdict(r.model)})
-    result = fit(task, source, config=dataclasses.replace(r.fit, out_dir=out_dir), optim=r.optim)
+    result = fit(task_for(r, model), source, config=dataclasses.replace(r.fit, out_dir=out_dir), optim=r.optim)
     folder = save_checkpoint(out / "mice", r.model, result.state.params)
     report = {"recipe": dataclasses.asdict(r), "mice": str(folder), "last_train": result.last_train,
               "held_out": len(held)}
@@ -124,6 +122,13 @@ def train(r: Recipe, out_dir: str):
     (out / "recipe_result.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report.get(k) for k in ("mice", "last_train", "heldout_ndcg@10")}, indent=2))
     return folder, result
+
+
+def task_for(r: Recipe, model):
+    """The engine's task for the MiceModel `model`: train() and `jaxir plan`."""
+    from jaxir.training.task import Task
+
+    return Task(init=model.init, loss_fn=model.loss_fn, config={"method": "mice", **dataclasses.asdict(r.model)})
 
 
 parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)

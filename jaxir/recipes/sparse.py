@@ -215,7 +215,6 @@ def train(r: Recipe, out_dir: str):
     from jaxir.text.idf import compute_idf, load_idf, save_idf, tokenizer_vocab
     from jaxir.training.loop import fit
     from jaxir.training.step import COMPUTE_DTYPES
-    from jaxir.training.task import Task
 
     r, out = apply_overrides(r, {}, DERIVED), Path(out_dir)
     check_teachers(r)
@@ -253,10 +252,8 @@ def train(r: Recipe, out_dir: str):
     probe = source.take(np.arange(min(batch, len(source))))
     log_shares = functools.partial(log_regulariser_shares, model, probe, out / "rank" / "metrics.jsonl")
     log_shares("init", 0, params)
-    result = fit(Task(init=lambda rng, batch: params, loss_fn=model.loss_fn, param_rules=PARAM_RULES,
-                      step_aware=True, config={"method": method.METHOD, **dataclasses.asdict(r.model)}),
-                 source, config=dataclasses.replace(r.fit, out_dir=str(out / "rank"),
-                                                    eval_every=r.fit.eval_every if hook else 0),
+    rank_fit = dataclasses.replace(r.fit, out_dir=str(out / "rank"), eval_every=r.fit.eval_every if hook else 0)
+    result = fit(task_for(r, model, lambda rng, batch: params), source, config=rank_fit,
                  eval_hook=hook, optim=r.optim)
     best = result.state.params if hook is None or hook.best is None else hook.best
     if hook is not None:
@@ -308,6 +305,15 @@ def split_holdout(r: Recipe, qids: list[str], out: Path) -> tuple[np.ndarray, np
     (out / HOLDOUT_FILE).write_text(json.dumps({"data": str(r.data.dataset), "split": "train",
                                                 "query_ids": [qids[i] for i in held_rows]}, indent=1) + "\n")
     return held_rows, train_rows
+
+
+def task_for(r: Recipe, model: SparseModel, init=None):
+    """The ranking stage's task for `model` (`init`: its params; default fresh): train() and
+    `jaxir plan`."""
+    from jaxir.training.task import Task
+
+    return Task(init=init or model.init, loss_fn=model.loss_fn, param_rules=PARAM_RULES, step_aware=True,
+                config={"method": checkpoint_method(r.model).METHOD, **dataclasses.asdict(r.model)})
 
 
 parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)

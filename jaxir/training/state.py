@@ -46,7 +46,17 @@ def init_train_state(task: Task, optimizer: optax.GradientTransformation, rng: j
     ``rng`` is a raw ``jax.random.PRNGKey``; one half seeds the params, the other the steps.
     """
     init_rng, step_rng = jax.random.split(rng)
+    create, shapes, shardings = state_layout(task, optimizer, init_rng, step_rng, example_batch, mesh)
+    state = jax.jit(create, out_shardings=shardings,
+                    compiler_options=compiler_options)(init_rng, step_rng)
+    return state, shardings
 
+
+def state_layout(task: Task, optimizer: optax.GradientTransformation, init_rng: jax.Array,
+                 step_rng: jax.Array, example_batch: Any, mesh: Mesh) -> tuple[Any, Any, Any]:
+    """``(create, shapes, shardings)`` of the train state, nothing computed: ``create(init_rng,
+    step_rng)`` builds it, ``shapes`` is its ``jax.eval_shape`` and ``shardings`` come from the
+    task's param rules. ``example_batch``: arrays or ShapeDtypeStructs (only shapes are read)."""
     # Only the batch's shapes matter to init; zeros built inside jit keep every process identical.
     batch_shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
                                           example_batch)
@@ -56,10 +66,7 @@ def init_train_state(task: Task, optimizer: optax.GradientTransformation, rng: j
         return create_state(task.init(init_rng, batch), optimizer, step_rng)
 
     shapes = jax.eval_shape(create, init_rng, step_rng)
-    shardings = param_shardings(shapes, mesh, task.param_rules)
-    state = jax.jit(create, out_shardings=shardings,
-                    compiler_options=compiler_options)(init_rng, step_rng)
-    return state, shardings
+    return create, shapes, param_shardings(shapes, mesh, task.param_rules)
 
 
 def abstract_state(state_shapes: Any, shardings: Any) -> Any:

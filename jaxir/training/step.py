@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from jaxir.remat import remat_layers
 from jaxir.parallel import batch_sharding, replicated
 from jaxir.training.state import TrainState
 from jaxir.training.task import Task
@@ -58,19 +59,21 @@ def _scalar_metrics(loss: jax.Array, metrics: Any, **extra: jax.Array) -> dict[s
 def make_train_step(task: Task, optimizer: optax.GradientTransformation,
                     schedule: optax.Schedule, mesh: Mesh, state_shardings: Any, *,
                     compute_dtype: str = "float32", accumulate: int = 1,
-                    compiler_options: Mapping[str, Any] | None = None
+                    compiler_options: Mapping[str, Any] | None = None, remat: str | None = None
                     ) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
     """``(state, batch) -> (state, metrics)``, jitted; the input state's buffers are donated.
 
     ``accumulate`` must match the optimizer's MultiSteps factor so that ``lr`` is reported per
-    optimizer update.
+    optimizer update. ``remat``: a `jaxir.models.bert.REMAT_POLICIES` name; the loss is traced
+    with every encoder layer rematerialised under it (None: no remat).
     """
     dtype = COMPUTE_DTYPES[compute_dtype]
 
     def step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
         rng = jax.random.fold_in(state.rng, state.step)
         update = state.step // accumulate  # optimizer updates so far
-        (loss, metrics), grads = _loss_and_grads(task, state.params, batch, rng, dtype, update)
+        with remat_layers(remat):
+            (loss, metrics), grads = _loss_and_grads(task, state.params, batch, rng, dtype, update)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
