@@ -48,7 +48,7 @@ from pathlib import Path
 
 from jaxir.errors import DataError, EmptyInputError, IndexFormatError, OptionError
 
-__all__ = ["Hit", "Retriever", "format_hits", "load", "methods"]
+__all__ = ["Hit", "Retriever", "format_hits", "load", "method_names"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +76,10 @@ def load(method: str, checkpoint: str | os.PathLike | None = None, *, progress: 
     """The registered `method` with its weights loaded (`checkpoint`: a model folder of that
     method, or a layout jaxir imports; None: the method's default model). `options` are the
     method's options (`jaxir index --help`); `progress` shows encoding progress bars."""
+    from jaxir.platforms import skip_absent_tpu
     from jaxir.retrievers.registry import get_retriever, options_of
 
+    skip_absent_tpu()
     known = options_of(method)  # an unknown method: OptionError naming the known ones
     if checkpoint is not None:
         if "checkpoint" not in known:

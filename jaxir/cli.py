@@ -522,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse, dispatch, and be the one exception boundary: any error becomes one line on stderr
     and rc 2 (`--debug`, anywhere on the line, shows the traceback instead)."""
     from jaxir.errors import JaxirError
+    from jaxir.platforms import skip_absent_tpu
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -529,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     if extra and not getattr(args, "takes_extra", False):
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    skip_absent_tpu()
     try:
         args.fn(args, extra) if getattr(args, "takes_extra", False) else args.fn(args)
     except Exception as e:  # noqa: BLE001 - the boundary: a user sees one line, not a traceback
