@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxir.methods.i3 import I3Config, I3Model
-from jaxir.models.bert import BertConfig, TransformerLayer, attention_bias
+from jaxir.models.bert import BertConfig, attention_bias
 from jaxir.models.decoder import CrossAttention, DecoderLayer
 
 CFG = BertConfig.tiny()

@@ -1,6 +1,5 @@
 """Cross-encoder recipe: modes as overrides of one default, its options, and a one-step run of
 the real entry point (mining, held-out alpha choice, export)."""
-import json
 
 import pytest
 

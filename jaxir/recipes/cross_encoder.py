@@ -32,7 +32,6 @@ Any field can be overridden: --optim.learning_rate 3e-5 --data.tuples.draws 1 --
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import json
