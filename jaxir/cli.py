@@ -493,8 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace the folder jaxir exported earlier at --out")
     p.set_defaults(fn=cmd_export_model)
 
-    p = sub.add_parser("train", help="run a training recipe; other flags go to the recipe "
-                                     "(see `python -m jaxir.recipes.NAME --help`)")
+    about = ("run a training recipe; other flags go to the recipe "
+             "(`jaxir train --recipe NAME --help` lists them and its modes)")
+    p = sub.add_parser("train", help=about, description=about)
     p.add_argument("--recipe", choices=sorted(RECIPES), required=True)
     p.add_argument("--data")
     p.add_argument("--out", required=True)
@@ -527,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    if argv[:1] == ["train"] and {"-h", "--help"} & set(argv):
+        from jaxir.recipes import print_recipe_help
+
+        print_recipe_help(argv[1:])  # exits when --recipe names one; else train's own help follows
     args, extra = build_parser().parse_known_args(argv)
     if extra and not getattr(args, "takes_extra", False):
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")

@@ -37,6 +37,7 @@ from typing import Any
 
 from jaxir.config_bounds import Spelled, check_bounds, in_bounds, offset_type  # noqa: F401 (Spelled re-exported)
 from jaxir.config_values import float_tuple, name_floats, str_tuple, true_false
+from jaxir.errors import OptionError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,7 +205,7 @@ def _get(cfg, dotted: str):
     return cfg
 
 
-def _final(cfg, overrides: dict, dotted: str):
+def final_value(cfg, overrides: dict, dotted: str):
     """The value `dotted` has once `overrides` are applied to `cfg`."""
     if overrides.get(dotted) is not None:
         return overrides[dotted]
@@ -227,7 +228,7 @@ def apply_overrides(cfg, overrides: dict, derived: dict | None = None, *, skip_n
             raise ValueError(f"{name} is set by the recipe ({d.how}), not an option")
     for name, d in (derived or {}).items():
         if d.fn is not None:
-            overrides[name] = d.fn(lambda dotted: _final(cfg, overrides, dotted))
+            overrides[name] = d.fn(lambda dotted: final_value(cfg, overrides, dotted))
     out = _rebuild(cfg, overrides)
     check_bounds(out)
     return out
@@ -267,10 +268,11 @@ def describe_modes(modes: dict) -> str:
 
 
 def parse_config(ap: argparse.ArgumentParser, cls, default, argv=None, *, modes: dict | None = None,
-                 flags: dict | None = None, derived: dict | None = None):
+                 flags: dict | None = None, derived: dict | None = None, warmups: dict | None = None):
     """Parse argv into (config, other args). With `modes`, `--mode NAME` applies that mode's
     dotted overrides to `default` (the first mode when not given); given options override the
-    mode. `flags`: {dotted: option spelling}; `derived`: {dotted: Derived}, listed in --help.
+    mode. `flags`: {dotted: option spelling}; `derived`: {dotted: Derived}, listed in --help;
+    `warmups`: {dotted warm-up: the field counting its run's updates} (`jaxir.config_warmup`).
     Every leaf field must get an option or be derived."""
     derived = derived or {}
     ap.allow_abbrev = False  # with this many dotted options a prefix is a typo, not a shorthand
@@ -293,16 +295,35 @@ def parse_config(ap: argparse.ArgumentParser, cls, default, argv=None, *, modes:
     if derived:
         notes.append("set by the recipe, not options:\n" + "\n".join(
             f"  {name} = {d.how}" for name, d in derived.items()))
+    if warmups:
+        notes.append("warm-ups end within the run: one not given that is longer is shortened to a tenth "
+                     "of the run (a note says so); a given one is an error:\n" + "\n".join(
+                         f"  {option_string(name, flags)} <= {run}" for name, run in warmups.items()))
     if notes:
         ap.epilog = "\n\n".join(filter(None, [ap.epilog, *notes]))
     args = vars(ap.parse_args(argv))
     names = set(leaf_names(cls))
     given = {k: v for k in list(args) if k in names for v in [args.pop(k)] if v is not None}
-    merged = {**(modes[args["mode"]] if modes else {}), **given}
     try:
-        return apply_overrides(default, merged, derived, skip_none=False), argparse.Namespace(**args)
+        cfg = mode_config(default, modes, args.get("mode"), given, derived=derived, warmups=warmups, flags=flags)
+        return cfg, argparse.Namespace(**args)
+    except OptionError:
+        raise  # already one line naming its option: the CLI prints it as it prints any JaxirError
     except (TypeError, ValueError) as e:
         ap.error(str(e))
+
+
+def mode_config(default, modes: dict | None, mode: str | None, given: dict, *, derived: dict | None = None,
+                warmups: dict | None = None, flags: dict | None = None):
+    """`default` with mode `mode`'s dotted overrides, then the `given` ones, derived fields set and
+    warm-ups fitted to the run (`jaxir.config_warmup`; `given` ones are kept or refused): what
+    the command line builds, and each recipe's `config(mode, overrides)`."""
+    merged = {**(modes[mode] if modes else {}), **given}
+    if warmups:  # before the optimizer's own check (warmup_steps <= total_steps)
+        from jaxir.config_warmup import follow_run
+
+        merged = follow_run(default, merged, derived or {}, warmups, given=set(given), flags=flags)
+    return apply_overrides(default, merged, derived, skip_none=False)
 
 
 def config_to_dict(cfg) -> dict:
@@ -311,9 +332,11 @@ def config_to_dict(cfg) -> dict:
 
 
 def parse_recipe(doc: str, cls, default, argv=None, *, modes: dict, flags: dict | None = None,
-                 derived: dict | None = None, out_help: str = "output folder") -> tuple[Any, str]:
-    """A recipe's command line: (the mode's config with every given option applied, --out)."""
-    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+                 derived: dict | None = None, warmups: dict | None = None, out_help: str = "output folder",
+                 prog: str | None = None) -> tuple[Any, str]:
+    """A recipe's command line: (the mode's config with every given option applied, --out).
+    `prog`: the command shown in usage and --help (`jaxir train --recipe NAME`)."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help=out_help)
-    cfg, args = parse_config(ap, cls, default, argv, modes=modes, flags=flags, derived=derived)
+    cfg, args = parse_config(ap, cls, default, argv, modes=modes, flags=flags, derived=derived, warmups=warmups)
     return cfg, args.out

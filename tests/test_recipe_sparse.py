@@ -135,9 +135,13 @@ def test_command_line_overrides_typed_fields():
     # Untouched by the mode: the defaults.
     assert tpu.optim.learning_rate == recipe.RECIPE.optim.learning_rate
     for bad in (["--model.in_batch_negatives", "maybe"], ["--in-batch", "true"], ["--nway", "4"],
-                ["--optim.total_steps", "5"], ["--optim.warmup_steps", "500"]):
+                ["--optim.total_steps", "5"]):
         with pytest.raises(SystemExit):
             recipe.parse_args(["--out", "x", *bad])
+    from jaxir.errors import OptionError
+
+    with pytest.raises(OptionError, match="--optim.warmup_steps 500 is longer than the run's 100 updates"):
+        recipe.parse_args(["--out", "x", "--optim.warmup_steps", "500"])
 
 
 def test_backbone_multiplier_zero_trains_the_head_only(toy_beir, tmp_path):
@@ -232,16 +236,23 @@ def test_teachers_are_checked_before_any_data_is_read(tmp_path):
 
 def test_flops_warm_up_longer_than_the_run_is_refused_before_any_data_is_read(tmp_path):
     """The default warm-up ends at a tenth of the run (the reference: T 200 of 2,000 steps); one
-    longer than the run's updates never reaches lambda_d and is refused before any mining."""
+    given longer than the run's updates never reaches lambda_d and is refused: by the command line
+    before anything runs, by train() (a config built in Python) before any mining."""
+    from jaxir.config_warmup import check_warmups
     from jaxir.errors import OptionError
 
     for mode, updates in (("cpu-scifact", 100), ("cpu-nfcorpus", 50)):
         cfg = recipe.config(mode)
         assert cfg.optim.total_steps == updates and cfg.model.flops_warmup_steps == updates // 10
-        recipe.check_flops_schedule(cfg)
-    cfg, _ = recipe.parse_args(["--out", "x", "--fit.steps", "20", "--model.flops_warmup_steps", "11"])
+        check_warmups(cfg, recipe.WARMUPS)
+    with pytest.raises(OptionError, match="--model.flops_warmup_steps 11 is longer than the run's 10 updates") as e:
+        recipe.parse_args(["--out", "x", "--fit.steps", "20", "--model.flops_warmup_steps", "11"])
+    assert "\n" not in str(e.value)
+    with pytest.raises(OptionError, match="flops_warmup_steps 11 is longer than the run's 10 updates"):
+        recipe.config(overrides={"fit.steps": 20, "model.flops_warmup_steps": 11})  # as given options
+    cfg = apply_overrides(recipe.RECIPE, {"fit.steps": 20, "model.flops_warmup_steps": 11}, recipe.DERIVED)
     with pytest.raises(OptionError, match="flops_warmup_steps 11 is longer than the run's 10 updates") as e:
         recipe.train(cfg, str(tmp_path / "never"))
     assert "\n" not in str(e.value) and not (tmp_path / "never").exists()
     ok, _ = recipe.parse_args(["--out", "x", "--fit.steps", "20", "--model.flops_warmup_steps", "10"])
-    recipe.check_flops_schedule(ok)
+    check_warmups(ok, recipe.WARMUPS)

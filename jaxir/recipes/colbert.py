@@ -44,11 +44,12 @@ import dataclasses
 import functools
 from pathlib import Path
 
-from jaxir.config_cli import apply_overrides
+from jaxir.config_cli import apply_overrides, mode_config
 from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
-from jaxir.recipes.nway_data import NWAY_DERIVED, NWAY_FLAGS, NwayData, nway_source, prepare_beir
+from jaxir.recipes.nway_data import (NWAY_DERIVED, NWAY_FLAGS, NWAY_SMOKE, NWAY_WARMUPS, NwayData, nway_source,
+                                     prepare_beir)
 from jaxir.recipes.warm_start import warm_init
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
@@ -75,20 +76,22 @@ MODES = {
     "cpu-nfcorpus": {"data.dataset": "nfcorpus", "data.max_queries": 800, "data.max_positives": 4},
     # The second round: negatives from the teacher-reranked top 30 below its top 3 (see above).
     "cpu-scifact-r2": {"data.tuples.neg_depth": 30, "data.tuples.teacher_skip": 3},
+    # A run end to end in seconds once compiled (`jaxir.recipes.nway_data.NWAY_SMOKE`).
+    "smoke": NWAY_SMOKE,
     # ColBERTv2's setup: 32 queries x 64 passages per step, 400k steps, lr 1e-5.
     "tpu-msmarco": {"data.tuples.n_negatives": 63, "fit.batch_size": 32, "fit.steps": 400_000,
                     "optim.learning_rate": 1e-5, "optim.warmup_steps": 20_000,
                     "fit.compute_dtype": "bfloat16"},
 }
 FLAGS = {**NWAY_FLAGS, "init_from": "--init-from"}  # `--data`, `--negatives`, `--nway`, `--init-from`
-DERIVED = NWAY_DERIVED
+DERIVED, WARMUPS = NWAY_DERIVED, NWAY_WARMUPS
 RECIPE = apply_overrides(Recipe(), {}, DERIVED)
 PARAM_RULES = ((r"word/embedding$", (VOCAB, EMBED)),)
 
 
 def config(mode: str = "cpu-scifact", overrides: dict | None = None) -> Recipe:
-    """The recipe in `mode` with dotted `overrides`, derived fields set: what the CLI builds."""
-    return apply_overrides(RECIPE, {**MODES[mode], **(overrides or {})}, DERIVED, skip_none=False)
+    """The recipe in `mode` with dotted `overrides` (given options), derived fields set: what the CLI builds."""
+    return mode_config(RECIPE, MODES, mode, overrides or {}, derived=DERIVED, warmups=WARMUPS, flags=FLAGS)
 
 
 def nway_arrays(model: ColBERTModel, queries: list[str], docs: list[list[str]]) -> dict:
@@ -131,7 +134,8 @@ def task_for(r: Recipe, model: ColBERTModel, init=None):
                 config={"method": "colbert", **dataclasses.asdict(r.model)})
 
 
-parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)
+parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED,
+                                warmups=WARMUPS)
 
 
 if __name__ == "__main__":

@@ -31,13 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.config_cli import apply_overrides
+from jaxir.config_cli import apply_overrides, mode_config
 from jaxir.data.tuples import TupleConfig
 from jaxir.errors import DataError, OptionError
 from jaxir.methods.i3 import NEW_MODULES, I3Config, I3Model
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
-from jaxir.recipes.nway_data import NWAY_DERIVED, NWAY_FLAGS, NwayData, nway_source, prepare_beir
+from jaxir.recipes.nway_data import (NWAY_DERIVED, NWAY_FLAGS, NWAY_SMOKE, NWAY_WARMUPS, NwayData, nway_source,
+                                     prepare_beir)
 from jaxir.recipes.warm_start import warm_init
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
@@ -69,20 +70,22 @@ class Recipe:
 MODES = {
     "cpu-scifact": {},
     "cpu-nfcorpus": {"data.dataset": "nfcorpus"},
+    # A run end to end in seconds once compiled (`jaxir.recipes.nway_data.NWAY_SMOKE`).
+    "smoke": NWAY_SMOKE,
     # The card's 1 + 15 tuples at MS MARCO scale, bf16.
     "tpu-msmarco": {"data.dataset": "msmarco", "data.tuples.n_negatives": 15, "data.tuples.neg_depth": 100,
                     "fit.batch_size": 64, "fit.steps": 100_000, "optim.warmup_steps": 5_000,
                     "fit.compute_dtype": "bfloat16"},
 }
 FLAGS = {**NWAY_FLAGS, "init_from": "--init-from"}  # `--data`: what `jaxir train --data` passes on
-DERIVED = NWAY_DERIVED
+DERIVED, WARMUPS = NWAY_DERIVED, NWAY_WARMUPS
 RECIPE = apply_overrides(Recipe(), {}, DERIVED)
 PARAM_RULES = ((r"word/embedding$", (VOCAB, EMBED)),)
 
 
 def config(mode: str = "cpu-scifact", overrides: dict | None = None) -> Recipe:
-    """The recipe in `mode` with dotted `overrides`, derived fields set: what the CLI builds."""
-    return apply_overrides(RECIPE, {**MODES[mode], **(overrides or {})}, DERIVED, skip_none=False)
+    """The recipe in `mode` with dotted `overrides` (given options), derived fields set: what the CLI builds."""
+    return mode_config(RECIPE, MODES, mode, overrides or {}, derived=DERIVED, warmups=WARMUPS, flags=FLAGS)
 
 
 def _fixed(model: I3Model, texts, max_length: int, what: str):
@@ -220,7 +223,8 @@ def optimizer_for(r: Recipe) -> OptimConfig:
         (g, m) for g, m in r.optim.lr_multipliers if g not in NEW_MODULES))
 
 
-parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)
+parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED,
+                                warmups=WARMUPS)
 
 
 if __name__ == "__main__":

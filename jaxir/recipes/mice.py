@@ -29,12 +29,13 @@ import json
 from pathlib import Path
 
 from jaxir.config_bounds import bounded
-from jaxir.config_cli import apply_overrides
+from jaxir.config_cli import apply_overrides, mode_config
 from jaxir.data.tuples import TupleConfig
 from jaxir.errors import OptionError
 from jaxir.methods.mice import MiceConfig
 from jaxir.recipes import entry_points
-from jaxir.recipes.nway_data import NWAY_DERIVED, NWAY_FLAGS, NwayData, nway_source, prepare_beir
+from jaxir.recipes.nway_data import (NWAY_DERIVED, NWAY_FLAGS, NWAY_SMOKE, NWAY_WARMUPS, NwayData, nway_source,
+                                     prepare_beir)
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
 
@@ -63,19 +64,22 @@ class Recipe:
 
 MODES = {
     "cpu-scifact": {},
+    # A run end to end in seconds once compiled (still --init-from a cross-encoder): the n-way
+    # smoke sizes with its tests' 12 query tokens, 2 held-out queries.
+    "smoke": {**NWAY_SMOKE, "model.query_maxlen": 12, "data.holdout": 2},
     "tpu-msmarco": {"data.dataset": "msmarco", "data.tuples.n_negatives": 7, "data.tuples.neg_depth": 100,
                     "data.holdout": 500, "fit.batch_size": 64, "fit.steps": 50_000,
                     "optim.warmup_steps": 2_000, "fit.compute_dtype": "bfloat16"},
 }
 FLAGS = {**NWAY_FLAGS, "init_from": "--init-from"}  # --data, --negatives, --nway, --init-from
-DERIVED = NWAY_DERIVED
+DERIVED, WARMUPS = NWAY_DERIVED, NWAY_WARMUPS
 RECIPE = apply_overrides(Recipe(), {}, DERIVED)
 HELDOUT_DEPTH = 100  # BM25 candidates reranked per held-out query (the evaluation depth)
 
 
 def config(mode: str = "cpu-scifact", overrides: dict | None = None) -> Recipe:
-    """The recipe in `mode` with dotted `overrides`, derived fields set: what the CLI builds."""
-    return apply_overrides(RECIPE, {**MODES[mode], **(overrides or {})}, DERIVED, skip_none=False)
+    """The recipe in `mode` with dotted `overrides` (given options), derived fields set: what the CLI builds."""
+    return mode_config(RECIPE, MODES, mode, overrides or {}, derived=DERIVED, warmups=WARMUPS, flags=FLAGS)
 
 
 def mice_arrays(model, queries: list[str], docs: list[list[str]]) -> dict:
@@ -131,7 +135,8 @@ def task_for(r: Recipe, model):
     return Task(init=model.init, loss_fn=model.loss_fn, config={"method": "mice", **dataclasses.asdict(r.model)})
 
 
-parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)
+parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED,
+                                warmups=WARMUPS)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,16 @@ NWAY_DERIVED = {
 }
 
 
+# The warm-up a one-stage recipe shortens to fit a shorter run (`jaxir.config_warmup`).
+NWAY_WARMUPS = {"optim.warmup_steps": "optim.total_steps"}
+
+# The smoke mode of a recipe on this data: its tests' sizes (2 steps of 8 queries x 2 passages,
+# BM25 top 10, 8 + 24 tokens, fast compile) on 16 train queries (all a teacher then scores).
+NWAY_SMOKE = {"data.mine_depth": 10, "data.tuples.n_negatives": 1, "data.tuples.neg_depth": 5,
+              "data.max_queries": 16, "model.query_maxlen": 8, "model.doc_maxlen": 24, "fit.steps": 2,
+              "fit.batch_size": 8, "optim.warmup_steps": 1, "fit.fast_compile": True}
+
+
 # The options of a recipe on this data: `jaxir train --data`, `--negatives FILE`, `--nway N`.
 NWAY_FLAGS = {
     "data.dataset": "--data",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxir.config_cli import apply_overrides
+from jaxir.config_cli import apply_overrides, mode_config
 from jaxir.methods.sparse import SparseConfig
 from jaxir.recipes import entry_points
 from jaxir.recipes import sparse as base
@@ -30,17 +30,18 @@ class Recipe(base.Recipe):
 
 
 MODES = base.MODES
-FLAGS, DERIVED, PARAM_RULES = base.FLAGS, base.DERIVED, base.PARAM_RULES
+FLAGS, DERIVED, WARMUPS, PARAM_RULES = base.FLAGS, base.DERIVED, base.WARMUPS, base.PARAM_RULES
 RECIPE = apply_overrides(Recipe(), {}, DERIVED)
 train = base.train
 
 
 def config(mode: str = "cpu-scifact", overrides: dict | None = None) -> Recipe:
-    """The recipe in `mode` with dotted `overrides`, derived fields set: what the CLI builds."""
-    return apply_overrides(RECIPE, {**MODES[mode], **(overrides or {})}, DERIVED, skip_none=False)
+    """The recipe in `mode` with dotted `overrides` (given options), derived fields set: what the CLI builds."""
+    return mode_config(RECIPE, MODES, mode, overrides or {}, derived=DERIVED, warmups=WARMUPS, flags=FLAGS)
 
 
-parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)
+parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED,
+                                warmups=WARMUPS)
 
 
 if __name__ == "__main__":

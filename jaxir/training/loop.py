@@ -6,20 +6,20 @@
 Writes ``out_dir/metrics.jsonl``, ``out_dir/loss.png`` and ``out_dir/checkpoints/<step>/``.
 With ``resume=True`` a run that finds a checkpoint continues from it bit-identically (CPU).
 The first nan / inf loss or gradient norm (checked on the host for every step, at the logging,
-eval and save cadence: no extra sync per step), or non-finite params at a save, stops the run
+eval and save cadence: no copy per step), or non-finite params at a save, stops the run
 with a NonFiniteError naming the step; nothing is saved after it, so the last good checkpoint stays.
+The progress bar ("<method> train", in optimizer updates) counts a step once it has finished
+(`jaxir.training.progress`): the host runs at most one step ahead of the device.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxir.config_bounds import bounded, check_bounds
 from jaxir.errors import NonFiniteError
@@ -29,6 +29,7 @@ from jaxir.training.checkpoint import Checkpointer
 from jaxir.training.data import BatchSource, EpochSampler, process_rows
 from jaxir.training.logging import MetricsLogger, plot_loss_curve
 from jaxir.training.optim import OptimConfig, make_optimizer
+from jaxir.training.progress import TrainProgress
 from jaxir.training.state import TrainState, abstract_state, init_train_state
 from jaxir.training.step import FAST_CPU_COMPILE, make_eval_step, make_train_step
 from jaxir.training.task import Task
@@ -142,20 +143,6 @@ def _init_or_resume(task, train_source, config, optimizer, ckpt, sampler, mesh, 
     return state, shardings
 
 
-class _Throughput:
-    """Examples per second over the train steps since the last reading (eval/saves excluded)."""
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self) -> None:
-        self.t0, self.n = time.perf_counter(), 0
-
-    def read(self) -> float:
-        rate = self.n / max(time.perf_counter() - self.t0, 1e-9)
-        self.reset()
-        return rate
-
 # Train metrics that must stay finite: the first nan / inf stops the run before anything uses it.
 FINITE_METRICS = ("loss", "grad_norm")
 
@@ -218,41 +205,39 @@ def fit(task: Task, train_source: BatchSource, *, config: FitConfig, optim: Opti
     logger = MetricsLogger(Path(config.out_dir) / "metrics.jsonl")
     has_eval = eval_source is not None or eval_hook is not None
     start = int(to_host(state.step))
-    last_train: dict[str, float] = {}
-    last_eval: dict[str, float] = {}
-    rate, speed = 0.0, _Throughput()
-    bar = tqdm(initial=start, total=config.steps,
-               disable=not config.progress or jax.process_index() != 0)
+    last_train, last_eval, rate = {}, {}, 0.0  # the last logged train and eval metrics, examples/s
+    progress = TrainProgress(f"{task.config.get('method', '')} train".lstrip(), steps=config.steps, start=start,
+                             accumulate=optim.accumulate, batch_size=config.batch_size,
+                             enabled=config.progress and jax.process_index() == 0)
     pending: list[tuple[int, dict]] = []  # (step, its metrics on device) not yet checked finite
     all_finite = _finite_leaves_fn(mesh, xla)
     for done in range(start + 1, config.steps + 1):
         rows = process_rows(sampler.next_rows())
         state, metrics = train_step(state, shard_batch(train_source.take(rows), mesh))
         pending.append((done, {k: metrics[k] for k in FINITE_METRICS}))  # no sync: device refs
-        speed.n += config.batch_size
-        bar.update(1)
+        progress.dispatched(done, metrics["loss"])  # waits for step done - 1 only
         log = _due(done, config.log_every, config.steps)
         evaluate = has_eval and _due(done, config.eval_every, config.steps)
         save = _due(done, config.checkpoint_every, config.steps)
         if log or evaluate or save:  # every step's loss and grad norm checked before any use
-            _stop_if_nonfinite(pending, ckpt, bar)
+            progress.settle()
+            _stop_if_nonfinite(pending, ckpt, progress.bar)
             pending.clear()
         if log:
-            last_train = to_host(metrics)  # blocks, so the throughput is real (1st has compile)
-            rate = speed.read()
+            last_train, rate = to_host(metrics), progress.rate()
             logger.log(done, {**last_train, "examples_per_s": rate})
-            bar.set_postfix(loss=f"{float(last_train['loss']):.4f}", ex_s=f"{rate:.0f}")
+            progress.show(float(last_train["loss"]), rate)
         if evaluate:
             last_eval = _run_eval(eval_step, state.params, eval_source, config, mesh,
                                   eval_hook, state)
             logger.log(done, last_eval, split="eval")
         if save:
-            _stop_if_nonfinite_params(all_finite, state.params, done, ckpt, bar)
+            _stop_if_nonfinite_params(all_finite, state.params, done, ckpt, progress.bar)
             ckpt.save(done, state, data_state=sampler.state(),
                       metrics=last_eval if evaluate else None)
         if evaluate or save:
-            speed.reset()
-    bar.close()
+            progress.reset()
+    progress.close()
     ckpt.close()
     if jax.process_index() == 0 and logger.path.exists():
         plot_loss_curve(logger.path, Path(config.out_dir) / "loss.png")
