@@ -88,7 +88,8 @@ MODES = {
     "tpu": {"model.pair_maxlen": 256, "data.tuples.n_negatives": 7, "data.tuples.neg_depth": 100,
             "data.tuples.draws": 1, "data.holdout": 500, "optim.learning_rate": 2e-5,
             "optim.lr_multipliers": (("head", 20.0),), "fit.batch_size": 64,
-            "fit.compute_dtype": "bfloat16", "fit.checkpoint_every": 2000, "fit.log_every": 100},
+            "fit.compute_dtype": "bfloat16", "fit.dropout_rng": "rbg", "fit.checkpoint_every": 2000,
+            "fit.log_every": 100},
 }
 MODES["cpu-scifact"], MODES["tpu-msmarco"] = MODES["cpu"], MODES["tpu"]  # the other recipes' names
 FLAGS = {"data.dataset": "--data"}  # the option `jaxir train --data` passes on

@@ -72,7 +72,7 @@ MODES = {
     # The card's 1 + 15 tuples at MS MARCO scale, bf16.
     "tpu-msmarco": {"data.dataset": "msmarco", "data.tuples.n_negatives": 15, "data.tuples.neg_depth": 100,
                     "fit.batch_size": 64, "fit.steps": 100_000, "optim.warmup_steps": 5_000,
-                    "fit.compute_dtype": "bfloat16"},
+                    "fit.compute_dtype": "bfloat16", "fit.dropout_rng": "rbg"},
 }
 FLAGS = {**NWAY_FLAGS, "init_from": "--init-from"}  # `--data`: what `jaxir train --data` passes on
 DERIVED = NWAY_DERIVED

@@ -65,7 +65,8 @@ MODES = {
     "cpu-scifact": {},
     "tpu-msmarco": {"data.dataset": "msmarco", "data.tuples.n_negatives": 7, "data.tuples.neg_depth": 100,
                     "data.holdout": 500, "fit.batch_size": 64, "fit.steps": 50_000,
-                    "optim.warmup_steps": 2_000, "fit.compute_dtype": "bfloat16"},
+                    "optim.warmup_steps": 2_000, "fit.compute_dtype": "bfloat16",
+                    "fit.dropout_rng": "rbg"},
 }
 FLAGS = {**NWAY_FLAGS, "init_from": "--init-from"}  # --data, --negatives, --nway, --init-from
 DERIVED = NWAY_DERIVED

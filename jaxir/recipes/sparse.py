@@ -138,7 +138,7 @@ MODES = {
                     "model.doc_maxlen": 256, "model.in_batch_negatives": False,
                     "model.flops_warmup_steps": 20_000, "optim.accumulate": 1,
                     "optim.warmup_steps": 5_000, "fit.batch_size": 64, "fit.steps": 100_000,
-                    "fit.eval_every": 2_000, "fit.compute_dtype": "bfloat16"},
+                    "fit.eval_every": 2_000, "fit.compute_dtype": "bfloat16", "fit.dropout_rng": "rbg"},
 }
 MODES["tpu"] = MODES["tpu-msmarco"]  # the earlier name
 FLAGS = {"data.dataset": "--data"}  # the option `jaxir train --data` passes on

@@ -30,7 +30,7 @@ from jaxir.training.data import BatchSource, EpochSampler, process_rows
 from jaxir.training.logging import MetricsLogger, plot_loss_curve
 from jaxir.training.optim import OptimConfig, make_optimizer
 from jaxir.training.state import TrainState, abstract_state, init_train_state
-from jaxir.training.step import FAST_CPU_COMPILE, make_eval_step, make_train_step
+from jaxir.training.step import DROPOUT_RNGS, FAST_CPU_COMPILE, make_eval_step, make_train_step
 from jaxir.training.task import Task
 
 
@@ -76,11 +76,17 @@ class FitConfig:
     remat: bool = False
     # What a rematerialised layer keeps: "nothing" (its input) or "dots" (its weight matmuls' outputs).
     remat_policy: str = "nothing"
+    # Generator of the dropout masks (training.step.DROPOUT_RNGS): "threefry" (JAX's default, the
+    # same masks everywhere) or "rbg" (the accelerator's: on TPU far less memory and time for
+    # attention-probability masks; the tpu modes use it).
+    dropout_rng: str = "threefry"
 
     def __post_init__(self):
         check_bounds(self)
         if self.remat_policy not in REMAT_POLICIES:
             raise ValueError(f"fit.remat_policy {self.remat_policy!r}: choose from {', '.join(REMAT_POLICIES)}")
+        if self.dropout_rng not in DROPOUT_RNGS:
+            raise ValueError(f"fit.dropout_rng {self.dropout_rng!r}: choose from {', '.join(DROPOUT_RNGS)}")
 
     @property
     def remat_as(self) -> str | None:
@@ -212,7 +218,7 @@ def fit(task: Task, train_source: BatchSource, *, config: FitConfig, optim: Opti
                                        mesh, xla)
     train_step = make_train_step(task, optimizer, schedule, mesh, shardings,
                                  compute_dtype=config.compute_dtype, accumulate=optim.accumulate,
-                                 compiler_options=xla, remat=config.remat_as)
+                                 compiler_options=xla, remat=config.remat_as, dropout_rng=config.dropout_rng)
     eval_step = make_eval_step(task, mesh, shardings.params, compute_dtype=config.compute_dtype,
                                compiler_options=xla)
     logger = MetricsLogger(Path(config.out_dir) / "metrics.jsonl")
