@@ -193,7 +193,8 @@ def add_config_options(ap: argparse.ArgumentParser, cls, *, skip=(), prefix: str
             default = show(_get(defaults, rel) + spelled.offset) if defaults is not None else "?"
             text = f"{spelled.help} (sets {name} to this minus {spelled.offset}) [{default}]"
         else:  # every number finite unless the field allows nan/inf (`jaxir.config_bounds`)
-            kind = in_bounds(kind, bounds, finite=finite)
+            kind = in_bounds(kind, bounds, finite=finite, choices=f.metadata.get("choices"))
+            metavar = "{%s}" % ",".join(map(str, f.metadata["choices"])) if "choices" in f.metadata else metavar
         groups[head].add_argument(option_string(name, flags), dest=name, type=kind, metavar=metavar,
                                   default=None, help=text)
 
@@ -267,10 +268,11 @@ def describe_modes(modes: dict) -> str:
 
 
 def parse_config(ap: argparse.ArgumentParser, cls, default, argv=None, *, modes: dict | None = None,
-                 flags: dict | None = None, derived: dict | None = None):
+                 flags: dict | None = None, derived: dict | None = None, check: Callable | None = None):
     """Parse argv into (config, other args). With `modes`, `--mode NAME` applies that mode's
     dotted overrides to `default` (the first mode when not given); given options override the
     mode. `flags`: {dotted: option spelling}; `derived`: {dotted: Derived}, listed in --help.
+    `check(config)`: what no single field can say (ValueError: a usage error, like a field's).
     Every leaf field must get an option or be derived."""
     derived = derived or {}
     ap.allow_abbrev = False  # with this many dotted options a prefix is a typo, not a shorthand
@@ -300,7 +302,10 @@ def parse_config(ap: argparse.ArgumentParser, cls, default, argv=None, *, modes:
     given = {k: v for k in list(args) if k in names for v in [args.pop(k)] if v is not None}
     merged = {**(modes[args["mode"]] if modes else {}), **given}
     try:
-        return apply_overrides(default, merged, derived, skip_none=False), argparse.Namespace(**args)
+        cfg = apply_overrides(default, merged, derived, skip_none=False)
+        if check is not None:
+            check(cfg)
+        return cfg, argparse.Namespace(**args)
     except (TypeError, ValueError) as e:
         ap.error(str(e))
 
@@ -311,9 +316,10 @@ def config_to_dict(cfg) -> dict:
 
 
 def parse_recipe(doc: str, cls, default, argv=None, *, modes: dict, flags: dict | None = None,
-                 derived: dict | None = None, out_help: str = "output folder") -> tuple[Any, str]:
+                 derived: dict | None = None, out_help: str = "output folder",
+                 check: Callable | None = None) -> tuple[Any, str]:
     """A recipe's command line: (the mode's config with every given option applied, --out)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help=out_help)
-    cfg, args = parse_config(ap, cls, default, argv, modes=modes, flags=flags, derived=derived)
+    cfg, args = parse_config(ap, cls, default, argv, modes=modes, flags=flags, derived=derived, check=check)
     return cfg, args.out

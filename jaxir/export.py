@@ -23,7 +23,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from jaxir.errors import DataError
+from jaxir.errors import DataError, utf8_lines
 from jaxir.fs import atomic_output
 
 RANK_FEATURES_FIELD = "sparse_embedding"
@@ -90,17 +90,16 @@ def write_json_vector_collection(path: str | Path,
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict]]:
-    with _open(path, "r") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg})") from e
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object")
-            yield lineno, record
+    for lineno, line in utf8_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg})") from e
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object")
+        yield lineno, record
 
 
 def _vector(record: dict, key: str, path: Path, lineno: int) -> dict:

@@ -181,5 +181,5 @@ def test_rbg_dropout_is_the_loss_of_its_own_key(reference):
 def test_fit_config_refuses_an_unknown_dropout_rng():
     from jaxir.training.loop import FitConfig
 
-    with pytest.raises(ValueError, match="fit.dropout_rng 'x': choose from threefry, rbg"):
+    with pytest.raises(ValueError, match="dropout_rng must be one of threefry, rbg, got 'x'"):
         FitConfig(dropout_rng="x")

@@ -33,7 +33,7 @@ import numpy as np
 
 from jaxir.config_cli import apply_overrides
 from jaxir.data.tuples import TupleConfig
-from jaxir.errors import DataError, OptionError
+from jaxir.errors import DataError, OptionError, utf8_lines
 from jaxir.methods.i3 import NEW_MODULES, I3Config, I3Model
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
@@ -107,22 +107,21 @@ def load_pseudo_queries(path: str | Path, doc_ids) -> dict[str, list[str]]:
     """{doc id: [generated queries]} of a JSONL file; a malformed line, an unknown doc id or an
     empty query list is a DataError naming the line."""
     known, out = set(doc_ids), {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                doc, queries = rec["doc_id"], rec["queries"]
-                ok = isinstance(doc, str) and isinstance(queries, list) and queries and all(
-                    isinstance(q, str) and q.strip() for q in queries)
-            except (ValueError, KeyError, TypeError):
-                ok = False
-            if not ok:
-                raise DataError(f"{path}:{lineno}: expected {{\"doc_id\": str, \"queries\": [non-empty str, ...]}}")
-            if doc not in known:
-                raise DataError(f"{path}:{lineno}: doc_id {doc!r} is not in the corpus")
-            out.setdefault(doc, []).extend(queries)
+    for lineno, line in utf8_lines(path):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            doc, queries = rec["doc_id"], rec["queries"]
+            ok = isinstance(doc, str) and isinstance(queries, list) and queries and all(
+                isinstance(q, str) and q.strip() for q in queries)
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise DataError(f"{path}:{lineno}: expected {{\"doc_id\": str, \"queries\": [non-empty str, ...]}}")
+        if doc not in known:
+            raise DataError(f"{path}:{lineno}: doc_id {doc!r} is not in the corpus")
+        out.setdefault(doc, []).extend(queries)
     return out
 
 

@@ -194,13 +194,16 @@ def config(mode: str = "cpu-scifact", overrides: dict | None = None) -> Recipe:
 class BestOnHoldout:
     """Eval hook: held-out KL / top-1 accuracy / non-zeros; keeps host params with the lowest KL."""
 
+    # What it reports (the names --fit.best_metric may give).
+    METRICS = ("holdout_rank", "holdout_acc", "holdout_doc_nnz")
+
     def __init__(self, model: SparseModel, batches: list[dict]):
         self.batches, self.best, self.best_rank, self.best_step = batches, None, float("inf"), None
         self._metrics = jax.jit(lambda p, b: model.loss_fn(p, b)[1])
 
     def __call__(self, state) -> dict[str, float]:
         per_batch = [jax.device_get(self._metrics(state.params, b)) for b in self.batches]
-        out = {f"holdout_{k}": float(np.mean([m[k] for m in per_batch])) for k in ("rank", "acc", "doc_nnz")}
+        out = {name: float(np.mean([m[name.removeprefix("holdout_")] for m in per_batch])) for name in self.METRICS}
         if out["holdout_rank"] < self.best_rank:
             self.best_rank, self.best_step = out["holdout_rank"], int(state.step)
             self.best = jax.device_get(state.params)
@@ -316,7 +319,8 @@ def task_for(r: Recipe, model: SparseModel, init=None):
                 config={"method": checkpoint_method(r.model).METHOD, **dataclasses.asdict(r.model)})
 
 
-parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)
+parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED,
+                                eval_metrics=BestOnHoldout.METRICS)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ def config(mode: str = "cpu-scifact", overrides: dict | None = None) -> Recipe:
     return apply_overrides(RECIPE, {**MODES[mode], **(overrides or {})}, DERIVED, skip_none=False)
 
 
-parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED)
+parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED,
+                                eval_metrics=base.BestOnHoldout.METRICS)
 
 
 if __name__ == "__main__":
