@@ -304,18 +304,13 @@ def cmd_idf(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from jaxir import export
-    from jaxir.index.sparse_search import SparseIndex
-    from jaxir.text.idf import tokenizer_vocab
-    from jaxir.text import load_tokenizer
+    from jaxir.data.export_files import options_of, run_export
 
-    refuse_clobber("export", {"--out": args.out}, {"--index": args.index, "--model": args.model})
-    tok = load_tokenizer(args.model)
-    docs = export.index_documents(SparseIndex.load(args.index, tokenizer=tok), tokenizer_vocab(tok))
-    write = {"rank_features": export.write_rank_features,
-             "anserini": export.write_json_vector_collection}[args.format]
-    write(args.out, docs)
-    print(f"exported {args.index} as {args.format} -> {args.out}")
+    opts = options_of(args)
+    refuse_clobber("export", {"--out": args.out}, {
+        "--index": args.index, "--model": args.model, "--queries": args.queries,
+        "--contents": opts.contents and _beir_folder(opts.contents)})
+    print(run_export(args, opts))
 
 
 def cmd_export_model(args) -> None:
@@ -466,12 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split whose qrels are validated while loading")
     p.set_defaults(fn=cmd_idf)
 
-    p = sub.add_parser("export", help="write a learned-sparse index for OpenSearch or Anserini")
-    p.add_argument("--index", required=True)
-    p.add_argument("--format", choices=["rank_features", "anserini"], required=True)
-    p.add_argument("--out", required=True, type=check.output_file, help="JSON lines (.jsonl or .jsonl.gz)")
-    p.add_argument("--model", help="tokenizer folder (default: embedded MiniLM)")
-    p.set_defaults(fn=cmd_export)
+    from jaxir.data.export_files import add_parser as add_export_parser  # `jaxir export` (Lucene engines)
+
+    add_export_parser(sub, cmd_export)
 
     p = sub.add_parser("export-model", help="write a checkpoint in a PyTorch tool's layout "
                                             "(colbert-ai, PyLate, BertForMaskedLM + idf.json, CrossEncoder)")
