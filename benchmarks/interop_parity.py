@@ -86,14 +86,25 @@ def ce_import_diff(folder) -> float:
     return float(np.abs(jaxir_pair_scores(model, params) - st_logits(folder)).max())
 
 
-def ce_export_diff(work: Path) -> float:
+def toy_cross_encoder(pooler: bool):
+    """(model, params) of a toy jaxir cross-encoder: BertForSequenceClassification's head with
+    `pooler`, else the recipe's default (a head on [CLS] itself)."""
     from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
     from jaxir.models.bert import BertConfig
+
+    model = CrossEncoder(CrossEncoderConfig(pooler=pooler), bert_config=BertConfig.tiny())
+    return model, toy_params(model, 1)
+
+
+def ce_export_diff(work: Path, *, pooler: bool = True, model=None, params=None) -> float:
+    """max |jaxir score - CrossEncoder logit| of an export (default: `toy_cross_encoder(pooler)`)
+    at work / "ce-export" (or "ce-export-plain" without pooler)."""
     from jaxir.models.interop import export_model
 
-    model = CrossEncoder(CrossEncoderConfig(pooler=True), bert_config=BertConfig.tiny())
-    params = toy_params(model, 1)
-    out = export_model(model, params, fmt="sentence-transformers", out=work / "ce-export", force=True)
+    if model is None:
+        model, params = toy_cross_encoder(pooler)
+    out = work / ("ce-export" if model.config.pooler else "ce-export-plain")
+    export_model(model, params, fmt="sentence-transformers", out=out, force=True)
     return float(np.abs(jaxir_pair_scores(model, params) - st_logits(out)).max())
 
 
@@ -285,7 +296,10 @@ def main() -> int:
     rows.append(("hf-mlm (+ idf.json)", "export", f"{st} SparseEncoder", sparse_export_diff(work)))
     rows.append(("sentence-transformers CrossEncoder", "import", st,
                  ce_import_diff(write_st_cross_encoder(base, work / "ce-written"))))
-    rows.append(("sentence-transformers CrossEncoder", "export", st, ce_export_diff(work)))
+    rows.append(("sentence-transformers CrossEncoder (BertForSequenceClassification)", "export", st,
+                 ce_export_diff(work)))
+    rows.append(("sentence-transformers CrossEncoder (Transformer, Pooling cls, Dense)", "export", st,
+                 ce_export_diff(work, pooler=False)))
     print("| layout | direction | library | max abs diff |\n|---|---|---|---|")
     for layout, direction, who, diff in rows:
         print(f"| {layout} | {direction} | {who} | {diff:.2e} |")

@@ -4,7 +4,9 @@ PyLate 1.6 pins transformers <= 5.3 and its default backend (fast-plaid) pins a 
 gets a separate environment: the local CPU torch wheel first, then PyLate without fast-plaid.
 colbert-ai 0.2.22 predates transformers 5 and gets one of its own the same way (its Stanford
 PLAID C++ extensions compile on first use; the interop checks use only its encoder). fast-plaid 1.7
-gets a third, with the torch it pins.
+gets a third, with the torch it pins. pyserini 1.6 (Lucene through a JVM, `engine_lucene.py`) gets
+a fourth: the CPU torch, then pyserini without the web server, MCP, plotting and test packages it
+also requires (its search and index commands never import them).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER_VENV = ROOT / ".benchvenv-pylate"
 COLBERT_VENV = ROOT / ".benchvenv-colbert"
 FASTPLAID_VENV = ROOT / ".benchvenv-fastplaid"
+PYSERINI_VENV = ROOT / ".benchvenv-pyserini"
 TORCH_SPEC = "torch==2.13.0+cpu"  # the local CPU wheel; PyPI only has CUDA builds of this name
 # fast-plaid 1.7 ships one wheel per torch and pins torch 2.11.0, of which PyPI has only the CUDA
 # build: it imports (and runs on CPU) only with its CUDA libraries installed beside it, in this
@@ -32,9 +35,17 @@ COLBERT_DEPS = ["transformers>=4.40,<4.57", "ujson", "bitarray", "gitpython", "p
                 "scipy", "tqdm", "datasets", "flask", "safetensors"]
 FASTPLAID_DEPS = ["fastkmeans==0.5.0", "joblib>=1.5.1", "numpy>=1.26.4", "filelock>=3.20.0",
                   "usearch>=2.21.0"]
+# pyserini 1.6.0's requirements less flask, fastapi, uvicorn, fastmcp, datasets, matplotlib, pytest
+# and Cython (its `pyserini.search.lucene` / `pyserini.index.lucene` commands import none of them);
+# openai at the version pyserini 1.6 names: later ones (2.54, 3.x) refuse the empty key pyserini
+# builds its client with at import.
+PYSERINI_DEPS = ["pyjnius>=1.7.0", "numpy>=2", "scipy", "pandas", "scikit-learn", "tqdm", "pyyaml",
+                 "requests", "transformers>=4.57", "onnxruntime>=1.23", "openai==2.12.0",
+                 "sentencepiece>=0.2", "tiktoken>=0.12", "pillow>=12"]
 PEERS = {"pylate": (PEER_VENV, "pylate==1.6.0", PYLATE_DEPS, TORCH_SPEC),
          "colbert-ai": (COLBERT_VENV, "colbert-ai==0.2.22", COLBERT_DEPS, TORCH_SPEC),
-         "fast-plaid": (FASTPLAID_VENV, "fast-plaid==1.7.0.2110", FASTPLAID_DEPS, FASTPLAID_TORCH)}
+         "fast-plaid": (FASTPLAID_VENV, "fast-plaid==1.7.0.2110", FASTPLAID_DEPS, FASTPLAID_TORCH),
+         "pyserini": (PYSERINI_VENV, "pyserini==1.6.0", PYSERINI_DEPS, TORCH_SPEC)}
 
 
 def peer_python(peer: str) -> Path | None:
@@ -63,6 +74,6 @@ def ensure_peer_venv(venv: Path = PEER_VENV, peer: str = "pylate") -> Path:
     return python
 
 
-if __name__ == "__main__":  # python benchmarks/peer_venv.py pylate colbert-ai fast-plaid
+if __name__ == "__main__":  # python benchmarks/peer_venv.py pylate colbert-ai fast-plaid pyserini
     for name in sys.argv[1:] or list(PEERS):
         print(ensure_peer_venv(PEERS[name][0], name))

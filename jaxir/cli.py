@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import sys
-import traceback
 from pathlib import Path
 
 from jaxir import cli_args as check
@@ -34,7 +33,7 @@ def _add_method_options(p: argparse.ArgumentParser, methods: list[str]) -> None:
         kind = str(field.type)
         extra = {"nargs": "?", "const": True, "type": true_false, "metavar": "true|false"} \
             if "bool" in kind else {"type": in_bounds(int if "int" in kind else float if "float" in kind else str,
-                                                      field.metadata.get("bounds", {}))}
+                                                      field.metadata["bounds"], choices=field.metadata.get("choices"))}
         who = "" if len(users) == len(methods) else f" ({', '.join(users)})"
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
                        help=field_help(cls, field) + who, **extra)
@@ -164,16 +163,17 @@ def cmd_index(args) -> None:
     if args.append and args.force:
         raise OptionError("--append adds to the index at --out, --force rebuilds it: give one")
     check_out(out, force=args.force)  # before the corpus is read; again under the lock at the swap
+    options = _method_options(args)
+    retriever = get_retriever(args.method, **options)  # options checked before the corpus is read
     dataset = load_beir(args.data, split=args.split)
     if args.append:
         from jaxir.retrievers.append import append_at
 
-        options = _method_options(args)
-        added, secs = append_at(get_retriever(args.method, **options), dataset, out, given=frozenset(options))
+        added, secs = append_at(retriever, dataset, out, given=frozenset(options))
         print(f"appended {added} documents of {dataset.name} to {out} in {secs:.1f}s" if added else
               f"{out} already holds every document of {dataset.name}: nothing to append")
         return
-    what, secs = index_at(get_retriever(args.method, **_method_options(args)), dataset, out, force=args.force)
+    what, secs = index_at(retriever, dataset, out, force=args.force)
     if what == "reused":
         print(f"reused the index at {out}: same corpus ({len(dataset.corpus)} documents of {dataset.name}), "
               "settings and model")
@@ -304,18 +304,13 @@ def cmd_idf(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from jaxir import export
-    from jaxir.index.sparse_search import SparseIndex
-    from jaxir.text.idf import tokenizer_vocab
-    from jaxir.text import load_tokenizer
+    from jaxir.data.export_files import options_of, run_export
 
-    refuse_clobber("export", {"--out": args.out}, {"--index": args.index, "--model": args.model})
-    tok = load_tokenizer(args.model)
-    docs = export.index_documents(SparseIndex.load(args.index, tokenizer=tok), tokenizer_vocab(tok))
-    write = {"rank_features": export.write_rank_features,
-             "anserini": export.write_json_vector_collection}[args.format]
-    write(args.out, docs)
-    print(f"exported {args.index} as {args.format} -> {args.out}")
+    opts = options_of(args)
+    refuse_clobber("export", {"--out": args.out}, {
+        "--index": args.index, "--model": args.model, "--queries": args.queries,
+        "--contents": opts.contents and _beir_folder(opts.contents)})
+    print(run_export(args, opts))
 
 
 def cmd_export_model(args) -> None:
@@ -327,20 +322,9 @@ def cmd_export_model(args) -> None:
 
 
 def cmd_train(args, extra: list[str]) -> None:
-    import importlib
+    from jaxir.cli_train import cmd_train as train  # every option checked before any data is read
 
-    from jaxir.parallel import maybe_initialize_distributed
-    from jaxir.recipes import RECIPES
-
-    # The recipe's own options name inputs too (--init-from, --negatives, ...): any value that
-    # names an existing path is taken for one.
-    values = [a.split("=", 1)[-1] for a in extra]
-    refuse_clobber("train", {"--out": args.out},
-                   {"--data": args.data and _beir_folder(args.data),
-                    "a recipe option": [v for v in values if v and os.path.lexists(Path(v).expanduser())]})
-    maybe_initialize_distributed(auto=os.environ.get("JAXIR_DISTRIBUTED") == "auto")
-    recipe = importlib.import_module(f"jaxir.recipes.{RECIPES[args.recipe]}")
-    recipe.main([*extra, *(["--data", args.data] if args.data else []), "--out", args.out])
+    train(args, extra)
 
 
 def cmd_demo(args) -> None:
@@ -477,12 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split whose qrels are validated while loading")
     p.set_defaults(fn=cmd_idf)
 
-    p = sub.add_parser("export", help="write a learned-sparse index for OpenSearch or Anserini")
-    p.add_argument("--index", required=True)
-    p.add_argument("--format", choices=["rank_features", "anserini"], required=True)
-    p.add_argument("--out", required=True, type=check.output_file, help="JSON lines (.jsonl or .jsonl.gz)")
-    p.add_argument("--model", help="tokenizer folder (default: embedded MiniLM)")
-    p.set_defaults(fn=cmd_export)
+    from jaxir.data.export_files import add_parser as add_export_parser  # `jaxir export` (Lucene engines)
+
+    add_export_parser(sub, cmd_export)
 
     p = sub.add_parser("export-model", help="write a checkpoint in a PyTorch tool's layout "
                                             "(colbert-ai, PyLate, BertForMaskedLM + idf.json, CrossEncoder)")
@@ -520,10 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, dispatch, and be the one exception boundary: any error becomes one line on stderr
-    and rc 2 (`--debug`, anywhere on the line, shows the traceback instead)."""
-    from jaxir.errors import JaxirError
-    from jaxir.platforms import skip_absent_tpu
+    """Parse, dispatch, and be the one exception boundary (`jaxir.cli_errors`): an error is one
+    line on stderr and rc 2 (`--debug`, anywhere on the line, shows the traceback too), Ctrl-C
+    one line and rc 130; a usage error is argparse's, rc 2."""
+    from jaxir.cli_errors import run_command
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -532,21 +513,17 @@ def main(argv: list[str] | None = None) -> int:
         from jaxir.recipes import print_recipe_help
 
         print_recipe_help(argv[1:])  # exits when --recipe names one; else train's own help follows
+    return run_command(lambda: _dispatch(argv), next((a for a in argv if not a.startswith("-")), ""), debug=debug)
+
+
+def _dispatch(argv: list[str]) -> None:
+    from jaxir.platforms import skip_absent_tpu
+
     args, extra = build_parser().parse_known_args(argv)
     if extra and not getattr(args, "takes_extra", False):
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     skip_absent_tpu()
-    try:
-        args.fn(args, extra) if getattr(args, "takes_extra", False) else args.fn(args)
-    except Exception as e:  # noqa: BLE001 - the boundary: a user sees one line, not a traceback
-        if debug:
-            traceback.print_exc()
-        known = isinstance(e, (JaxirError, FileNotFoundError))
-        detail = str(e) if known else f"{type(e).__name__}: {e}"
-        hint = "" if known or debug else " (rerun with --debug for the traceback)"
-        print(f"jaxir {args.command}: error: {detail}{hint}", file=sys.stderr)
-        return 2
-    return 0
+    args.fn(args, extra) if getattr(args, "takes_extra", False) else args.fn(args)
 
 
 if __name__ == "__main__":

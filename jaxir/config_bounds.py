@@ -4,7 +4,8 @@ rejects it in a config built any other way. Standard library only.
 
 One rule covers every field, bounded or not: a number in a config (a float field, a tuple of
 them, the numbers of (name, number) pairs) must be finite, nan and +-inf are refused at parse
-time and by `check_bounds`, unless the field says otherwise (`bounded(..., finite=False)`)."""
+time and by `check_bounds`, unless the field says otherwise (`bounded(..., finite=False)`). A range
+bounds each number of a tuple too; `one_of` declares the values a field may take."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,20 @@ def bounded(default, *, ge=None, gt=None, le=None, lt=None, finite: bool = True)
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def one_of(default, choices):
+    """A config field taking one of `choices` (names or numbers), declared once: its option
+    refuses any other value at parse time ("argument --fit.compute_dtype: must be one of
+    float32, bfloat16, got 'foo'"), and `check_bounds` refuses it in any other config."""
+    return dataclasses.field(default=default, metadata={"bounds": {}, "choices": tuple(choices)})
+
+
+def choice_error(choices, value) -> str | None:
+    """Why `value` is not one of `choices` (None: it is, no value, or no choices declared)."""
+    if choices is None or value is None or value in choices:
+        return None
+    return f"must be one of {', '.join(map(str, choices))}, got {value!r}"
+
+
 def finite_error(value) -> str | None:
     """Why `value` (a number, or a tuple/list holding numbers, e.g. (("head", 50.0),)) is not
     finite (None: every number in it is finite; non-numbers are not this rule's business)."""
@@ -34,24 +49,37 @@ def finite_error(value) -> str | None:
     return f"must be a finite number, got {bad}"
 
 
-def _first_nonfinite(value):
+def _leaves(value):
+    """The items of a (nested) tuple or list; `value` itself when it is neither."""
     if isinstance(value, (tuple, list)):
-        return next((b for b in map(_first_nonfinite, value) if b is not None), None)
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
-        return value
-    return None
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+def _first_nonfinite(value):
+    return next((v for v in _leaves(value) if isinstance(v, numbers.Real) and not isinstance(v, bool)
+                 and not math.isfinite(v)), None)
 
 
 def field_error(metadata, value) -> str | None:
     """Why a field (its `metadata`) cannot hold `value`: not finite (unless the field allows
-    it), or outside its `bounded` range. The one check of both the command line and configs."""
+    it), not one of its `one_of` choices, or outside its `bounded` range. The one check of both
+    the command line and configs."""
     if metadata.get("finite", True) and (why := finite_error(value)) is not None:
+        return why
+    if (why := choice_error(metadata.get("choices"), value)) is not None:
         return why
     return bound_error(metadata.get("bounds", {}), value)
 
 
 def bound_error(bounds: dict, value) -> str | None:
-    """Why `value` is outside `bounds` (None: inside, or no value)."""
+    """Why `value` (a number, or a tuple holding numbers: each is checked) is outside `bounds`
+    (None: inside, or no value)."""
+    if isinstance(value, (tuple, list)):
+        why = next(filter(None, (bound_error(bounds, v) for v in _leaves(value))), None)
+        return why and f"{why} in {value!r}"
     if value is None or isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     if "ge" in bounds and not value >= bounds["ge"]:
@@ -66,8 +94,8 @@ def bound_error(bounds: dict, value) -> str | None:
 
 
 def check_bounds(cfg, prefix: str = "") -> None:
-    """ValueError naming the first field of the (nested) config outside its `bounded` range, or
-    holding a non-finite number where the field does not allow one."""
+    """ValueError naming the first field of the (nested) config outside its `bounded` range, not
+    one of its `one_of` choices, or holding a non-finite number where the field does not allow one."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -76,12 +104,13 @@ def check_bounds(cfg, prefix: str = "") -> None:
             raise ValueError(f"{prefix}{f.name} {why}")
 
 
-def in_bounds(kind, bounds: dict, *, finite: bool = True):
-    """The argparse type `kind`, also checking `bounds` and (unless `finite` is False) that the
-    numbers it gives are finite ("argument --optim.learning_rate: must be a finite number, got inf")."""
-    if not bounds and not finite:
+def in_bounds(kind, bounds: dict, *, finite: bool = True, choices=None):
+    """The argparse type `kind`, also checking `bounds`, `choices` and (unless `finite` is False)
+    that the numbers it gives are finite ("argument --optim.learning_rate: must be a finite
+    number, got inf")."""
+    if not bounds and not finite and choices is None:
         return kind
-    metadata = {"bounds": bounds, "finite": finite}
+    metadata = {"bounds": bounds, "finite": finite, "choices": choices}
 
     def parse(text):
         value = kind(text)

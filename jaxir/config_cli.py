@@ -194,7 +194,8 @@ def add_config_options(ap: argparse.ArgumentParser, cls, *, skip=(), prefix: str
             default = show(_get(defaults, rel) + spelled.offset) if defaults is not None else "?"
             text = f"{spelled.help} (sets {name} to this minus {spelled.offset}) [{default}]"
         else:  # every number finite unless the field allows nan/inf (`jaxir.config_bounds`)
-            kind = in_bounds(kind, bounds, finite=finite)
+            kind = in_bounds(kind, bounds, finite=finite, choices=f.metadata.get("choices"))
+            metavar = "{%s}" % ",".join(map(str, f.metadata["choices"])) if "choices" in f.metadata else metavar
         groups[head].add_argument(option_string(name, flags), dest=name, type=kind, metavar=metavar,
                                   default=None, help=text)
 
@@ -268,11 +269,13 @@ def describe_modes(modes: dict) -> str:
 
 
 def parse_config(ap: argparse.ArgumentParser, cls, default, argv=None, *, modes: dict | None = None,
-                 flags: dict | None = None, derived: dict | None = None, warmups: dict | None = None):
+                 flags: dict | None = None, derived: dict | None = None, warmups: dict | None = None,
+                 check: Callable | None = None):
     """Parse argv into (config, other args). With `modes`, `--mode NAME` applies that mode's
     dotted overrides to `default` (the first mode when not given); given options override the
     mode. `flags`: {dotted: option spelling}; `derived`: {dotted: Derived}, listed in --help;
     `warmups`: {dotted warm-up: the field counting its run's updates} (`jaxir.config_warmup`).
+    `check(config)`: what no single field can say (ValueError: a usage error, like a field's).
     Every leaf field must get an option or be derived."""
     derived = derived or {}
     ap.allow_abbrev = False  # with this many dotted options a prefix is a typo, not a shorthand
@@ -306,11 +309,16 @@ def parse_config(ap: argparse.ArgumentParser, cls, default, argv=None, *, modes:
     given = {k: v for k in list(args) if k in names for v in [args.pop(k)] if v is not None}
     try:
         cfg = mode_config(default, modes, args.get("mode"), given, derived=derived, warmups=warmups, flags=flags)
-        return cfg, argparse.Namespace(**args)
     except OptionError:
-        raise  # already one line naming its option: the CLI prints it as it prints any JaxirError
+        raise  # a warm-up's one line naming its option: the CLI prints it as it prints any JaxirError
     except (TypeError, ValueError) as e:
         ap.error(str(e))
+    try:
+        if check is not None:  # across fields: a usage error, like a single field's
+            check(cfg)
+    except ValueError as e:
+        ap.error(str(e))
+    return cfg, argparse.Namespace(**args)
 
 
 def mode_config(default, modes: dict | None, mode: str | None, given: dict, *, derived: dict | None = None,
@@ -333,10 +341,11 @@ def config_to_dict(cfg) -> dict:
 
 def parse_recipe(doc: str, cls, default, argv=None, *, modes: dict, flags: dict | None = None,
                  derived: dict | None = None, warmups: dict | None = None, out_help: str = "output folder",
-                 prog: str | None = None) -> tuple[Any, str]:
+                 prog: str | None = None, check: Callable | None = None) -> tuple[Any, str]:
     """A recipe's command line: (the mode's config with every given option applied, --out).
     `prog`: the command shown in usage and --help (`jaxir train --recipe NAME`)."""
     ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help=out_help)
-    cfg, args = parse_config(ap, cls, default, argv, modes=modes, flags=flags, derived=derived, warmups=warmups)
+    cfg, args = parse_config(ap, cls, default, argv, modes=modes, flags=flags, derived=derived, warmups=warmups,
+                             check=check)
     return cfg, args.out

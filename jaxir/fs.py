@@ -42,6 +42,8 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+from jaxir.errors import names_file
+
 LOCK_WAIT_S = None  # a second writer waits for the first as long as it lives (None: no limit)
 _LOCAL = threading.local()  # per thread: {lock file: depth} held, and the temps being written
 _NO_FLOCK = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP)
@@ -168,7 +170,8 @@ def writer_lock(path: str | os.PathLike, *, wait_s: float | None = LOCK_WAIT_S, 
         held[str(lock)] = 1
         try:
             recover(path, marker=marker)
-            yield path
+            with names_file(path, temps=str(path.with_name(f".{path.name}.tmp-"))):  # a full disk names it
+                yield path
         finally:
             held.pop(str(lock), None)
     finally:
@@ -233,8 +236,9 @@ def _lock(lock: Path, path: Path, wait_s: float | None) -> int:
                 continue
             if os.fstat(fd).st_nlink != 1:
                 raise _unsafe(lock, path, "has other hard links")
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            with contextlib.suppress(OSError):  # the pid is for people; a full disk only hides it
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
             return fd
         except BaseException:
             with contextlib.suppress(OSError):
@@ -275,10 +279,8 @@ def recover_missing(path: str | os.PathLike, *, marker: str | None = None) -> bo
     try:
         with writer_lock(path, marker=marker):
             pass
-    except PermissionError:
-        return False
     except OSError as e:
-        if e.errno != errno.EROFS:
+        if not isinstance(e, PermissionError) and e.errno != errno.EROFS:
             raise
         return False
     return path.is_dir()
@@ -335,7 +337,11 @@ def temp_folder_beside(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _beside(path, "tmp")
     tmp.mkdir()
-    _stamp(tmp, tmp.name)
+    try:
+        _stamp(tmp, tmp.name)
+    except BaseException:  # a full disk: unstamped, no later writer would remove it
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return tmp
 
 

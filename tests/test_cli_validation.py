@@ -68,6 +68,14 @@ def test_other_commands_reject_bad_values(toy, tmp_path, capsys):
     ("i3", "--model.reconstruction_weight", "inf", "must be a finite number, got inf"),
     ("colbert", "--model.distill_temperature", "inf", "must be a finite number, got inf"),
     ("colbert", "--model.dropout", "nan", "must be a finite number, got nan"),
+    # choices and ranges of every kind of field, before any data (issue 39 item 7)
+    ("colbert", "--fit.compute_dtype", "foo", "must be one of float32, bfloat16, got 'foo'"),
+    ("mice", "--fit.best_mode", "median", "must be one of min, max, got 'median'"),
+    ("i3", "--fit.remat_policy", "everything", "must be one of nothing, dots, got 'everything'"),
+    ("cross-encoder", "--data.alpha_grid", "2,3", "must be <= 1.0, got 2.0 in (2.0, 3.0)"),
+    ("cross-encoder", "--data.alpha_grid", "0.5,-0.1", "must be >= 0.0, got -0.1 in (0.5, -0.1)"),
+    ("cross-encoder", "--data.miner", "bogus", "must be one of bm25, dense,"),
+    ("sparse", "--optim.lr_multipliers", "head=-1", "must be >= 0.0, got -1.0 in (('head', -1.0),)"),
 ])
 def test_recipe_fields_are_checked_at_parse_time(tmp_path, capsys, recipe, option, value, words):
     """Before any data is read: the --data folder does not even exist."""
@@ -78,6 +86,90 @@ def test_recipe_fields_are_checked_at_parse_time(tmp_path, capsys, recipe, optio
     err = capsys.readouterr().err
     assert e.value.code == 2 and f"argument {option}: {words}" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("recipe, argv, words", [
+    # --fit.best_metric names a held-out metric the recipe evaluates while training, or nothing
+    ("colbert", ["--fit.best_metric", "bogus"], "--fit.best_metric 'bogus': must be left unset: this run "
+                                                 "evaluates no held-out metric"),
+    ("sparse", ["--fit.best_metric", "bogus"], "must be one of holdout_rank, holdout_acc, holdout_doc_nnz"),
+    ("splade", ["--fit.best_metric", "loss"], "must be one of holdout_rank, holdout_acc, holdout_doc_nnz"),
+])
+def test_recipe_checks_across_fields_are_usage_errors(tmp_path, capsys, recipe, argv, words):
+    err = _usage_error(["train", "--recipe", recipe, "--data", str(tmp_path / "missing"), "--out",
+                        str(tmp_path / "o"), *argv], capsys)
+    assert words in err and not (tmp_path / "o").exists()
+
+
+def test_best_metric_of_a_recipe_that_reports_it_is_accepted():
+    from jaxir.recipes import sparse
+
+    r, _ = sparse.parse_args(["--fit.best_metric", "holdout_acc", "--fit.best_mode", "max", "--out", "x"])
+    assert (r.fit.best_metric, r.fit.best_mode) == ("holdout_acc", "max")
+
+
+@pytest.mark.parametrize("recipe, argv, words", [
+    # matched to the params by top-level key: checked on the model's shapes before any data is read
+    ("cross-encoder", ["--optim.lr_multipliers", "haed=50"], "'haed' names no parameter group (groups: bert, head)"),
+    ("i3", ["--model.tie", "true", "--model.implicit_interaction", "false", "--optim.lr_multipliers", "passage=2"],
+     "'passage' names no parameter group (groups: query)"),
+])
+def test_lr_multipliers_name_the_models_parameter_groups(tmp_path, capsys, recipe, argv, words):
+    argv = ["train", "--recipe", recipe, "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), *argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"jaxir train: error: --optim.lr_multipliers: {words}\n"
+    assert not (tmp_path / "o").exists()
+
+
+def test_lr_multipliers_of_an_optional_group_pass_when_the_config_has_it():
+    from jaxir.plan.preflight import check_recipe
+    from jaxir.recipes import cross_encoder
+
+    r, _ = cross_encoder.parse_args(["--model.pooler", "true", "--optim.lr_multipliers", "pooler=3", "--out", "x"])
+    check_recipe("cross-encoder", r)  # the pooler is a group of this config's model
+
+
+@pytest.mark.parametrize("command, method, option, value, words", [
+    ("index", "colbert", "--nbits", "3", "must be one of 1, 2, 4, got 3"),   # was: after encoding the corpus
+    ("index", "dense", "--batch-size", "0", "must be >= 1, got 0"),          # was: range() arg 3 must not be zero
+    ("index", "bm25", "--analyzer", "snowball", "must be one of word, wordpiece, got 'snowball'"),
+    ("index", "bm25", "--b", "1.5", "must be <= 1.0, got 1.5"),
+    ("index", "bm25", "--k1", "nan", "must be a finite number, got nan"),
+    ("index", "sparse", "--dtype", "int4", "must be one of float32, float16, uint8, got 'int4'"),
+    ("index", "sparse", "--top-k", "0", "must be >= 1, got 0"),
+    ("index", "mice", "--state-dtype", "int8", "must be one of float16, float32, got 'int8'"),
+    ("index", "mice", "--prune-tokens", "-1", "must be >= 0, got -1"),
+    ("eval", "cross-encoder", "--alpha", "1.5", "must be <= 1.0, got 1.5"),
+    ("eval", "colbert", "--ncells", "0", "must be >= 1, got 0"),
+])
+def test_method_options_are_checked_at_parse_time(toy, tmp_path, capsys, command, method, option, value, words):
+    argv = [command, "--method", method, "--data", str(toy), option, value]
+    err = _usage_error([*argv, "--out", str(tmp_path / "o")] if command == "index" else argv, capsys)
+    assert f"argument {option}: {words}" in err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("method, options, words", [
+    ("colbert", {"nbits": 3}, "--nbits must be one of 1, 2, 4, got 3 (method colbert)"),
+    ("colbert", {"doc_maxlen": 3}, "--doc-maxlen must be >= 4, got 3 (method colbert)"),
+    ("dense", {"batch_size": 0}, "--batch-size must be >= 1, got 0 (method dense)"),
+    ("mice", {"alpha": float("nan")}, "--alpha must be a finite number, got nan (method mice)"),
+])
+def test_get_retriever_checks_options_as_the_command_line_does(method, options, words):
+    """The Python API (`jaxir.load`) and every command build retrievers through it."""
+    from jaxir.errors import OptionError
+    from jaxir.retrievers.registry import get_retriever
+
+    with pytest.raises(OptionError) as e:
+        get_retriever(method, **options)
+    assert str(e.value) == words
+
+
+def test_bm25_analyzer_choices_are_the_analyzers():
+    from jaxir.retrievers.bm25 import ANALYZERS as offered
+    from jaxir.text.analysis import ANALYZERS
+
+    assert offered == ANALYZERS
 
 
 def test_metric_names_are_canonical():

@@ -78,13 +78,64 @@ def test_cross_encoder_import_without_pooler_would_differ(st_cross_encoder):
     assert diff > 1e-2
 
 
-def test_cross_encoder_without_pooler_is_not_exported(tmp_path):
-    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+def test_cross_encoder_without_pooler_exports_as_modules_with_the_same_scores(tmp_path):
+    """The recipe's head reads [CLS] itself, which BertForSequenceClassification cannot (its
+    pooler's tanh is always on): it goes out as Transformer -> Pooling cls -> Dense, which
+    sentence-transformers scores as jaxir does, without a pooler, and jaxir reads back."""
+    assert ip.ce_export_diff(tmp_path, pooler=False) <= TOL
+    model, params = ip.toy_cross_encoder(pooler=False)
+    folder = tmp_path / "ce-export-plain"
+    assert json.loads((folder / "config.json").read_text())["architectures"] == ["BertModel"]
+    assert detect_format(folder) == "sentence-transformers"
+    back, back_params = load_foreign(folder, method="cross-encoder", overrides={})
+    assert not back.config.pooler and same_tree(params, back_params)
 
-    model = CrossEncoder(CrossEncoderConfig(), bert_config=BertConfig.tiny())
-    with pytest.raises(CheckpointError, match="pooler"):
-        export_model(model, ip.toy_params(model), fmt="sentence-transformers", out=tmp_path / "x")
-    assert not (tmp_path / "x").exists()
+
+def test_recipe_cross_encoder_of_minilm_exports_with_the_same_scores(tmp_path):
+    """The recipe's own model (MiniLM, its pair length, no pooler) with a seeded head."""
+    from jaxir.methods.cross_encoder import CrossEncoder
+    from jaxir.recipes.cross_encoder import config
+
+    model = CrossEncoder(config("cpu").model)
+    assert not model.config.pooler
+    assert ip.ce_export_diff(tmp_path, model=model, params=ip.toy_params(model, 5)) <= TOL
+
+
+def test_export_of_a_cross_encoder_saved_before_the_pooler_option(tmp_path, capsys):
+    """A reranker whose model.json predates --model.pooler (no such key) loads without one;
+    `jaxir export-model` says which layout it wrote, and both sentence-transformers and jaxir
+    score the export as the checkpoint."""
+    from jaxir import cli
+    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+
+    ckpt = CrossEncoderReranker(*ip.toy_cross_encoder(pooler=False)).save(tmp_path / "ce")
+    info = json.loads((ckpt / "model.json").read_text())
+    del info["config"]["pooler"]
+    (ckpt / "model.json").write_text(json.dumps(info))
+    old = CrossEncoderReranker.load(ckpt)
+    assert not old.config.pooler
+    capsys.readouterr()
+    assert cli.main(["export-model", "--checkpoint", str(ckpt), "--format", "sentence-transformers",
+                     "--out", str(tmp_path / "st")]) == 0
+    assert "Pooling cls, Dense" in capsys.readouterr().err
+    ours = ip.jaxir_pair_scores(old.model, old.params)
+    assert np.abs(ours - ip.st_logits(tmp_path / "st")).max() <= TOL
+    again = CrossEncoderReranker.load(tmp_path / "st")
+    np.testing.assert_allclose(ip.jaxir_pair_scores(again.model, again.params), ours, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("module, change, match", [
+    ("1_Pooling", {"pooling_mode": "mean"}, "pooling 'mean'"),
+    ("2_Dense", {"activation_function": "torch.nn.modules.activation.Tanh"}, "not a score head"),
+    ("2_Dense", {"module_output_name": "sentence_embedding"}, "not a score head")])
+def test_cross_encoder_modules_other_than_a_score_head_are_refused(tmp_path, module, change, match):
+    from jaxir.models.interop import export_model
+
+    model, params = ip.toy_cross_encoder(pooler=False)
+    folder = export_model(model, params, fmt="sentence-transformers", out=tmp_path / "ce")
+    edit_json(folder / module / "config.json", **change)
+    with pytest.raises(CheckpointError, match=match):
+        load_foreign(folder, method="cross-encoder", overrides={})
 
 
 # ---- inference-free sparse: BertForMaskedLM + idf.json ------------------------------------------

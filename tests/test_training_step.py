@@ -155,3 +155,31 @@ def test_step_aware_loss_sees_the_optimizer_update_index(accumulate):
         state, m = step(state, parallel.shard_batch(toy_data(8, seed=i), mesh))
         seen.append(int(m["seen_step"]))
     assert seen == [i // accumulate for i in range(4)]
+
+
+def test_rbg_dropout_is_the_loss_of_its_own_key(reference):
+    """fit.dropout_rng rbg: the step's loss is the task's loss under the rbg key derived from the
+    same threefry key (so masks are re-drawn, not dropped), deterministic, and not threefry's."""
+    from jaxir.training.step import dropout_key
+
+    task, sgd, host_state, ref_loss, _, _ = reference
+    single = parallel.make_mesh(devices=jax.devices()[:1])
+    sh = parallel.param_shardings(host_state, single, task.param_rules)
+    step = make_train_step(task, sgd, lambda s: 1.0, single, sh, compiler_options=FAST, dropout_rng="rbg")
+    batch = toy_data(16, seed=3)
+    losses = [float(step(jax.device_put(host_state, sh), parallel.shard_batch(batch, single))[1]["loss"])
+              for _ in range(2)]
+    rng = dropout_key(jax.random.fold_in(host_state.rng, host_state.step), "rbg")
+    expected, _ = jax.jit(task.loss_fn)(host_state.params, batch, rng)
+    assert losses[0] == losses[1]
+    np.testing.assert_allclose(losses[0], float(expected), rtol=1e-5)
+    assert abs(losses[0] - ref_loss) > 1e-6  # other masks than threefry's
+    with pytest.raises(ValueError, match="unknown dropout rng 'philox'"):
+        make_train_step(task, sgd, lambda s: 1.0, single, sh, dropout_rng="philox")
+
+
+def test_fit_config_refuses_an_unknown_dropout_rng():
+    from jaxir.training.loop import FitConfig
+
+    with pytest.raises(ValueError, match="dropout_rng must be one of threefry, rbg, got 'x'"):
+        FitConfig(dropout_rng="x")

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from jaxir.errors import DataError
+from jaxir.errors import DataError, utf8_line
 from jaxir.fs import INDEX_CACHE, atomic_output, write_text
 
 KEY_SUFFIX = ".key.json"  # <file>.key.json: {"key": what the file derives from, "sha256": its bytes}
@@ -197,8 +197,9 @@ def write_mined(path: str | Path, records) -> int:
 
 def parse_mined_line(line: str | bytes, path: str | Path, lineno: int) -> dict:
     """One mined record, checked: qid str, positives non-empty list, candidates [[id, score]]."""
+    text = utf8_line(line, path, lineno) if isinstance(line, bytes) else line
     try:
-        rec = json.loads(line)
+        rec = json.loads(text)
         qid, pos, cands = rec["qid"], rec["positives"], rec["candidates"]
         ok = (isinstance(qid, str) and isinstance(pos, list) and pos
               and isinstance(cands, list) and all(len(c) == 2 for c in cands))

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.data.mine import parse_mined_line
-from jaxir.errors import DataError
+from jaxir.errors import DataError, utf8_line
 from jaxir.config_bounds import bounded, check_bounds
 from jaxir.text import assemble, tokenize
 
@@ -92,8 +92,9 @@ class TeacherScores:
             self._offsets[qid] = int(off)
 
     def _parse(self, line: bytes, lineno) -> dict:
+        text = utf8_line(line, self.path, lineno)
         try:
-            rec = json.loads(line)
+            rec = json.loads(text)
             ok = isinstance(rec["qid"], str) and isinstance(rec["scores"], dict)
         except (ValueError, KeyError, TypeError):
             ok = False

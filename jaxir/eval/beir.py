@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from jaxir.errors import DataError, EmptyInputError
+from jaxir.errors import DataError, EmptyInputError, utf8_line
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 DEFAULT_CACHE_DIR = "~/.cache/jaxir/beir"
@@ -269,7 +269,7 @@ def _iter_records(path: Path) -> Iterator[tuple[int, str, dict]]:
     try:
         with opener(path, "rb") as lines:  # bytes, decoded per line, so errors get their line
             for lineno, raw in enumerate(lines, start=1):
-                line = _decode(raw, path, lineno)
+                line = utf8_line(raw, path, lineno)
                 if not line.strip():
                     continue
                 try:
@@ -287,13 +287,6 @@ def _iter_records(path: Path) -> Iterator[tuple[int, str, dict]]:
                 yield lineno, rid, record
     except (EOFError, OSError) as err:  # truncated or not gzip (gzip.BadGzipFile is an OSError)
         raise DataError(f"{path}:{lineno + 1}: cannot read ({err})") from None
-
-
-def _decode(raw: bytes, path: Path, lineno: int) -> str:
-    try:
-        return raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}:{lineno}: not UTF-8 ({err.reason})") from None
 
 
 def _text_field(record: dict, key: str, path: Path, lineno: int) -> str:
@@ -319,7 +312,7 @@ def _read_qrels(path: Path, queries: dict, corpus: dict) -> dict[str, dict[str, 
     missing, seen, first = [], {}, True
     with open(path, "rb") as lines:
         for lineno, raw in enumerate(lines, start=1):
-            line = _decode(raw, path, lineno)
+            line = utf8_line(raw, path, lineno)
             if not line.strip():
                 continue
             fields = [f.strip() for f in line.rstrip("\r\n").split("\t")]

@@ -3,18 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jaxir.errors import DataError, EmptyInputError
+from jaxir.errors import DataError, EmptyInputError, utf8_text
 
 
 def _read_tsv(path: Path) -> dict[str, str]:
     queries = {}
-    raw = path.read_bytes()
-    try:
-        text_of_file = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 (byte {raw[e.start]:#04x}); save the queries as UTF-8") from None
-    for lineno, line in enumerate(text_of_file.splitlines(), start=1):
+    for lineno, line in enumerate(utf8_text(path.read_bytes(), path).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split("\t")

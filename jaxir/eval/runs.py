@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.errors import DataError
+from jaxir.errors import DataError, utf8_lines
 from jaxir.fs import write_text
 
 Run = dict[str, dict[str, float]]
@@ -63,26 +63,25 @@ def read_trec(path: str | os.PathLike) -> Run:
     """Parse a TREC run file into ``{qid: {docid: score}}`` (queries in file order)."""
     path = Path(path)
     run: Run = {}
-    with open(path, encoding="utf-8") as lines:
-        for lineno, line in enumerate(lines, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 6:
-                raise DataError(f"{path}:{lineno}: expected 6 fields "
-                                f"(qid Q0 docid rank score tag), got {len(fields)}")
-            qid, _, did, rank, score, _ = fields
-            try:
-                int(rank)
-                value = float(score)
-            except ValueError:
-                raise DataError(f"{path}:{lineno}: bad rank {rank!r} or score {score!r}") from None
-            if math.isnan(value):
-                raise DataError(f"{path}:{lineno}: score is NaN")
-            docs = run.setdefault(qid, {})
-            if did in docs:
-                raise DataError(f"{path}:{lineno}: doc {did!r} listed twice for query {qid!r}")
-            docs[did] = value
+    for lineno, line in utf8_lines(path):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 6:
+            raise DataError(f"{path}:{lineno}: expected 6 fields "
+                            f"(qid Q0 docid rank score tag), got {len(fields)}")
+        qid, _, did, rank, score, _ = fields
+        try:
+            int(rank)
+            value = float(score)
+        except ValueError:
+            raise DataError(f"{path}:{lineno}: bad rank {rank!r} or score {score!r}") from None
+        if math.isnan(value):
+            raise DataError(f"{path}:{lineno}: score is NaN")
+        docs = run.setdefault(qid, {})
+        if did in docs:
+            raise DataError(f"{path}:{lineno}: doc {did!r} listed twice for query {qid!r}")
+        docs[did] = value
     return run
 
 
@@ -94,29 +93,28 @@ def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
     path = Path(path)
     qrels: dict[str, dict[str, int]] = {}
     seen: dict[tuple[str, str], int] = {}
-    with open(path, encoding="utf-8") as lines:
-        for lineno, line in enumerate(lines, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) == 4:
-                qid, _, did, grade = fields
-            elif len(fields) == 3:
-                qid, did, grade = fields
-            else:
-                raise DataError(f"{path}:{lineno}: expected 4 fields (qid iter docid grade, TREC) or "
-                                f"3 (query-id corpus-id score, BEIR), got {len(fields)}")
-            try:
-                value = int(grade)
-            except ValueError:
-                if lineno == 1 and len(fields) == 3:
-                    continue  # a BEIR header
-                raise DataError(f"{path}:{lineno}: grade {grade!r} is not an integer") from None
-            if (qid, did) in seen and qrels[qid][did] != value:
-                raise DataError(f"{path}:{lineno}: query {qid!r}, document {did!r} graded {value} here but "
-                                f"{qrels[qid][did]} on line {seen[qid, did]}")
-            seen.setdefault((qid, did), lineno)
-            qrels.setdefault(qid, {})[did] = value
+    for lineno, line in utf8_lines(path):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) == 4:
+            qid, _, did, grade = fields
+        elif len(fields) == 3:
+            qid, did, grade = fields
+        else:
+            raise DataError(f"{path}:{lineno}: expected 4 fields (qid iter docid grade, TREC) or "
+                            f"3 (query-id corpus-id score, BEIR), got {len(fields)}")
+        try:
+            value = int(grade)
+        except ValueError:
+            if lineno == 1 and len(fields) == 3:
+                continue  # a BEIR header
+            raise DataError(f"{path}:{lineno}: grade {grade!r} is not an integer") from None
+        if (qid, did) in seen and qrels[qid][did] != value:
+            raise DataError(f"{path}:{lineno}: query {qid!r}, document {did!r} graded {value} here but "
+                            f"{qrels[qid][did]} on line {seen[qid, did]}")
+        seen.setdefault((qid, did), lineno)
+        qrels.setdefault(qid, {})[did] = value
     if not qrels:
         raise DataError(f"{path}: no qrels rows")
     return qrels

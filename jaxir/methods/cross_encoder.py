@@ -49,8 +49,8 @@ class CrossEncoderConfig:
     # Seeds the new head (and, with a random backbone, the encoder).
     seed: int = bounded(0, ge=0)
     # [CLS] goes through BERT's pooler, tanh(W h + b), before the head, as in Hugging Face's
-    # BertForSequenceClassification (the sentence-transformers CrossEncoder layout); imported
-    # checkpoints of that layout set it. Off: the head reads [CLS] itself.
+    # BertForSequenceClassification; imported checkpoints of that layout set it. Off: the head
+    # reads [CLS] itself (exported as sentence-transformers modules Transformer, Pooling, Dense).
     pooler: bool = False
 
     # Checkpoint configs saved before these names changed: {old: new}, and the training settings

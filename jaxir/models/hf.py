@@ -10,11 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.errors import CheckpointError
+from jaxir.errors import CheckpointError, utf8_text
 from jaxir.text.model_dir import default_model_dir, resolve_model_dir  # noqa: F401 (re-exported)
 
 def read_config(model_dir: str | Path) -> dict:
-    return json.loads((Path(model_dir) / "config.json").read_text())
+    path = Path(model_dir) / "config.json"
+    try:
+        return json.loads(utf8_text(path.read_bytes(), path))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
 
 
 def legacy_norm_name(key: str) -> str:

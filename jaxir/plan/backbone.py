@@ -56,6 +56,16 @@ def backbone_config(spec: str, dtype):
     return BertConfig.from_hf(cfg, dtype=dtype), cfg, where
 
 
+def recipe_backbone(r, spec: str | None = None):
+    """(spec, BertConfig in the recipe config `r`'s compute dtype, the HF dict, where it came
+    from) of `spec`, by default the folder of the recipe's model (its config.json only)."""
+    from jaxir.text.model_dir import resolve_model_dir
+    from jaxir.training.step import COMPUTE_DTYPES
+
+    spec = spec or str(resolve_model_dir(r.model.model))
+    return (spec, *backbone_config(spec, COMPUTE_DTYPES[r.fit.compute_dtype]))
+
+
 def tokenizer_dir(spec: str) -> Path | None:
     """The folder whose tokenizer the plan uses: the backbone's when it has one, else None (the
     embedded MiniLM's: BERT's uncased vocabulary; only the batch's shapes matter)."""

@@ -77,11 +77,8 @@ def plan(recipe: str, mode: str, topology: str, *, backbone: str | None = None, 
     r = recipe_config(recipe, mode, [*mesh_args, *extra])
     _cpu_only()
     from jaxir.text import load_tokenizer
-    from jaxir.text.model_dir import resolve_model_dir
-    from jaxir.training.step import COMPUTE_DTYPES
 
-    spec = backbone or str(resolve_model_dir(r.model.model))
-    bert, _, where = shapes.backbone_config(spec, COMPUTE_DTYPES[r.fit.compute_dtype])
+    spec, bert, _, where = shapes.recipe_backbone(r, backbone)
     chip = chip_of(topology)
     version = require_libtpu()
     devices = load_topology(topology).devices

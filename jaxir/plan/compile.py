@@ -75,7 +75,8 @@ def compile_step(inputs, fit, mesh) -> Compiled:
 
     optimizer, schedule, state, shardings, batch = abstract_inputs(inputs, fit, mesh)
     step = make_train_step(inputs.task, optimizer, schedule, mesh, shardings, compute_dtype=fit.compute_dtype,
-                           accumulate=inputs.optim.accumulate, remat=fit.remat_as)
+                           accumulate=inputs.optim.accumulate, remat=fit.remat_as,
+                           dropout_rng=fit.dropout_rng)
     start = time.perf_counter()
     lowered = step.lower(state, batch)
     try:

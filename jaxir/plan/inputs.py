@@ -4,7 +4,8 @@
 The batch comes from the recipe's own tokenising code (`nway_arrays`, `PairEncoder`,
 `TupleTexts`, ...) run on synthetic texts longer than every length limit, plus the arrays the
 recipe's batch source adds (`valid`, teacher scores), so its shapes and dtypes are the ones the
-step compiles for in training. Params are never materialised: the plan only traces `task.init`.
+step compiles for in training; it is built on first use (`jaxir train`'s option checks need only
+the task and optimizer). Params are never materialised: the plan only traces `task.init`.
 """
 from __future__ import annotations
 
@@ -24,8 +25,17 @@ _DOC = " ".join(["passages", "of", "the", "training", "collection"] * 160)  # > 
 class StepInputs:
     task: object               # jaxir.training.task.Task
     optim: object              # jaxir.training.optim.OptimConfig
-    batch: dict                # one global batch: name -> np.ndarray
-    encoder_tokens: int        # token positions one global batch runs through the encoder(s)
+    make_batch: Callable[[], dict]  # -> one global batch: name -> np.ndarray (`batch`)
+    encoded: tuple[str, ...]   # the batch's token arrays that run through the encoder(s)
+
+    @functools.cached_property
+    def batch(self) -> dict:
+        return self.make_batch()
+
+    @property
+    def encoder_tokens(self) -> int:
+        """Token positions one global batch runs through the encoder(s)."""
+        return int(sum(self.batch[n].size for n in self.encoded))
 
 
 def _nway(arrays: Callable, batch_size: int, nway: int, *, teacher: bool) -> dict:
@@ -38,18 +48,14 @@ def _nway(arrays: Callable, batch_size: int, nway: int, *, teacher: bool) -> dic
     return out
 
 
-def _tokens(batch: dict, *names: str) -> int:
-    return int(sum(batch[n].size for n in names))
-
-
 def colbert(r, bert, tokenizer) -> StepInputs:
     from jaxir.methods.colbert import ColBERTModel
     from jaxir.recipes import colbert as recipe
 
     model = ColBERTModel(r.model, bert_config=bert, tokenizer=tokenizer)
-    batch = _nway(functools.partial(recipe.nway_arrays, model), r.fit.batch_size, 1 + r.data.tuples.n_negatives,
-                  teacher=r.model.distillation)
-    return StepInputs(recipe.task_for(r, model), r.optim, batch, _tokens(batch, "q_ids", "d_ids"))
+    batch = functools.partial(_nway, functools.partial(recipe.nway_arrays, model), r.fit.batch_size,
+                              1 + r.data.tuples.n_negatives, teacher=r.model.distillation)
+    return StepInputs(recipe.task_for(r, model), r.optim, batch, ("q_ids", "d_ids"))
 
 
 def i3(r, bert, tokenizer) -> StepInputs:
@@ -58,15 +64,18 @@ def i3(r, bert, tokenizer) -> StepInputs:
 
     model = I3Model(r.model, bert_config=bert, tokenizer=tokenizer)
     nway = 1 + r.data.tuples.n_negatives
-    batch = _nway(functools.partial(recipe.i3_arrays, model), r.fit.batch_size, nway,
-                  teacher=r.model.objective == "distill")
-    if r.data.pseudo_queries:  # a reconstruction target for every passage (PseudoQueryTargets)
-        ids, mask = recipe.target_arrays(tokenizer, [_QUERY] * (r.fit.batch_size * nway), r.model.query_maxlen)
-        shape = (r.fit.batch_size, nway, r.model.query_maxlen)
-        batch.update(rec_ids=ids.reshape(shape), rec_mask=mask.reshape(shape))
+
+    def batch() -> dict:
+        out = _nway(functools.partial(recipe.i3_arrays, model), r.fit.batch_size, nway,
+                    teacher=r.model.objective == "distill")
+        if r.data.pseudo_queries:  # a reconstruction target for every passage (PseudoQueryTargets)
+            ids, mask = recipe.target_arrays(tokenizer, [_QUERY] * (r.fit.batch_size * nway), r.model.query_maxlen)
+            shape = (r.fit.batch_size, nway, r.model.query_maxlen)
+            out.update(rec_ids=ids.reshape(shape), rec_mask=mask.reshape(shape))
+        return out
     # per_epoch: any number traces the same program (beta's decay is a traced function of it).
     task = recipe.task_for(r, model, per_epoch=max(1, r.optim.total_steps))
-    return StepInputs(task, recipe.optimizer_for(r), batch, _tokens(batch, "q_ids", "d_ids"))
+    return StepInputs(task, recipe.optimizer_for(r), batch, ("q_ids", "d_ids"))
 
 
 def mice(r, bert, tokenizer) -> StepInputs:
@@ -74,9 +83,9 @@ def mice(r, bert, tokenizer) -> StepInputs:
     from jaxir.recipes import mice as recipe
 
     model = MiceModel(r.model, bert_config=bert, tokenizer=tokenizer)  # fresh encoder and head
-    batch = _nway(functools.partial(recipe.mice_arrays, model), r.fit.batch_size, 1 + r.data.tuples.n_negatives,
-                  teacher=True)  # Margin-MSE always distils
-    return StepInputs(recipe.task_for(r, model), r.optim, batch, _tokens(batch, "q_ids", "d_ids"))
+    batch = functools.partial(_nway, functools.partial(recipe.mice_arrays, model), r.fit.batch_size,
+                              1 + r.data.tuples.n_negatives, teacher=True)  # Margin-MSE always distils
+    return StepInputs(recipe.task_for(r, model), r.optim, batch, ("q_ids", "d_ids"))
 
 
 def cross_encoder(r, bert, tokenizer) -> StepInputs:
@@ -85,9 +94,9 @@ def cross_encoder(r, bert, tokenizer) -> StepInputs:
     from jaxir.recipes import cross_encoder as recipe
 
     model = CrossEncoder(r.model, bert_config=bert, tokenizer=tokenizer)
-    batch = _nway(PairEncoder(tokenizer, r.model.pair_maxlen), r.fit.batch_size, 1 + r.data.tuples.n_negatives,
-                  teacher=False)
-    return StepInputs(recipe.task_for(model), r.optim, batch, _tokens(batch, "input_ids"))
+    batch = functools.partial(_nway, PairEncoder(tokenizer, r.model.pair_maxlen), r.fit.batch_size,
+                              1 + r.data.tuples.n_negatives, teacher=False)
+    return StepInputs(recipe.task_for(model), r.optim, batch, ("input_ids",))
 
 
 def sparse(r, bert, tokenizer) -> StepInputs:
@@ -99,19 +108,20 @@ def sparse(r, bert, tokenizer) -> StepInputs:
     from jaxir.recipes.sparse_batches import TupleTexts
     from jaxir.recipes.sparse_teachers import TeacherScores
 
-    if r.model.lexical_prior:
-        raise OptionError("jaxir plan does not model --model.lexical_prior (its width depends on the corpus)")
     model = SparseModel(r.model, idf=np.full(bert.vocab_size, 10.0, np.float32), bert_config=bert,
                         tokenizer=tokenizer)
     b, nway = r.fit.batch_size, 1 + r.data.n_negatives
-    doc_ids = [f"d{i}" for i in range(b * nway)]
-    teacher = TeacherScores([_QUERY] * b, doc_ids, [np.zeros((b, len(doc_ids)), np.float32)
-                                                    for _ in r.data.teachers])
-    candidates = [doc_ids[i * nway:(i + 1) * nway] for i in range(b)]
-    source = TupleTexts(model, r.data, range(b), candidates, dict.fromkeys(doc_ids, _DOC), teacher)
-    batch = source.take(np.arange(b))
+
+    def batch() -> dict:
+        if r.model.lexical_prior:
+            raise OptionError("jaxir plan does not model --model.lexical_prior (its width depends on the corpus)")
+        doc_ids = [f"d{i}" for i in range(b * nway)]
+        teacher = TeacherScores([_QUERY] * b, doc_ids, [np.zeros((b, len(doc_ids)), np.float32)
+                                                        for _ in r.data.teachers])
+        candidates = [doc_ids[i * nway:(i + 1) * nway] for i in range(b)]
+        return TupleTexts(model, r.data, range(b), candidates, dict.fromkeys(doc_ids, _DOC), teacher).take(np.arange(b))
     encoded = ("q_ids", "d_ids") if r.model.query_encoder == "mlm" else ("d_ids",)
-    return StepInputs(recipe.task_for(r, model), r.optim, batch, _tokens(batch, *encoded))
+    return StepInputs(recipe.task_for(r, model), r.optim, batch, encoded)
 
 
 # Recipe name (`jaxir.recipes.RECIPES`) -> its inputs; a new recipe adds one line (a test checks).

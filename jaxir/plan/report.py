@@ -114,4 +114,7 @@ def format_text(f: dict) -> str:
 
 
 def write_json(path: str | Path, f: dict) -> None:
-    Path(path).write_text(json.dumps(f, indent=2) + "\n")
+    """Atomically: a reader (or a resumed table run) never sees half a file."""
+    from jaxir.fs import write_text
+
+    write_text(path, json.dumps(f, indent=2) + "\n")

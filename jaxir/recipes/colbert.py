@@ -81,7 +81,7 @@ MODES = {
     # ColBERTv2's setup: 32 queries x 64 passages per step, 400k steps, lr 1e-5.
     "tpu-msmarco": {"data.tuples.n_negatives": 63, "fit.batch_size": 32, "fit.steps": 400_000,
                     "optim.learning_rate": 1e-5, "optim.warmup_steps": 20_000,
-                    "fit.compute_dtype": "bfloat16"},
+                    "fit.compute_dtype": "bfloat16", "fit.dropout_rng": "rbg"},
 }
 FLAGS = {**NWAY_FLAGS, "init_from": "--init-from"}  # `--data`, `--negatives`, `--nway`, `--init-from`
 DERIVED, WARMUPS = NWAY_DERIVED, NWAY_WARMUPS

@@ -39,10 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.config_bounds import bounded
+from jaxir.config_bounds import bounded, one_of
 from jaxir.config_cli import Derived, apply_overrides, mode_config, parse_recipe
 from jaxir.data.tuples import TupleConfig
 from jaxir.methods.cross_encoder import CrossEncoderConfig
+from jaxir.recipes import best_metric_check
+from jaxir.retrievers.registry import first_stage_methods
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
 
@@ -51,8 +53,8 @@ from jaxir.training.optim import OptimConfig
 class CrossEncoderData:
     # BEIR folder with a train split (`jaxir train --data`).
     dataset: str = "scifact"
-    # First-stage retriever for negatives ("bm25" or "dense").
-    miner: str = "bm25"
+    # First-stage method mining the negatives (any of `jaxir mine`'s: bm25, dense, ...).
+    miner: str = one_of("bm25", first_stage_methods())
     # Candidates mined per train query.
     mine_depth: int = bounded(100, ge=1)
     # 1 positive + n_negatives of the top neg_depth mined; draws = epochs, each with fresh negatives.
@@ -61,8 +63,8 @@ class CrossEncoderData:
     holdout: int = bounded(50, ge=0)
     # First-stage depth reranked on the held-out queries (the evaluation depth: min-max depends on it).
     tune_depth: int = bounded(100, ge=1)
-    # The alphas tried on the held-out queries.
-    alpha_grid: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    # The alphas tried on the held-out queries (each in [0, 1], as model.alpha).
+    alpha_grid: tuple[float, ...] = bounded((0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), ge=0.0, le=1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +90,8 @@ MODES = {
     "tpu": {"model.pair_maxlen": 256, "data.tuples.n_negatives": 7, "data.tuples.neg_depth": 100,
             "data.tuples.draws": 1, "data.holdout": 500, "optim.learning_rate": 2e-5,
             "optim.lr_multipliers": (("head", 20.0),), "fit.batch_size": 64,
-            "fit.compute_dtype": "bfloat16", "fit.checkpoint_every": 2000, "fit.log_every": 100},
+            "fit.compute_dtype": "bfloat16", "fit.dropout_rng": "rbg", "fit.checkpoint_every": 2000,
+            "fit.log_every": 100},
     # A run end to end in seconds once compiled: its test's sizes (2 steps of 8 queries x 2 pairs
     # of 32 tokens, BM25 top 10), alpha chosen on 2 held-out queries' top 10.
     "smoke": {"data.mine_depth": 10, "data.tuples.n_negatives": 1, "data.tuples.neg_depth": 5,
@@ -273,11 +276,14 @@ def first_stage_index(data, miner: str, out: Path) -> Path:
 
 # argv -> (the mode's config with every given option applied, --out).
 parse_args = functools.partial(parse_recipe, __doc__, Recipe, RECIPE, modes=MODES, flags=FLAGS,
-                               derived=DERIVED, out_help="output folder (see Steps above)")
+                               derived=DERIVED, out_help="output folder (see Steps above)",
+                               check=best_metric_check())
 
 
-def main(argv=None) -> dict:
-    r, out = parse_args(argv)
+def main(argv=None, parsed=None) -> dict:
+    """Train from `argv`, or from `parsed` = parse_args(argv) when the caller parsed it already
+    (parsing twice would say its notes twice)."""
+    r, out = parsed or parse_args(argv)
     report = train(r, out)
     print(json.dumps({k: report[k] for k in ("steps", "last_train", "alpha", "reranker")}, indent=2))
     return report

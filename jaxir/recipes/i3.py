@@ -33,7 +33,7 @@ import numpy as np
 
 from jaxir.config_cli import apply_overrides, mode_config
 from jaxir.data.tuples import TupleConfig
-from jaxir.errors import DataError, OptionError
+from jaxir.errors import DataError, OptionError, utf8_lines
 from jaxir.methods.i3 import NEW_MODULES, I3Config, I3Model
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
@@ -75,7 +75,7 @@ MODES = {
     # The card's 1 + 15 tuples at MS MARCO scale, bf16.
     "tpu-msmarco": {"data.dataset": "msmarco", "data.tuples.n_negatives": 15, "data.tuples.neg_depth": 100,
                     "fit.batch_size": 64, "fit.steps": 100_000, "optim.warmup_steps": 5_000,
-                    "fit.compute_dtype": "bfloat16"},
+                    "fit.compute_dtype": "bfloat16", "fit.dropout_rng": "rbg"},
 }
 FLAGS = {**NWAY_FLAGS, "init_from": "--init-from"}  # `--data`: what `jaxir train --data` passes on
 DERIVED, WARMUPS = NWAY_DERIVED, NWAY_WARMUPS
@@ -110,22 +110,21 @@ def load_pseudo_queries(path: str | Path, doc_ids) -> dict[str, list[str]]:
     """{doc id: [generated queries]} of a JSONL file; a malformed line, an unknown doc id or an
     empty query list is a DataError naming the line."""
     known, out = set(doc_ids), {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                doc, queries = rec["doc_id"], rec["queries"]
-                ok = isinstance(doc, str) and isinstance(queries, list) and queries and all(
-                    isinstance(q, str) and q.strip() for q in queries)
-            except (ValueError, KeyError, TypeError):
-                ok = False
-            if not ok:
-                raise DataError(f"{path}:{lineno}: expected {{\"doc_id\": str, \"queries\": [non-empty str, ...]}}")
-            if doc not in known:
-                raise DataError(f"{path}:{lineno}: doc_id {doc!r} is not in the corpus")
-            out.setdefault(doc, []).extend(queries)
+    for lineno, line in utf8_lines(path):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            doc, queries = rec["doc_id"], rec["queries"]
+            ok = isinstance(doc, str) and isinstance(queries, list) and queries and all(
+                isinstance(q, str) and q.strip() for q in queries)
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise DataError(f"{path}:{lineno}: expected {{\"doc_id\": str, \"queries\": [non-empty str, ...]}}")
+        if doc not in known:
+            raise DataError(f"{path}:{lineno}: doc_id {doc!r} is not in the corpus")
+        out.setdefault(doc, []).extend(queries)
     return out
 
 

@@ -69,7 +69,8 @@ MODES = {
     "smoke": {**NWAY_SMOKE, "model.query_maxlen": 12, "data.holdout": 2},
     "tpu-msmarco": {"data.dataset": "msmarco", "data.tuples.n_negatives": 7, "data.tuples.neg_depth": 100,
                     "data.holdout": 500, "fit.batch_size": 64, "fit.steps": 50_000,
-                    "optim.warmup_steps": 2_000, "fit.compute_dtype": "bfloat16"},
+                    "optim.warmup_steps": 2_000, "fit.compute_dtype": "bfloat16",
+                    "fit.dropout_rng": "rbg"},
 }
 FLAGS = {**NWAY_FLAGS, "init_from": "--init-from"}  # --data, --negatives, --nway, --init-from
 DERIVED, WARMUPS = NWAY_DERIVED, NWAY_WARMUPS

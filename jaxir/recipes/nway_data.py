@@ -15,7 +15,7 @@ import numpy as np
 from jaxir.config_bounds import bounded
 from jaxir.config_cli import Derived, Spelled
 from jaxir.data.tuples import TupleConfig, check_teacher_scores
-from jaxir.errors import OptionError
+from jaxir.errors import DataError, OptionError, utf8_lines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,8 +208,14 @@ class NwaySource:
 
 
 def _read_tsv(path: str) -> dict[str, str]:
-    with open(path, encoding="utf-8") as f:
-        return dict(line.rstrip("\n").split("\t", 1) for line in f)
+    """id -> text of a TSV (id<TAB>text per line)."""
+    out = {}
+    for lineno, line in utf8_lines(path):
+        key, tab, text = line.rstrip("\r\n").partition("\t")
+        if not tab:
+            raise DataError(f"{path}:{lineno}: expected 'id<TAB>text'")
+        out[key] = text
+    return out
 
 
 def msmarco_examples(d: NwayData) -> list:
@@ -217,13 +223,12 @@ def msmarco_examples(d: NwayData) -> list:
     1 + tuples.n_negatives passages."""
     collection, queries = _read_tsv(d.collection), _read_tsv(d.queries)
     examples = []
-    with open(d.examples, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            qid, *pairs = json.loads(line)
-            pairs = pairs[: 1 + d.tuples.n_negatives]
-            check_teacher_scores(pairs, d.examples, lineno)  # nan / inf targets: refused, file:line
-            examples.append((queries[str(qid)], [collection[str(p)] for p, _ in pairs],
-                             [float(s) for _, s in pairs]))
+    for lineno, line in utf8_lines(d.examples):
+        qid, *pairs = json.loads(line)
+        pairs = pairs[: 1 + d.tuples.n_negatives]
+        check_teacher_scores(pairs, d.examples, lineno)  # nan / inf targets: refused, file:line
+        examples.append((queries[str(qid)], [collection[str(p)] for p, _ in pairs],
+                         [float(s) for _, s in pairs]))
     return examples
 
 

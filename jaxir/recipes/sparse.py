@@ -146,7 +146,7 @@ MODES = {
                     "model.doc_maxlen": 256, "model.in_batch_negatives": False,
                     "model.flops_warmup_steps": 20_000, "optim.accumulate": 1,
                     "optim.warmup_steps": 5_000, "fit.batch_size": 64, "fit.steps": 100_000,
-                    "fit.eval_every": 2_000, "fit.compute_dtype": "bfloat16"},
+                    "fit.eval_every": 2_000, "fit.compute_dtype": "bfloat16", "fit.dropout_rng": "rbg"},
 }
 MODES["tpu"] = MODES["tpu-msmarco"]  # the earlier name
 FLAGS = {"data.dataset": "--data"}  # the option `jaxir train --data` passes on
@@ -192,13 +192,16 @@ def config(mode: str = "cpu-scifact", overrides: dict | None = None) -> Recipe:
 class BestOnHoldout:
     """Eval hook: held-out KL / top-1 accuracy / non-zeros; keeps host params with the lowest KL."""
 
+    # What it reports (the names --fit.best_metric may give).
+    METRICS = ("holdout_rank", "holdout_acc", "holdout_doc_nnz")
+
     def __init__(self, model: SparseModel, batches: list[dict]):
         self.batches, self.best, self.best_rank, self.best_step = batches, None, float("inf"), None
         self._metrics = jax.jit(lambda p, b: model.loss_fn(p, b)[1])
 
     def __call__(self, state) -> dict[str, float]:
         per_batch = [jax.device_get(self._metrics(state.params, b)) for b in self.batches]
-        out = {f"holdout_{k}": float(np.mean([m[k] for m in per_batch])) for k in ("rank", "acc", "doc_nnz")}
+        out = {name: float(np.mean([m[name.removeprefix("holdout_")] for m in per_batch])) for name in self.METRICS}
         if out["holdout_rank"] < self.best_rank:
             self.best_rank, self.best_step = out["holdout_rank"], int(state.step)
             self.best = jax.device_get(state.params)
@@ -317,7 +320,7 @@ def task_for(r: Recipe, model: SparseModel, init=None):
 
 
 parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED,
-                                warmups=WARMUPS)
+                                warmups=WARMUPS, eval_metrics=BestOnHoldout.METRICS)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def config(mode: str = "cpu-scifact", overrides: dict | None = None) -> Recipe:
 
 
 parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED,
-                                warmups=WARMUPS)
+                                warmups=WARMUPS, eval_metrics=base.BestOnHoldout.METRICS)
 
 
 if __name__ == "__main__":

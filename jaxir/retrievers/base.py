@@ -46,13 +46,16 @@ class Reranker(Protocol):
                     first_stage: Sequence | None = None) -> list[np.ndarray]: ...
 
 
-def option(default=None, help: str = "", *, search_only: bool = False, ge: int | None = None):
+def option(default=None, help: str = "", *, search_only: bool = False, ge=None, le=None, choices=None):
     """A retriever field that is also a CLI option. search_only: it changes how an index is
-    searched, not what is in it, so it stays out of the index cache key (repr). ge: the least
-    value the command line accepts (checked at parse time, before any data is read)."""
-    bounds = {} if ge is None else {"ge": ge}
+    searched, not what is in it, so it stays out of the index cache key (repr). ge / le: the
+    least / greatest value, choices: the values, it takes (`jaxir.config_bounds.field_error`:
+    checked at parse time and by `registry.get_retriever`, before any data is read; numbers
+    must be finite)."""
+    bounds = {k: v for k, v in (("ge", ge), ("le", le)) if v is not None}
+    metadata = {"help": help, "search_only": search_only, "bounds": bounds}
     return dataclasses.field(default=default, repr=not search_only,
-                             metadata={"help": help, "search_only": search_only, "bounds": bounds})
+                             metadata=metadata if choices is None else {**metadata, "choices": tuple(choices)})
 
 
 def threads_option():

@@ -5,14 +5,18 @@ import dataclasses
 
 from jaxir.retrievers.base import FunctionSearcher, option, threads_option
 
+# jaxir.text.analysis.ANALYZERS, spelled here so that listing the CLI's options imports no
+# tokenizer (tests/test_cli_validation.py checks they agree).
+ANALYZERS = ("word", "wordpiece")
+
 
 @dataclasses.dataclass
 class BM25:
     """Lucene BM25 over word tokens (stopwords + English stemming) or WordPiece tokens."""
 
-    analyzer: str = option("word", "'word' (stopwords + Snowball stems) or 'wordpiece'")
-    k1: float = option(1.5, "term-frequency saturation")
-    b: float = option(0.75, "document-length normalisation")
+    analyzer: str = option("word", "'word' (stopwords + Snowball stems) or 'wordpiece'", choices=ANALYZERS)
+    k1: float = option(1.5, "term-frequency saturation", ge=0.0)
+    b: float = option(0.75, "document-length normalisation", ge=0.0, le=1.0)
     threads: int | None = threads_option()
     name: str = dataclasses.field(default="bm25", init=False)
     index_kind = "bm25"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.errors import IndexFormatError
+from jaxir.index.codec import NBITS_CHOICES
 from jaxir.index.query_pool import map_queries, resolve_threads
 from jaxir.retrievers.base import MethodCheckpoints, check_kind, option, threads_option
 
@@ -34,19 +35,19 @@ class ColBERT:
 
     checkpoint: str | None = option(None, "trained model folder (default: the backbone + an untrained, seeded head)")
     model: str | None = option(None, "backbone folder when no checkpoint is given (default: embedded all-MiniLM-L6-v2)")
-    nbits: int = option(2, "residual bits per dimension (1, 2 or 4)")
+    nbits: int = option(2, "residual bits per dimension (1, 2 or 4)", choices=NBITS_CHOICES)
     uncompressed: bool = option(False, "keep (index) / search (eval) an fp16 copy of the token vectors")
-    doc_maxlen: int | None = option(None, "tokens per document (default: the checkpoint's)")
+    doc_maxlen: int | None = option(None, "tokens per document (default: the checkpoint's)", ge=4)
     # Search-time options do not change the index, so they stay out of repr (the cache key).
     exhaustive: bool = option(False, "exact MaxSim over all decompressed docs instead of PLAID",
                               search_only=True)
     ncells: int | None = option(None, "PLAID: centroids probed per query token (default: by k)",
-                                search_only=True)
+                                search_only=True, ge=1)
     centroid_score_threshold: float | None = option(
         None, "PLAID: centroids scoring below this are pruned (default: by k)", search_only=True)
     ndocs: int | None = option(None, "PLAID: candidates kept after stage 2 (default: by k)",
-                               search_only=True)
-    batch_size: int | None = option(None, "texts per encoder call", search_only=True)
+                               search_only=True, ge=1)
+    batch_size: int | None = option(None, "texts per encoder call", search_only=True, ge=1)
     threads: int | None = threads_option()
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default=METHOD, init=False)

@@ -22,7 +22,7 @@ class ColBERTRerank(ColBERT):
     """ColBERT's options and index; rescoring candidates instead of searching."""
 
     alpha: float | None = option(None, "weight of its score against the first stage (both min-max; "
-                                       "default: MaxSim alone)", search_only=True)
+                                       "default: MaxSim alone)", search_only=True, ge=0.0, le=1.0)
     name: str = dataclasses.field(default="colbert-rerank", init=False)
 
     def open_reranker(self, index_dir=None) -> "MaxSimReranker":

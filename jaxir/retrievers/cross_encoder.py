@@ -107,8 +107,9 @@ class CrossEncoderRerank:
 
     checkpoint: str | None = option(None, "trained model folder (cross-encoder: required)")
     alpha: float | None = option(None, "weight of its score against the first stage "
-                                       "(both min-max; 0 = first stage only; default: the checkpoint's)")
-    batch_size: int | None = option(None, "texts per encoder call", search_only=True)
+                                       "(both min-max; 0 = first stage only; default: the checkpoint's)",
+                                 ge=0.0, le=1.0)
+    batch_size: int | None = option(None, "texts per encoder call", search_only=True, ge=1)
     name: str = dataclasses.field(default=METHOD, init=False)
     index_kind = None
 

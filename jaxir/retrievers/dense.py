@@ -39,8 +39,8 @@ class Dense:
     """Bi-encoder (default: all-MiniLM-L6-v2, mean pooled, normalised) + exact flat search."""
 
     model: str | None = option(None, "local Hugging Face BERT folder (default: embedded all-MiniLM-L6-v2)")
-    doc_maxlen: int = option(256, "tokens per document (dense: also per query)")
-    batch_size: int = option(32, "texts per encoder call", search_only=True)
+    doc_maxlen: int = option(256, "tokens per document (dense: also per query)", ge=3)
+    batch_size: int = option(32, "texts per encoder call", search_only=True, ge=1)
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default="dense", init=False)
     index_kind = "dense"

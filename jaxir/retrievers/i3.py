@@ -25,8 +25,8 @@ class I3:
 
     checkpoint: str | None = option(None, "trained model folder (default: the backbone + untrained, seeded new layers)")
     model: str | None = option(None, "backbone folder when no checkpoint is given (default: embedded all-MiniLM-L6-v2)")
-    doc_maxlen: int | None = option(None, "tokens per passage (default: the checkpoint's)")
-    batch_size: int | None = option(None, "texts per encoder call", search_only=True)
+    doc_maxlen: int | None = option(None, "tokens per passage (default: the checkpoint's)", ge=3)
+    batch_size: int | None = option(None, "texts per encoder call", search_only=True, ge=1)
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default=METHOD, init=False)
     index_kind = "i3"

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxir.index.doc_states import STATE_DTYPES
 from jaxir.retrievers.base import MethodCheckpoints, option
 
 METHOD = "mice"
@@ -109,14 +110,14 @@ class Mice:
 
     checkpoint: str | None = option(None, "trained MICE model folder (default: the backbone + a fresh head)")
     alpha: float | None = option(None, "weight of its score against the first stage (both min-max; "
-                                       "default: the checkpoint's)", search_only=True)
+                                       "default: the checkpoint's)", search_only=True, ge=0.0, le=1.0)
     num_layers: int | None = option(None, "layers run, L' (default: the checkpoint's, the L' it was trained "
-                                          "with; another needs --untrained-layers)", search_only=True)
+                                          "with; another needs --untrained-layers)", search_only=True, ge=1)
     untrained_layers: bool = option(False, "allow --num-layers other than the trained L': the head then reads "
                                            "[CLS] states it was never trained on", search_only=True)
-    batch_size: int | None = option(None, "candidates per interaction call", search_only=True)
-    state_dtype: str | None = option(None, "stored state dtype: float16 (default) or float32")
-    prune_tokens: int | None = option(None, "keep each document's k highest-IDF tokens (default 0: all)")
+    batch_size: int | None = option(None, "candidates per interaction call", search_only=True, ge=1)
+    state_dtype: str | None = option(None, "stored state dtype: float16 (default) or float32", choices=STATE_DTYPES)
+    prune_tokens: int | None = option(None, "keep each document's k highest-IDF tokens (default 0: all)", ge=0)
     precompute_kv: bool | None = option(None, "also store every interaction layer's keys/values (default false)")
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default=METHOD, init=False)

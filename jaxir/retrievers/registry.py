@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
+from jaxir.config_bounds import field_error
 from jaxir.errors import OptionError
 
 REGISTRY: dict[str, str] = {
@@ -64,6 +65,9 @@ def get_retriever(name: str, **options):
     if unknown:
         raise OptionError(f"method {name!r} takes no option {', '.join('--' + u.replace('_', '-') for u in unknown)}"
                          f" (its options: {', '.join(sorted(known)) or 'none'})")
+    for option, value in given.items():  # the command line's checks, for callers that skip it
+        if (why := field_error(known[option].metadata, value)) is not None:
+            raise OptionError(f"--{option.replace('_', '-')} {why} (method {name})")
     return retriever_class(name)(**given)
 
 

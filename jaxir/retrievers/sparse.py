@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxir.index.inverted import WEIGHT_DTYPES
 from jaxir.retrievers.base import MethodCheckpoints, check_kind, option, threads_option
 
 METHOD, IDF_FILE = "sparse", "idf.json"
@@ -49,14 +50,15 @@ class LearnedSparse:
     checkpoint: str | None = option(None, "trained model folder (default: the backbone + an untrained, seeded head)")
     model: str | None = option(None, "backbone folder when no checkpoint is given (default: embedded all-MiniLM-L6-v2)")
     idf: str | None = option(None, "idf.json for query weights (default: the checkpoint's, else the corpus's)")
-    top_k: int | None = option(None, "keep the top-k terms per document (default: the model config's)")
-    doc_maxlen: int | None = option(None, "tokens per document (default: the checkpoint's)")
-    doc_windows: int | None = option(None, "encode up to this many windows of doc_maxlen tokens per document")
+    top_k: int | None = option(None, "keep the top-k terms per document (default: the model config's)", ge=1)
+    doc_maxlen: int | None = option(None, "tokens per document (default: the checkpoint's)", ge=3)
+    doc_windows: int | None = option(None, "encode up to this many windows of doc_maxlen tokens per document", ge=1)
     min_idf: float | None = option(None, "tokens with idf <= this are neither stored nor scored (default 0)")
-    head_scale: float | None = option(None, "with a lexical prior: index prior + this x the head's weights (default 1)")
+    head_scale: float | None = option(None, "with a lexical prior: index prior + this x the head's weights (default 1)",
+                                      ge=0.0)
     prior_stem: bool | None = option(None, "with a lexical prior: stem the prior's document side")
-    dtype: str = option("uint8", "posting weights, uint8 | float16 | float32")
-    batch_size: int | None = option(None, "texts per encoder call", search_only=True)
+    dtype: str = option("uint8", "posting weights, uint8 | float16 | float32", choices=WEIGHT_DTYPES)
+    batch_size: int | None = option(None, "texts per encoder call", search_only=True, ge=1)
     threads: int | None = threads_option()
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default=METHOD, init=False)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.errors import DataError
+from jaxir.errors import DataError, utf8_text
 from jaxir.fs import write_text
 
 MISSING_IDF = 0.0
@@ -113,8 +113,8 @@ def idf_files(idf_file: str | Path, name: str) -> dict[str, Path]:
 
 def _read_table(path: Path) -> dict:
     try:
-        table = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        table = json.loads(utf8_text(path.read_bytes(), path))
+    except (OSError, json.JSONDecodeError) as e:
         raise DataError(f"{path}: not a readable idf.json ({e})") from e
     if not isinstance(table, dict):
         raise DataError(f"{path}: expected a JSON object {{token: weight}}, got {type(table).__name__}")

@@ -13,8 +13,11 @@ Retention: the last ``keep`` steps, plus the best one by ``best_metric`` when gi
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
-from jaxir.errors import CheckpointError
+from jaxir.errors import CheckpointError, names_file
 from jaxir.parallel import path_str
 
 FORMAT_VERSION = 1
@@ -94,8 +97,9 @@ class Checkpointer:
             metrics = {self.best_metric: float(metrics[self.best_metric])}
         else:
             metrics = None
-        self._manager.save(int(step), metrics=metrics, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+        with disk_full_names(self.directory):
+            self._manager.save(int(step), metrics=metrics, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
 
     def read_meta(self, step: int) -> dict[str, Any]:
         try:
@@ -137,8 +141,22 @@ class Checkpointer:
         return out["state"], dict(meta["data"])
 
     def wait(self) -> None:
-        self._manager.wait_until_finished()
+        with disk_full_names(self.directory):  # an async save's error surfaces here
+            self._manager.wait_until_finished()
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
+        self.wait()
         self._manager.close()
+
+
+@contextlib.contextmanager
+def disk_full_names(directory):
+    """A full disk while writing checkpoints is an OSError(ENOSPC) naming `directory`, whether
+    Python's (`names_file`) or tensorstore's (a ValueError saying "No space left on device")."""
+    with names_file(directory):
+        try:
+            yield
+        except ValueError as e:
+            if "No space left on device" not in str(e) and "os_error_code='28'" not in str(e):
+                raise
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory)) from e

@@ -18,6 +18,8 @@ from typing import Any
 
 import jax
 
+from jaxir.errors import names_file
+
 
 class MetricsLogger:
     """Appends records to ``path`` (created with its parent folders); resumable runs append."""
@@ -34,7 +36,7 @@ class MetricsLogger:
         record = {"step": int(step), "split": split, "time": round(time.time() - self._t0, 3)}
         record.update({k: float(v) for k, v in metrics.items()})
         if self.enabled:
-            with self.path.open("a") as f:
+            with names_file(self.path), self.path.open("a") as f:  # a full disk names the file
                 f.write(json.dumps(record) + "\n")
         return record
 

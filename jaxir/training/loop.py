@@ -21,8 +21,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxir.config_bounds import bounded, check_bounds
-from jaxir.errors import NonFiniteError
+from jaxir.config_bounds import bounded, check_bounds, one_of
+from jaxir.errors import NonFiniteError, OptionError
 from jaxir.remat import REMAT_POLICIES
 from jaxir.parallel import make_mesh, replicated, shard_batch, to_host
 from jaxir.training.checkpoint import Checkpointer
@@ -31,7 +31,7 @@ from jaxir.training.logging import MetricsLogger, plot_loss_curve
 from jaxir.training.optim import OptimConfig, make_optimizer
 from jaxir.training.progress import TrainProgress
 from jaxir.training.state import TrainState, abstract_state, init_train_state
-from jaxir.training.step import FAST_CPU_COMPILE, make_eval_step, make_train_step
+from jaxir.training.step import COMPUTE_DTYPES, DROPOUT_RNGS, FAST_CPU_COMPILE, make_eval_step, make_train_step
 from jaxir.training.task import Task
 
 
@@ -52,7 +52,7 @@ class FitConfig:
     mesh_data: int = -1
     mesh_model: int = 1
     # "float32" or "bfloat16" (bf16 forward/backward, fp32 master weights and optimizer).
-    compute_dtype: str = "float32"
+    compute_dtype: str = one_of("float32", COMPUTE_DTYPES)
     # Log train metrics every this many steps.
     log_every: int = bounded(10, ge=1)
     # Evaluate every this many steps (0: only at the end when eval data or a hook is given).
@@ -61,10 +61,11 @@ class FitConfig:
     eval_batch_size: int = bounded(32, ge=1)
     # Save a checkpoint every this many steps (0: only at the end).
     checkpoint_every: int = bounded(0, ge=0)
-    # Checkpoints kept: the last `keep_checkpoints`, plus the best by `best_metric` if set.
+    # Checkpoints kept: the last `keep_checkpoints`, plus the best by `best_metric` if set (one
+    # of the held-out metrics the recipe evaluates; lowest when best_mode is "min").
     keep_checkpoints: int = bounded(3, ge=1)
     best_metric: str | None = None
-    best_mode: str = "min"
+    best_mode: str = one_of("min", ("min", "max"))
     # Continue from the latest checkpoint in out_dir when there is one.
     resume: bool = True
     # Show a tqdm progress bar (process 0 only).
@@ -76,17 +77,28 @@ class FitConfig:
     # memory (`jaxir plan` shows how much) for up to ~1/3 more FLOPs; same loss and gradients.
     remat: bool = False
     # What a rematerialised layer keeps: "nothing" (its input) or "dots" (its weight matmuls' outputs).
-    remat_policy: str = "nothing"
+    remat_policy: str = one_of("nothing", REMAT_POLICIES)
+    # Generator of the dropout masks (training.step.DROPOUT_RNGS): "threefry" (JAX's default, the
+    # same masks everywhere) or "rbg" (the accelerator's: on TPU far less memory and time for
+    # attention-probability masks; the tpu modes use it).
+    dropout_rng: str = one_of("threefry", DROPOUT_RNGS)
 
     def __post_init__(self):
         check_bounds(self)
-        if self.remat_policy not in REMAT_POLICIES:
-            raise ValueError(f"fit.remat_policy {self.remat_policy!r}: choose from {', '.join(REMAT_POLICIES)}")
 
     @property
     def remat_as(self) -> str | None:
         """The remat policy the train step traces under (None: remat off)."""
         return self.remat_policy if self.remat else None
+
+
+def check_best_metric(config: FitConfig, metrics) -> None:
+    """OptionError unless `config.best_metric` is unset or one of `metrics`, the held-out metrics
+    the run evaluates (a name nothing reports would keep no best checkpoint, silently)."""
+    if config.best_metric is None or config.best_metric in metrics:
+        return
+    allowed = f"one of {', '.join(metrics)}" if metrics else "left unset: this run evaluates no held-out metric"
+    raise OptionError(f"--fit.best_metric {config.best_metric!r}: must be {allowed}")
 
 
 @dataclasses.dataclass
@@ -122,7 +134,9 @@ def _due(done: int, every: int, last: int) -> bool:
     return bool(every and done % every == 0) or done == last
 
 
-def _checkpointer(task: Task, config: FitConfig, optim: OptimConfig) -> Checkpointer:
+def _checkpointer(task: Task, config: FitConfig, optim: OptimConfig, has_eval: bool) -> Checkpointer:
+    if not has_eval:  # nothing held out is evaluated: no metric to keep a best checkpoint by
+        check_best_metric(config, ())
     # The fingerprint covers what makes a checkpoint incompatible, not the run length.
     identity = {"task": dict(task.config), "optim": dataclasses.asdict(optim),
                 "seed": config.seed, "batch_size": config.batch_size,
@@ -194,16 +208,16 @@ def fit(task: Task, train_source: BatchSource, *, config: FitConfig, optim: Opti
     xla = FAST_CPU_COMPILE if config.fast_compile else None
     sampler = EpochSampler(len(train_source), config.batch_size, seed=config.seed)
     optimizer, schedule = make_optimizer(optim)
-    ckpt = _checkpointer(task, config, optim)
+    has_eval = eval_source is not None or eval_hook is not None
+    ckpt = _checkpointer(task, config, optim, has_eval)
     state, shardings = _init_or_resume(task, train_source, config, optimizer, ckpt, sampler,
                                        mesh, xla)
     train_step = make_train_step(task, optimizer, schedule, mesh, shardings,
                                  compute_dtype=config.compute_dtype, accumulate=optim.accumulate,
-                                 compiler_options=xla, remat=config.remat_as)
+                                 compiler_options=xla, remat=config.remat_as, dropout_rng=config.dropout_rng)
     eval_step = make_eval_step(task, mesh, shardings.params, compute_dtype=config.compute_dtype,
                                compiler_options=xla)
     logger = MetricsLogger(Path(config.out_dir) / "metrics.jsonl")
-    has_eval = eval_source is not None or eval_hook is not None
     start = int(to_host(state.step))
     last_train, last_eval, rate = {}, {}, 0.0  # the last logged train and eval metrics, examples/s
     progress = TrainProgress(f"{task.config.get('method', '')} train".lstrip(), steps=config.steps, start=start,

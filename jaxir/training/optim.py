@@ -38,9 +38,9 @@ class OptimConfig:
     clip_norm: float | None = bounded(2.0, gt=0.0)
     # Micro-batches per optimizer update (gradient accumulation via optax.MultiSteps).
     accumulate: int = bounded(1, ge=1)
-    # Learning-rate multipliers per top-level param group, e.g. (("head", 50.0),): a freshly
+    # Learning-rate multipliers (>= 0) per top-level param group, e.g. (("head", 50.0),): a freshly
     # initialised head next to a pretrained encoder may learn faster. Clipping stays global.
-    lr_multipliers: tuple[tuple[str, float], ...] = ()
+    lr_multipliers: tuple[tuple[str, float], ...] = bounded((), ge=0.0)
 
     def __post_init__(self):
         check_bounds(self)
@@ -88,15 +88,21 @@ def make_optimizer(cfg: OptimConfig) -> tuple[optax.GradientTransformation, opta
     return optimizer, schedule
 
 
-def _group_labels(params: Any, multipliers: dict) -> Any:
-    """Label each leaf by its top-level key when that key has a multiplier, else "base"; a
-    multiplier naming no top-level group is an OptionError (raised when the optimizer state is
-    built, before any step)."""
+def check_lr_multipliers(multipliers, params: Any) -> None:
+    """OptionError unless every name of `multipliers` is a top-level parameter group of `params`
+    (arrays or their shapes): a multiplier is matched to the params by that key alone."""
     from jaxir.errors import OptionError
 
     unknown = sorted(set(multipliers) - set(params))
     if unknown:
         raise OptionError(f"--optim.lr_multipliers: {', '.join(map(repr, unknown))} names no parameter "
                           f"group (groups: {', '.join(sorted(params))})")
+
+
+def _group_labels(params: Any, multipliers: dict) -> Any:
+    """Label each leaf by its top-level key when that key has a multiplier, else "base"; a
+    multiplier naming no top-level group is an OptionError (raised when the optimizer state is
+    built, before any step; `jaxir train` checks it before any data is read)."""
+    check_lr_multipliers(multipliers, params)
     return {k: jax.tree_util.tree_map(lambda _, k=k: k if k in multipliers else "base", v)
             for k, v in params.items()}

@@ -26,6 +26,21 @@ from jaxir.training.state import TrainState
 from jaxir.training.task import Task
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# Generators of a train step's dropout masks. threefry: JAX's default, the same masks on every
+# backend and sharding. rbg: the backend's bit generator keyed from the threefry key; on TPU it
+# is the hardware generator, which needs far less time and memory for BERT's attention-probability
+# masks ([B, heads, L, L] bits per layer); masks differ from threefry's and may differ between
+# backends, the loss's expectation does not.
+DROPOUT_RNGS = ("threefry", "rbg")
+
+
+def dropout_key(rng: jax.Array, impl: str) -> jax.Array:
+    """The step's dropout key as `impl` generates it (`rng`: a raw threefry key)."""
+    if impl == "threefry":
+        return rng
+    if impl not in DROPOUT_RNGS:
+        raise ValueError(f"unknown dropout rng {impl!r}; choose from {', '.join(DROPOUT_RNGS)}")
+    return jax.random.wrap_key_data(jax.random.bits(rng, (4,), jnp.uint32), impl=impl)
 
 # XLA options that cut CPU compile time ~4x for tests and smoke runs (slower code; never on TPU).
 FAST_CPU_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
@@ -59,18 +74,20 @@ def _scalar_metrics(loss: jax.Array, metrics: Any, **extra: jax.Array) -> dict[s
 def make_train_step(task: Task, optimizer: optax.GradientTransformation,
                     schedule: optax.Schedule, mesh: Mesh, state_shardings: Any, *,
                     compute_dtype: str = "float32", accumulate: int = 1,
-                    compiler_options: Mapping[str, Any] | None = None, remat: str | None = None
-                    ) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
+                    compiler_options: Mapping[str, Any] | None = None, remat: str | None = None,
+                    dropout_rng: str = "threefry") -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
     """``(state, batch) -> (state, metrics)``, jitted; the input state's buffers are donated.
 
     ``accumulate`` must match the optimizer's MultiSteps factor so that ``lr`` is reported per
     optimizer update. ``remat``: a `jaxir.models.bert.REMAT_POLICIES` name; the loss is traced
-    with every encoder layer rematerialised under it (None: no remat).
+    with every encoder layer rematerialised under it (None: no remat). ``dropout_rng``: a
+    DROPOUT_RNGS name, the generator of the dropout masks.
     """
     dtype = COMPUTE_DTYPES[compute_dtype]
+    dropout_key(jax.random.PRNGKey(0), dropout_rng)  # an unknown name fails here, not in the trace
 
     def step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
-        rng = jax.random.fold_in(state.rng, state.step)
+        rng = dropout_key(jax.random.fold_in(state.rng, state.step), dropout_rng)
         update = state.step // accumulate  # optimizer updates so far
         with remat_layers(remat):
             (loss, metrics), grads = _loss_and_grads(task, state.params, batch, rng, dtype, update)

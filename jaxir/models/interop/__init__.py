@@ -7,8 +7,9 @@ export a jaxir model to it.
     hf-mlm                 BertForMaskedLM + idf.json (inference-free)   sparse
     sentence-transformers-sparse  a SparseEncoder Router: IDF query route    sparse (import only)
                            (SparseStaticEmbedding), MLM + SpladePooling document route
-    sentence-transformers  BertForSequenceClassification, num_labels 1   cross-encoder
-                           (sentence-transformers CrossEncoder)
+    sentence-transformers  a CrossEncoder: BertForSequenceClassification,  cross-encoder
+                           num_labels 1 (`pooler` on), or the modules Transformer,
+                           Pooling cls, Dense (a head on [CLS] itself, the default)
 
 Importing needs no torch (weights are read with safetensors' NumPy backend; a folder with only
 pytorch_model.bin is read with torch). The encoder is the Flax BERT, so any BERT size loads

@@ -38,7 +38,7 @@ def detect_format(path, *, method: str | None = None) -> str:
 
 
 def _foreign(path: Path) -> str:
-    config_file = path / "config.json"
+    config_file, modular_ce = path / "config.json", False
     if (path / "modules.json").is_file():
         modules = read_json(path / "modules.json")
         types = [m.get("type", "") for m in modules]
@@ -46,9 +46,12 @@ def _foreign(path: Path) -> str:
             return "pylate"
         if types == [ROUTER]:  # a SparseEncoder with query and document routes
             return "sentence-transformers-sparse"
-        # sentence-transformers >= 6 wraps a CrossEncoder's BertForSequenceClassification in one
-        # Transformer module at the root; the architecture below decides
-        if len(modules) != 1 or modules[0].get("path", "") != "" or not types[0].endswith("Transformer"):
+        # a CrossEncoder of several modules (as jaxir exports one without BERT's pooler: Transformer,
+        # Pooling, Dense); sentence-transformers >= 6 wraps a BertForSequenceClassification in one
+        # Transformer module at the root, and the architecture below decides
+        modular_ce = len(modules) > 1 and _st_model_type(path) == "CrossEncoder"
+        one_transformer = len(modules) == 1 and modules[0].get("path", "") == "" and types[0].endswith("Transformer")
+        if not (modular_ce or one_transformer):
             raise CheckpointError(f"{path / 'modules.json'}: sentence-transformers modules {types} are "
                                   "not a layout jaxir imports (PyLate ColBERT and CrossEncoder are); "
                                   "a plain BERT backbone goes to --model")
@@ -60,6 +63,8 @@ def _foreign(path: Path) -> str:
         raise CheckpointError(f"{config_file}: model_type {config.get('model_type')!r} "
                               f"({', '.join(config.get('architectures') or [])}) is not supported: "
                               "the Flax encoder is BERT")
+    if modular_ce:
+        return "sentence-transformers"
     if (path / "artifact.metadata").is_file():
         return "colbert-ai"
     for arch in config.get("architectures") or []:
@@ -68,6 +73,11 @@ def _foreign(path: Path) -> str:
     raise CheckpointError(f"{config_file}: architectures {config.get('architectures')} are not a "
                           f"checkpoint layout jaxir imports (known: {', '.join(ARCHITECTURES)}); "
                           "a plain BERT backbone goes to --model")
+
+
+def _st_model_type(path: Path) -> str | None:
+    file = path / "config_sentence_transformers.json"
+    return read_json(file).get("model_type") if file.is_file() else None
 
 
 def folder_tokenizer(path: Path):
