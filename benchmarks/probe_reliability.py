@@ -2,14 +2,14 @@
 die mid-swap, out-of-range recipe values, readers during a swap, outputs over inputs) through the
 real `jaxir` command line, on a small BEIR set cut from SciFact (the first --docs documents and
 the test queries judged on them), and prints one row per probe: what came back (exit status,
-first stderr line or the metric) and whether it is the right answer.
+first stderr line or the metric) and whether it is the right answer. Then the probes of options
+checked before heavy work and one-line errors (`probe_validation.py`), in a table of their own.
 
     python benchmarks/probe_reliability.py [--data ../shared/data/beir/scifact] [--docs 27]
 """
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import shutil
@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from probe_validation import open_beir, print_table, validation_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "beir" / "scifact"
@@ -85,16 +87,11 @@ def first_err(proc) -> str:
     return (proc.stderr.strip().splitlines() or [""])[-1][:150]
 
 
-def _open(folder: Path, stem: str):
-    plain = folder / f"{stem}.jsonl"
-    return open(plain) if plain.is_file() else gzip.open(folder / f"{stem}.jsonl.gz", "rt")
-
-
 def cut(src: Path, dst: Path, n_docs: int) -> Path:
     """The first n_docs documents of src and its test queries judged on them."""
     (dst / "qrels").mkdir(parents=True)
     docs = []
-    with _open(src, "corpus") as f:
+    with open_beir(src, "corpus") as f:
         for line in f:
             docs.append(json.loads(line))
             if len(docs) == n_docs:
@@ -103,7 +100,7 @@ def cut(src: Path, dst: Path, n_docs: int) -> Path:
     rows = [r.split("\t") for r in (src / "qrels" / "test.tsv").read_text().splitlines()[1:]]
     rows = [r for r in rows if r[1] in ids]
     qids = {r[0] for r in rows}
-    with _open(src, "queries") as f:
+    with open_beir(src, "queries") as f:
         queries = [q for q in map(json.loads, f) if q["_id"] in qids]
     (dst / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     (dst / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
@@ -228,12 +225,15 @@ def main() -> None:
             row(f"6. {what}", f"rc {p.returncode}: {first_err(p)}",
                 p.returncode == 2 and victim.read_bytes() == before)
         assert (idx / "manifest.json").read_bytes() == idx_manifest
+        checked = validation_rows(work / "validation", args.data, ENV)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("| probe | what comes back | right |\n|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
-    if any(r[2] == "NO" for r in rows):
+    print()
+    print_table(checked)
+    if any(r[2] == "NO" for r in rows) or any(r.right == "NO" for r in checked):
         sys.exit(1)
 
 

@@ -22,6 +22,6 @@ def cmd_train(args, extra: list[str]) -> None:
     maybe_initialize_distributed(auto=os.environ.get("JAXIR_DISTRIBUTED") == "auto")
     recipe = importlib.import_module(f"jaxir.recipes.{RECIPES[args.recipe]}")
     argv = [*extra, *(["--data", args.data] if args.data else []), "--out", args.out]
-    parsed = recipe.parse_args(argv)
+    parsed = recipe.parse_args(argv, prog=f"jaxir train --recipe {args.recipe}")  # not argv[0]
     check_recipe(args.recipe, parsed[0])  # a bad option: a usage error, rc 2
     recipe.main(argv, parsed=parsed)

@@ -1,6 +1,9 @@
 """Checkpoints: bit-identical resume through fit(), retention, and clear errors on bad restores."""
+import errno
 import functools
 import json
+import logging
+import sys
 
 import jax
 import numpy as np
@@ -8,7 +11,7 @@ import pytest
 
 from jaxir import parallel
 from jaxir.errors import CheckpointError
-from jaxir.training.checkpoint import Checkpointer
+from jaxir.training.checkpoint import Checkpointer, orbax_noise_held
 from jaxir.training.data import ArraySource, EpochSampler
 from jaxir.training.loop import FitConfig, fit
 from jaxir.training.optim import OptimConfig, make_optimizer
@@ -125,3 +128,49 @@ def test_sampler_state_resumes_the_same_order():
     assert not np.array_equal(seq[0], seq[2])  # epoch 1 is reshuffled
     with pytest.raises(ValueError, match="seed"):
         EpochSampler(10, 4, seed=4).restore(b.state())
+
+
+class _RaisesWhenFreed:
+    def __init__(self, message):
+        self.message = message
+
+    def __del__(self):
+        raise RuntimeError(self.message)
+
+
+def _unraisable(message: str) -> None:
+    """Reports RuntimeError(message) to sys.unraisablehook, as tensorstore's threads do."""
+    _RaisesWhenFreed(message)
+
+
+def test_orbax_noise_is_held_back_only_when_the_disk_is_full(monkeypatch, caplog):
+    """A good save shows what orbax logged and reported; a full disk shows none of its ~1,500
+    lines (the CLI says it in one), nor the failed write's late reports."""
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(str(u.exc_value)))
+    absl, aio = logging.getLogger("absl"), logging.getLogger("asyncio")
+    for g in (absl, aio):
+        monkeypatch.setattr(g, "filters", [])  # what a full disk adds goes when the test ends
+    before = [(list(g.handlers), g.propagate) for g in (absl, aio)]
+    with orbax_noise_held():
+        absl.warning("said during a good save")
+        _unraisable("reported during a good save")
+        assert not seen and not caplog.records  # held until the save ends
+    assert [r.getMessage() for r in caplog.records] == ["said during a good save"]
+    assert seen == ["reported during a good save"]
+    full = ValueError("RESOURCE_EXHAUSTED: ... No space left on device [os_error_code='28']")
+    with pytest.raises(OSError), orbax_noise_held():
+        absl.error("a writer thread's traceback", exc_info=full)
+        _unraisable("Event loop is closed")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    aio.error("Task exception was never retrieved", exc_info=full)  # the failed write, late
+    _unraisable("Event loop is closed")
+    aio.error("something else")
+    _unraisable("anything else")
+    assert [r.getMessage() for r in caplog.records] == ["said during a good save", "something else"]
+    assert seen == ["reported during a good save", "anything else"]
+    with pytest.raises(ValueError), orbax_noise_held():  # another failure: all it said is shown
+        absl.error("why another save failed")
+        raise ValueError("not a full disk")
+    assert caplog.records[-1].getMessage() == "why another save failed"
+    assert [(g.handlers, g.propagate) for g in (absl, aio)] == before

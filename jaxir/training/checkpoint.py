@@ -152,11 +152,64 @@ class Checkpointer:
 @contextlib.contextmanager
 def disk_full_names(directory):
     """A full disk while writing checkpoints is an OSError(ENOSPC) naming `directory`, whether
-    Python's (`names_file`) or tensorstore's (a ValueError saying "No space left on device")."""
-    with names_file(directory):
+    Python's (`names_file`) or tensorstore's (a ValueError saying "No space left on device"),
+    and the one line the CLI prints for it is all a user sees (`orbax_noise_held`)."""
+    with orbax_noise_held(), names_file(directory):
         try:
             yield
         except ValueError as e:
             if "No space left on device" not in str(e) and "os_error_code='28'" not in str(e):
                 raise
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory)) from e
+
+
+# Where orbax's failed writes are told: its writer threads log the traceback (absl), and the tasks
+# left on its closed event loop are reported when collected (asyncio).
+_NOISY_LOGGERS = ("absl", "asyncio")
+
+
+def _full_disk_noise(exc: BaseException | None) -> bool:
+    """A failed checkpoint write's own report of the full disk, or of a write still in flight
+    when orbax closed its event loop (tensorstore's callbacks find it closed)."""
+    text = str(exc)
+    return ((isinstance(exc, RuntimeError) and text == "Event loop is closed")
+            or "No space left on device" in text or "os_error_code='28'" in text)
+
+
+def _not_full_disk_noise(record) -> bool:
+    return not (record.exc_info and _full_disk_noise(record.exc_info[1]))
+
+
+@contextlib.contextmanager
+def orbax_noise_held():
+    """When a checkpoint write fails, each orbax thread logs the failure's traceback, tensorstore
+    reports every write still in flight once orbax's event loop is closed (unraisable "Event loop
+    is closed") and asyncio each task that held the failure: ~1,500 lines above the one jaxir's
+    CLI prints. All of it is held back while the block runs, then shown as it came, unless the
+    block ended in a full disk (the CLI's line says it). After one, the failed write's late
+    reports are dropped too (they keep coming as its threads finish); anything else is shown."""
+    import logging
+    import sys
+
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    saved, records, unraisable, hook = [(g.handlers, g.propagate) for g in loggers], [], [], sys.unraisablehook
+    for g in loggers:
+        held = logging.Handler()
+        held.emit = lambda record, g=g: records.append((g, record))
+        g.handlers, g.propagate = [held], False
+    sys.unraisablehook, full = unraisable.append, False
+    try:
+        yield
+    except OSError as e:
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise
+    finally:
+        for g, (handlers, propagate) in zip(loggers, saved):
+            g.handlers, g.propagate = handlers, propagate
+            if full:
+                g.addFilter(_not_full_disk_noise)
+        sys.unraisablehook = (lambda u: None if _full_disk_noise(u.exc_value) else hook(u)) if full else hook
+        for g, record in [] if full else records:
+            g.handle(record)
+        for u in [] if full else unraisable:
+            hook(u)
