@@ -344,7 +344,9 @@ def parse_recipe(doc: str, cls, default, argv=None, *, modes: dict, flags: dict 
                  prog: str | None = None, check: Callable | None = None) -> tuple[Any, str]:
     """A recipe's command line: (the mode's config with every given option applied, --out).
     `prog`: the command shown in usage and --help (`jaxir train --recipe NAME`)."""
-    ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # A one-line usage: a recipe has ~50 options, and argparse prints the usage above every error.
+    ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 usage="%(prog)s [--mode MODE] [--GROUP.FIELD VALUE ...] --out DIR (options: --help)")
     ap.add_argument("--out", required=True, help=out_help)
     cfg, args = parse_config(ap, cls, default, argv, modes=modes, flags=flags, derived=derived, warmups=warmups,
                              check=check)
