@@ -334,11 +334,6 @@ def mode_config(default, modes: dict | None, mode: str | None, given: dict, *, d
     return apply_overrides(default, merged, derived, skip_none=False)
 
 
-def config_to_dict(cfg) -> dict:
-    """A (nested) config as plain JSON-able dicts."""
-    return dataclasses.asdict(cfg)
-
-
 def parse_recipe(doc: str, cls, default, argv=None, *, modes: dict, flags: dict | None = None,
                  derived: dict | None = None, warmups: dict | None = None, out_help: str = "output folder",
                  prog: str | None = None, check: Callable | None = None) -> tuple[Any, str]:
