@@ -2,11 +2,13 @@
 
 All derive from ValueError so callers that only know the standard library still catch them.
 `names_file` makes a write's OSError (a full disk) name its file; `utf8_lines` / `utf8_line` /
-`utf8_text` read text whose bytes that are not UTF-8 are a DataError naming the file and line.
+`utf8_text` read text whose bytes that are not UTF-8 are a DataError naming the file and line,
+and `json_lines` reads JSONL the same way.
 Standard library only.
 """
 import contextlib
 import gzip
+import json
 import os
 from collections.abc import Iterator
 
@@ -69,6 +71,18 @@ def utf8_lines(path) -> Iterator[tuple[int, str]]:
     with opener(path, "rb") as lines:
         for lineno, raw in enumerate(lines, start=1):
             yield lineno, utf8_line(raw, path, lineno)
+
+
+def json_lines(path) -> Iterator[tuple[int, object]]:
+    """(line number, parsed value) of each non-blank line of a JSONL file (gzipped if .gz),
+    streamed; text that is not UTF-8 or not JSON is a DataError naming the file and line."""
+    for lineno, line in utf8_lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{lineno}: malformed JSON ({err.msg})") from None
 
 
 def utf8_text(raw: bytes, path, *, first_line: int = 1) -> str:

@@ -32,7 +32,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from jaxir.errors import DataError, utf8_lines
+from jaxir.errors import DataError, json_lines
 from jaxir.fs import atomic_output
 
 RANK_FEATURES_FIELD = "sparse_embedding"
@@ -158,13 +158,7 @@ def write_neural_sparse_queries(path: str | Path, queries: Iterable[tuple[str, M
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict]]:
-    for lineno, line in utf8_lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg})") from e
+    for lineno, record in json_lines(path):
         if not isinstance(record, dict):
             raise DataError(f"{path}:{lineno}: expected a JSON object")
         yield lineno, record

@@ -22,9 +22,7 @@ Loading rules (errors name the file and 1-based line, or the id):
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -38,7 +36,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from jaxir.errors import DataError, EmptyInputError, utf8_line
+from jaxir.errors import DataError, EmptyInputError, json_lines, utf8_line
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 DEFAULT_CACHE_DIR = "~/.cache/jaxir/beir"
@@ -263,28 +261,18 @@ def _find_jsonl(folder: Path, stem: str) -> Path:
 
 def _iter_records(path: Path) -> Iterator[tuple[int, str, dict]]:
     """(line number, id, record) per non-blank line; checks UTF-8, JSON, ``_id``, duplicates."""
-    opener = gzip.open if path.suffix == ".gz" else open
     seen: dict[str, int] = {}
     lineno = 0
     try:
-        with opener(path, "rb") as lines:  # bytes, decoded per line, so errors get their line
-            for lineno, raw in enumerate(lines, start=1):
-                line = utf8_line(raw, path, lineno)
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{path}:{lineno}: malformed JSON ({err.msg})") from None
-                rid = record.get("_id") if isinstance(record, dict) else None
-                if not isinstance(rid, (str, int)) or isinstance(rid, bool) or str(rid) == "":
-                    raise DataError(f"{path}:{lineno}: record has no string '_id'")
-                rid = str(rid)
-                if rid in seen:
-                    raise DataError(
-                        f"{path}:{lineno}: duplicate id {rid!r} (first on line {seen[rid]})")
-                seen[rid] = lineno
-                yield lineno, rid, record
+        for lineno, record in json_lines(path):  # bytes decoded per line: errors name their line
+            rid = record.get("_id") if isinstance(record, dict) else None
+            if not isinstance(rid, (str, int)) or isinstance(rid, bool) or str(rid) == "":
+                raise DataError(f"{path}:{lineno}: record has no string '_id'")
+            rid = str(rid)
+            if rid in seen:
+                raise DataError(f"{path}:{lineno}: duplicate id {rid!r} (first on line {seen[rid]})")
+            seen[rid] = lineno
+            yield lineno, rid, record
     except (EOFError, OSError) as err:  # truncated or not gzip (gzip.BadGzipFile is an OSError)
         raise DataError(f"{path}:{lineno + 1}: cannot read ({err})") from None
 
