@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from jaxir import cli_args as check
+from jaxir.cli_paths import beir_folder, refuse_clobber
 from jaxir.config_values import true_false
 from jaxir.fs import INDEX_CACHE
 
@@ -47,75 +48,6 @@ def _method_options(args) -> dict:
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
-def _beir_folder(data: str) -> Path:
-    """The folder `load_beir(data)` reads: `data` itself, or where a dataset name is downloaded."""
-    from jaxir.eval.beir import DEFAULT_CACHE_DIR
-
-    path = Path(data).expanduser()
-    return path if os.path.lexists(path) else Path(DEFAULT_CACHE_DIR).expanduser() / str(data)
-
-
-def _real_paths(given: Path) -> list[Path]:
-    """`given` resolved, and for a folder also where its (and its subfolders') entries that are
-    symbolic links lead (a BEIR folder of links to shared files is still those files)."""
-    real = [Path(os.path.realpath(given))]
-    folders = [given] if given.is_dir() else []
-    for depth in range(2):
-        found = []
-        for folder in folders:
-            try:
-                entries = list(os.scandir(folder))
-            except OSError:
-                continue
-            for e in entries:
-                if e.is_symlink():
-                    real.append(Path(os.path.realpath(e.path)))
-                elif depth == 0 and e.is_dir(follow_symlinks=False):
-                    found.append(Path(e.path))
-        folders = found
-    return real
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)  # a hard link to an input is that input
-    except OSError:
-        return False
-
-
-def refuse_clobber(command: str, outputs: dict, inputs: dict, *, whole: bool = False) -> None:
-    """Outputs never clobber inputs: an output path (option -> path; None: not given) that is,
-    or lies inside, one of the command's inputs (option -> path or list of paths) is refused with
-    an OptionError naming both, before any data is read. Paths are compared resolved (symbolic
-    links, `..`, hard links and a folder's linked entries seen through). `whole`: the outputs are
-    folders replaced as a whole, so an input inside one is refused too. Once every output has
-    passed, the missing parent folders of each are created (`--run out/new/r.trec` just works)."""
-    from jaxir.errors import OptionError
-
-    seen = []
-    for option, value in inputs.items():
-        for given in ([] if value is None else value if isinstance(value, list) else [value]):
-            seen += [(option, given, real) for real in _real_paths(Path(given).expanduser())]
-    for out_option, out_given in outputs.items():
-        if out_given is None:
-            continue
-        out = Path(os.path.realpath(Path(out_given).expanduser()))
-        for option, given, real in seen:
-            how = ("is" if out == real or _same_file(out, real) else "lies inside" if out.is_relative_to(real)
-                   else "holds" if whole and real.is_relative_to(out) else None)
-            if how:
-                raise OptionError(f"{out_option} {out_given} {how} {option} {given} (an input of jaxir "
-                                  f"{command}; it would be overwritten): write the output elsewhere")
-    for out_option, out_given in outputs.items():  # only after every check above passed
-        if out_given is not None:
-            parent = Path(out_given).expanduser().parent
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise OptionError(f"{out_option} {out_given}: cannot create its folder {parent} "
-                                  f"({e.strerror or e})") from None
-
-
 def _cache_indexes(cache: str | None) -> list[Path]:
     """The indexes in an index cache folder (its subfolders): the inputs it holds (a file written
     beside them clobbers none)."""
@@ -135,7 +67,7 @@ def cmd_eval(args) -> None:
     from jaxir.retrievers.evaluate import eval_method, format_table
 
     refuse_clobber("eval", {"--run": args.run, "--output-json": args.output_json},
-                   {"--data": _beir_folder(args.data), "--index": args.index, "--cache": _cache_indexes(args.cache),
+                   {"--data": beir_folder(args.data), "--index": args.index, "--cache": _cache_indexes(args.cache),
                     "--first-stage-index": args.first_stage_index, **_model_paths(args)})
     result = eval_method(args.method, args.data, split=args.split, k=args.k, index_dir=args.index,
                          cache=Path(args.cache), run_path=args.run, output_json=args.output_json,
@@ -157,7 +89,7 @@ def cmd_index(args) -> None:
     from jaxir.retrievers.registry import get_retriever
 
     out = Path(args.out)
-    refuse_clobber("index", {"--out": out}, {"--data": _beir_folder(args.data),
+    refuse_clobber("index", {"--out": out}, {"--data": beir_folder(args.data),
                                              **_model_paths(args)},
                    whole=True)
     if args.append and args.force:
@@ -223,7 +155,7 @@ def _qrels_of(args) -> dict:
 
     if args.qrels:
         return read_qrels(args.qrels)
-    path = _beir_folder(args.data) / "qrels" / f"{args.split}.tsv"
+    path = beir_folder(args.data) / "qrels" / f"{args.split}.tsv"
     if path.is_file():
         return read_qrels(path)
     from jaxir.eval.beir import load_beir
@@ -276,7 +208,7 @@ def cmd_mine(args) -> None:
     from jaxir.data.mine import main_mine
 
     refuse_clobber("mine", {"--out": args.out},
-                   {"--data": _beir_folder(args.data), "--index": args.index, "--cache": _cache_indexes(args.cache),
+                   {"--data": beir_folder(args.data), "--index": args.index, "--cache": _cache_indexes(args.cache),
                     **_model_paths(args)})
     main_mine(args, _method_options(args))
 
@@ -284,7 +216,7 @@ def cmd_mine(args) -> None:
 def cmd_teacher(args) -> None:
     from jaxir.data.teacher import main_teacher
 
-    refuse_clobber("teacher", {"--out": args.out}, {"--data": _beir_folder(args.data),
+    refuse_clobber("teacher", {"--out": args.out}, {"--data": beir_folder(args.data),
                                                     "--checkpoint": args.checkpoint, "--mined": args.mined})
     main_teacher(args)
 
@@ -298,18 +230,18 @@ def cmd_tune_alpha(args) -> None:
 def cmd_idf(args) -> None:
     from jaxir.data.idf_file import build_idf_file
 
-    refuse_clobber("idf", {"--out": args.out}, {"--data": _beir_folder(args.data), "--model": args.model})
+    refuse_clobber("idf", {"--out": args.out}, {"--data": beir_folder(args.data), "--model": args.model})
     path, n_docs = build_idf_file(args.data, args.out, model=args.model, split=args.split)
     print(f"IDF over {n_docs} documents -> {path}")
 
 
 def cmd_export(args) -> None:
-    from jaxir.data.export_files import options_of, run_export
+    from jaxir.cli_export import options_of, run_export
 
     opts = options_of(args)
     refuse_clobber("export", {"--out": args.out}, {
         "--index": args.index, "--model": args.model, "--queries": args.queries,
-        "--contents": opts.contents and _beir_folder(opts.contents)})
+        "--contents": opts.contents and beir_folder(opts.contents)})
     print(run_export(args, opts))
 
 
@@ -331,7 +263,7 @@ def cmd_demo(args) -> None:
     from jaxir.retrievers.evaluate import eval_method, format_table
 
     out = Path(args.out)
-    refuse_clobber("demo", {"--out": out}, {"--data": _beir_folder(args.data)})
+    refuse_clobber("demo", {"--out": out}, {"--data": beir_folder(args.data)})
     results = []
     for method in args.methods:
         print(f"== {method} on {args.data} ({args.split})", flush=True)
@@ -461,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split whose qrels are validated while loading")
     p.set_defaults(fn=cmd_idf)
 
-    from jaxir.data.export_files import add_parser as add_export_parser  # `jaxir export` (Lucene engines)
+    from jaxir.cli_export import add_parser as add_export_parser  # `jaxir export` (Lucene engines)
 
     add_export_parser(sub, cmd_export)
 

@@ -45,7 +45,7 @@ def metric(text: str) -> str:
 
 def output_file(text: str) -> str:
     """A file to be written: not a folder, and not below a file. Missing folders on its path are
-    created by the command, after its outputs-over-inputs checks (`jaxir.cli.refuse_clobber`)."""
+    created by the command, after its outputs-over-inputs checks (`jaxir.cli_paths.refuse_clobber`)."""
     path = Path(text).expanduser()
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file")

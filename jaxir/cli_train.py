@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def cmd_train(args, extra: list[str]) -> None:
-    from jaxir.cli import _beir_folder, refuse_clobber
+    from jaxir.cli_paths import beir_folder, refuse_clobber
     from jaxir.parallel import maybe_initialize_distributed
     from jaxir.plan.preflight import check_recipe
     from jaxir.recipes import RECIPES
@@ -17,7 +17,7 @@ def cmd_train(args, extra: list[str]) -> None:
     # names an existing path is taken for one.
     values = [a.split("=", 1)[-1] for a in extra]
     refuse_clobber("train", {"--out": args.out},
-                   {"--data": args.data and _beir_folder(args.data),
+                   {"--data": args.data and beir_folder(args.data),
                     "a recipe option": [v for v in values if v and os.path.lexists(Path(v).expanduser())]})
     maybe_initialize_distributed(auto=os.environ.get("JAXIR_DISTRIBUTED") == "auto")
     recipe = importlib.import_module(f"jaxir.recipes.{RECIPES[args.recipe]}")

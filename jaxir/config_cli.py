@@ -35,7 +35,8 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from jaxir.config_bounds import Spelled, check_bounds, in_bounds, offset_type  # noqa: F401 (Spelled re-exported)
+from jaxir.config_bounds import Spelled, in_bounds, offset_type  # noqa: F401 (Spelled re-exported)
+from jaxir.config_overrides import apply_overrides, get_field, option_string
 from jaxir.config_values import float_tuple, name_floats, str_tuple, true_false
 from jaxir.errors import OptionError
 
@@ -150,13 +151,6 @@ def show(value) -> str:
     return str(value)
 
 
-def option_string(name: str, flags: dict | None = None) -> str:
-    """The option that sets dotted field `name`: a `flags` spelling, `--group.field` when
-    nested, `--field-name` at the top level."""
-    if flags and name in flags:
-        flag = flags[name]
-        return flag.option if isinstance(flag, Spelled) else flag
-    return f"--{name}" if "." in name else f"--{name.replace('_', '-')}"
 
 
 def add_config_options(ap: argparse.ArgumentParser, cls, *, skip=(), prefix: str = "",
@@ -175,7 +169,7 @@ def add_config_options(ap: argparse.ArgumentParser, cls, *, skip=(), prefix: str
         rel = name[len(prefix):]
         shown = ""
         if defaults is not None:
-            shown = [show(_get(defaults, rel))]
+            shown = [show(get_field(defaults, rel))]
             alias = _aliases(modes or {})
             shown += [f"{m}: {show(o[rel])}" for m, o in (modes or {}).items()
                       if rel in o and m not in alias]
@@ -183,7 +177,7 @@ def add_config_options(ap: argparse.ArgumentParser, cls, *, skip=(), prefix: str
         head = rel.split(".")[0] if "." in rel else ""
         if head not in groups:  # one help section per config group; top-level fields in ap's
             groups[head] = ap.add_argument_group(
-                f"{head} ({type(_get(defaults, head)).__name__})" if defaults is not None else head
+                f"{head} ({type(get_field(defaults, head)).__name__})" if defaults is not None else head
             ) if head else ap
         text = (field_help(owner, f) + shown).replace("%", "%%")
         bounds, finite = f.metadata.get("bounds", {}), f.metadata.get("finite", True)
@@ -191,65 +185,13 @@ def add_config_options(ap: argparse.ArgumentParser, cls, *, skip=(), prefix: str
         if isinstance(spelled, Spelled):  # bounds checked in the option's own counting
             kind = offset_type(in_bounds(kind, {k: v + spelled.offset for k, v in bounds.items()},
                                          finite=finite), spelled.offset)
-            default = show(_get(defaults, rel) + spelled.offset) if defaults is not None else "?"
+            default = show(get_field(defaults, rel) + spelled.offset) if defaults is not None else "?"
             text = f"{spelled.help} (sets {name} to this minus {spelled.offset}) [{default}]"
         else:  # every number finite unless the field allows nan/inf (`jaxir.config_bounds`)
             kind = in_bounds(kind, bounds, finite=finite, choices=f.metadata.get("choices"))
             metavar = "{%s}" % ",".join(map(str, f.metadata["choices"])) if "choices" in f.metadata else metavar
         groups[head].add_argument(option_string(name, flags), dest=name, type=kind, metavar=metavar,
                                   default=None, help=text)
-
-
-def _get(cfg, dotted: str):
-    for part in dotted.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
-
-
-def final_value(cfg, overrides: dict, dotted: str):
-    """The value `dotted` has once `overrides` are applied to `cfg`."""
-    if overrides.get(dotted) is not None:
-        return overrides[dotted]
-    parts = dotted.split(".")
-    for i in range(len(parts) - 1, 0, -1):  # a whole group given as one override
-        head = ".".join(parts[:i])
-        if overrides.get(head) is not None:
-            return _get(overrides[head], ".".join(parts[i:]))
-    return _get(cfg, dotted)
-
-
-def apply_overrides(cfg, overrides: dict, derived: dict | None = None, *, skip_none: bool = True):
-    """`cfg` with each given (not None) dotted override replacing its field, nested configs
-    rebuilt once so their checks (__post_init__) run on the new values. Unknown names are an
-    error. `derived` ({dotted: Derived}): those with a function are computed from the final
-    values of the others in the same rebuild; overriding any derived field is an error."""
-    overrides = {k: v for k, v in overrides.items() if v is not None or not skip_none}
-    for name, d in (derived or {}).items():
-        if name in overrides:
-            raise ValueError(f"{name} is set by the recipe ({d.how}), not an option")
-    for name, d in (derived or {}).items():
-        if d.fn is not None:
-            overrides[name] = d.fn(lambda dotted: final_value(cfg, overrides, dotted))
-    out = _rebuild(cfg, overrides)
-    check_bounds(out)
-    return out
-
-
-def _rebuild(cfg, overrides: dict, prefix: str = ""):
-    groups: dict[str, dict] = {}
-    for name, value in overrides.items():
-        head, _, rest = name.partition(".")
-        if head not in {f.name for f in dataclasses.fields(cfg)}:
-            raise ValueError(f"{type(cfg).__name__} has no setting {prefix + name!r}")
-        groups.setdefault(head, {})[rest] = value
-    changes = {}
-    for head, sub in groups.items():
-        base = sub.pop("", getattr(cfg, head))
-        if sub and not dataclasses.is_dataclass(base):
-            raise ValueError(f"{prefix}{head} is not a config group: "
-                             f"{sorted(f'{prefix}{head}.{k}' for k in sub)}")
-        changes[head] = _rebuild(base, sub, f"{prefix}{head}.") if sub else base
-    return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
 def _aliases(modes: dict) -> dict:

@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 
 from jaxir.config_bounds import bounded
-from jaxir.config_cli import Derived, apply_overrides, field_comments, leaf_names, parse_config
+from jaxir.config_cli import Derived, field_comments, leaf_names, parse_config
+from jaxir.config_overrides import apply_overrides
 from jaxir.config_values import name_floats, true_false
 
 

@@ -124,7 +124,7 @@ def test_contents_from_another_corpus_is_refused(toy, tmp_path, capsys):
 
 def test_queries_of_a_splade_index_are_refused(tmp_path):
     """A SPLADE index's queries come from its model, not from IDF: nothing is written."""
-    from jaxir.data.export_files import ExportOptions, export_queries
+    from jaxir.cli_export import ExportOptions, export_queries
     from jaxir.errors import OptionError
 
     class Index:

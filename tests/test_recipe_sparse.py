@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from jaxir.config_cli import apply_overrides
+from jaxir.config_overrides import apply_overrides
 from jaxir.eval.beir import load_beir
 from jaxir.index.bm25 import BM25Index
 from jaxir.methods.dense import DenseRetriever

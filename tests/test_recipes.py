@@ -4,7 +4,8 @@ import importlib
 
 import pytest
 
-from jaxir.config_cli import leaf_names, option_string
+from jaxir.config_cli import leaf_names
+from jaxir.config_overrides import option_string
 from jaxir.recipes import RECIPES
 
 

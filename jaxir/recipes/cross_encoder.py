@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.config_bounds import bounded, one_of
-from jaxir.config_cli import Derived, apply_overrides, mode_config, parse_recipe
+from jaxir.config_cli import Derived, mode_config, parse_recipe
+from jaxir.config_overrides import apply_overrides
 from jaxir.data.tuples import TupleConfig
 from jaxir.methods.cross_encoder import CrossEncoderConfig
 from jaxir.recipes import best_metric_check

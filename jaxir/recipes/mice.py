@@ -29,7 +29,8 @@ import json
 from pathlib import Path
 
 from jaxir.config_bounds import bounded
-from jaxir.config_cli import apply_overrides, mode_config
+from jaxir.config_cli import mode_config
+from jaxir.config_overrides import apply_overrides
 from jaxir.data.tuples import TupleConfig
 from jaxir.errors import OptionError
 from jaxir.methods.mice import MiceConfig

@@ -56,7 +56,8 @@ import jax
 import numpy as np
 
 from jaxir.config_bounds import bounded
-from jaxir.config_cli import Derived, apply_overrides, mode_config
+from jaxir.config_cli import Derived, mode_config
+from jaxir.config_overrides import apply_overrides
 from jaxir.config_warmup import check_warmups
 from jaxir.fs import INDEX_CACHE
 from jaxir.methods.sparse import SparseConfig, SparseModel

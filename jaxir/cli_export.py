@@ -57,7 +57,8 @@ def add_parser(sub, fn) -> None:
 def options_of(args: argparse.Namespace) -> ExportOptions:
     """The ExportOptions the command line gave (unset options keep their defaults), checked
     against the format and what is exported."""
-    from jaxir.config_cli import apply_overrides, leaf_names
+    from jaxir.config_cli import leaf_names
+    from jaxir.config_overrides import apply_overrides
     from jaxir.errors import OptionError
 
     given = {name: getattr(args, name) for name in leaf_names(ExportOptions) if getattr(args, name) is not None}
