@@ -72,7 +72,7 @@ def fit_our_codec(tokens: TokenFile, doclens, offsets, args):
 
 
 def build(args) -> None:
-    from jaxir.index.plaid import PlaidIndexBuilder
+    from jaxir.index.plaid_builder import PlaidIndexBuilder
 
     tokens, doclens = TokenFile(args.cache / "doc_tokens.npy"), np.load(args.cache / "doclens.npy")
     offsets = np.concatenate([[0], np.cumsum(doclens, dtype=np.int64)])

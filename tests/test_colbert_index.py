@@ -12,7 +12,8 @@ from jaxir.index import exact
 from jaxir.index.codec import fit_codec_numpy, normalize
 from jaxir.index.plaid import PlaidIndex
 from jaxir.methods.colbert import ColBERTConfig
-from jaxir.retrievers.colbert_build import FP16_ARRAY, compress_stream, fit_codec, sample_doc_indices
+from jaxir.index.plaid_update import FP16_ARRAY
+from jaxir.retrievers.colbert_build import compress_stream, fit_codec, sample_doc_indices
 from jaxir.retrievers.colbert import ColBERT, save_checkpoint
 
 N_DOCS = 60
@@ -137,9 +138,10 @@ def _plain_index(model, params, tmp):
 def test_recompress_from_fp16_copy_matches_other_nbits(tmp_path):
     """An fp16-carrying index re-fitted at nbits 1 and 4 decodes close to the stored vectors (cosine)."""
     from jaxir.index.codec import ResidualCodec
-    from jaxir.index.plaid import PlaidIndex, PlaidIndexBuilder
+    from jaxir.index.plaid import PlaidIndex
+    from jaxir.index.plaid_builder import PlaidIndexBuilder
     from jaxir.index.store import save_index
-    from jaxir.retrievers.colbert_build import FP16_ARRAY, IndexOptions, recompress_index
+    from jaxir.retrievers.colbert_build import IndexOptions, recompress_index
 
     rng = np.random.default_rng(3)
     centres = rng.normal(size=(12, 16))

@@ -9,7 +9,8 @@ import pytest
 from jaxir.errors import EmptyInputError, IndexFormatError
 from jaxir.index import exact, plaid
 from jaxir.index.codec import fit_codec_numpy, normalize, unpack_bits
-from jaxir.index.plaid import PlaidIndex, PlaidIndexBuilder, PlaidParams, num_sample_docs
+from jaxir.index.plaid import PlaidIndex, PlaidParams, num_sample_docs
+from jaxir.index.plaid_builder import PlaidIndexBuilder
 from jaxir.index.plaid_kernels import _kept_codes
 from jaxir.index.plaid_stats import STAGES
 

@@ -15,7 +15,8 @@ import jaxir
 from jaxir.errors import DataError, IndexFormatError
 from jaxir.index import plaid_update
 from jaxir.index.codec import fit_codec_numpy
-from jaxir.index.plaid import PlaidIndex, PlaidIndexBuilder
+from jaxir.index.plaid import PlaidIndex
+from jaxir.index.plaid_builder import PlaidIndexBuilder
 from jaxir.index.store import BUILT_FROM, read_manifest, stamp_manifest
 from tests.test_plaid import make_docs, make_query, topic_centers
 
@@ -55,7 +56,7 @@ def _doc_hits(index, queries, k=10):
 def test_append_equals_a_build_of_all_documents_with_the_same_codec(parts):
     _, codec, first, more = parts
     base = _build(codec, first, _ids(300))
-    grown = base.add(more, _ids(120, 300))
+    grown = plaid_update.add_documents(base, more, _ids(120, 300))
     whole = _build(codec, first + more, _ids(420))
     for name, array in whole.to_arrays().items():
         np.testing.assert_array_equal(grown.to_arrays()[name], array, err_msg=name)
@@ -68,11 +69,11 @@ def test_delete_hides_at_once_and_equals_the_compacted_index(parts):
     queries = _queries(centers)
     before, _ = _doc_hits(index, queries)
     gone = sorted({d for hits in before for d in hits[:3]})  # the best hits of every query
-    hidden = index.delete(gone)
+    hidden = plaid_update.delete_documents(index, gone)
     after, scores = _doc_hits(hidden, queries)
     assert not {d for hits in after for d in hits} & set(gone)
     assert hidden.num_docs == 420 and hidden.num_live == 420 - len(gone)
-    compacted = hidden.compact()
+    compacted = plaid_update.compact(hidden)
     assert compacted.num_docs == 420 - len(gone) and compacted.deleted is None
     ref, ref_scores = _doc_hits(compacted, queries)
     assert after == ref
@@ -90,7 +91,7 @@ def test_delete_hides_at_once_and_equals_the_compacted_index(parts):
 
 def test_a_search_returns_every_live_document_when_k_exceeds_them(parts):
     centers, codec, first, _ = parts
-    index = _build(codec, first[:12], _ids(12)).delete(_ids(9))
+    index = plaid_update.delete_documents(_build(codec, first[:12], _ids(12)), _ids(9))
     scores, rows = index.search(make_query(np.random.default_rng(1), centers), 10)
     assert set(index.doc_ids[rows].tolist()) == set(_ids(3, 9)) and len(scores) == 3
 
@@ -98,14 +99,15 @@ def test_a_search_returns_every_live_document_when_k_exceeds_them(parts):
 def test_bad_updates_are_refused_with_one_line(parts):
     _, codec, first, more = parts
     index = _build(codec, first[:20], _ids(20))
+    add, delete = plaid_update.add_documents, plaid_update.delete_documents
     cases = [
-        (lambda: index.add([np.ones((4, codec.dim + 1), np.float32)], ["x"]), "has vectors of shape \\(4, 33\\)"),
-        (lambda: index.add(more[:2], ["x", "x"]), "'x' appears twice"),
-        (lambda: index.add(more[:2], ["d3", "new"]), "already in the index \\(first: 'd3'\\)"),
-        (lambda: index.add(more[:2], ["a"]), "1 doc ids for 2 documents"),
-        (lambda: index.delete(["nope"]), "cannot delete 'nope': no such document"),
-        (lambda: index.delete(["d1"]).delete(["d1"]), "'d1': it is already deleted"),
-        (lambda: index.delete(_ids(20)), "cannot delete every document"),
+        (lambda: add(index, [np.ones((4, codec.dim + 1), np.float32)], ["x"]), "has vectors of shape \\(4, 33\\)"),
+        (lambda: add(index, more[:2], ["x", "x"]), "'x' appears twice"),
+        (lambda: add(index, more[:2], ["d3", "new"]), "already in the index \\(first: 'd3'\\)"),
+        (lambda: add(index, more[:2], ["a"]), "1 doc ids for 2 documents"),
+        (lambda: delete(index, ["nope"]), "cannot delete 'nope': no such document"),
+        (lambda: delete(delete(index, ["d1"]), ["d1"]), "'d1': it is already deleted"),
+        (lambda: delete(index, _ids(20)), "cannot delete every document"),
     ]
     for call, words in cases:
         with pytest.raises(DataError, match=words):
@@ -276,7 +278,7 @@ def test_deleted_documents_are_out_of_every_colbert_path(parts, tmp_path):
     fp16 = np.concatenate(first).astype(np.float16)
     queries = _queries(centers, 6)
     best = {d for q in queries for d in index.doc_ids[index.search(q, 5)[1]].tolist()}
-    hidden = index.delete(sorted(best))
+    hidden = plaid_update.delete_documents(index, sorted(best))
     for tokens, exhaustive, threads in [(None, False, 2), (None, True, 1), (fp16, False, 2)]:
         s = ColBERTSearcher(None, None, hidden, tokens, exhaustive, {}, False, threads)
         for q in queries:

@@ -92,25 +92,6 @@ class PlaidIndex:
         """`pids` without the deleted rows."""
         return pids if self.deleted is None else pids[~self.deleted[pids]]
 
-    # Incremental updates (`jaxir.index.plaid_update`): each returns a new index.
-    def add(self, docs, doc_ids) -> "PlaidIndex":
-        """Append documents ([n_tok, D] float32 unit vectors each) coded with this codec."""
-        from .plaid_update import add_documents
-
-        return add_documents(self, docs, doc_ids)
-
-    def delete(self, doc_ids) -> "PlaidIndex":
-        """Hide documents by id at once (their rows stay until `compact`)."""
-        from .plaid_update import delete_documents
-
-        return delete_documents(self, doc_ids)
-
-    def compact(self) -> "PlaidIndex":
-        """The index rewritten without its deleted documents."""
-        from .plaid_update import compact
-
-        return compact(self)
-
     @property
     def num_tokens(self) -> int:
         return len(self.codes)
@@ -339,6 +320,3 @@ def _check_consistent(path, a: dict, meta: dict) -> None:
         if bad:
             raise IndexFormatError(f"{path}: {what}")
 
-
-# The streaming builder lives in its own module; re-exported here, where callers import it from.
-from .plaid_builder import PlaidIndexBuilder  # noqa: E402,F401

@@ -1,9 +1,12 @@
-"""Streaming PLAID index construction (NumPy only): compressed batches in, a `PlaidIndex` out."""
+"""Streaming PLAID index construction (NumPy only): compressed batches in, a `PlaidIndex` out.
+
+It sits above `plaid` (it builds that module's index); `plaid_update` sits above both."""
 from __future__ import annotations
 
 import numpy as np
 
 from .codec import ResidualCodec
+from .plaid import PlaidIndex
 
 
 class PlaidIndexBuilder:
@@ -72,10 +75,8 @@ class PlaidIndexBuilder:
         self._ids.extend(str(x) for x in ids)
         self.num_docs += n
 
-    def finish(self) -> "PlaidIndex":  # noqa: F821
+    def finish(self) -> PlaidIndex:
         """Concatenate the batches and build the IVF (CSR over centroids)."""
-        from .plaid import PlaidIndex  # plaid re-exports this module's builder
-
         if self.num_docs == 0:
             raise ValueError("PlaidIndexBuilder.finish: no documents were added")
         n_cent = len(self.codec.centroids)

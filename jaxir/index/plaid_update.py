@@ -1,7 +1,7 @@
 """Incremental PLAID updates (NumPy only): append documents with the index's codec, hide documents
 by id, compact them away; and the same on an index folder, atomically.
 
-In memory each operation returns a new `PlaidIndex` and leaves its input untouched; arrays it
+In memory each operation (`add_documents`, `delete_documents`, `compact`) returns a new `PlaidIndex` and leaves its input untouched; arrays it
 does not change are the input's own objects. On disk, `update_folder` holds the folder's writer
 lock from read to swap, writes the new index beside the old one and renames it in, so a reader
 sees the old index or the new one and a writer killed at any point leaves the old one searchable
@@ -22,7 +22,8 @@ import numpy as np
 
 from ..errors import DataError, IndexFormatError
 from ..fs import writer_lock
-from .plaid import METHOD, PlaidIndex, PlaidIndexBuilder
+from .plaid import METHOD, PlaidIndex
+from .plaid_builder import PlaidIndexBuilder
 from .store import BUILT_FROM, MANIFEST, StoredIndex, load_index, save_index
 
 UPDATES = "updates"  # meta: the log of updates applied since the build, oldest first

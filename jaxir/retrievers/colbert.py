@@ -94,7 +94,7 @@ class ColBERT:
 
     def open(self, index_dir) -> "ColBERTSearcher":
         from jaxir.index.plaid import PlaidIndex
-        from jaxir.retrievers.colbert_build import FP16_ARRAY
+        from jaxir.index.plaid_update import FP16_ARRAY
 
         model, params = self._loaded
         index = PlaidIndex.load(index_dir, model_fingerprint=model.fingerprint(params))

@@ -26,8 +26,9 @@ import jax
 import numpy as np
 
 from jaxir.index import codec as np_codec
-from jaxir.index.plaid import METHOD, PlaidIndex, PlaidIndexBuilder, num_sample_docs
-from jaxir.index.plaid_update import FP16_ARRAY  # noqa: F401  (re-exported: retrievers.colbert reads it here)
+from jaxir.index.plaid import METHOD, PlaidIndex, num_sample_docs
+from jaxir.index.plaid_builder import PlaidIndexBuilder
+from jaxir.index.plaid_update import FP16_ARRAY
 from jaxir.index.store import save_index
 from jaxir.ops import residual
 from jaxir.ops.kmeans import kmeans, num_centroids
