@@ -57,10 +57,10 @@ def main() -> None:
     from jaxir.eval.metrics import evaluate
     from jaxir.eval.runs import topk_overlap
     from jaxir.eval.significance import compare_per_query
-    from jaxir.retrievers.append import append_at
-    from jaxir.retrievers.built_from import index_at
+    from jaxir.pipeline.append import append_at
+    from jaxir.pipeline.built_from import index_at
     from jaxir.retrievers.colbert import ColBERT
-    from jaxir.retrievers.evaluate import run_search
+    from jaxir.pipeline.search import run_search
 
     full = load_beir(args.data, split=args.split)
     ids = np.array(full.doc_ids)

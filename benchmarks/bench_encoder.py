@@ -41,7 +41,7 @@ def torch_forward(batch: int, length: int, bf16: bool):
     import torch
     from transformers import BertModel
 
-    from jaxir.models.hf import default_model_dir
+    from jaxir.text.model_dir import default_model_dir
 
     model = BertModel.from_pretrained(str(default_model_dir())).eval()
     rng = np.random.default_rng(0)

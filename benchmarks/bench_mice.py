@@ -74,7 +74,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     from jaxir.eval.beir import load_beir
-    from jaxir.retrievers.built_from import index_for
+    from jaxir.pipeline.built_from import index_for
     from jaxir.retrievers.registry import get_retriever
 
     data = load_beir(args.data, "test")

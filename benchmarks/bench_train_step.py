@@ -98,7 +98,7 @@ class TorchStep:
         import torch
         from transformers import BertModel
 
-        from jaxir.models.hf import default_model_dir
+        from jaxir.text.model_dir import default_model_dir
 
         self.torch, self.bf16 = torch, bf16
         self.shape = batch["input_ids"].shape

@@ -80,7 +80,7 @@ def write_st_cross_encoder(base, out) -> Path:
 
 
 def ce_import_diff(folder) -> float:
-    from jaxir.models.interop import load_foreign
+    from jaxir.interop import load_foreign
 
     model, params = load_foreign(folder, method="cross-encoder", overrides={})
     return float(np.abs(jaxir_pair_scores(model, params) - st_logits(folder)).max())
@@ -99,7 +99,7 @@ def toy_cross_encoder(pooler: bool):
 def ce_export_diff(work: Path, *, pooler: bool = True, model=None, params=None) -> float:
     """max |jaxir score - CrossEncoder logit| of an export (default: `toy_cross_encoder(pooler)`)
     at work / "ce-export" (or "ce-export-plain" without pooler)."""
-    from jaxir.models.interop import export_model
+    from jaxir.interop import export_model
 
     if model is None:
         model, params = toy_cross_encoder(pooler)
@@ -166,7 +166,7 @@ def sparse_diff(folder, model, params, se=None) -> float:
 
 
 def sparse_import_diff(folder) -> float:
-    from jaxir.models.interop import load_foreign
+    from jaxir.interop import load_foreign
 
     model, params = load_foreign(folder, method="sparse", overrides={})
     return sparse_diff(folder, model, params)
@@ -181,7 +181,7 @@ def write_st_router(mlm_folder, out) -> Path:
 def sparse_router_import_diff(folder) -> float:
     from sentence_transformers import SparseEncoder
 
-    from jaxir.models.interop import load_foreign
+    from jaxir.interop import load_foreign
 
     model, params = load_foreign(folder, method="sparse", overrides={})
     return sparse_diff(folder, model, params, se=SparseEncoder(str(folder), device="cpu"))
@@ -206,7 +206,7 @@ def toy_sparse(work: Path, seed: int = 2):
 
 
 def sparse_export_diff(work: Path) -> float:
-    from jaxir.models.interop import export_model
+    from jaxir.interop import export_model
 
     model, params, idf_file = toy_sparse(work / "sparse-toy")
     out = export_model(model, params, fmt="hf-mlm", out=work / "mlm-export", files={"idf.json": idf_file},
@@ -252,7 +252,7 @@ def peer_encodings(lib: str, checkpoint: Path, work: Path) -> dict:
 
 
 def colbert_import_diff(lib: str, base, work: Path) -> tuple[float, str]:
-    from jaxir.models.interop import load_foreign
+    from jaxir.interop import load_foreign
 
     folder = work / f"{lib}-written"
     written_by = peer(lib, "write", lib, "--base", str(base), "--out", str(folder)).strip().splitlines()[-1]
@@ -263,7 +263,7 @@ def colbert_import_diff(lib: str, base, work: Path) -> tuple[float, str]:
 def colbert_export_diff(lib: str, work: Path) -> tuple[float, str]:
     from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
     from jaxir.models.bert import BertConfig
-    from jaxir.models.interop import export_model
+    from jaxir.interop import export_model
 
     model = ColBERTModel(ColBERTConfig(dim=32), bert_config=BertConfig.tiny())
     params = toy_params(model, 3)
@@ -277,7 +277,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
     args = ap.parse_args()
-    from jaxir.models.hf import default_model_dir
+    from jaxir.text.model_dir import default_model_dir
 
     base = default_model_dir()
     work = args.work or Path(tempfile.mkdtemp(prefix="interop-"))

@@ -54,7 +54,7 @@ def exact_maxsim_run(q: np.ndarray, docs: list, doc_ids: list, query_ids: list, 
 def exact_comparison(folder: Path, texts: dict, out: Path) -> dict:
     """Both encoders over the whole corpus (float32, no index): max abs difference of every
     query and document vector, and nDCG@10 of exhaustive MaxSim over each side's vectors."""
-    from jaxir.models.interop import load_foreign
+    from jaxir.interop import load_foreign
 
     enc = out / "texts.exact.json"
     enc.write_text(json.dumps({"queries": texts["queries"], "docs": texts["docs"]}))
@@ -83,7 +83,7 @@ def main() -> int:
     from jaxir.eval.metrics import evaluate
     from jaxir.eval.runs import read_trec
     from jaxir.eval.significance import compare_per_query
-    from jaxir.models.hf import default_model_dir
+    from jaxir.text.model_dir import default_model_dir
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)

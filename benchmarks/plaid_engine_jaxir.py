@@ -105,7 +105,8 @@ def serve(args) -> None:
         every = np.arange(len(doclens))
         search = lambda q: exact.top_k(exact.maxsim_scores(q, tokens, doclens), every, args.k)
     else:
-        from jaxir.index.plaid import PlaidIndex, PlaidStats
+        from jaxir.index.plaid import PlaidIndex
+        from jaxir.index.plaid_stats import PlaidStats
 
         index = PlaidIndex.load(args.index_dir, mmap=args.mmap)
         knobs = {"ncells": args.ncells, "centroid_score_threshold": args.threshold,

@@ -37,7 +37,7 @@ def replace(a, b):
 os.replace = replace
 from jaxir.eval.beir import load_beir
 from jaxir.retrievers.bm25 import BM25
-from jaxir.retrievers.built_from import build_index
+from jaxir.pipeline.built_from import build_index
 build_index(BM25(k1=0.9), load_beir(sys.argv[1], split="test"), Path(sys.argv[2]))
 """
 
@@ -48,7 +48,7 @@ import json, sys, time
 from pathlib import Path
 from jaxir.eval.beir import load_beir
 from jaxir.retrievers.bm25 import BM25
-from jaxir.retrievers.built_from import build_index
+from jaxir.pipeline.built_from import build_index
 sets = [load_beir(p, split="test") for p in sys.argv[2:4]]
 end, swaps = time.monotonic() + float(sys.argv[4]), 0
 while time.monotonic() < end:

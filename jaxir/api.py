@@ -135,7 +135,7 @@ class Retriever:
     def index(self, corpus, path: str | os.PathLike, *, force: bool = False) -> "Retriever":
         """Index `corpus` at `path` (an identical index there is reused; a different one needs
         force=True, and stays until the new one is complete), then open it; returns self."""
-        from jaxir.retrievers.built_from import index_at
+        from jaxir.pipeline.built_from import index_at
 
         if not self.retriever.index_kind:
             raise OptionError(f"{self.method} keeps no index: rerank(query, candidates) scores the candidates' texts")
@@ -149,7 +149,7 @@ class Retriever:
         path = Path(path)
         if corpus is not None:
             from jaxir.index.store import BUILT_FROM, read_manifest
-            from jaxir.retrievers.built_from import corpus_mismatch
+            from jaxir.pipeline.built_from import corpus_mismatch
 
             dataset = self._use_corpus(corpus)
             if read_manifest(path).get(BUILT_FROM) is not None and corpus_mismatch(path, dataset):

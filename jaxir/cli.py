@@ -64,7 +64,7 @@ def _model_paths(args) -> dict:
 
 
 def cmd_eval(args) -> None:
-    from jaxir.retrievers.evaluate import eval_method, format_table
+    from jaxir.pipeline.evaluate import eval_method, format_table
 
     refuse_clobber("eval", {"--run": args.run, "--output-json": args.output_json},
                    {"--data": beir_folder(args.data), "--index": args.index, "--cache": _cache_indexes(args.cache),
@@ -76,7 +76,7 @@ def cmd_eval(args) -> None:
     if args.json:  # for machines: the --output-json object, alone on stdout
         print(json.dumps(result, indent=2))
         return
-    from jaxir.retrievers.evaluate import format_timing
+    from jaxir.pipeline.evaluate import format_timing
 
     print(format_table([result]))
     print(format_timing(result["timing"]))
@@ -85,7 +85,7 @@ def cmd_eval(args) -> None:
 def cmd_index(args) -> None:
     from jaxir.errors import OptionError
     from jaxir.eval.beir import load_beir
-    from jaxir.retrievers.built_from import check_out, index_at
+    from jaxir.pipeline.built_from import check_out, index_at
     from jaxir.retrievers.registry import get_retriever
 
     out = Path(args.out)
@@ -99,7 +99,7 @@ def cmd_index(args) -> None:
     retriever = get_retriever(args.method, **options)  # options checked before the corpus is read
     dataset = load_beir(args.data, split=args.split)
     if args.append:
-        from jaxir.retrievers.append import append_at
+        from jaxir.pipeline.append import append_at
 
         added, secs = append_at(retriever, dataset, out, given=frozenset(options))
         print(f"appended {added} documents of {dataset.name} to {out} in {secs:.1f}s" if added else
@@ -117,7 +117,7 @@ def cmd_search(args) -> None:
     from jaxir.errors import OptionError
     from jaxir.eval.runs import write_trec
     from jaxir.index.store import load_index
-    from jaxir.retrievers.evaluate import run_search
+    from jaxir.pipeline.search import run_search
     from jaxir.eval.queries import read_queries
     from jaxir.retrievers.registry import get_retriever, method_of_index
 
@@ -245,14 +245,6 @@ def cmd_export(args) -> None:
     print(run_export(args, opts))
 
 
-def cmd_export_model(args) -> None:
-    from jaxir.models.interop import export_checkpoint
-
-    refuse_clobber("export-model", {"--out": args.out}, {"--checkpoint": args.checkpoint}, whole=True)
-    out = export_checkpoint(args.checkpoint, fmt=args.format, out=args.out, force=args.force)
-    print(f"exported {args.checkpoint} as {args.format} -> {out}")
-
-
 def cmd_train(args, extra: list[str]) -> None:
     from jaxir.cli_train import cmd_train as train  # every option checked before any data is read
 
@@ -260,7 +252,7 @@ def cmd_train(args, extra: list[str]) -> None:
 
 
 def cmd_demo(args) -> None:
-    from jaxir.retrievers.evaluate import eval_method, format_table
+    from jaxir.pipeline.evaluate import eval_method, format_table
 
     out = Path(args.out)
     refuse_clobber("demo", {"--out": out}, {"--data": beir_folder(args.data)})
@@ -394,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_idf)
 
     from jaxir.cli_export import add_parser as add_export_parser  # `jaxir export` (Lucene engines)
+    from jaxir.cli_export import cmd_export_model
 
     add_export_parser(sub, cmd_export)
 

@@ -1,4 +1,4 @@
-"""`jaxir export`: a learned-sparse index's documents, or a query set weighted as the index
+"""`jaxir export-model`: a model in a PyTorch tool's layout (`export_checkpoint`). `jaxir export`: a learned-sparse index's documents, or a query set weighted as the index
 weights it, as files for Lucene engines (reads the index, its tokenizer and BEIR texts, so above
 the text floor; the formats are `jaxir.export`'s).
 
@@ -130,3 +130,51 @@ def export_queries(index, vocab, fmt: str, out: str | Path, opts: ExportOptions,
     if fmt == "anserini":
         return export.write_impact_queries(out, vectors, scale=opts.scale)
     return export.write_neural_sparse_queries(out, vectors, field=opts.field), []
+
+
+def cmd_export_model(args) -> None:
+    from jaxir.cli_paths import refuse_clobber
+
+    refuse_clobber("export-model", {"--out": args.out}, {"--checkpoint": args.checkpoint}, whole=True)
+    out = export_checkpoint(args.checkpoint, fmt=args.format, out=args.out, force=args.force)
+    print(f"exported {args.checkpoint} as {args.format} -> {out}")
+
+
+EXPORTS = {"colbert": ("colbert-ai", "pylate"), "sparse": ("hf-mlm",), "cross-encoder": ("sentence-transformers",)}
+
+
+def export_checkpoint(checkpoint, *, fmt: str, out, force: bool = False):
+    """The engine of `jaxir export-model` (above the retrievers, which load every jaxir checkpoint;
+    `jaxir.interop` writes the layout): load any checkpoint jaxir reads and write it in layout `fmt` at
+    `out`, which must not exist or (with `force`) be a folder jaxir exported."""
+    from jaxir.errors import CheckpointError
+    from jaxir.interop import METHOD_OF, detect_format, export_model
+    from jaxir.interop.folders import check_replaceable
+    from jaxir.models.saved_model import read_model_info
+
+    check_replaceable(out, force=force)  # before the model is loaded; again under the lock
+    path = Path(checkpoint)
+    if (path / "reranker").is_dir():  # a cross-encoder training folder
+        path = path / "reranker"
+    found = detect_format(path)
+    method = read_model_info(path)["method"] if found == "jaxir" else METHOD_OF[found]
+    if fmt not in EXPORTS.get(method, ()):
+        allowed = ", ".join(EXPORTS.get(method, ())) or "none"
+        raise CheckpointError(f"{checkpoint} holds a {method} model: it exports to {allowed}, not {fmt}")
+    files = {}
+    if method == "cross-encoder":
+        from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+
+        reranker = CrossEncoderReranker.load(path)
+        model, params = reranker.model, reranker.params
+    else:
+        import importlib
+
+        checkpoints = importlib.import_module(f"jaxir.retrievers.{method}").CHECKPOINTS
+        model, params = checkpoints.load_model(str(path), {})
+        if (path / "idf.json").is_file():
+            files["idf.json"] = path / "idf.json"
+    try:
+        return export_model(model, params, fmt=fmt, out=out, files=files, force=force)
+    except CheckpointError as e:
+        raise CheckpointError(f"{checkpoint}: {e}") from e

@@ -52,7 +52,7 @@ STAMP = ".jaxir-aside"  # inside a temp or old folder: {"jaxir": "aside", "versi
 _STAMP_KIND, _STAMP_VERSION = "aside", 1
 
 # Where `jaxir eval/mine/rerank/search` and the sparse recipe's teachers build an index once and
-# find it again, keyed by what it was built from (`jaxir.retrievers.built_from.index_for`).
+# find it again, keyed by what it was built from (`jaxir.pipeline.built_from.index_for`).
 INDEX_CACHE = "runs/indexes"
 
 

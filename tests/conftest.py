@@ -39,7 +39,7 @@ def nfcorpus_dir(beir_root) -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
-    from jaxir.models.hf import default_model_dir
+    from jaxir.text.model_dir import default_model_dir
 
     return default_model_dir()
 

@@ -153,7 +153,7 @@ def test_an_index_that_appears_while_waiting_is_checked(tmp_path):
     from jaxir.errors import OptionError
     from jaxir.fs import writer_lock
     from jaxir.retrievers.bm25 import BM25
-    from jaxir.retrievers.built_from import build_index, index_at
+    from jaxir.pipeline.built_from import build_index, index_at
 
     ds = load_beir(write_toy_beir(tmp_path / "toy"), split="train")
     out = tmp_path / "idx"
@@ -194,7 +194,7 @@ def test_model_config_edited_in_place_rebuilds_the_index(tmp_path, minilm_dir):
     from jaxir.errors import OptionError
     from jaxir.index.flat import FlatIndex
     from jaxir.index.store import read_manifest
-    from jaxir.retrievers.built_from import index_at, index_for
+    from jaxir.pipeline.built_from import index_at, index_for
     from jaxir.retrievers.dense import Dense
 
     ds = load_beir(write_toy_beir(tmp_path / "toy"), split="train")
@@ -224,7 +224,7 @@ def test_idf_file_rewritten_in_place_rebuilds_the_index(tmp_path, minilm_dir, ca
     import numpy as np
 
     from jaxir.errors import OptionError
-    from jaxir.retrievers.built_from import index_at, index_for
+    from jaxir.pipeline.built_from import index_at, index_for
     from jaxir.retrievers.sparse import LearnedSparse
     from jaxir.text.idf import save_idf
 

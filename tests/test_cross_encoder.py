@@ -11,7 +11,7 @@ from jaxir.errors import CheckpointError
 from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig, interpolate
 from jaxir.models.bert import BertConfig
 from jaxir.retrievers.cross_encoder import CrossEncoderReranker
-from jaxir.retrievers.rerank import merge_reranked, rerank_run
+from jaxir.pipeline.rerank import merge_reranked, rerank_run
 
 QUERY = "how do cells divide"
 DOCS = ["cells divide by mitosis", "the stock market fell sharply today",

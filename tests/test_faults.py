@@ -41,7 +41,7 @@ if kill_at:
     os.replace = replace
 from jaxir.eval.beir import load_beir
 from jaxir.retrievers.bm25 import BM25
-from jaxir.retrievers.built_from import build_index
+from jaxir.pipeline.built_from import build_index
 build_index(BM25(k1=k1), load_beir(data, split="train"), out)
 """
 

@@ -216,7 +216,7 @@ def test_a_nan_cross_encoder_is_an_error_not_the_first_stage_ranking():
     from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
     from jaxir.models.bert import BertConfig
     from jaxir.retrievers.cross_encoder import CrossEncoderReranker
-    from jaxir.retrievers.rerank import rerank_run
+    from jaxir.pipeline.rerank import rerank_run
 
     model = CrossEncoder(CrossEncoderConfig(pair_maxlen=32, rerank_batch_size=4, alpha=0.5),
                          bert_config=BertConfig.tiny())

@@ -242,7 +242,7 @@ def test_the_swap_itself_checks_the_manifest(toy, tmp_path):
     from jaxir.eval.beir import load_beir
     from jaxir.index.store import save_index
     from jaxir.retrievers.bm25 import BM25
-    from jaxir.retrievers.built_from import build_index
+    from jaxir.pipeline.built_from import build_index
 
     out = tmp_path / "idx"
     out.mkdir()
@@ -283,7 +283,7 @@ def pylate_export(tmp_path_factory):
 
     from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
     from jaxir.models.bert import BertConfig
-    from jaxir.models.interop import export_model
+    from jaxir.interop import export_model
 
     model = ColBERTModel(ColBERTConfig(dim=16), bert_config=BertConfig.tiny())
     return export_model(model, ip.toy_params(model, 1), fmt="pylate",
@@ -329,7 +329,7 @@ def test_export_model_replaces_its_own_export_only_with_force(pylate_export, tmp
 
 
 def test_export_library_call_needs_force_too(pylate_export, tmp_path):
-    from jaxir.models.interop import export_checkpoint
+    from jaxir.cli_export import export_checkpoint
 
     out = export_checkpoint(pylate_export, fmt="colbert-ai", out=tmp_path / "c")
     before = _snapshot(out)

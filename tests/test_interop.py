@@ -16,7 +16,7 @@ import pytest
 
 from jaxir.errors import CheckpointError, DataError
 from jaxir.models.bert import BertConfig
-from jaxir.models.interop import detect_format, export_model, load_foreign
+from jaxir.interop import detect_format, export_model, load_foreign
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import interop_parity as ip  # noqa: E402
@@ -129,7 +129,7 @@ def test_export_of_a_cross_encoder_saved_before_the_pooler_option(tmp_path, caps
     ("2_Dense", {"activation_function": "torch.nn.modules.activation.Tanh"}, "not a score head"),
     ("2_Dense", {"module_output_name": "sentence_embedding"}, "not a score head")])
 def test_cross_encoder_modules_other_than_a_score_head_are_refused(tmp_path, module, change, match):
-    from jaxir.models.interop import export_model
+    from jaxir.interop import export_model
 
     model, params = ip.toy_cross_encoder(pooler=False)
     folder = export_model(model, params, fmt="sentence-transformers", out=tmp_path / "ce")
@@ -150,7 +150,7 @@ def test_sparse_encoder_router_import_matches_sentence_transformers(hf_mlm, tmp_
     router = ip.write_st_router(hf_mlm, tmp_path / "router")
     assert detect_format(router) == "sentence-transformers-sparse"
     assert ip.sparse_router_import_diff(router) <= TOL
-    from jaxir.models.interop import export_checkpoint
+    from jaxir.cli_export import export_checkpoint
 
     out = export_checkpoint(router, fmt="hf-mlm", out=tmp_path / "back")
     (model, _), (again, _) = (load_foreign(f, method="sparse", overrides={}) for f in (router, out))

@@ -103,7 +103,7 @@ def test_stored_states_rerank_like_the_texts(trained, toy_beir, tmp_path):
 
 
 def test_eval_reranks_bm25_through_the_registry(trained, toy_beir, tmp_path):
-    from jaxir.retrievers.evaluate import eval_method
+    from jaxir.pipeline.evaluate import eval_method
 
     result = eval_method("mice", toy_beir, split="train", k=10, index_dir=tmp_path / "states", cache=tmp_path,
                          rerank="bm25", depth=5, checkpoint=str(trained), progress=False)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -81,7 +80,11 @@ def test_saved_configs_map_renamed_and_dropped_fields_and_refuse_unknown_ones():
         config_from_dict(ToyConfig, {"colour": "red"})
 
 
-def test_a_0_1_npz_folder_still_loads(tmp_path):
+def test_a_0_1_folder_is_refused_in_one_line(tmp_path):
+    """jaxir 0.1's layouts (params.npz + <name>_config.json; a training folder's reranker/<step>)
+    are no longer read: the loader names the file it looked for."""
+    from jaxir.interop import detect_format
+
     cfg = ToyConfig(width=2)
     params = toy_params(cfg)
     folder = tmp_path / "old"
@@ -89,29 +92,10 @@ def test_a_0_1_npz_folder_still_loads(tmp_path):
     np.savez(folder / "params.npz", **{"dense/kernel": params["dense"]["kernel"],
                                        "dense/bias": params["dense"]["bias"], "scale": params["scale"]})
     (folder / "colbert_config.json").write_text(json.dumps({"size": 2}))
-    got_cfg, got, info = load(folder, method="colbert")
-    assert got_cfg == cfg and info["legacy"] == "npz"
-    jax.tree_util.tree_map(np.testing.assert_array_equal, got, params)
-    (folder / "params.npz").unlink()
-    with pytest.raises(CheckpointError, match="no params.npz"):
+    with pytest.raises(CheckpointError, match="not a jaxir model folder \\(no model.json\\)"):
         load(folder, method="colbert")
-
-
-def test_a_0_1_reranker_export_still_loads(tmp_path):
-    from jaxir.training.checkpoint import Checkpointer
-
-    cfg = ToyConfig(width=3)
-    params = jax.tree_util.tree_map(jnp.asarray, toy_params(cfg, seed=4))
-    old = Checkpointer(tmp_path / "run" / "reranker", keep=1,
-                       config={"method": "toy", "model": dataclasses.asdict(cfg), "bert": {"h": 1}})
-    old.save(0, {"params": params}, data_state={})
-    old.close()
-    got_cfg, got, info = load(tmp_path / "run")  # a training folder holding reranker/
-    assert got_cfg == cfg and info["extra"] == {"bert": {"h": 1}}
-    from jaxir.models.interop import detect_format  # ... is jaxir's own, not a foreign layout
-
-    assert detect_format(tmp_path / "run") == detect_format(tmp_path / "run" / "reranker") == "jaxir"
-    jax.tree_util.tree_map(np.testing.assert_array_equal, got, params)
+    with pytest.raises(CheckpointError, match="neither a jaxir model folder \\(no model.json\\) nor a Hugging Face"):
+        detect_format(folder)
 
 
 KILL_MID_SAVE = """

@@ -217,7 +217,7 @@ def test_eval_table_fits_the_run_depth_and_its_contents(toy, tmp_path, capsys):
 
 
 def test_format_table_names_a_missing_metric(toy):
-    from jaxir.retrievers.evaluate import format_table
+    from jaxir.pipeline.evaluate import format_table
 
     rows = [{"dataset": "d", "method": "m", "metrics": {"ndcg@10": 0.5}, "timing": {"ms_per_query": 1.0}},
             {"dataset": "a-much-longer-name", "method": "colbert-rerank",

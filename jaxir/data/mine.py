@@ -47,7 +47,7 @@ def mine_hard_negatives(dataset, retriever_name: str = "bm25", depth: int = 100,
     by corpus and retriever settings) unless one of this corpus is there. Returns a summary dict
     (counts, timing, the retriever and its options). `query_batch`: queries searched per call.
     """
-    from jaxir.retrievers.built_from import index_for
+    from jaxir.pipeline.built_from import index_for
     from jaxir.retrievers.registry import first_stage_methods, get_retriever
 
     miners = first_stage_methods()
@@ -92,7 +92,7 @@ def split_digests(dataset, *, corpus: bool = True) -> dict:
 def mined_key(dataset, retriever, depth: int) -> dict:
     """What a mined file derives from: the split's content (`split_digests`), the miner
     (`retriever_key`: method, build settings, contents of its model and data files) and depth."""
-    from jaxir.retrievers.built_from import retriever_key
+    from jaxir.pipeline.built_from import retriever_key
 
     return {"split": split_digests(dataset), "miner": retriever_key(retriever), "depth": depth}
 

@@ -33,8 +33,8 @@ import numpy as np
 
 from ..errors import IndexFormatError
 from . import exact
-from .codec import ResidualCodec, fit_codec_numpy  # noqa: F401  (re-exported)
-from .plaid_stats import PlaidStats  # noqa: F401  (re-exported)
+from .codec import ResidualCodec
+from .plaid_stats import PlaidStats
 from .plaid_kernels import _any_at_least, _keep_top, _kept_codes, _top_rows
 from .query_pool import map_queries
 from .store import load_index, save_index

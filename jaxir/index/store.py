@@ -41,7 +41,7 @@ from ..fs import recover_missing, replace_folder, temp_folder_beside, writer_loc
 
 FORMAT_VERSION = 1
 DIGEST = "manifest_sha256"  # the manifest's own checksum (see manifest_digest)
-BUILT_FROM = "built_from"  # what the index was built from (jaxir.retrievers.built_from)
+BUILT_FROM = "built_from"  # what the index was built from (jaxir.pipeline.built_from)
 MANIFEST = "manifest.json"
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _CHUNK = 1 << 22

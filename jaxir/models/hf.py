@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.errors import CheckpointError, utf8_text
-from jaxir.text.model_dir import default_model_dir, resolve_model_dir  # noqa: F401 (re-exported)
+from jaxir.text.model_dir import resolve_model_dir
 
 def read_config(model_dir: str | Path) -> dict:
     path = Path(model_dir) / "config.json"
@@ -184,7 +184,7 @@ def load_bert(model: str | Path | None = None, **config_overrides):
 
 
 # A training output folder's model lives in this subfolder (the cross-encoder recipe's export);
-# the loaders (`jaxir.models.interop`, the rerankers) read it from there, and so does the digest.
+# the loaders (`jaxir.interop`, the rerankers) read it from there, and so does the digest.
 EXPORT_SUBFOLDER = "reranker"
 SIDECAR_SUFFIX = ".meta.json"  # jaxir's sidecar of a data file (idf.json.meta.json)
 

@@ -12,11 +12,9 @@ previous folder. Loading checks the method, rebuilds the config (`config_from_di
 the params into the model's tree (paths, shapes and dtypes must match) and recomputes the
 fingerprint, so a truncated or edited folder is an error, never a silently different model.
 
-`load_or_init` also takes the PyTorch tools' layouts (colbert-ai, PyLate, BertForMaskedLM +
-idf.json, sentence-transformers CrossEncoder), imported by `jaxir.models.interop`.
-
-Folders of jaxir 0.1 still load: `params.npz` + `<name>_config.json` (ColBERT, sparse) and the
-engine-layout reranker export (`<dir>/<step>/{state,meta}`); see `jaxir.models.legacy_checkpoint`.
+The PyTorch tools' layouts (colbert-ai, PyLate, BertForMaskedLM + idf.json, sentence-transformers
+CrossEncoder) are read by `jaxir.interop`, a floor above the methods; the retrievers choose
+between it and this module (`jaxir.retrievers.base.MethodCheckpoints`).
 """
 from __future__ import annotations
 
@@ -88,18 +86,13 @@ def _write_model_folder(path: Path, text: str, params, files) -> None:
 
 
 def read_model_info(path: str | Path) -> dict:
-    """model.json of a folder (a legacy folder gets an equivalent dict); CheckpointError if none."""
-    from jaxir.models import legacy_checkpoint
-
+    """model.json of a folder; CheckpointError if none."""
     path = Path(path)
     if not path.is_dir() and not recover_missing(path, marker=MODEL_FILE):
         raise CheckpointError(f"no model folder at {path}")
     file = path / MODEL_FILE
     if not file.is_file():
-        legacy = legacy_checkpoint.read_info(path)
-        if legacy is None:
-            raise CheckpointError(f"{path} is not a jaxir model folder (no {MODEL_FILE})")
-        return legacy
+        raise CheckpointError(f"{path} is not a jaxir model folder (no {MODEL_FILE})")
     try:
         info = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -146,18 +139,13 @@ def load_model(path: str | Path, *, method: str, make_config: Callable[[dict, di
     params tree of ShapeDtypeStructs (e.g. `jax.eval_shape(model.init, rng)`), which the saved
     params must match exactly.
     """
-    from jaxir.models import legacy_checkpoint
-
     path = Path(path)
     info = read_model_info(path)
     if info["method"] != method:
         raise CheckpointError(f"{path} holds a {info['method']!r} model, not a {method!r} one")
     config = make_config(info["config"], info.get("extra", {}))
     target = abstract_params(config, info.get("extra", {}))
-    if info.get("legacy"):
-        params = legacy_checkpoint.read_params(path, info, target)
-    else:
-        params = restore_tree(path / PARAMS_DIR, target)
+    params = restore_tree(path / PARAMS_DIR, target)
     check_same_tree(target, params, str(path), method)
     if info.get("fingerprint") and params_fingerprint(params) != info["fingerprint"]:
         raise CheckpointError(f"{path}: params do not match the fingerprint in {MODEL_FILE} "
@@ -197,17 +185,13 @@ def check_same_tree(expected, got, where: str, what: str) -> None:
 
 def load_or_init(checkpoint, *, method: str, config_cls, default_config, make_model: Callable,
                  overrides: dict | None = None):
-    """(model, params): a saved folder's (checked as `load_model` does), or without a checkpoint
-    `make_model(default_config)` with a fresh init seeded by its `seed`. `overrides` replace
-    config fields unless None (e.g. a CLI --doc-maxlen; 0 is a value)."""
-    from jaxir.models.interop import detect_format, load_foreign
-
+    """(model, params): a jaxir model folder's (checked as `load_model` does), or without a
+    checkpoint `make_model(default_config)` with a fresh init seeded by its `seed`. `overrides`
+    replace config fields unless None (e.g. a CLI --doc-maxlen; 0 is a value)."""
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if checkpoint is None:
         model = make_model(dataclasses.replace(default_config, **given))
         return model, model.init(jax.random.PRNGKey(model.config.seed))
-    if detect_format(checkpoint, method=method) != "jaxir":  # a colbert-ai / PyLate / ... folder
-        return load_foreign(checkpoint, method=method, overrides=given)
     built = {}
 
     def make_config(raw, extra):

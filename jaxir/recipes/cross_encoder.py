@@ -138,8 +138,8 @@ def tune_alpha(reranker, data, qids, index_dir, *, miner: str, depth: int, alpha
     (0 = first stage only, 1 = the reranker alone). `reranker.scores(queries, texts)`."""
     from jaxir.eval.metrics import evaluate
     from jaxir.methods.cross_encoder import interpolate
-    from jaxir.retrievers.evaluate import run_search
-    from jaxir.retrievers.rerank import merge_reranked
+    from jaxir.pipeline.search import run_search
+    from jaxir.pipeline.rerank import merge_reranked
     from jaxir.retrievers.registry import get_retriever
 
     queries = {q: data.queries[q] for q in qids}
@@ -269,7 +269,7 @@ def main_tune_alpha(args) -> dict:
 
 def first_stage_index(data, miner: str, out: Path) -> Path:
     """The `miner` index of `data`'s corpus in the cache folder `out` (built once)."""
-    from jaxir.retrievers.built_from import index_for
+    from jaxir.pipeline.built_from import index_for
     from jaxir.retrievers.registry import get_retriever
 
     return index_for(get_retriever(miner), data, None, out)[0]

@@ -52,7 +52,7 @@ def parse_teacher(spec: str) -> tuple[str, dict]:
 def corpus_scores(spec: str, data, queries: list[str], cache: str | Path = INDEX_CACHE) -> np.ndarray:
     """[Q, N] scores of `queries` against every document of `data` (in data.doc_ids order) by the
     teacher `spec`, searched through its registry index (built once, then reused from `cache`)."""
-    from jaxir.retrievers.built_from import index_for
+    from jaxir.pipeline.built_from import index_for
     from jaxir.retrievers.registry import get_retriever
 
     name, options = parse_teacher(spec)
@@ -76,12 +76,12 @@ def dense_corpus(data, dense, index_dir: str | None, cache: str | Path = INDEX_C
     --method dense` folder of this corpus, model fingerprint checked) or from the index cache,
     where the "dense" teacher finds the same index (built once: 285 s for SciFact on CPU)."""
     from jaxir.index.flat import FlatIndex
-    from jaxir.retrievers.built_from import index_for
+    from jaxir.pipeline.built_from import index_for
     from jaxir.retrievers.registry import get_retriever
 
     if index_dir:
         from jaxir.errors import IndexFormatError
-        from jaxir.retrievers.built_from import corpus_mismatch
+        from jaxir.pipeline.built_from import corpus_mismatch
 
         why = corpus_mismatch(index_dir, data)
         if why is not None:

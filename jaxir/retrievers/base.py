@@ -112,15 +112,20 @@ class MethodCheckpoints:
         return save_model(path, method=self.method, config=config, params=params, files=files)
 
     def load(self, path: str | Path):
-        """(config, params) of a saved folder (or a 0.1 npz folder)."""
+        """(config, params) of a saved folder."""
         model, params = self.load_model(path, {})
         return model.config, params
 
     def load_model(self, checkpoint, overrides: dict, model_dir=None):
-        """(model, params): the checkpoint's, or without one the backbone (`model_dir`) + a fresh
-        seeded head. `overrides` replace config fields unless None."""
+        """(model, params): the checkpoint's (a jaxir model folder, or a PyTorch tool's layout read
+        by `jaxir.interop`), or without one the backbone (`model_dir`) + a fresh seeded head.
+        `overrides` replace config fields unless None."""
+        from jaxir.interop import detect_format, load_foreign
         from jaxir.models.saved_model import load_or_init
 
+        if checkpoint is not None and detect_format(checkpoint, method=self.method) != "jaxir":
+            return load_foreign(checkpoint, method=self.method,
+                                overrides={k: v for k, v in overrides.items() if v is not None})
         config_cls = _resolve(self.config_cls)
         return load_or_init(checkpoint, method=self.method, config_cls=config_cls,
                             default_config=config_cls(model=model_dir, **dict(self.defaults)),

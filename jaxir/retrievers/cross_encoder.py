@@ -53,7 +53,7 @@ class CrossEncoderReranker:
             path = path / EXPORT_DIR
         overrides = {k: v for k, v in (("alpha", alpha), ("rerank_batch_size", rerank_batch_size))
                      if v is not None}
-        from jaxir.models.interop import detect_format, load_foreign
+        from jaxir.interop import detect_format, load_foreign
 
         if detect_format(path, method=METHOD) != "jaxir":  # a sentence-transformers CrossEncoder
             reranker = cls(*load_foreign(path, method=METHOD, overrides=overrides))

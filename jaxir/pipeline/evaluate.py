@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -11,28 +10,12 @@ from jaxir.eval.metrics import evaluate
 from jaxir.eval.runs import write_trec
 from jaxir.eval.score import rounded, text_table, within_depth
 from jaxir.fs import INDEX_CACHE, write_text
-from jaxir.retrievers.built_from import index_for
+from jaxir.pipeline.built_from import index_for
+from jaxir.pipeline.rerank import rerank_dataset
+from jaxir.pipeline.search import note_reused, run_search
 from jaxir.retrievers.registry import get_retriever, is_reranker
 
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map")
-
-
-def run_search(searcher, queries: dict[str, str], k: int) -> tuple[dict, dict]:
-    """Search all queries one batch at a time; returns (run, timing)."""
-    qids = list(queries)
-    t = time.perf_counter()
-    hits = searcher.search([queries[q] for q in qids], k)
-    total = time.perf_counter() - t
-    run = {q: {d: float(s) for d, s in zip(ids, scores)} for q, (ids, scores) in zip(qids, hits)}
-    return run, {"search_s": total, "ms_per_query": 1000 * total / max(len(qids), 1)}
-
-
-def note_reused(name: str, index_dir: Path, build_s: float) -> None:
-    """Say on stderr that an index (or a cached one) was reused rather than built: `index_for`
-    took no build time."""
-    if not build_s:
-        print(f"reused the {name} index at {index_dir} (built before; not rebuilt)",
-              file=sys.stderr, flush=True)
 
 
 def _search_dataset(retriever, dataset, *, k, index_dir, cache, given, allow_corpus_mismatch):
@@ -58,12 +41,11 @@ def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 
     """Evaluate a registered method on a BEIR split. A first-stage method builds/reuses its index
     and searches it; a reranker rescores the top `depth` of the `rerank` first stage. An index
     given by folder must be of this corpus and agree with the `options` given
-    (`jaxir.retrievers.built_from`). Only the `metrics` whose cut-off the run reaches are scored
+    (`jaxir.pipeline.built_from`). Only the `metrics` whose cut-off the run reaches are scored
     (`k` hits, a reranker's max(k, depth)): no recall@100 for a k = 10 run."""
     dataset = load_beir(data, split=split)
     retriever = get_retriever(method, **options)
     if is_reranker(method):
-        from jaxir.retrievers.rerank import rerank_dataset
 
         run, timing, info = rerank_dataset(retriever, dataset, first_stage=rerank, depth=depth, k=k,
                                            first_stage_index=first_stage_index, cache=Path(cache),

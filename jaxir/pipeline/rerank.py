@@ -11,6 +11,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from jaxir.pipeline.built_from import index_for
+from jaxir.pipeline.search import note_reused, run_search
+from jaxir.retrievers.registry import get_retriever
+
 
 def rerank_run(run: dict[str, dict[str, float]], queries: dict[str, str], corpus_text,
                reranker, depth: int, *, chunk: int = 16,
@@ -51,10 +55,6 @@ def rerank_dataset(method, dataset, *, first_stage: str, depth: int, k: int,
     `depth`. `method` is a configured reranker from the registry; `index_dir` its own index
     (built or reused when it has an index kind, e.g. stored document states), checked against
     the option names in `given`."""
-    from jaxir.retrievers.built_from import index_for
-    from jaxir.retrievers.evaluate import note_reused, run_search
-    from jaxir.retrievers.registry import get_retriever
-
     first = get_retriever(first_stage)
     first_dir, build_s = index_for(first, dataset, first_stage_index, cache,
                                    allow_corpus_mismatch=allow_corpus_mismatch)

@@ -23,8 +23,8 @@ import numpy as np
 from jaxir.errors import CheckpointError
 from jaxir.models.hf import (bert_from_weights, export_bert_weights, hf_config_dict, read_weights,
                              write_weights)
-from jaxir.models.interop.detect import folder_tokenizer, read_json
-from jaxir.models.interop.folders import new_folder, save_tokenizer, write_json
+from jaxir.interop.detect import folder_tokenizer, read_json
+from jaxir.interop.folders import new_folder, save_tokenizer, write_json
 
 PUNCTUATION = list(string.punctuation)
 IDENTITY = "torch.nn.modules.linear.Identity"

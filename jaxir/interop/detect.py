@@ -25,10 +25,8 @@ def read_json(file: Path) -> dict:
 def detect_format(path, *, method: str | None = None) -> str:
     """"jaxir" or a FOREIGN_FORMATS name; CheckpointError naming the file that rules it out, or
     naming the method that reads the layout when `method` cannot."""
-    from jaxir.models import legacy_checkpoint
-
     path = Path(path)
-    if not path.is_dir() or (path / "model.json").is_file() or legacy_checkpoint.read_info(path) is not None:
+    if not path.is_dir() or (path / "model.json").is_file():
         return "jaxir"  # (a missing folder is reported by the jaxir loader, which may recover it)
     fmt = _foreign(path)
     if method is not None and METHOD_OF[fmt] != method:

@@ -20,8 +20,8 @@ import numpy as np
 from jaxir.errors import CheckpointError
 from jaxir.models.hf import (bert_from_weights, export_bert_weights, hf_config_dict, legacy_norm_name,
                              read_weights, to_f32, write_weights)
-from jaxir.models.interop.detect import folder_tokenizer, read_json, tokenizer_max_length
-from jaxir.models.interop.folders import new_folder, save_tokenizer
+from jaxir.interop.detect import folder_tokenizer, read_json, tokenizer_max_length
+from jaxir.interop.folders import new_folder, save_tokenizer
 
 IDF_FILE, HEAD = "idf.json", "cls.predictions."
 
@@ -135,7 +135,7 @@ def export_folder(model, params, fmt: str, out, files: dict, *, force: bool = Fa
                     HEAD + "transform.LayerNorm.bias": head["norm"]["bias"],
                     HEAD + "bias": head["bias"]})
     with new_folder(out, fmt, force=force) as tmp:
-        from jaxir.models.interop.folders import write_json
+        from jaxir.interop.folders import write_json
 
         write_json(tmp / "config.json", hf_config_dict(bc, ["BertForMaskedLM"], tie_word_embeddings=True))
         write_weights(tmp / "model.safetensors", {k: np.asarray(v, np.float32) for k, v in weights.items()})

@@ -25,9 +25,9 @@ import numpy as np
 
 from jaxir.errors import CheckpointError
 from jaxir.models.hf import bert_from_weights, export_bert_weights, hf_config_dict, read_weights, to_f32, write_weights
-from jaxir.models.interop.colbert_layouts import IDENTITY
-from jaxir.models.interop.detect import folder_tokenizer, read_json, tokenizer_max_length
-from jaxir.models.interop.folders import new_folder, save_tokenizer, write_json
+from jaxir.interop.colbert_layouts import IDENTITY
+from jaxir.interop.detect import folder_tokenizer, read_json, tokenizer_max_length
+from jaxir.interop.folders import new_folder, save_tokenizer, write_json
 
 ST_TRANSFORMER = "sentence_transformers.base.modules.transformer.Transformer"
 ST_POOLING = "sentence_transformers.sentence_transformer.modules.pooling.Pooling"

@@ -32,9 +32,9 @@ from jaxir.errors import IndexFormatError, OptionError
 from jaxir.fs import replace_folder, temp_folder_beside, writer_lock
 from jaxir.index.store import BUILT_FROM, MANIFEST, read_manifest, stamp_manifest
 
-_WEIGHTS = ("checkpoint", "model")  # also checked by the model fingerprint at open
+WEIGHT_OPTIONS = ("checkpoint", "model")  # also checked by the model fingerprint at open
 # Build options that name a file or folder: keyed by what they hold (`content_digest`), not by path.
-FILE_OPTIONS = (*_WEIGHTS, "idf")
+FILE_OPTIONS = (*WEIGHT_OPTIONS, "idf")
 
 
 def build_settings(retriever) -> dict:
@@ -171,7 +171,7 @@ def _accept_given(retriever, dataset, given: frozenset, allow_corpus_mismatch: b
     model folders are left to the fingerprint check at open); another corpus only with the
     override (and a warning)."""
     def accept(index_dir: Path) -> bool:
-        check = given if "contents" in read_manifest(index_dir).get(BUILT_FROM, {}) else given - set(_WEIGHTS)
+        check = given if "contents" in read_manifest(index_dir).get(BUILT_FROM, {}) else given - set(WEIGHT_OPTIONS)
         found = mismatch(index_dir, retriever, dataset, check=check, want=want)
         if found is None:
             return True

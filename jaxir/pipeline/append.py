@@ -20,7 +20,7 @@ from jaxir.errors import DataError, OptionError
 from jaxir.eval.beir import corpus_fingerprint
 from jaxir.fs import writer_lock
 from jaxir.index.store import BUILT_FROM, MANIFEST, load_index, read_manifest
-from jaxir.retrievers.built_from import _WEIGHTS, FILE_OPTIONS, build_settings, contents, identity
+from jaxir.pipeline.built_from import WEIGHT_OPTIONS, FILE_OPTIONS, build_settings, contents, identity
 
 
 def append_at(retriever, dataset, out: str | Path, *, given=frozenset()) -> tuple[int, float]:
@@ -71,7 +71,7 @@ def _with_index_settings(retriever, recorded: dict, out: Path, given, *, by_cont
     (`_check_contents`), not by path."""
     unset = {}
     for name, value in build_settings(retriever).items():
-        if name in _WEIGHTS or name not in recorded:  # weights: checked by fingerprint
+        if name in WEIGHT_OPTIONS or name not in recorded:  # weights: checked by fingerprint
             continue
         if by_content and name in given and name in FILE_OPTIONS:
             continue
