@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxir.config_bounds import bounded
+from jaxir.config_bounds import bounded, check_bounds, one_of
 from jaxir.methods.encoding import encode_pooled
 from jaxir.models.bert import (BertEncoder, TransformerLayer, attention_bias, bert_apply, dropout_keys,
                                dropout_rngs, init_params)
@@ -75,21 +75,21 @@ class I3Config:
     # Local HF BERT folder for both towers; None = embedded all-MiniLM-L6-v2.
     model: str | None = None
     # Query tokens incl. [CLS]/[SEP]; also the reconstructor's length Lq and its target length.
-    query_maxlen: int = bounded(32, ge=1)
+    query_maxlen: int = bounded(32, ge=3)
     # Passage tokens incl. [CLS]/[SEP].
-    doc_maxlen: int = bounded(256, ge=1)
+    doc_maxlen: int = bounded(256, ge=3)
     # One encoder for queries and passages (the paper's default: two, untied).
     tie: bool = False
     # False: the plain dual encoder (no reconstructor, no interactor), the claim's baseline.
     implicit_interaction: bool = True
     # "mean" (all-MiniLM-L6-v2's own pooling) or "cls" (the paper's, for BERT backbones).
-    pooling: str = "mean"
+    pooling: str = one_of("mean", ("mean", "cls"))
     # L2-normalise query and passage vectors (scores are cosines divided by temperature).
     normalize: bool = True
     # Scores are divided by this in every loss (0.05 = sentence-transformers' scale 20).
-    temperature: float = 0.05
+    temperature: float = bounded(0.05, gt=0.0)
     # "contrastive" (in-batch + hard negatives) or "distill" (KL to a reranker's scores).
-    objective: str = "contrastive"
+    objective: str = one_of("contrastive", OBJECTIVES)
     # alpha: weight of the contrastive term (the reference's 1; KL has weight 1 when distilling).
     contrastive_weight: float = bounded(1.0, ge=0.0)
     # beta in the first pass over the train queries (the reference's 1/10; 0.0002 distilling).
@@ -98,7 +98,7 @@ class I3Config:
     reconstruction_decay: float = bounded(0.1, gt=0.0, le=1.0)
     # How the interactor starts: "identity" (zero residual branches: the untrained passage vector
     # is the plain one's) or "last-layer" (a copy of the encoder's last layer).
-    interactor_init: str = "identity"
+    interactor_init: str = one_of("identity", INTERACTOR_INITS)
     # Backbone dropout while training (hidden and attention); None = the backbone config's.
     dropout: float | None = bounded(None, ge=0.0, lt=1.0)
     # Temperature of the KL term (divides teacher and student logits).
@@ -111,14 +111,7 @@ class I3Config:
     batch_size: int = bounded(32, ge=1)
 
     def __post_init__(self):
-        if self.pooling not in ("mean", "cls"):
-            raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
-        if self.interactor_init not in INTERACTOR_INITS:
-            raise ValueError(f"interactor_init must be one of {INTERACTOR_INITS}, got {self.interactor_init!r}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        if self.query_maxlen < 3 or self.doc_maxlen < 3 or self.temperature <= 0:
-            raise ValueError(f"need query_maxlen, doc_maxlen >= 3 and temperature > 0: {self}")
+        check_bounds(self)  # every range and choice is declared once, on its field
 
 
 class I3Model:

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxir.config_bounds import bounded
+from jaxir.config_bounds import bounded, check_bounds
 from jaxir.methods.mice_layers import interaction_layer, kv_projection, split_heads
 from jaxir.models.bert import BertConfig, BertEncoder, bert_apply, dropout_keys
 from jaxir.models.heads import ScoreHead
@@ -84,7 +84,7 @@ class MiceConfig:
     # layout, kept for comparison).
     doc_layout: str = "sinks"
     # Rerank-time weight of the MICE score against the first stage (both min-max); None = MICE only.
-    alpha: float | None = None
+    alpha: float | None = bounded(None, ge=0.0, le=1.0)
     # Candidates per jitted interaction call (a query's depth-100 list is one call at 100).
     rerank_batch_size: int = bounded(100, ge=1)
     # Seeds a fresh score head when none is given.
@@ -94,6 +94,7 @@ class MiceConfig:
     ABSENT_MEANS = {"doc_layout": "bare"}
 
     def __post_init__(self):
+        check_bounds(self)  # the ranges declared on the fields; below, what relates two fields
         if self.doc_layout not in DOC_LAYOUTS:
             raise ValueError(f"unknown doc_layout {self.doc_layout!r}; choose from {list(DOC_LAYOUTS)}")
         if self.doc_maxlen < DOC_LAYOUTS[self.doc_layout] + 2:
@@ -102,15 +103,11 @@ class MiceConfig:
         if self.configuration not in MICE_CONFIGURATIONS:
             raise ValueError(f"unknown MICE configuration {self.configuration!r}; choose from "
                              f"{sorted(MICE_CONFIGURATIONS)}")
-        if self.fusion_layer < 0 or (self.num_layers is not None and self.num_layers < self.fusion_layer):
+        if self.num_layers is not None and self.num_layers < self.fusion_layer:
             raise ValueError(f"need 0 <= fusion_layer <= num_layers: {self}")
         if self.configuration == "cross-encoder" and self.fusion_layer != 0:
             raise ValueError("configuration 'cross-encoder' attends across segments in every layer: "
                              f"it needs fusion_layer 0, got {self.fusion_layer}")
-        if self.query_maxlen < 3 or self.doc_maxlen < 2 or self.rerank_batch_size < 1:
-            raise ValueError(f"need query_maxlen >= 3, doc_maxlen >= 2, rerank_batch_size >= 1: {self}")
-        if self.alpha is not None and not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1] or None, got {self.alpha}")
 
 
 class MiceModel:
