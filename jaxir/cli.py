@@ -205,26 +205,29 @@ def cmd_compare(args) -> None:
 
 
 def cmd_mine(args) -> None:
-    from jaxir.data.mine import main_mine
+    from jaxir.data.mine import mine_split
 
     refuse_clobber("mine", {"--out": args.out},
                    {"--data": beir_folder(args.data), "--index": args.index, "--cache": _cache_indexes(args.cache),
                     **_model_paths(args)})
-    main_mine(args, _method_options(args))
+    mine_split(args.data, retriever=args.retriever, depth=args.depth, out=args.out, split=args.split,
+               index=args.index, cache=args.cache, options=_method_options(args))
 
 
 def cmd_teacher(args) -> None:
-    from jaxir.data.teacher import main_teacher
+    from jaxir.data.teacher import teacher_split
 
     refuse_clobber("teacher", {"--out": args.out}, {"--data": beir_folder(args.data),
                                                     "--checkpoint": args.checkpoint, "--mined": args.mined})
-    main_teacher(args)
+    teacher_split(checkpoint=args.checkpoint, mined=args.mined, data=args.data, out=args.out,
+                  depth=args.depth, split=args.split, method=args.method)
 
 
 def cmd_tune_alpha(args) -> None:
-    from jaxir.recipes.cross_encoder import main_tune_alpha
+    from jaxir.recipes.cross_encoder import tune_alpha_report
 
-    main_tune_alpha(args)
+    tune_alpha_report(checkpoint=args.checkpoint, data=args.data, holdout=args.holdout, depth=args.depth,
+                      seed=args.seed, cache=args.cache)
 
 
 def cmd_idf(args) -> None:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from jaxir.data.mine import main_mine, mine_hard_negatives, read_mined
+from jaxir.data.mine import mine_hard_negatives, mine_split, read_mined
 from jaxir.errors import DataError
 from jaxir.eval.beir import load_beir
 
@@ -63,11 +63,9 @@ def test_positive_ranked_by_bm25_is_removed_not_truncated(scifact_train, mined, 
     assert [d for d, _ in recs[qid]["candidates"]] == expected
 
 
-def test_main_mine_entry_and_bad_records(scifact_dir, tmp_path):
-    class Args:
-        retriever, depth, data, out = "bm25", 5, str(scifact_dir), str(tmp_path / "m.jsonl")
-        cache = str(tmp_path / "idx")
-    summary = main_mine(Args)
+def test_mine_split_entry_and_bad_records(scifact_dir, tmp_path):
+    summary = mine_split(str(scifact_dir), retriever="bm25", depth=5, out=str(tmp_path / "m.jsonl"),
+                         cache=str(tmp_path / "idx"))
     assert summary["queries"] == 809
     assert all(len(r["candidates"]) == 5 for r in read_mined(tmp_path / "m.jsonl"))
     bad = tmp_path / "bad.jsonl"

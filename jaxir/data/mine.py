@@ -219,16 +219,15 @@ def read_mined(path: str | Path) -> Iterator[dict]:
                 yield parse_mined_line(line, path, lineno)
 
 
-def main_mine(args, options: dict | None = None) -> dict:
-    """CLI entry: ``jaxir mine --retriever R [--checkpoint CKPT ...] --depth N --data BEIR_DIR
-    --out FILE [--split train]``; `options` are R's given options (`jaxir.cli` parses them)."""
+def mine_split(data, *, retriever: str, depth: int, out, split: str = "train", index=None,
+               cache=INDEX_CACHE, options: dict | None = None) -> dict:
+    """`jaxir mine`: mine `split` of the BEIR folder `data` with `retriever` (its given `options`)
+    to the JSONL file `out`, printing one summary line."""
     from jaxir.eval.beir import load_beir
 
-    dataset = load_beir(args.data, split=getattr(args, "split", None) or "train")
-    summary = mine_hard_negatives(dataset, args.retriever, args.depth, out=args.out,
-                                  index_dir=getattr(args, "index", None),
-                                  cache=getattr(args, "cache", None) or INDEX_CACHE,
+    dataset = load_beir(data, split=split)
+    summary = mine_hard_negatives(dataset, retriever, depth, out=out, index_dir=index, cache=cache,
                                   **(options or {}))
     print(f"mined {summary['queries']} {dataset.split} queries of {dataset.name} with "
-          f"{args.retriever} (depth {args.depth}) in {summary['search_s']:.1f}s -> {args.out}")
+          f"{retriever} (depth {depth}) in {summary['search_s']:.1f}s -> {out}")
     return summary

@@ -66,17 +66,16 @@ def score_mined(scorer, mined_path: str | Path, queries: Mapping[str, str],
     return {"queries": n, "pairs": pairs, "seconds": time.perf_counter() - t, "out": str(out)}
 
 
-def main_teacher(args) -> dict:
-    """CLI entry: ``jaxir teacher [--method cross-encoder] --checkpoint CE --mined FILE --data BEIR_DIR --out FILE``.
-
-    The teacher is any registered reranker; its raw scores (no interpolation) are written."""
+def teacher_split(*, checkpoint, mined, data, out, depth: int = 30, split: str = "train",
+                  method: str = "cross-encoder") -> dict:
+    """`jaxir teacher`: the raw scores (no interpolation) of the registered reranker `method` at
+    `checkpoint` for the top `depth` candidates of each record of `mined`, written to `out`."""
     from jaxir.eval.beir import load_beir
     from jaxir.retrievers.registry import get_retriever
 
-    data = load_beir(args.data, split=args.split)
-    reranker = get_retriever(getattr(args, "method", "cross-encoder"), checkpoint=args.checkpoint).open_reranker()
-    summary = score_mined(reranker.scores, args.mined, data.queries,
-                          data.text_of, depth=args.depth, out=args.out)
-    print(f"teacher-scored {summary['pairs']} pairs of {summary['queries']} {data.split} queries "
-          f"in {summary['seconds']:.1f}s -> {args.out}")
+    dataset = load_beir(data, split=split)
+    reranker = get_retriever(method, checkpoint=checkpoint).open_reranker()
+    summary = score_mined(reranker.scores, mined, dataset.queries, dataset.text_of, depth=depth, out=out)
+    print(f"teacher-scored {summary['pairs']} pairs of {summary['queries']} {dataset.split} queries "
+          f"in {summary['seconds']:.1f}s -> {out}")
     return summary

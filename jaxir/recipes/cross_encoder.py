@@ -43,6 +43,7 @@ from jaxir.config_bounds import bounded, one_of
 from jaxir.config_cli import Derived, mode_config, parse_recipe
 from jaxir.config_overrides import apply_overrides
 from jaxir.data.tuples import TupleConfig
+from jaxir.fs import INDEX_CACHE
 from jaxir.methods.cross_encoder import CrossEncoderConfig
 from jaxir.recipes import best_metric_check
 from jaxir.retrievers.registry import first_stage_methods
@@ -241,7 +242,8 @@ def warm_start_params(path: str, bert_config, like: dict, *, pooler: bool = Fals
     return bert, source.params["head"], source.params.get("pooler")
 
 
-def main_tune_alpha(args) -> dict:
+def tune_alpha_report(*, checkpoint, data, holdout: int = 50, depth: int = 100, seed: int = 0,
+                      cache=INDEX_CACHE) -> dict:
     """`jaxir tune-alpha`: held-out nDCG@10 by alpha for a trained reranker on a BEIR train split.
 
     The held-out queries are drawn as the recipe draws them (same seed, same query order: the train
@@ -253,16 +255,16 @@ def main_tune_alpha(args) -> dict:
     from jaxir.eval.beir import load_beir
     from jaxir.retrievers.cross_encoder import CrossEncoderReranker
 
-    data = load_beir(args.data, split="train")
-    qids = [q for q in data.queries if positives_of(data.qrels.get(q, {}), data.corpus)]
-    r = config("cpu", {"data.tune_depth": args.depth, "fit.seed": args.seed})
-    held = holdout_qids(qids, args.holdout, args.seed)
-    table = tune_alpha(CrossEncoderReranker.load(args.checkpoint), data, held,
-                       first_stage_index(data, r.data.miner, Path(args.cache)), miner=r.data.miner,
+    dataset = load_beir(data, split="train")
+    qids = [q for q in dataset.queries if positives_of(dataset.qrels.get(q, {}), dataset.corpus)]
+    r = config("cpu", {"data.tune_depth": depth, "fit.seed": seed})
+    held = holdout_qids(qids, holdout, seed)
+    table = tune_alpha(CrossEncoderReranker.load(checkpoint), dataset, held,
+                       first_stage_index(dataset, r.data.miner, Path(cache)), miner=r.data.miner,
                        depth=r.data.tune_depth, alphas=r.data.alpha_grid)
     best = float(max(r.data.alpha_grid, key=lambda a: table[a]))
-    report = {"checkpoint": str(args.checkpoint), "data": str(args.data), "held_out": len(held),
-              "depth": args.depth, "ndcg@10_by_alpha": table, "alpha": best}
+    report = {"checkpoint": str(checkpoint), "data": str(data), "held_out": len(held),
+              "depth": depth, "ndcg@10_by_alpha": table, "alpha": best}
     print(json.dumps(report, indent=2))
     return report
 
