@@ -11,7 +11,7 @@ from jaxir.index import exact, plaid
 from jaxir.index.codec import fit_codec_numpy, normalize, unpack_bits
 from jaxir.index.plaid import PlaidIndex, PlaidParams, num_sample_docs
 from jaxir.index.plaid_builder import PlaidIndexBuilder
-from jaxir.index.plaid_kernels import _kept_codes
+from jaxir.index.plaid_kernels import kept_codes
 from jaxir.index.plaid_stats import STAGES
 
 DIM, TOPICS = 32, 48
@@ -285,7 +285,7 @@ def test_kept_codes_are_the_same_from_either_side(corpus, monkeypatch):
     for quantile in (0.5, 0.97):  # many kept cells (doc side shorter), few (IVF side shorter)
         kept = s_qc.max(axis=0) >= np.quantile(s_qc.max(axis=0), quantile)
         ivf_side = index.ivf_offsets[np.flatnonzero(kept) + 1] - index.ivf_offsets[np.flatnonzero(kept)]
-        got_codes, got_counts = _kept_codes(index._distinct_codes, index.ivf_offsets, index.ivf_doc_ids,
+        got_codes, got_counts = kept_codes(index._distinct_codes, index.ivf_offsets, index.ivf_doc_ids,
                                             pids, kept)
         want = [codes[offsets[d]:offsets[d] + lens[d]] for d in pids]
         want = [c[kept[c]] for c in want]

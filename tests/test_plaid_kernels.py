@@ -1,6 +1,6 @@
 """PLAID's array kernels against loops or plain NumPy references on random inputs: the padded-block
 segment maxima (`exact.segment_max_rows`, `segment_row_maxsim`), the kept-centroid test
-(`plaid_kernels._any_at_least`) and the probed cells (`plaid_kernels._top_rows`)."""
+(`plaid_kernels.any_at_least`) and the probed cells (`plaid_kernels.top_rows`)."""
 import numpy as np
 import pytest
 
@@ -29,7 +29,7 @@ def test_kept_rows_test_equals_row_max(width):
     rng = np.random.default_rng(width)
     table = rng.normal(scale=0.3, size=(1000, width)).astype(np.float32)
     for threshold in (0.2, 0.5, 0.9, 2.0):
-        np.testing.assert_array_equal(plaid_kernels._any_at_least(table, threshold),
+        np.testing.assert_array_equal(plaid_kernels.any_at_least(table, threshold),
                                       table.max(axis=1) >= threshold)
 
 
@@ -38,7 +38,7 @@ def test_top_rows_are_each_columns_largest(n):
     rng = np.random.default_rng(n)
     table = rng.normal(size=(500, 9)).astype(np.float32)
     table[7, 0] = table[3, 0] = 10.0  # a tie: the lower row comes first
-    got = plaid_kernels._top_rows(table, n)
+    got = plaid_kernels.top_rows(table, n)
     want = np.argsort(-table, axis=0, kind="stable")[:n]
     assert got.shape == (n, 9)
     np.testing.assert_array_equal(np.sort(got, axis=0), np.sort(want, axis=0))

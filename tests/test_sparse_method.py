@@ -101,7 +101,7 @@ def test_identity_head_init_gives_standardised_dot_products():
     model = make_model(gelu_shift=40.0, init_vocab_bias=-2.0)
     p = fast_jit(model.init)(jax.random.PRNGKey(1))
     h = np.random.default_rng(1).normal(0, 1.0, (2, 3, 32)).astype(np.float32)
-    got = np.asarray(fast_jit(model._logits)(p, jnp.asarray(h)), np.float64)
+    got = np.asarray(fast_jit(model.logits)(p, jnp.asarray(h)), np.float64)
     z = (h - h.mean(-1, keepdims=True)) / h.std(-1, keepdims=True)
     want = z @ np.asarray(p["bert"]["embeddings"]["word"]["embedding"], np.float64).T - 2.0
     np.testing.assert_allclose(got, want, atol=2e-3)

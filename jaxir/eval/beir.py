@@ -118,7 +118,7 @@ def load_beir(
     qrels_path = _qrels_path(folder, split)
     corpus = _read_corpus(_find_jsonl(folder, "corpus"))
     queries_path = _find_jsonl(folder, "queries")
-    all_queries = _read_queries(queries_path)
+    all_queries = read_queries_file(queries_path)
     qrels = _read_qrels(qrels_path, all_queries, corpus)
     queries = {}
     for qid in qrels:
@@ -290,7 +290,7 @@ def _read_corpus(path: Path) -> dict[str, dict]:
     return _collect_corpus(_iter_records(path), path)
 
 
-def _read_queries(path: Path) -> dict[str, tuple[str, int]]:
+def read_queries_file(path: Path) -> dict[str, tuple[str, int]]:
     """query id -> (text, line number)."""
     return {qid: (_text_field(rec, "text", path, ln), ln) for ln, qid, rec in _iter_records(path)}
 

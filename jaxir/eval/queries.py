@@ -25,7 +25,7 @@ def _read_tsv(path: Path) -> dict[str, str]:
 
 def read_queries(source: str | Path, *, split: str = "test") -> dict[str, str]:
     """Query id -> text, in file order."""
-    from jaxir.eval.beir import _read_queries, load_beir
+    from jaxir.eval.beir import read_queries_file, load_beir
 
     path = Path(source)
     if path.is_dir():
@@ -33,5 +33,5 @@ def read_queries(source: str | Path, *, split: str = "test") -> dict[str, str]:
     if not path.is_file():
         raise FileNotFoundError(f"no queries file or BEIR folder at {path}")
     if path.name.endswith((".jsonl", ".jsonl.gz")):
-        return {qid: text for qid, (text, _) in _read_queries(path).items()}
+        return {qid: text for qid, (text, _) in read_queries_file(path).items()}
     return _read_tsv(path)

@@ -150,7 +150,8 @@ class ResidualCodec:
         return codes, pack_bits(quantize(residuals, self.cutoffs), nbits=self.nbits)
 
     @functools.cached_property
-    def _lookup(self) -> np.ndarray:
+    def lookup(self) -> np.ndarray:
+        """The per-byte residual table (`byte_lookup`), derived once per codec."""
         return byte_lookup(self.weights, nbits=self.nbits)
 
     @functools.cached_property
@@ -161,11 +162,11 @@ class ResidualCodec:
     def decompress(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
         """(codes [N], packed [N, P]) -> [N, D] float32 unit vectors."""
         return decode(codes, packed, self.centroids32, self.weights, nbits=self.nbits,
-                      lookup=self._lookup)
+                      lookup=self.lookup)
 
     def residuals(self, packed: np.ndarray) -> np.ndarray:
         """packed [N, P] -> r [N, D] float32, so that decompress = normalize(C_code + r)."""
-        return residual_values(packed, self._lookup)
+        return residual_values(packed, self.lookup)
 
     def inverse_norms(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
         """[N] float32 1 / max(||C_code + r||, 1e-12): the factor `decompress` normalises by.

@@ -35,7 +35,7 @@ from ..errors import IndexFormatError
 from . import exact
 from .codec import ResidualCodec
 from .plaid_stats import PlaidStats
-from .plaid_kernels import _any_at_least, _keep_top, _kept_codes, _top_rows
+from .plaid_kernels import any_at_least, keep_top, kept_codes, top_rows
 from .query_pool import map_queries
 from .store import load_index, save_index
 
@@ -146,7 +146,7 @@ class PlaidIndex:
         """Compute the lazily derived tables now, once, before threads share them: the codec's
         and, for PLAID search (not exhaustive or fp16 search), the per-document distinct codes
         and the per-token inverse norms."""
-        self.codec.centroids32, self.codec._lookup  # noqa: B018
+        self.codec.centroids32, self.codec.lookup  # noqa: B018
         if plaid:
             self._distinct_codes, self._inv_norms  # noqa: B018
 
@@ -172,13 +172,13 @@ class PlaidIndex:
         n_candidates, stage2, stage3 = len(pids), 0, 0
         laps.append(time.perf_counter())
         if len(pids) > n2:
-            kept = _any_at_least(s_cq, params.centroid_score_threshold)
+            kept = any_at_least(s_cq, params.centroid_score_threshold)
             stage2 = len(pids)
-            pids = _keep_top(pids, self._pruned_scores(pids, s_cq, kept), n2)
+            pids = keep_top(pids, self._pruned_scores(pids, s_cq, kept), n2)
         laps.append(time.perf_counter())
         if len(pids) > n3:
             stage3 = len(pids)
-            pids = _keep_top(pids, self._approx_scores(pids, s_cq), n3)
+            pids = keep_top(pids, self._approx_scores(pids, s_cq), n3)
         laps.append(time.perf_counter())
         scores = self._exact_scores(q, s_cq, pids)
         top = exact.top_k(scores, pids, k)
@@ -211,7 +211,7 @@ class PlaidIndex:
         n_cent = s_cq.shape[0]
         ncells = max(1, min(ncells, n_cent))
         while True:
-            cells = np.unique(_top_rows(s_cq, ncells))
+            cells = np.unique(top_rows(s_cq, ncells))
             starts = self.ivf_offsets[cells]
             lens = self.ivf_offsets[cells + 1] - starts
             hit = np.zeros(self.num_docs, bool)  # the union by a mask: O(N + postings), no sort
@@ -243,7 +243,7 @@ class PlaidIndex:
         default thresholds that is a small share of them. A doc with no kept code scores
         Lq * -1e4, as with the masked table.
         """
-        codes = _kept_codes(self._distinct_codes, self.ivf_offsets, self.ivf_doc_ids, pids, kept)
+        codes = kept_codes(self._distinct_codes, self.ivf_offsets, self.ivf_doc_ids, pids, kept)
         return exact.segment_row_maxsim(table, *codes, fill=_PRUNED)
 
     @functools.cached_property

@@ -10,7 +10,7 @@ import numpy as np
 from . import exact
 
 
-def _keep_top(pids: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
+def keep_top(pids: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
     """The n best pids by (score desc, pid asc), in O(len) (unordered)."""
     if len(pids) <= n:
         return pids
@@ -20,7 +20,7 @@ def _keep_top(pids: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([above, tied])
 
 
-def _top_rows(table: np.ndarray, n: int) -> np.ndarray:
+def top_rows(table: np.ndarray, n: int) -> np.ndarray:
     """[n, L] row indices of the n largest entries of each column of table [K, L] (the cells
     each query token probes); ties go to the lower row, as a stable sort would.
 
@@ -38,7 +38,7 @@ def _top_rows(table: np.ndarray, n: int) -> np.ndarray:
     return np.stack(out)
 
 
-def _any_at_least(table: np.ndarray, threshold: float) -> np.ndarray:
+def any_at_least(table: np.ndarray, threshold: float) -> np.ndarray:
     """[K] bool: rows of table [K, L] with some entry >= threshold (= max(axis=1) >= threshold).
 
     A row max over L = 32 costs one reduction call per row; OR-ing the comparison's bytes as
@@ -51,7 +51,7 @@ def _any_at_least(table: np.ndarray, threshold: float) -> np.ndarray:
     return functools.reduce(np.bitwise_or, (words[:, j] for j in range(words.shape[1]))) != 0
 
 
-def _kept_codes(distinct, ivf_offsets: np.ndarray, ivf_doc_ids: np.ndarray, pids: np.ndarray,
+def kept_codes(distinct, ivf_offsets: np.ndarray, ivf_doc_ids: np.ndarray, pids: np.ndarray,
                 kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Stage 2's gather: (the kept distinct codes of each doc of `pids`, ascending, concatenated;
     their count per doc [n]). `distinct` is the index's per-document distinct codes as CSR

@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxir.models.bert import _ACTIVATIONS, BertConfig, dropout, dropout_keys
+from jaxir.models.bert import ACTIVATIONS, BertConfig, dropout, dropout_keys
 
 
 def _dense(p: dict, x: jax.Array) -> jax.Array:
@@ -51,5 +51,5 @@ def interaction_layer(layer: dict, q: jax.Array, q_keys: jax.Array, d_k: jax.Arr
     ctx = jnp.einsum("bhqk,bhkd->bhqd", probs, values).transpose(0, 2, 1, 3).reshape(n, lq, h)
     a = dropout(_dense(layer["attention"]["out"], ctx), cfg.hidden_dropout, r_a)
     x = _layer_norm(layer["attention_norm"], q + a, cfg.layer_norm_eps)
-    y = _dense(layer["output"], _ACTIVATIONS[cfg.hidden_act](_dense(layer["intermediate"], x)))
+    y = _dense(layer["output"], ACTIVATIONS[cfg.hidden_act](_dense(layer["intermediate"], x)))
     return _layer_norm(layer["output_norm"], x + dropout(y, cfg.hidden_dropout, r_f), cfg.layer_norm_eps)

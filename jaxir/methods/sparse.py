@@ -113,10 +113,10 @@ class SparseModel:
         return params_fingerprint(params)
 
     # ---- pure encoders -----------------------------------------------------------------------
-    def _hidden(self, params, ids, mask, token_types=None, rng=None):
+    def hidden(self, params, ids, mask, token_types=None, rng=None):
         return bert_apply(self.bert_config, params["bert"], ids, mask, token_types, rng=rng)
 
-    def _logits(self, params, hidden, vocab_ids=None):
+    def logits(self, params, hidden, vocab_ids=None):
         """[..., H] -> MLM logits [..., V] (decoder = the tied word embeddings), or [..., S]."""
         emb = params["bert"]["embeddings"]["word"]["embedding"]
         head = MLMHead(self.bert_config.vocab_size, self.bert_config.layer_norm_eps,
@@ -139,7 +139,7 @@ class SparseModel:
         mask = jnp.pad(mask.astype(jnp.int32), ((0, 0), (0, pad)))
         hc = hidden.reshape(b, n, chunk, h).swapaxes(0, 1)  # [C, B, chunk, H]
         mc = mask.reshape(b, n, chunk).swapaxes(0, 1)       # [C, B, chunk]
-        pool = jax.checkpoint(lambda x, m: masked_max_pool(self._logits(params, x, vocab_ids), m))
+        pool = jax.checkpoint(lambda x, m: masked_max_pool(self.logits(params, x, vocab_ids), m))
         pooled = jax.lax.map(lambda xs: pool(*xs), (hc, mc))  # [C, B, V]
         return pooled.swapaxes(0, 1), jnp.any(mc > 0, axis=-1).swapaxes(0, 1)
 
@@ -154,11 +154,11 @@ class SparseModel:
         if ids.ndim == 3:  # [B, W, L]: encode B*W rows, then pool over all W*L tokens of a doc
             b, n_win, length = ids.shape
             flat = lambda x: None if x is None else x.reshape(b * n_win, length)
-            hidden = self._hidden(params, flat(ids), flat(mask), flat(types), rng)
+            hidden = self.hidden(params, flat(ids), flat(mask), flat(types), rng)
             hidden, mask = hidden.reshape(b, n_win * length, -1), mask.reshape(b, n_win * length)
         else:
             chex.assert_rank(ids, 2)
-            hidden = self._hidden(params, ids, mask, types, rng)
+            hidden = self.hidden(params, ids, mask, types, rng)
         pooled, chunk_mask = self.pooled_logits(params, hidden, mask, vocab_ids)
         if vocab_ids is None:
             w = sparse_doc_weights(pooled, chunk_mask, special_token_ids=self.special_ids,

@@ -29,12 +29,12 @@ def mlm_warmup_loss(model, params, batch, rng):
     random_ids = jax.random.randint(k_rand, ids.shape, 0, model.bert_config.vocab_size)
     corrupted = jnp.where(chosen & (kind < 0.8), model.tokenizer.mask_token_id,
                           jnp.where(chosen & (kind >= 0.9), random_ids, ids))
-    hidden = model._hidden(params, corrupted, mask)
+    hidden = model.hidden(params, corrupted, mask)
     m = max(1, math.ceil(model.config.mlm_max_fraction * length))
     order = jnp.where(chosen, jax.random.uniform(k_order, ids.shape), -1.0)
     _, pos = jax.lax.top_k(order, m)  # [B, M]: chosen positions first
     picked_hidden = jnp.take_along_axis(hidden, pos[..., None], axis=1)
-    logits = model._logits(params, picked_hidden)
+    logits = model.logits(params, picked_hidden)
     targets = jnp.take_along_axis(ids, pos, axis=1)
     scored = jnp.take_along_axis(chosen, pos, axis=1)
     loss = losses.token_cross_entropy(logits, targets, scored)

@@ -88,7 +88,7 @@ class BertConfig:
         return d
 
 
-_ACTIVATIONS = {  # the hidden_act values jaxir runs (checkpoint import refuses others)
+ACTIVATIONS = {  # the hidden_act values jaxir runs (checkpoint import refuses others)
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),
     "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
     "relu": jax.nn.relu,
@@ -139,7 +139,7 @@ class TransformerLayer(nn.Module):
         a = SelfAttention(cfg, name="attention")(x, bias, deterministic)
         x = ln("attention_norm")(x + hidden_dropout(cfg, a, deterministic))
         y = nn.Dense(cfg.intermediate_size, dtype=cfg.dtype, name="intermediate")(x)
-        y = nn.Dense(cfg.hidden_size, dtype=cfg.dtype, name="output")(_ACTIVATIONS[cfg.hidden_act](y))
+        y = nn.Dense(cfg.hidden_size, dtype=cfg.dtype, name="output")(ACTIVATIONS[cfg.hidden_act](y))
         return ln("output_norm")(x + hidden_dropout(cfg, y, deterministic))
 
 

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxir.models.bert import _ACTIVATIONS, BertConfig, SelfAttention, hidden_dropout
+from jaxir.models.bert import ACTIVATIONS, BertConfig, SelfAttention, hidden_dropout
 
 
 class CrossAttention(nn.Module):
@@ -55,5 +55,5 @@ class DecoderLayer(nn.Module):
         x = ln("cross_attention_norm")(
             x + drop(CrossAttention(cfg, name="cross_attention")(x, memory, deterministic)))
         y = nn.Dense(cfg.intermediate_size, dtype=cfg.dtype, name="intermediate")(x)
-        y = nn.Dense(cfg.hidden_size, dtype=cfg.dtype, name="output")(_ACTIVATIONS[cfg.hidden_act](y))
+        y = nn.Dense(cfg.hidden_size, dtype=cfg.dtype, name="output")(ACTIVATIONS[cfg.hidden_act](y))
         return ln("output_norm")(x + drop(y))

@@ -162,10 +162,10 @@ def hf_config_dict(bert_config, architectures: list[str], **extra) -> dict:
 
 def bert_from_weights(path: Path, weights: dict[str, np.ndarray], **config_overrides):
     """(BertConfig, params) of a folder's config.json and its already-read weights, checked."""
-    from jaxir.models.bert import _ACTIVATIONS, BertConfig
+    from jaxir.models.bert import ACTIVATIONS, BertConfig
 
     raw = read_config(path)
-    for key, ok in (("position_embedding_type", ("absolute",)), ("hidden_act", tuple(_ACTIVATIONS))):
+    for key, ok in (("position_embedding_type", ("absolute",)), ("hidden_act", tuple(ACTIVATIONS))):
         if raw.get(key, ok[0]) not in ok:
             raise CheckpointError(f"{path / 'config.json'}: {key} {raw[key]!r} is not supported (jaxir: {', '.join(ok)})")
     try:
