@@ -9,7 +9,6 @@ from pathlib import Path
 
 from jaxir import cli_args as check
 from jaxir.cli_paths import beir_folder, refuse_clobber
-from jaxir.config_values import true_false
 from jaxir.fs import INDEX_CACHE
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the backbone is local; never reach for a hub
@@ -20,8 +19,7 @@ DEMO_METHODS = ["bm25", "dense"]
 def _add_method_options(p: argparse.ArgumentParser, methods: list[str]) -> None:
     """One option per field of the methods' retrievers (`jaxir.retrievers.registry`): a new
     retriever field is a new option, with its help; options shared by methods appear once."""
-    from jaxir.config_bounds import in_bounds
-    from jaxir.config_cli import field_help
+    from jaxir.config_cli import field_help, field_option
     from jaxir.retrievers.registry import options_of, retriever_class
 
     seen: dict[str, list[str]] = {}
@@ -31,10 +29,7 @@ def _add_method_options(p: argparse.ArgumentParser, methods: list[str]) -> None:
     for name, users in seen.items():
         cls = retriever_class(users[0])
         field = options_of(users[0])[name]
-        kind = str(field.type)
-        extra = {"nargs": "?", "const": True, "type": true_false, "metavar": "true|false"} \
-            if "bool" in kind else {"type": in_bounds(int if "int" in kind else float if "float" in kind else str,
-                                                      field.metadata["bounds"], choices=field.metadata.get("choices"))}
+        extra = field_option(cls, field, bare_bool=True)
         who = "" if len(users) == len(methods) else f" ({', '.join(users)})"
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
                        help=field_help(cls, field) + who, **extra)

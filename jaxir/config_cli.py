@@ -122,6 +122,24 @@ def _parser_type(hint):
     return None
 
 
+def field_option(owner, f: dataclasses.Field, *, bare_bool: bool = False) -> dict | None:
+    """argparse keywords (type, metavar) of one config field, from its annotation and its declared
+    range or choices (`jaxir.config_bounds`); None for a field the CLI cannot take. The one place a
+    field becomes an option: recipe/method configs and retriever options alike. `bare_bool`: a
+    bool option given alone means true (`--uncompressed`)."""
+    typed = _parser_type(_hints(owner)[f.name])
+    if typed is None:
+        return None
+    kind, metavar = typed
+    if kind is true_false and bare_bool:
+        return {"type": true_false, "metavar": metavar, "nargs": "?", "const": True}
+    choices = f.metadata.get("choices")
+    if choices:
+        metavar = "{%s}" % ",".join(map(str, choices))
+    return {"type": in_bounds(kind, f.metadata.get("bounds", {}), finite=f.metadata.get("finite", True),
+                              choices=choices), "metavar": metavar}
+
+
 def nested_fields(cls, prefix: str = ""):
     """Yield (dotted name, owning class, field) for every leaf field, depth first."""
     hints = _hints(cls)
@@ -162,10 +180,9 @@ def add_config_options(ap: argparse.ArgumentParser, cls, *, skip=(), prefix: str
     for name, owner, f in nested_fields(cls, prefix):
         if name in skip:
             continue
-        typed = _parser_type(_hints(owner)[f.name])
-        if typed is None:
+        option = field_option(owner, f)
+        if option is None:
             continue
-        kind, metavar = typed
         rel = name[len(prefix):]
         shown = ""
         if defaults is not None:
@@ -183,15 +200,12 @@ def add_config_options(ap: argparse.ArgumentParser, cls, *, skip=(), prefix: str
         bounds, finite = f.metadata.get("bounds", {}), f.metadata.get("finite", True)
         spelled = (flags or {}).get(name)
         if isinstance(spelled, Spelled):  # bounds checked in the option's own counting
-            kind = offset_type(in_bounds(kind, {k: v + spelled.offset for k, v in bounds.items()},
-                                         finite=finite), spelled.offset)
+            kind = _parser_type(_hints(owner)[f.name])[0]
+            option["type"] = offset_type(in_bounds(kind, {k: v + spelled.offset for k, v in bounds.items()},
+                                                   finite=finite), spelled.offset)
             default = show(get_field(defaults, rel) + spelled.offset) if defaults is not None else "?"
             text = f"{spelled.help} (sets {name} to this minus {spelled.offset}) [{default}]"
-        else:  # every number finite unless the field allows nan/inf (`jaxir.config_bounds`)
-            kind = in_bounds(kind, bounds, finite=finite, choices=f.metadata.get("choices"))
-            metavar = "{%s}" % ",".join(map(str, f.metadata["choices"])) if "choices" in f.metadata else metavar
-        groups[head].add_argument(option_string(name, flags), dest=name, type=kind, metavar=metavar,
-                                  default=None, help=text)
+        groups[head].add_argument(option_string(name, flags), dest=name, default=None, help=text, **option)
 
 
 def _aliases(modes: dict) -> dict:
