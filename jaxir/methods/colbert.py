@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxir.config_bounds import bounded
+from jaxir.config_bounds import bounded, check_bounds, one_of
 from jaxir.methods.encoding import iter_encoded
 from jaxir.models.bert import bert_apply, dropout_keys, init_params
 from jaxir.models.heads import Projection, l2_normalize
@@ -38,10 +38,10 @@ class ColBERTConfig:
     # Local HF BERT folder for the backbone; None = embedded all-MiniLM-L6-v2.
     model: str | None = None
     # Query length incl. [CLS] [Q] .. [SEP]; always padded with [MASK] to exactly this.
-    query_maxlen: int = bounded(32, ge=1)
+    query_maxlen: int = bounded(32, ge=4)
     # Document length incl. [CLS] [D] .. [SEP]: 220 for indexing; jaxir.recipes.colbert trains
     # (and so exports checkpoints) at 180, ColBERTv2's training length.
-    doc_maxlen: int = bounded(220, ge=1)
+    doc_maxlen: int = bounded(220, ge=4)
     # Output dimension of the token projection.
     dim: int = bounded(128, ge=1)
     # Mask string.punctuation tokens out of documents (and so out of the index).
@@ -52,7 +52,7 @@ class ColBERTConfig:
     query_marker: str = "[unused0]"
     doc_marker: str = "[unused1]"
     # Token similarity; "cosine" (inner product of unit vectors) is the only one implemented.
-    similarity: str = "cosine"
+    similarity: str = one_of("cosine", ("cosine",))
     # Temperature of the KL term (divides teacher and student scores).
     distill_temperature: float = 1.0
     # True: KL to teacher scores; False: n-way cross-entropy with label column 0.
@@ -72,11 +72,7 @@ class ColBERTConfig:
     DROPPED_FIELDS: ClassVar[tuple] = ("nway",)
 
     def __post_init__(self):
-        if self.similarity != "cosine":
-            raise ValueError(f"similarity {self.similarity!r} is not implemented; use 'cosine'")
-        if self.query_maxlen < 4 or self.doc_maxlen < 4:
-            raise ValueError(f"query_maxlen/doc_maxlen must be >= 4, got "
-                             f"{self.query_maxlen}/{self.doc_maxlen}")
+        check_bounds(self)  # every range and choice is declared once, on its field
 
 
 @dataclasses.dataclass(frozen=True)

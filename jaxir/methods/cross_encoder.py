@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxir.config_bounds import bounded
+from jaxir.config_bounds import bounded, check_bounds
 from jaxir.models.bert import BertConfig, bert_apply, init_params
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.models.heads import ScoreHead
@@ -39,9 +39,9 @@ class CrossEncoderConfig:
     # Local HF BERT folder for the backbone; None = embedded all-MiniLM-L6-v2.
     model: str | None = None
     # Tokens per (query, document) pair incl. [CLS] and both [SEP]s; documents are cut first.
-    pair_maxlen: int = bounded(256, ge=3)
+    pair_maxlen: int = bounded(256, ge=4)
     # Rerank-time interpolation weight of the cross-encoder score; None = cross-encoder only.
-    alpha: float | None = None
+    alpha: float | None = bounded(None, ge=0.0, le=1.0)
     # Pairs per jitted forward at rerank time.
     rerank_batch_size: int = bounded(32, ge=1)
     # Backbone dropout while training (hidden and attention); None = the backbone config's.
@@ -60,10 +60,7 @@ class CrossEncoderConfig:
                                        "warmup", "epochs", "batch_queries")
 
     def __post_init__(self):
-        if self.pair_maxlen < 4:
-            raise ValueError(f"need pair_maxlen >= 4: {self}")
-        if self.alpha is not None and not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1] or None, got {self.alpha}")
+        check_bounds(self)  # every range and choice is declared once, on its field
 
 
 def init_pair_params(rng: jax.Array, bert_config: BertConfig, bert=None, head=None) -> dict:

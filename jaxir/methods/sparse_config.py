@@ -3,9 +3,8 @@ queries, the default) and SPLADE (`query_encoder="mlm"`: the same encoder on bot
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
 
-from jaxir.config_bounds import bounded
+from jaxir.config_bounds import bounded, check_bounds, one_of
 
 RANKING_LOSSES = ("kl", "margin_mse", "infonce")
 QUERY_ENCODERS = ("idf", "mlm")
@@ -22,7 +21,7 @@ class SparseConfig:
     doc_maxlen: int = bounded(256, ge=1)
     # Query side: "idf" (inference-free: q_t = idf_t for each distinct query WordPiece, no model)
     # or "mlm" (SPLADE, siamese: the document encoder on [CLS] query [SEP], FLOPS on both sides).
-    query_encoder: str = "idf"
+    query_encoder: str = one_of("idf", QUERY_ENCODERS)
     # Query tokens per row: incl. [CLS]/[SEP] with the mlm encoder (training and search); with
     # idf, the training cut of the IDF vector's WordPieces (search-time idf queries are not cut).
     query_maxlen: int = bounded(32, ge=1)
@@ -46,7 +45,7 @@ class SparseConfig:
     # Head init: the vocabulary bias b0, which sets the initial sparsity.
     init_vocab_bias: float = -6.0
     # "kl" (ensemble distillation), "margin_mse" or "infonce" (label = candidate 0).
-    ranking_loss: str = "kl"
+    ranking_loss: str = one_of("kl", RANKING_LOSSES)
     # Teacher ensemble: per-teacher weights, e.g. 1,1 for (dense, BM25) (None = equal).
     teacher_weights: tuple[float, ...] | None = None
     # Per-query normalisation of each teacher's scores before they are weighed.
@@ -64,7 +63,7 @@ class SparseConfig:
     # FLOPS quadratic warm-up T in optimizer updates: lambda = lambda_d * min(1, (u + 1) / T)^2.
     flops_warmup_steps: int = bounded(1000, ge=0)
     # "idf_aware" (FLOPS of w, the ranking sees idf * w) or "uniform" (FLOPS of idf * w).
-    flops_mode: str = "idf_aware"
+    flops_mode: str = one_of("idf_aware", ("idf_aware", "uniform"))
     # MLM loss: fraction of tokens predicted.
     mlm_probability: float = 0.15
     # MLM loss: at most ceil(mlm_max_fraction * L) predicted tokens per row.
@@ -93,22 +92,14 @@ class SparseConfig:
 
     # Checkpoint configs saved under older field names ({old: new}) and fields since removed:
     # none so far (every field here is a model, loss or index setting).
-    RENAMED_FIELDS: ClassVar[dict] = {}
-    DROPPED_FIELDS: ClassVar[tuple] = ()
-
     def __post_init__(self):
-        if self.ranking_loss not in RANKING_LOSSES:
-            raise ValueError(f"ranking_loss must be one of {RANKING_LOSSES}, got {self.ranking_loss!r}")
-        if self.query_encoder not in QUERY_ENCODERS:
-            raise ValueError(f"query_encoder must be one of {QUERY_ENCODERS}, got {self.query_encoder!r}")
+        check_bounds(self)  # the ranges and choices declared on the fields; below, how fields relate
         if self.query_encoder == "mlm" and self.lexical_prior:
             raise ValueError("lexical_prior needs idf queries: its BM25 weights are scored by idf")
         if self.query_encoder == "mlm" and self.flops_mode != "idf_aware":
             raise ValueError("flops_mode 'uniform' weighs FLOPS by idf, which mlm queries do not use")
         if self.query_encoder == "mlm" and self.query_maxlen < 3:
             raise ValueError(f"query_maxlen {self.query_maxlen} leaves no room between [CLS] and [SEP]")
-        if self.flops_mode not in ("idf_aware", "uniform"):
-            raise ValueError(f"flops_mode must be 'idf_aware' or 'uniform', got {self.flops_mode!r}")
         if self.head_scale != 1.0 and not self.lexical_prior:
             raise ValueError(f"head_scale {self.head_scale} needs lexical_prior: it weighs the head "
                              "against the prior")
