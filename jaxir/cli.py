@@ -41,15 +41,15 @@ def _model_paths(args) -> dict:
 
 
 def cmd_eval(args) -> None:
-    from jaxir.pipeline.evaluate import eval_method, format_table
+    from jaxir.pipeline.evaluate import FirstStage, IndexSource, eval_method, format_table
 
     refuse_clobber("eval", {"--run": args.run, "--output-json": args.output_json},
                    {"--data": beir_folder(args.data), "--index": args.index, "--cache": _cache_indexes(args.cache),
                     "--first-stage-index": args.first_stage_index, **_model_paths(args)})
-    result = eval_method(args.method, args.data, split=args.split, k=args.k, index_dir=args.index,
-                         cache=Path(args.cache), run_path=args.run, output_json=args.output_json,
-                         rerank=args.rerank, depth=args.depth, first_stage_index=args.first_stage_index,
-                         allow_corpus_mismatch=args.allow_corpus_mismatch, **_method_options(args))
+    index = IndexSource(args.index, Path(args.cache), args.allow_corpus_mismatch)
+    first_stage = FirstStage(args.rerank, args.depth, args.first_stage_index)
+    result = eval_method(args.method, args.data, split=args.split, k=args.k, index=index, first_stage=first_stage,
+                         run_path=args.run, output_json=args.output_json, **_method_options(args))
     if args.json:  # for machines: the --output-json object, alone on stdout
         print(json.dumps(result, indent=2))
         return
@@ -232,14 +232,14 @@ def cmd_train(args, extra: list[str]) -> None:
 
 
 def cmd_demo(args) -> None:
-    from jaxir.pipeline.evaluate import eval_method, format_table
+    from jaxir.pipeline.evaluate import IndexSource, eval_method, format_table
 
     out = Path(args.out)
     refuse_clobber("demo", {"--out": out}, {"--data": beir_folder(args.data)})
     results = []
     for method in args.methods:
         print(f"== {method} on {args.data} ({args.split})", flush=True)
-        results.append(eval_method(method, args.data, split=args.split, cache=out / "indexes",
+        results.append(eval_method(method, args.data, split=args.split, index=IndexSource(cache=out / "indexes"),
                                    run_path=out / f"{method}.{args.split}.trec",
                                    output_json=out / f"{method}.{args.split}.json"))
     table = format_table(results)

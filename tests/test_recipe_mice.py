@@ -103,10 +103,10 @@ def test_stored_states_rerank_like_the_texts(trained, toy_beir, tmp_path):
 
 
 def test_eval_reranks_bm25_through_the_registry(trained, toy_beir, tmp_path):
-    from jaxir.pipeline.evaluate import eval_method
+    from jaxir.pipeline.evaluate import FirstStage, IndexSource, eval_method
 
-    result = eval_method("mice", toy_beir, split="train", k=10, index_dir=tmp_path / "states", cache=tmp_path,
-                         rerank="bm25", depth=5, checkpoint=str(trained), progress=False)
+    result = eval_method("mice", toy_beir, split="train", k=10, index=IndexSource(tmp_path / "states", tmp_path),
+                         first_stage=FirstStage("bm25", 5), checkpoint=str(trained), progress=False)
     assert result["rerank"]["depth"] == 5 and result["rerank"]["fusion_layer"] == 3
     assert (tmp_path / "states" / "manifest.json").is_file()
     assert 0.0 <= result["metrics"]["ndcg@10"] <= 1.0

@@ -1,6 +1,7 @@
 """Index (or reuse), search or rerank, and score a BEIR split: the engine behind `jaxir eval` and `demo`."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -18,6 +19,27 @@ from jaxir.retrievers.registry import get_retriever, is_reranker
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map")
 
 
+@dataclasses.dataclass(frozen=True)
+class IndexSource:
+    """Where the evaluated method's index comes from: the folder `index_dir` (built there, or
+    reused when it matches) or, without one, the cache folder `cache`. An index built from another
+    corpus is refused unless `allow_corpus_mismatch` (then it warns)."""
+
+    index_dir: Path | None = None
+    cache: Path = Path(INDEX_CACHE)
+    allow_corpus_mismatch: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstStage:
+    """A reranker's candidates: the top `depth` of `method` (its index: `index_dir`, or the
+    evaluated method's cache)."""
+
+    method: str = "bm25"
+    depth: int = 100
+    index_dir: Path | None = None
+
+
 def _search_dataset(retriever, dataset, *, k, index_dir, cache, given, allow_corpus_mismatch):
     index_dir, build_s = index_for(retriever, dataset, index_dir, Path(cache), given=given,
                                    allow_corpus_mismatch=allow_corpus_mismatch)
@@ -33,30 +55,26 @@ def _search_dataset(retriever, dataset, *, k, index_dir, cache, given, allow_cor
 
 
 def eval_method(method: str, data: str | Path, *, split: str = "test", k: int = 100,
-                index_dir: Path | None = None, cache: Path = Path(INDEX_CACHE),
-                run_path: Path | None = None, output_json: Path | None = None,
-                metrics=DEFAULT_METRICS, rerank: str = "bm25", depth: int = 100,
-                first_stage_index: Path | None = None, progress: bool = True,
-                allow_corpus_mismatch: bool = False, **options) -> dict:
-    """Evaluate a registered method on a BEIR split. A first-stage method builds/reuses its index
-    and searches it; a reranker rescores the top `depth` of the `rerank` first stage. An index
-    given by folder must be of this corpus and agree with the `options` given
-    (`jaxir.pipeline.built_from`). Only the `metrics` whose cut-off the run reaches are scored
-    (`k` hits, a reranker's max(k, depth)): no recall@100 for a k = 10 run."""
+                metrics=DEFAULT_METRICS, index: IndexSource = IndexSource(),
+                first_stage: FirstStage = FirstStage(), run_path: Path | None = None,
+                output_json: Path | None = None, progress: bool = True, **options) -> dict:
+    """Evaluate a registered method (configured by its retriever `options`) on a BEIR split. A
+    first-stage method builds/reuses its index (`index`) and searches it; a reranker rescores the
+    `first_stage`'s top candidates. An index given by folder must be of this corpus and agree with
+    the `options` given (`jaxir.pipeline.built_from`). Only the `metrics` whose cut-off the run
+    reaches are scored (`k` hits, a reranker's max(k, depth)): no recall@100 for a k = 10 run."""
     dataset = load_beir(data, split=split)
     retriever = get_retriever(method, **options)
+    where = dict(index_dir=index.index_dir, given=set(options), allow_corpus_mismatch=index.allow_corpus_mismatch)
     if is_reranker(method):
-
-        run, timing, info = rerank_dataset(retriever, dataset, first_stage=rerank, depth=depth, k=k,
-                                           first_stage_index=first_stage_index, cache=Path(cache),
-                                           index_dir=index_dir, progress=progress, given=set(options),
-                                           allow_corpus_mismatch=allow_corpus_mismatch)
+        run, timing, info = rerank_dataset(retriever, dataset, first_stage=first_stage.method,
+                                           depth=first_stage.depth, k=k, first_stage_index=first_stage.index_dir,
+                                           cache=Path(index.cache), progress=progress, **where)
     else:
-        run, timing, info = _search_dataset(retriever, dataset, k=k, index_dir=index_dir, cache=cache,
-                                            given=set(options), allow_corpus_mismatch=allow_corpus_mismatch)
+        run, timing, info = _search_dataset(retriever, dataset, k=k, cache=index.cache, **where)
     if run_path:
         write_trec(run_path, run, tag=f"jaxir-{method}")
-    run_k = max(k, depth) if is_reranker(method) else k
+    run_k = max(k, first_stage.depth) if is_reranker(method) else k
     # A run that holds the whole corpus reaches every cut-off.
     reach = run_k if run_k < len(dataset.doc_ids) else float("inf")
     result = {
