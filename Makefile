@@ -1,12 +1,13 @@
 # Two entry points (see README): `make demo` and `make test`. Both create .venv and install
-# jaxir from scratch on a fresh machine that has Python 3.11.
+# jaxir from scratch on a fresh machine that has Python 3.11. `make reproduce-quick` reruns the
+# `quick` rows of benchmarks/RESULTS.md (the untrained baselines) and checks their figures.
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Local BEIR copy when present (this project's CI), else the public BEIR download.
 DATA   ?= $(if $(wildcard ../shared/data/beir/scifact),../shared/data/beir/scifact,scifact)
 
-.PHONY: setup demo test
+.PHONY: setup demo test reproduce-quick
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -23,3 +24,6 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q tests
+
+reproduce-quick: setup
+	$(BIN)/python benchmarks/reproduce_quick.py

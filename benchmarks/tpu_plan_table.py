@@ -1,4 +1,4 @@
-"""The TPU slice table of tpu/README.md and RESULTS, compiled by libtpu on this CPU (issue 38, item 3).
+"""The TPU slice table of tpu/README.md and docs/results-log.md, compiled by libtpu on this CPU (issue 38, item 3).
 
 Runs `jaxir plan` for every recipe's tpu-msmarco mode on each topology, remat off and on, one
 compile at a time (a cell's `--json` is written atomically and a cell whose JSON exists is not

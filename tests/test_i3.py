@@ -300,7 +300,7 @@ REAL_TEXTS = [
 def test_untrained_i3_starts_as_the_plain_encoder_on_minilm():
     """The identity interactor: on real MiniLM weights and real texts the untrained I³ passage
     vector has cosine >= 0.999 with the plain dual encoder's; the earlier start (a copy of the
-    last layer) does not (RESULTS: 0.38 on SciFact)."""
+    last layer) does not (docs/results-log.md: 0.38 on SciFact)."""
     from jaxir.models.hf import load_bert
 
     bert_config, bert_params = load_bert(None)

@@ -13,7 +13,7 @@ Ties break by document index. `PlaidStats` counts each stage's work and time. Al
 min(k, N) results: the candidate set is widened (more cells, finally every document) when it
 holds fewer than k documents.
 
-Where the time goes (SciFact, one thread: `benchmarks/RESULTS.md`) shaped four choices: S_cq is
+Where the time goes (SciFact, one thread: `docs/results-log.md`) shaped four choices: S_cq is
 kept as [K, Lq], so stages 2-4 gather whole 128-byte rows; per-document maxima are taken over
 power-of-two padded blocks (`exact.segment_max_rows`), not one reduction per document; stage 2
 gathers kept codes from whichever is shorter, the kept cells' IVF lists or the candidates' code

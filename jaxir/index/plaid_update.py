@@ -10,7 +10,7 @@ document writes one bool per row, not the index.
 
 Appends reuse the codec (centroids and residual buckets fitted on the original corpus); no
 re-fit. Documents far from the original distribution are coded less precisely than a rebuild
-would code them: the recall of an appended index against a rebuilt one is measured in RESULTS.
+would code them: the recall of an appended index against a rebuilt one is measured in docs/results-log.md.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ IDF-weighted queries, s(q, d) = sum_t idf_t * w_{d,t}, the prior alone is BM25 o
 (SciFact test nDCG@10 0.6751 against 0.6863 for word-level BM25), so the MLM head only has to learn
 what the teachers add on top of exact matching. Why: distilled from ~760 SciFact queries the head
 alone stays far below BM25 (best 0.6171); on top of the prior it reaches 0.6802-0.6844
-(benchmarks/RESULTS.md, "a BM25 lexical prior under the head").
+(docs/results-log.md, "a BM25 lexical prior under the head").
 
 avgdl belongs to the corpus being indexed, as in BM25: it is measured over that corpus at
 index time (and over the training corpus during training) and recorded in the index.

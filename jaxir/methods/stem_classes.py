@@ -11,7 +11,7 @@ a document is expanded only towards inflections that some document of the corpus
 
 Why: on SciFact test it lifts the WordPiece BM25 prior from 0.6751 to 0.6792 nDCG@10 (neutral on the
 train queries) and the prior + 0.25 x head index from 0.6802 to 0.6900, nominally above word-level
-BM25's 0.6863 but within noise (benchmarks/RESULTS.md, "Document-side stemming of the lexical prior").
+BM25's 0.6863 but within noise (docs/results-log.md, "Document-side stemming of the lexical prior").
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`jaxir plan` figures (the JSON of `--json`) as one markdown table, and that table written into
-a document between two markers, so that tpu/README.md and RESULTS quote the compiler, not a hand.
+a document between two markers, so that tpu/README.md and docs/results-log.md quote the compiler, not a hand.
 
 Every time in the table is a roofline lower bound and every MFU an upper bound (see
 `jaxir.plan.report`); the header says so.

@@ -11,7 +11,7 @@ on the train split, scored by our trained cross-encoder, KL to its scores + in-b
     jaxir eval --method colbert --checkpoint runs/colbert-scifact/colbert --data <beir>/scifact
 Without --data.teacher_checkpoint (or --data.teacher FILE) the mode trains with n-way CE instead
 of KL. NFCorpus: --mode cpu-nfcorpus takes 800 train queries with 4 positives each, so that teacher
-scoring stays affordable. No NFCorpus cross-encoder is worth distilling from (RESULTS), so the
+scoring stays affordable. No NFCorpus cross-encoder is worth distilling from (docs/results-log.md), so the
 measured run has no teacher and uses every query and positive:
     jaxir train --recipe colbert --mode cpu-nfcorpus --data <beir>/nfcorpus --out runs/colbert-nfcorpus \
         --data.max_queries 0 --data.max_positives 0

@@ -8,7 +8,7 @@ tokens, plus 50 x 100 held-out pairs to choose alpha; estimated 30-40 min on 2 o
     jaxir eval --method cross-encoder --checkpoint runs/ce-scifact --rerank bm25 --depth 100 \
         --data ../shared/data/beir/scifact --output-json runs/ce-scifact/test.json
 NFCorpus: its train tuples (2-word topic queries, ~43 indirectly linked positives each) make the
-reranker worse, trained from MiniLM or warm-started from SciFact (--init-from, RESULTS). The SciFact
+reranker worse, trained from MiniLM or warm-started from SciFact (--init-from, docs/results-log.md). The SciFact
 reranker carries over instead; choose its alpha on held-out NFCorpus train queries:
     jaxir tune-alpha --checkpoint runs/ce-scifact --data ../shared/data/beir/nfcorpus
     jaxir eval --method cross-encoder --checkpoint runs/ce-scifact --alpha 0.3 --rerank bm25 --depth 100 \

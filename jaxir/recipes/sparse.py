@@ -132,7 +132,7 @@ MODES = {
     # SciFact train (809 queries) on 2 CPU cores: the defaults above.
     "cpu-scifact": {},
     # NFCorpus train (2,590 queries, short documents): half the updates (the budget of every NFCorpus
-    # sparse run in benchmarks/RESULTS.md), the FLOPS warm-up a tenth of them.
+    # sparse run in docs/results-log.md), the FLOPS warm-up a tenth of them.
     "cpu-nfcorpus": {"data.dataset": "nfcorpus", "fit.steps": 100, "model.flops_warmup_steps": 5},
     # A run end to end in about a minute on 2 CPU cores (SciFact: 51 s, SPLADE 70 s) once the
     # corpus's dense index is cached (mining and the dense teacher need it; built once): its
