@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # Local BEIR copy when present (this project's CI), else the public BEIR download.
 DATA   ?= $(if $(wildcard ../shared/data/beir/scifact),../shared/data/beir/scifact,scifact)
 
-.PHONY: setup demo test reproduce-quick
+.PHONY: setup demo test test-fast reproduce-quick
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -24,6 +24,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q tests
+
+# The quick tests before a commit: no real BEIR data, no recipe training, no TPU compile.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 reproduce-quick: setup
 	$(BIN)/python benchmarks/reproduce_quick.py

@@ -13,6 +13,24 @@ import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The fast lane (`make test-fast`: `pytest -m "not slow"`) leaves out every test that reads the
+# real BEIR data, runs the real MiniLM weights by name, or trains through a recipe; they are
+# marked here once, not file by file.
+REAL_DATA_FIXTURES = {"beir_root", "scifact_dir", "nfcorpus_dir", "scifact_train", "scifact_test"}
+SLOW_MODULES = {  # recipes end to end, TPU compiles, and training-heavy fixtures
+    "test_recipes", "test_recipe_colbert", "test_recipe_cross_encoder", "test_recipe_i3", "test_recipe_mice",
+    "test_recipe_reuse", "test_recipe_sparse", "test_sparse_teacher_grid", "test_splade", "test_plan_tpu",
+    "test_remat", "test_training_multihost", "test_bert_parity", "test_interop_peers",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+        real = "minilm" in item.name.lower()  # parity and property tests on the real weights
+        if real or module in SLOW_MODULES or REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 def _beir_root() -> Path:
     root = Path(os.environ.get("JAXIR_BEIR_ROOT", REPO.parent / "shared" / "data" / "beir"))

@@ -67,6 +67,7 @@ def test_every_registered_method_is_covered():
 
 
 @pytest.mark.parametrize("method", registry.first_stage_methods())
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_first_stage_index_search_encode(method, tiny, tmp_path):
     r = _load(method, tiny)
     assert isinstance(r, jaxir.Retriever) and not r.is_reranker
@@ -126,6 +127,7 @@ def _check_encode(method, r):
 
 
 @pytest.mark.parametrize("method", registry.rerank_methods())
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_rerankers_rerank_first_stage_hits(method, tiny, tmp_path):
     first = jaxir.load("bm25").index(DOCS, tmp_path / "bm25")
     hits = first.search("vitamin D for adults and children at night", k=4)

@@ -220,6 +220,7 @@ def test_model_config_edited_in_place_rebuilds_the_index(tmp_path, minilm_dir):
     assert index_for(Dense(model=str(moved), doc_maxlen=32), ds, None, cache) == (second, 0.0)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_idf_file_rewritten_in_place_rebuilds_the_index(tmp_path, minilm_dir, capsys):
     import numpy as np
 

@@ -68,6 +68,7 @@ def _reference_tokens(model, params, ids, attention):
     return out / np.linalg.norm(out, axis=-1, keepdims=True)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_query_encoding_hides_mask_keys_but_returns_all_vectors(model, params):
     batch = model.tokenize_queries(QUERIES)
     q, q_mask = jax.jit(model.encode_queries)(params, batch.arrays())
@@ -97,6 +98,7 @@ def test_encode_doc_texts_drops_punctuation_and_padding(model, params):
     assert punct.sum() > 5  # the texts really contain punctuation
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_maxsim_through_model_matches_float64_reference(model, params):
     got = np.asarray(model.score(params, model.tokenize_queries(QUERIES).arrays(),
                                  model.tokenize_docs(DOCS).arrays()))
@@ -152,6 +154,7 @@ def test_loss_matches_numpy_reference(params):
                                [want, kl, ib], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_loss_variants_and_gradients(model, params):
     batch = _loss_batch(model)
     plain = make_model(distillation=False, in_batch_negatives=False)

@@ -55,6 +55,7 @@ def test_pair_layout_and_segment_ids(tiny):
     assert tt == tok(QUERY, DOCS[0])["token_type_ids"]
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_loss_decreases_with_head_lr_multiplier(tiny):
     model, params = tiny
     from jaxir.training.optim import OptimConfig, make_optimizer
@@ -135,6 +136,7 @@ def test_rerank_keeps_doc_sets_and_only_reorders_the_top_depth(tiny):
     assert merge_reranked([("a", 3.0), ("b", 2.0)], [], []) == {"a": -1.0, "b": -2.0}
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_checkpoint_round_trip_and_mismatch(tiny, tmp_path):
     model, params = tiny
     params = jax.tree_util.tree_map(lambda x: x + 0.01, params)  # not the init values

@@ -34,6 +34,7 @@ def test_the_functional_op_keeps_expectation():
     assert dropout(x, 0.1, None) is x and dropout(x, 0.0, KEY) is x
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_encoder_off_is_bit_identical_and_on_depends_only_on_the_key():
     params = init_params(DROP, jax.random.PRNGKey(1))
     rng = np.random.default_rng(0)
@@ -91,6 +92,7 @@ def _batch(name):
 
 
 @pytest.mark.parametrize("name", ["colbert", "cross_encoder", "mice", "sparse"])
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_every_methods_loss_uses_the_training_rng(name):
     make = {"colbert": _colbert, "cross_encoder": _cross_encoder, "mice": _mice, "sparse": _sparse}[name]()
     model, plain = make(0.1), make(0.0)

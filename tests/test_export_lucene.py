@@ -45,6 +45,7 @@ def read_topics(path):
             (line.split("\t") for line in Path(path).read_text(encoding="utf-8").splitlines())}
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_documents_carry_their_text_and_the_scaled_weights(toy, capsys):
     root, data, _, index, vocab = toy
     out = root / "docs.jsonl"

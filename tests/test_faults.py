@@ -140,6 +140,7 @@ def _check_survivor(target: Path, refs, tally, allowed=(1.2, 0.9)):
     return k1
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_index_build_killed_at_every_rename_keeps_the_old_index(corpus, tmp_path, tally):
     data, refs = corpus
     target = tmp_path / "idx"
@@ -289,6 +290,7 @@ def test_torn_metrics_append_is_dropped_on_resume(tmp_path, tally):
     tally["survived"] += 1
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_checkpoint_write_killed_keeps_the_last_good_step(tmp_path, tally):
     directory = tmp_path / "ckpt"
     first = _child(CHECKPOINT, directory, 1)

@@ -153,6 +153,7 @@ def _saved_steps(tmp_path):
 
 
 @pytest.mark.parametrize("where, words", [("loss", "step 3: loss nan"), ("grad", "grad_norm nan")])
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_training_stops_at_the_first_nonfinite_step_and_keeps_the_last_good_checkpoint(tmp_path, where, words):
     # Checked at the logging cadence (every 4 steps) and before each save (every 2): step 3 is
     # the first bad one, found at step 4 before step 4's state could be saved.

@@ -123,6 +123,7 @@ def tiny_model():
     return model, params
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_passage_tower_equals_its_float64_composition(tiny_model):
     """pool -> reconstructor over [CLS][MASK]..[SEP] embeddings with memory [p] -> interactor over
     [p, mean(H_q)] -> position 0 -> L2 normalise, recomputed in float64 from the layers."""
@@ -180,6 +181,7 @@ def ref_rec(logits, targets, mask):
     return np.mean(nll)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_loss_is_weighted_contrastive_plus_reconstruction(tiny_model):
     """alpha * CE + beta * rec, the positive's target being the bare query tokens (no [CLS]/[SEP],
     no padding) with reconstructor position i predicting query token i."""
@@ -229,6 +231,7 @@ def test_beta_decays_tenfold_per_pass_over_the_train_queries(tiny_model):
     np.testing.assert_allclose(float(aux["beta"]), 0.1, rtol=1e-6)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_dropout_only_with_a_training_rng(tiny_model):
     """rng None (evaluation) = dropout off; a training rng changes the loss, the same key gives
     the same loss, another key another."""
@@ -245,6 +248,7 @@ def test_dropout_only_with_a_training_rng(tiny_model):
     assert float(no_rate.loss_fn(params, batch, key)[0]) == off
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_the_plain_baseline_and_distillation_objectives(tiny_model):
     _, params = tiny_model
     rng = np.random.default_rng(2)
@@ -266,6 +270,7 @@ def test_the_plain_baseline_and_distillation_objectives(tiny_model):
     assert float(jnp.abs(cross["key_value"]["kernel"]).sum()) > 0 and float(jnp.abs(cross["out"]["kernel"]).sum()) > 0
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_sharded_passage_tower_equals_single_device(tiny_model):
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 

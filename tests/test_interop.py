@@ -47,6 +47,7 @@ def hf_mlm(minilm_dir, tmp_path_factory):
 
 
 # ---- cross-encoder: sentence-transformers CrossEncoder (BertForSequenceClassification) -----------
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_cross_encoder_import_matches_sentence_transformers(st_cross_encoder):
     assert detect_format(st_cross_encoder) == "sentence-transformers"
     model, _ = load_foreign(st_cross_encoder, method="cross-encoder", overrides={})
@@ -64,6 +65,7 @@ def test_cross_encoder_export_loads_in_sentence_transformers(tmp_path):
     assert same_tree(params, back)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_cross_encoder_import_without_pooler_would_differ(st_cross_encoder):
     """The check can fail: the same weights scored without BERT's pooler are far off."""
     import dataclasses
@@ -139,11 +141,13 @@ def test_cross_encoder_modules_other_than_a_score_head_are_refused(tmp_path, mod
 
 
 # ---- inference-free sparse: BertForMaskedLM + idf.json ------------------------------------------
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_sparse_import_matches_sentence_transformers(hf_mlm):
     assert detect_format(hf_mlm) == "hf-mlm"
     assert ip.sparse_import_diff(hf_mlm) <= TOL
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_sparse_encoder_router_import_matches_sentence_transformers(hf_mlm, tmp_path):
     """A SparseEncoder saved by sentence-transformers (static IDF query route, MLM + SPLADE
     document route) imports with its own query weights, and exports back to hf-mlm."""
@@ -176,6 +180,7 @@ def test_sparse_export_loads_in_sentence_transformers(tmp_path):
 # ---- ColBERT: jaxir's own round trip (the peers' checks are in test_interop_peers.py) ----------
 @pytest.mark.parametrize("fmt", ["pylate", "colbert-ai"])
 @pytest.mark.parametrize("flags", [{}, {"attend_to_mask_tokens": True, "mask_punctuation": False}])
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_colbert_export_import_round_trip(tmp_path, fmt, flags):
     from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
 
@@ -194,6 +199,7 @@ def test_colbert_export_import_round_trip(tmp_path, fmt, flags):
     assert all(np.array_equal(a, b) for a, b in zip(d0, d1))
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_export_model_cli_and_eval_of_an_exported_folder(tmp_path, toy_beir, capsys):
     """`jaxir export-model` of a saved jaxir ColBERT (MiniLM + a seeded head), then `jaxir eval
     --checkpoint` of each export: the log names the layout and the nDCG equals the original's."""

@@ -102,6 +102,7 @@ def test_prior_only_index_scores_bm25_over_wordpieces(tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_head_scale_weighs_the_head_against_the_prior(tmp_path):
     """score(scale) = score(0) + scale * (score(1) - score(0)): the prior plus a scaled head."""
     from jaxir.methods.sparse import SparseConfig, SparseModel

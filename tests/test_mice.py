@@ -162,6 +162,7 @@ def test_sinks_bring_document_states_closer_to_the_cross_encoder_on_minilm(scifa
     assert all(s > b for s, b in zip(cos["sinks"], cos["bare"])), cos
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_frozen_document_rows_are_a_real_choice():
     model = _model(fusion_layer=0)  # two interaction layers: updated documents would reach [CLS]
     params = model.init(jax.random.PRNGKey(0))
@@ -189,6 +190,7 @@ def test_layer_dropping_runs_fewer_layers():
     assert np.ptp(np.asarray(s)) < 1e-6
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_margin_mse_loss_matches_numpy():
     model = _model(fusion_layer=1)
     params = model.init(jax.random.PRNGKey(0))
@@ -227,6 +229,7 @@ def test_prune_positions_keep_highest_idf_and_the_sep():
         prune_positions(with_sinks, idf, 2, head=2)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_sharded_interaction_equals_single_device():
     from jax.sharding import NamedSharding, PartitionSpec as P
 

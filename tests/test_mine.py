@@ -77,6 +77,7 @@ def test_mine_split_entry_and_bad_records(scifact_dir, tmp_path):
 
 
 @pytest.mark.parametrize("method", ["dense", "colbert", "sparse", "splade", "i3"])
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_any_first_stage_method_mines_what_its_search_returns(method, toy_beir, tmp_path):
     """The mined candidates are the method's own top hits (ColBERT: its PLAID search) with the
     positives taken out, in the same record format as BM25's."""
@@ -96,6 +97,7 @@ def test_any_first_stage_method_mines_what_its_search_returns(method, toy_beir, 
         assert rec["candidates"] == want
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_mine_cli_passes_the_method_options_on(toy_beir, tmp_path, capsys):
     """`jaxir mine --retriever colbert --checkpoint X` reaches the retriever: a missing checkpoint
     is one line naming it, nothing written; a reranker is not a --retriever choice."""

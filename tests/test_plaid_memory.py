@@ -51,6 +51,7 @@ def test_capped_estimate_gives_min_of_card_k_and_cap():
         bpm.capped_estimate(10_000, 1000)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_streaming_build_stays_under_bound(builds):
     r = builds[False]
     assert r["num_tokens"] == N_TOKENS and r["k"] == 256

@@ -200,6 +200,7 @@ def test_a_killed_append_leaves_the_previous_index_searchable(parts, tmp_path, k
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".idx")) == []
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_jaxir_index_append_grows_an_index_to_its_corpus(tmp_path, capsys):
     """`jaxir index --append`: the corpus's new documents are added with the index's codec, the
     corpus record follows (so `jaxir eval --index` takes it), and a second append adds nothing;
@@ -246,6 +247,7 @@ def test_jaxir_index_append_grows_an_index_to_its_corpus(tmp_path, capsys):
     assert "have other texts" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_append_takes_the_index_build_options_it_is_not_given(tmp_path, capsys):
     import json
 

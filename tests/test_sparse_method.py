@@ -72,6 +72,7 @@ def ref_weights(logits, mask, special, double_log=False):
 
 
 @pytest.mark.parametrize("double_log", [False, True])
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_doc_weights_match_float64_reference(model, params, double_log):
     batch = model.tokenizer(DOCS, padding=True, return_tensors="np")  # L=14: 3 chunks of 5, padded
     ids, mask = batch["input_ids"], batch["attention_mask"]
@@ -134,6 +135,7 @@ def scored(params, idf):
     return m, batch, np.asarray(s, np.float64), np.asarray(w, np.float64)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_loss_flops_modes_differ_and_gradients_are_finite(params, idf, scored):
     _, batch, _, w = scored
     out = {}
@@ -181,6 +183,7 @@ def test_student_score_is_idf_dot_doc_weights(idf, scored):
     np.testing.assert_allclose(s, want, rtol=1e-4)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_in_batch_negatives_score_every_candidate_of_the_batch(params, idf, scored):
     _, batch, s_own, w = scored
     m = make_model(idf=idf, in_batch_negatives=True)
@@ -212,6 +215,7 @@ def test_in_batch_negatives_score_every_candidate_of_the_batch(params, idf, scor
     assert float(same) == pytest.approx(float(moved), rel=1e-6)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_flops_warmup_follows_the_step(params, idf, scored):
     m = make_model(idf=idf, flops_lambda=0.5, flops_warmup_steps=10)
     loss = fast_jit(m.loss_fn)
@@ -224,6 +228,7 @@ def test_flops_warmup_follows_the_step(params, idf, scored):
     assert float(early["flops"]) == pytest.approx(float(late["flops"]))
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_mlm_loss_masks_only_real_tokens(params):
     m = make_model(mlm_probability=0.5)
     batch = m.tokenizer(DOCS, padding=True, return_tensors="np")
@@ -237,6 +242,7 @@ def test_mlm_loss_masks_only_real_tokens(params):
     assert float(loss0) == 0.0
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_encode_doc_texts_returns_positive_sorted_terms(model, params):
     vectors = model.encode_doc_texts(params, DOCS, progress=False)
     batch = model.tokenizer(DOCS[:1], return_tensors="np")
@@ -246,6 +252,7 @@ def test_encode_doc_texts_returns_positive_sorted_terms(model, params):
     np.testing.assert_allclose(weights, w[terms], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_windows_pool_like_one_long_document(params):
     """[B, W, L] windows == the max over each window encoded as its own document."""
     m = make_model(doc_maxlen=10, doc_windows=3)
@@ -283,6 +290,7 @@ def test_scoring_vocabulary_computes_only_those_columns(model, params):
     assert (sub[:, outside] == 0).all() and (full[:, outside] > 0).any()
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_lexical_prior_adds_to_the_score_but_not_to_flops(params, idf, scored):
     """s = q . (w + prior) with the prior scattered from padded (id, weight) rows; FLOPS sees w only."""
     _, batch, s, w = scored

@@ -9,6 +9,7 @@ DOCS = ["Insulin resistance is linked to obesity in the adult population.",
         "The trial randomized adults with insulin resistance to metformin or placebo."]
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_min_idf_leaves_low_idf_terms_unstored_and_unscored(tmp_path):
     """Terms at or below min_idf have no postings and no query weight; the rest is unchanged."""
     ids = ["a", "b", "c"]

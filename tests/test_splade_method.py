@@ -31,6 +31,7 @@ def test_splade_queries_are_the_document_encoder_on_the_query(params, idf):
     assert (q[:, m.special_ids] == 0).all() and (q > 0).sum() > 0
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_splade_loss_has_flops_on_both_sides(params, idf):
     """loss = rank + lambda_d FLOPS(w) + lambda_q FLOPS(q), each against a NumPy FLOPS; the
     query term reaches the encoder's gradient."""
@@ -49,6 +50,7 @@ def test_splade_loss_has_flops_on_both_sides(params, idf):
     assert np.abs(diff).max() > 0 and all(np.isfinite(np.asarray(g)).all() for g in jax.tree_util.tree_leaves(g1))
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_splade_query_texts_match_the_batch_encoder(params, idf):
     m = make_model(idf=idf, query_encoder="mlm", query_maxlen=8)
     batch = splade_batch(m)

@@ -82,6 +82,7 @@ def test_prior_stem_needs_the_prior():
         SparseConfig(prior_stem=True)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_a_query_inflection_finds_the_document_only_with_stemming(tmp_path):
     """Real tokenizer, prior-only index (head biased off): "cells" also finds the document that
     only says "cell" when the prior is stemmed, and not otherwise; build-time choices are checked."""

@@ -31,6 +31,7 @@ def _fit(out_dir, steps, mesh):
                mesh=mesh)
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_resume_is_bit_identical(tmp_path):
     mesh = parallel.make_mesh(2, 2, devices=jax.devices()[:4])
     straight = _fit(tmp_path / "a", 6, mesh)

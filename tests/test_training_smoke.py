@@ -2,12 +2,15 @@
 import json
 import math
 
+import pytest
+
 from jaxir.training.data import ArraySource
 from jaxir.training.loop import FitConfig, fit
 from jaxir.training.optim import OptimConfig
 from jaxir.training.toy import toy_data, toy_task
 
 
+@pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_fit_three_steps_writes_log_png_checkpoint(tmp_path):
     cfg = FitConfig(steps=3, batch_size=8, eval_batch_size=8, out_dir=str(tmp_path), log_every=1,
                     eval_every=3, mesh_model=2, progress=False, fast_compile=True)
