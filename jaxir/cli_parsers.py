@@ -31,7 +31,7 @@ def add_method_options(p: argparse.ArgumentParser, methods: list[str]) -> None:
     for name, users in seen.items():
         cls = retriever_class(users[0])
         field = options_of(users[0])[name]
-        extra = field_option(cls, field, bare_bool=True)
+        extra = field_option(cls, field, bare_bool=True) or {"type": str}  # a type the CLI cannot check: text
         who = "" if len(users) == len(methods) else f" ({', '.join(users)})"
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
                        help=field_help(cls, field) + who, **extra)

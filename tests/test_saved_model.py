@@ -1,4 +1,4 @@
-"""The one model-folder format: round trip, checks on load, 0.1 folders still load, atomic writes."""
+"""The one model-folder format: round trip, checks on load, 0.1 folders refused in one line, atomic writes."""
 import dataclasses
 import json
 import os

@@ -1,1 +1,1 @@
-"""Composition layer: methods + index runtime + evaluation, used by the CLI and scripts."""
+"""The retrievers: one per method (build, open, search, rerank) behind `registry.py`; what runs them on a dataset is `jaxir.pipeline`."""
