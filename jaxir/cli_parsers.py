@@ -173,7 +173,9 @@ def add_export_model(sub, fn) -> None:
     p = sub.add_parser("export-model", help="write a checkpoint in a PyTorch tool's layout "
                                             "(colbert-ai, PyLate, BertForMaskedLM + idf.json, CrossEncoder)")
     p.add_argument("--checkpoint", required=True, help="a jaxir model folder (or any layout jaxir reads)")
-    p.add_argument("--format", choices=["colbert-ai", "pylate", "sentence-transformers", "hf-mlm"], required=True)
+    from jaxir.cli_export import EXPORTS  # the layouts each method exports to, declared once
+
+    p.add_argument("--format", choices=sorted({f for layouts in EXPORTS.values() for f in layouts}), required=True)
     p.add_argument("--out", required=True, help="the folder to write; one already there is replaced (atomically) "
                                                "only if jaxir export-model wrote it, and only with --force")
     p.add_argument("--force", action="store_true", help="replace the folder jaxir exported earlier at --out")

@@ -31,7 +31,7 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -143,8 +143,6 @@ def corpus_from_records(records, *, where: str = "corpus") -> dict[str, dict]:
     "text" (or a mapping id -> such a dict, or id -> text), by the corpus file's rules: a record
     without a string id, a duplicate id or a non-string field is a DataError naming its
     position; documents with neither title nor text are skipped with one BeirDataWarning."""
-    from collections.abc import Mapping
-
     if isinstance(records, Mapping):
         records = ({"_id": k, **(v if isinstance(v, Mapping) else {"text": v})} for k, v in records.items())
     elif isinstance(records, (str, bytes)):
@@ -154,21 +152,27 @@ def corpus_from_records(records, *, where: str = "corpus") -> dict[str, dict]:
 
 def _checked_records(records, where: str) -> Iterator[tuple[int, str, dict]]:
     """(position, id, record) per record of an in-memory corpus, ids checked as the file's are."""
-    from collections.abc import Mapping
-
     seen: dict[str, int] = {}
     for pos, record in enumerate(records, start=1):
         if not isinstance(record, Mapping):
             raise DataError(f"{where}: record {pos} is a {type(record).__name__}, not a dict "
                             "with '_id' (or 'id'), 'title' and 'text'")
-        rid = record.get("_id", record.get("id"))
-        if not isinstance(rid, (str, int)) or isinstance(rid, bool) or str(rid) == "":
-            raise DataError(f"{where}: record {pos} has no string '_id' (or 'id')")
-        rid = str(rid)
-        if rid in seen:
-            raise DataError(f"{where}: record {pos}: duplicate id {rid!r} (first at record {seen[rid]})")
-        seen[rid] = pos
+        rid = _new_id(record.get("_id", record.get("id")), seen, pos,
+                      missing=f"{where}: record {pos} has no string '_id' (or 'id')",
+                      again=lambda rid, first: f"{where}: record {pos}: duplicate id {rid!r} (first at record {first})")
         yield pos, rid, record
+
+
+def _new_id(raw, seen: dict[str, int], at: int, *, missing: str, again) -> str:
+    """`raw` as an id (non-empty str or int, not bool) recorded in `seen` at `at`; DataError `missing`
+    if none, `again(id, first position)` if seen. One check for records and file lines."""
+    if not isinstance(raw, (str, int)) or isinstance(raw, bool) or str(raw) == "":
+        raise DataError(missing)
+    rid = str(raw)
+    if rid in seen:
+        raise DataError(again(rid, seen[rid]))
+    seen[rid] = at
+    return rid
 
 
 def _collect_corpus(items: Iterable[tuple[int, str, dict]], where: str | Path) -> dict[str, dict]:
@@ -265,13 +269,9 @@ def _iter_records(path: Path) -> Iterator[tuple[int, str, dict]]:
     lineno = 0
     try:
         for lineno, record in json_lines(path):  # bytes decoded per line: errors name their line
-            rid = record.get("_id") if isinstance(record, dict) else None
-            if not isinstance(rid, (str, int)) or isinstance(rid, bool) or str(rid) == "":
-                raise DataError(f"{path}:{lineno}: record has no string '_id'")
-            rid = str(rid)
-            if rid in seen:
-                raise DataError(f"{path}:{lineno}: duplicate id {rid!r} (first on line {seen[rid]})")
-            seen[rid] = lineno
+            rid = _new_id(record.get("_id") if isinstance(record, dict) else None, seen, lineno,
+                          missing=f"{path}:{lineno}: record has no string '_id'",
+                          again=lambda rid, first: f"{path}:{lineno}: duplicate id {rid!r} (first on line {first})")
             yield lineno, rid, record
     except (EOFError, OSError) as err:  # truncated or not gzip (gzip.BadGzipFile is an OSError)
         raise DataError(f"{path}:{lineno + 1}: cannot read ({err})") from None
