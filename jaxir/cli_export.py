@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from jaxir.config_bounds import bounded
+from jaxir.config.bounds import bounded
 from jaxir.export import ANSERINI_SCALE, RANK_FEATURES_FIELD
 
 
@@ -37,7 +37,7 @@ class ExportOptions:
 def add_parser(sub, fn) -> None:
     """`jaxir export` in `jaxir.cli`'s subcommands, run by `fn` (the CLI's `cmd_export`)."""
     from jaxir import cli_args as check
-    from jaxir.config_cli import add_config_options
+    from jaxir.config.options import add_config_options
 
     p = sub.add_parser("export", help="write a learned-sparse index's documents, or queries weighted as it "
                                       "weights them, for Anserini / Pyserini or OpenSearch")
@@ -57,8 +57,8 @@ def add_parser(sub, fn) -> None:
 def options_of(args: argparse.Namespace) -> ExportOptions:
     """The ExportOptions the command line gave (unset options keep their defaults), checked
     against the format and what is exported."""
-    from jaxir.config_cli import leaf_names
-    from jaxir.config_overrides import apply_overrides
+    from jaxir.config.options import leaf_names
+    from jaxir.config.overrides import apply_overrides
     from jaxir.errors import OptionError
 
     given = {name: getattr(args, name) for name in leaf_names(ExportOptions) if getattr(args, name) is not None}

@@ -21,7 +21,7 @@ def _methods() -> tuple[list[str], list[str], list[str]]:
 def add_method_options(p: argparse.ArgumentParser, methods: list[str]) -> None:
     """One option per field of the methods' retrievers (`jaxir.retrievers.registry`): a new
     retriever field is a new option, with its help; options shared by methods appear once."""
-    from jaxir.config_cli import field_help, field_option
+    from jaxir.config.options import field_help, field_option
     from jaxir.retrievers.registry import options_of, retriever_class
 
     seen: dict[str, list[str]] = {}

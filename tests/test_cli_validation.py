@@ -58,7 +58,7 @@ def test_other_commands_reject_bad_values(toy, tmp_path, capsys):
     ("cross-encoder", "--data.tuples.n_negatives", "0", "must be >= 1, got 0"),
     ("sparse", "--optim.learning_rate", "-1", "must be >= 0.0, got -1.0"),
     ("i3", "--fit.keep_checkpoints", "0", "must be >= 1, got 0"),
-    # nan and inf, wherever a number is meant (one rule, jaxir.config_bounds)
+    # nan and inf, wherever a number is meant (one rule, jaxir.config.bounds)
     ("cross-encoder", "--optim.learning_rate", "inf", "must be a finite number, got inf"),
     ("cross-encoder", "--optim.lr_multipliers", "head=nan", "must hold finite numbers only, got nan"),
     ("cross-encoder", "--data.alpha_grid", "0.5,nan", "must hold finite numbers only, got nan"),

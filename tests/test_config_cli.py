@@ -7,10 +7,10 @@ import dataclasses
 
 import pytest
 
-from jaxir.config_bounds import bounded
-from jaxir.config_cli import Derived, field_comments, leaf_names, parse_config
-from jaxir.config_overrides import apply_overrides
-from jaxir.config_values import name_floats, true_false
+from jaxir.config.bounds import bounded
+from jaxir.config.options import Derived, field_comments, leaf_names, parse_config
+from jaxir.config.overrides import apply_overrides
+from jaxir.config.values import name_floats, true_false
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,7 +43,7 @@ def test_configs_built_in_python_refuse_nonfinite_numbers(kwargs, words):
 
 
 def test_a_field_may_allow_nonfinite_values():
-    from jaxir.config_bounds import bounded, check_bounds
+    from jaxir.config.bounds import bounded, check_bounds
 
     @dataclasses.dataclass(frozen=True)
     class C:

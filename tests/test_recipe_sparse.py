@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from jaxir.config_overrides import apply_overrides
+from jaxir.config.overrides import apply_overrides
 from jaxir.eval.beir import load_beir
 from jaxir.index.bm25 import BM25Index
 from jaxir.methods.dense import DenseRetriever
@@ -238,7 +238,7 @@ def test_flops_warm_up_longer_than_the_run_is_refused_before_any_data_is_read(tm
     """The default warm-up ends at a tenth of the run (the reference: T 200 of 2,000 steps); one
     given longer than the run's updates never reaches lambda_d and is refused: by the command line
     before anything runs, by train() (a config built in Python) before any mining."""
-    from jaxir.config_warmup import check_warmups
+    from jaxir.config.warmup import check_warmups
     from jaxir.errors import OptionError
 
     for mode, updates in (("cpu-scifact", 100), ("cpu-nfcorpus", 50)):

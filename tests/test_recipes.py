@@ -4,8 +4,8 @@ import importlib
 
 import pytest
 
-from jaxir.config_cli import leaf_names
-from jaxir.config_overrides import option_string
+from jaxir.config.options import leaf_names
+from jaxir.config.overrides import option_string
 from jaxir.recipes import RECIPES
 
 
@@ -39,7 +39,7 @@ def test_no_recipe_field_restates_a_method_field(name):
     train queries per step, `model.batch_size`: texts per encoder call)."""
     import dataclasses
 
-    from jaxir.config_cli import nested_fields
+    from jaxir.config.options import nested_fields
 
     recipe = importlib.import_module(f"jaxir.recipes.{RECIPES[name]}")
     model_fields = {f.name for f in dataclasses.fields(type(recipe.RECIPE.model))}
@@ -56,7 +56,7 @@ def test_jaxir_train_help_prints_the_recipes_options_and_modes(name, order, caps
     """`jaxir train --recipe NAME --help`: the recipe's options (from its dataclasses), not train's
     three, and one line per mode: its name and what it overrides."""
     from jaxir.cli import main
-    from jaxir.config_cli import describe_modes
+    from jaxir.config.options import describe_modes
 
     recipe = importlib.import_module(f"jaxir.recipes.{RECIPES[name]}")
     argv = ["--recipe", name, "--help"] if order == "recipe first" else ["--help", "--recipe", name]

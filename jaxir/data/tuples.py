@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxir.data.mine import parse_mined_line
 from jaxir.errors import DataError, utf8_line
-from jaxir.config_bounds import bounded, check_bounds
+from jaxir.config.bounds import bounded, check_bounds
 from jaxir.text import assemble, tokenize
 
 

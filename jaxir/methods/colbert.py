@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxir.config_bounds import bounded, check_bounds, one_of
+from jaxir.config.bounds import bounded, check_bounds, one_of
 from jaxir.methods.encoding import iter_encoded
 from jaxir.models.bert import bert_apply, dropout_keys, init_params
 from jaxir.models.heads import Projection, l2_normalize

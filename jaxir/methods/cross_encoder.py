@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxir.config_bounds import bounded, check_bounds
+from jaxir.config.bounds import bounded, check_bounds
 from jaxir.models.bert import BertConfig, bert_apply, init_params
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.models.heads import ScoreHead

@@ -10,7 +10,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from jaxir.config_bounds import bounded
+from jaxir.config.bounds import bounded
 from jaxir.methods.encoding import encode_pooled
 from jaxir.models.bert import BertEncoder
 from jaxir.models.heads import l2_normalize, mean_pool

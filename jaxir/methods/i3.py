@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxir.config_bounds import bounded, check_bounds, one_of
+from jaxir.config.bounds import bounded, check_bounds, one_of
 from jaxir.methods.encoding import encode_pooled
 from jaxir.models.bert import (BertEncoder, TransformerLayer, attention_bias, bert_apply, dropout_keys,
                                dropout_rngs, init_params)

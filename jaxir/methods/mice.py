@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxir.config_bounds import bounded, check_bounds
+from jaxir.config.bounds import bounded, check_bounds
 from jaxir.methods.mice_layers import interaction_layer, kv_projection, split_heads
 from jaxir.models.bert import BertConfig, BertEncoder, bert_apply, dropout_keys
 from jaxir.models.heads import ScoreHead

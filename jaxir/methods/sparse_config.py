@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxir.config_bounds import bounded, check_bounds, one_of
+from jaxir.config.bounds import bounded, check_bounds, one_of
 
 RANKING_LOSSES = ("kl", "margin_mse", "infonce")
 QUERY_ENCODERS = ("idf", "mlm")

@@ -28,7 +28,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from jaxir.config_bounds import check_bounds
+from jaxir.config.bounds import check_bounds
 from jaxir.errors import CheckpointError, NonFiniteError
 from jaxir.fs import recover_missing, replace_folder, temp_folder_beside, writer_lock
 from jaxir.models.hf import params_fingerprint

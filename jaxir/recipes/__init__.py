@@ -35,7 +35,7 @@ def print_recipe_help(argv: list[str]) -> None:
 
 def modes_markdown() -> str:
     """The README's table of every recipe's modes, one row each: what the mode overrides."""
-    from jaxir.config_cli import describe_modes
+    from jaxir.config.options import describe_modes
 
     rows = ["| recipe | mode | overrides of the recipe's defaults |", "|---|---|---|"]
     for name in sorted(RECIPES):
@@ -54,7 +54,7 @@ def entry_points(doc: str, recipe_cls, default, train, *, modes: dict, flags: di
     `eval_metrics`: the held-out metrics training evaluates (what --fit.best_metric may name)."""
     import functools
 
-    from jaxir.config_cli import parse_recipe
+    from jaxir.config.options import parse_recipe
 
     parse_args = functools.partial(parse_recipe, doc, recipe_cls, default, modes=modes, flags=flags,
                                    derived=derived, warmups=warmups, out_help=out_help,

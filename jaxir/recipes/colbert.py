@@ -44,8 +44,8 @@ import dataclasses
 import functools
 from pathlib import Path
 
-from jaxir.config_cli import mode_config
-from jaxir.config_overrides import apply_overrides
+from jaxir.config.options import mode_config
+from jaxir.config.overrides import apply_overrides
 from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points

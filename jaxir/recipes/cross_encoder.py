@@ -39,9 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.config_bounds import bounded, one_of
-from jaxir.config_cli import Derived, mode_config, parse_recipe
-from jaxir.config_overrides import apply_overrides
+from jaxir.config.bounds import bounded, one_of
+from jaxir.config.options import Derived, mode_config, parse_recipe
+from jaxir.config.overrides import apply_overrides
 from jaxir.data.tuples import TupleConfig
 from jaxir.fs import INDEX_CACHE
 from jaxir.methods.cross_encoder import CrossEncoderConfig

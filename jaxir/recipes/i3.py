@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.config_cli import mode_config
-from jaxir.config_overrides import apply_overrides
+from jaxir.config.options import mode_config
+from jaxir.config.overrides import apply_overrides
 from jaxir.data.tuples import TupleConfig
 from jaxir.errors import DataError, OptionError, utf8_lines
 from jaxir.methods.i3 import NEW_MODULES, I3Config, I3Model

@@ -28,9 +28,9 @@ import functools
 import json
 from pathlib import Path
 
-from jaxir.config_bounds import bounded
-from jaxir.config_cli import mode_config
-from jaxir.config_overrides import apply_overrides
+from jaxir.config.bounds import bounded
+from jaxir.config.options import mode_config
+from jaxir.config.overrides import apply_overrides
 from jaxir.data.tuples import TupleConfig
 from jaxir.errors import OptionError
 from jaxir.methods.mice import MiceConfig

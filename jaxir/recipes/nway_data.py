@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxir.config_bounds import bounded
-from jaxir.config_cli import Derived, Spelled
+from jaxir.config.bounds import Spelled, bounded
+from jaxir.config.options import Derived
 from jaxir.data.tuples import TupleConfig, check_teacher_scores
 from jaxir.errors import DataError, OptionError, utf8_lines
 
@@ -55,7 +55,7 @@ NWAY_DERIVED = {
 }
 
 
-# The warm-up a one-stage recipe shortens to fit a shorter run (`jaxir.config_warmup`).
+# The warm-up a one-stage recipe shortens to fit a shorter run (`jaxir.config.warmup`).
 NWAY_WARMUPS = {"optim.warmup_steps": "optim.total_steps"}
 
 # The smoke mode of a recipe on this data: its tests' sizes (2 steps of 8 queries x 2 passages,

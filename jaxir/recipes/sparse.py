@@ -55,10 +55,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxir.config_bounds import bounded
-from jaxir.config_cli import Derived, mode_config
-from jaxir.config_overrides import apply_overrides
-from jaxir.config_warmup import check_warmups
+from jaxir.config.bounds import bounded
+from jaxir.config.options import Derived, mode_config
+from jaxir.config.overrides import apply_overrides
+from jaxir.config.warmup import check_warmups
 from jaxir.fs import INDEX_CACHE
 from jaxir.methods.sparse import SparseConfig, SparseModel
 from jaxir.parallel import EMBED, VOCAB

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxir.config_cli import mode_config
-from jaxir.config_overrides import apply_overrides
+from jaxir.config.options import mode_config
+from jaxir.config.overrides import apply_overrides
 from jaxir.methods.sparse import SparseConfig
 from jaxir.recipes import entry_points
 from jaxir.recipes import sparse as base

@@ -49,7 +49,7 @@ class Reranker(Protocol):
 def option(default=None, help: str = "", *, search_only: bool = False, ge=None, le=None, choices=None):
     """A retriever field that is also a CLI option. search_only: it changes how an index is
     searched, not what is in it, so it stays out of the index cache key (repr). ge / le: the
-    least / greatest value, choices: the values, it takes (`jaxir.config_bounds.field_error`:
+    least / greatest value, choices: the values, it takes (`jaxir.config.bounds.field_error`:
     checked at parse time and by `registry.get_retriever`, before any data is read; numbers
     must be finite)."""
     bounds = {k: v for k, v in (("ge", ge), ("le", le)) if v is not None}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
-from jaxir.config_bounds import field_error
+from jaxir.config.bounds import field_error
 from jaxir.errors import OptionError
 
 REGISTRY: dict[str, str] = {

@@ -21,7 +21,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxir.config_bounds import bounded, check_bounds, one_of
+from jaxir.config.bounds import bounded, check_bounds, one_of
 from jaxir.errors import NonFiniteError, OptionError
 from jaxir.remat import REMAT_POLICIES
 from jaxir.parallel import make_mesh, replicated, shard_batch, to_host

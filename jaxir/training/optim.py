@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import optax
 
-from jaxir.config_bounds import bounded, check_bounds
+from jaxir.config.bounds import bounded, check_bounds
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,13 +1,13 @@
 """Dotted overrides of nested config dataclasses (`fit.steps`, `data.tuples.neg_depth`): applied
 with every nested config rebuilt once (so its checks run), the final value of a field under a set
-of overrides, and the option that sets a field. The floor under `jaxir.config_cli` (options and
-parsing) and `jaxir.config_warmup` (warm-ups fitted to the run).
+of overrides, and the option that sets a field. The floor under `jaxir.config.options` (options and
+parsing) and `jaxir.config.warmup` (warm-ups fitted to the run).
 """
 from __future__ import annotations
 
 import dataclasses
 
-from jaxir.config_bounds import Spelled, check_bounds
+from jaxir.config.bounds import Spelled, check_bounds
 
 
 def option_string(name: str, flags: dict | None = None) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from jaxir.config_overrides import apply_overrides, final_value, option_string
+from jaxir.config.overrides import apply_overrides, final_value, option_string
 from jaxir.errors import OptionError
 
 # A shortened warm-up spans this fraction of the run (the sparse recipe's FLOPS warm-up and the

@@ -7,7 +7,7 @@ the comment lines right above the field (the flax-examples style: one comment ab
 field), so a setting is documented once. Unset options stay None and leave the config as it was
 (`apply_overrides`).
 
-Types: int, float, str, `X | None` (as X), and the value types of `jaxir.config_values`: bool
+Types: int, float, str, `X | None` (as X), and the value types of `jaxir.config.values`: bool
 (true|false), tuple[float, ...] ("1,0.5"), tuple[str, ...] ("dense,bm25") and
 tuple[tuple[str, float], ...] ("head=50,bert=0"; "" for none).
 
@@ -35,9 +35,9 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from jaxir.config_bounds import Spelled, in_bounds, offset_type  # noqa: F401 (Spelled re-exported)
-from jaxir.config_overrides import apply_overrides, get_field, option_string
-from jaxir.config_values import float_tuple, name_floats, str_tuple, true_false
+from jaxir.config.bounds import Spelled, in_bounds, offset_type
+from jaxir.config.overrides import apply_overrides, get_field, option_string
+from jaxir.config.values import float_tuple, name_floats, str_tuple, true_false
 from jaxir.errors import OptionError
 
 
@@ -124,7 +124,7 @@ def _parser_type(hint):
 
 def field_option(owner, f: dataclasses.Field, *, bare_bool: bool = False) -> dict | None:
     """argparse keywords (type, metavar) of one config field, from its annotation and its declared
-    range or choices (`jaxir.config_bounds`); None for a field the CLI cannot take. The one place a
+    range or choices (`jaxir.config.bounds`); None for a field the CLI cannot take. The one place a
     field becomes an option: recipe/method configs and retriever options alike. `bare_bool`: a
     bool option given alone means true (`--uncompressed`)."""
     typed = _parser_type(_hints(owner)[f.name])
@@ -230,7 +230,7 @@ def parse_config(ap: argparse.ArgumentParser, cls, default, argv=None, *, modes:
     """Parse argv into (config, other args). With `modes`, `--mode NAME` applies that mode's
     dotted overrides to `default` (the first mode when not given); given options override the
     mode. `flags`: {dotted: option spelling}; `derived`: {dotted: Derived}, listed in --help;
-    `warmups`: {dotted warm-up: the field counting its run's updates} (`jaxir.config_warmup`).
+    `warmups`: {dotted warm-up: the field counting its run's updates} (`jaxir.config.warmup`).
     `check(config)`: what no single field can say (ValueError: a usage error, like a field's).
     Every leaf field must get an option or be derived."""
     derived = derived or {}
@@ -280,11 +280,11 @@ def parse_config(ap: argparse.ArgumentParser, cls, default, argv=None, *, modes:
 def mode_config(default, modes: dict | None, mode: str | None, given: dict, *, derived: dict | None = None,
                 warmups: dict | None = None, flags: dict | None = None):
     """`default` with mode `mode`'s dotted overrides, then the `given` ones, derived fields set and
-    warm-ups fitted to the run (`jaxir.config_warmup`; `given` ones are kept or refused): what
+    warm-ups fitted to the run (`jaxir.config.warmup`; `given` ones are kept or refused): what
     the command line builds, and each recipe's `config(mode, overrides)`."""
     merged = {**(modes[mode] if modes else {}), **given}
     if warmups:  # before the optimizer's own check (warmup_steps <= total_steps)
-        from jaxir.config_warmup import follow_run
+        from jaxir.config.warmup import follow_run
 
         merged = follow_run(default, merged, derived or {}, warmups, given=set(given), flags=flags)
     return apply_overrides(default, merged, derived, skip_none=False)

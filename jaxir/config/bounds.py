@@ -1,5 +1,5 @@
 """Ranges of config fields, declared once on the field (`bounded`): the generated command-line
-option rejects a value outside its range at parse time (`jaxir.config_cli`), and `check_bounds`
+option rejects a value outside its range at parse time (`jaxir.config.options`), and `check_bounds`
 rejects it in a config built any other way. Standard library only.
 
 One rule covers every field, bounded or not: a number in a config (a float field, a tuple of
