@@ -59,7 +59,7 @@ def main() -> None:
     from jaxir.eval.significance import compare_per_query
     from jaxir.pipeline.append import append_at
     from jaxir.pipeline.built_from import index_at
-    from jaxir.retrievers.colbert import ColBERT
+    from jaxir.retrievers.colbert import ColBERTRetriever
     from jaxir.pipeline.search import run_search
 
     full = load_beir(args.data, split=args.split)
@@ -68,7 +68,7 @@ def main() -> None:
     n_late = int(round(args.held_out * len(ids)))
     first = set(ids[order[n_late:]].tolist())
     part = load_beir(subset_folder(args.data, args.out / "first-part", first), split=args.split)
-    retriever = ColBERT(checkpoint=args.checkpoint, nbits=args.nbits)
+    retriever = ColBERTRetriever(checkpoint=args.checkpoint, nbits=args.nbits)
 
     t = time.perf_counter()
     appended = args.out / "appended"

@@ -70,11 +70,11 @@ def main() -> None:
 
     from jaxir.eval.beir import load_beir
     from jaxir.index.bm25 import BM25Index
-    from jaxir.retrievers.colbert import ColBERT
+    from jaxir.retrievers.colbert import ColBERTRetriever
 
     data = load_beir(args.data, split=args.split)
     texts = list(data.queries.values())
-    searcher = ColBERT(checkpoint=args.checkpoint, progress=False).open(args.index)
+    searcher = ColBERTRetriever(checkpoint=args.checkpoint, progress=False).open(args.index)
     encoded = np.stack(searcher.model.encode_query_texts(searcher.params, texts, progress=False))
     index = searcher.index
     print(f"{len(texts)} queries, {index.num_docs} documents, {index.num_tokens} token vectors, "

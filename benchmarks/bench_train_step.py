@@ -9,7 +9,7 @@ attention masks, token types 0 on the first quarter, 1 after), one linear score 
     step  = AdamW(lr 2e-5, b 0.9/0.999, eps 1e-8, wd 0.01 on matrices only) after clipping the
             global grad norm to 2.0, constant learning rate
 
-jaxir: ``CrossEncoder.loss_fn`` through ``make_train_step`` (jitted, donated state) with the
+jaxir: ``CrossEncoderModel.loss_fn`` through ``make_train_step`` (jitted, donated state) with the
 optimizer from ``make_optimizer``; torch: ``BertModel`` + ``Linear(384, 1)``, ``torch.optim.AdamW``
 with the same groups and ``clip_grad_norm_``, dropout off (jaxir's encoder has none). The head is
 copied from jaxir to torch, so the first-step losses must agree (fp32: within 1e-6 here). Warm-up steps
@@ -45,13 +45,13 @@ def make_batch(queries: int, docs: int, length: int, seed: int = 0) -> dict[str,
 
 
 class JaxirStep:
-    """The real engine: CrossEncoder task -> init_train_state -> make_train_step."""
+    """The real engine: CrossEncoderModel task -> init_train_state -> make_train_step."""
 
     def __init__(self, batch: dict[str, np.ndarray], *, bf16: bool):
         import jax
         import jax.numpy as jnp
 
-        from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+        from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
         from jaxir.models.hf import load_bert
         from jaxir.parallel import make_mesh, shard_batch
         from jaxir.training.optim import OptimConfig, make_optimizer
@@ -61,7 +61,7 @@ class JaxirStep:
 
         q, n, length = batch["input_ids"].shape
         bert_config, bert_params = load_bert(dtype=jnp.bfloat16 if bf16 else jnp.float32)
-        model = CrossEncoder(CrossEncoderConfig(pair_maxlen=length),  # batch shape: q x n x length
+        model = CrossEncoderModel(CrossEncoderConfig(pair_maxlen=length),  # batch shape: q x n x length
                              bert_config=bert_config, bert_params=bert_params)
         task = Task(init=model.init, loss_fn=model.loss_fn, config=model.description())
         # warmup 0 + end ratio 1 = constant rate, as torch's AdamW without a scheduler.

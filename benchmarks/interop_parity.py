@@ -89,10 +89,10 @@ def ce_import_diff(folder) -> float:
 def toy_cross_encoder(pooler: bool):
     """(model, params) of a toy jaxir cross-encoder: BertForSequenceClassification's head with
     `pooler`, else the recipe's default (a head on [CLS] itself)."""
-    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
     from jaxir.models.bert import BertConfig
 
-    model = CrossEncoder(CrossEncoderConfig(pooler=pooler), bert_config=BertConfig.tiny())
+    model = CrossEncoderModel(CrossEncoderConfig(pooler=pooler), bert_config=BertConfig.tiny())
     return model, toy_params(model, 1)
 
 

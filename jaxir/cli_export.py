@@ -147,33 +147,26 @@ def export_checkpoint(checkpoint, *, fmt: str, out, force: bool = False):
     """The engine of `jaxir export-model` (above the retrievers, which load every jaxir checkpoint;
     `jaxir.interop` writes the layout): load any checkpoint jaxir reads and write it in layout `fmt` at
     `out`, which must not exist or (with `force`) be a folder jaxir exported."""
+    import importlib
+
     from jaxir.errors import CheckpointError
     from jaxir.interop import METHOD_OF, detect_format, export_model
     from jaxir.interop.folders import check_replaceable
+    from jaxir.models.folders import model_folder
     from jaxir.models.saved_model import read_model_info
 
     check_replaceable(out, force=force)  # before the model is loaded; again under the lock
-    path = Path(checkpoint)
-    if (path / "reranker").is_dir():  # a cross-encoder training folder
-        path = path / "reranker"
+    path = model_folder(checkpoint)  # a recipe's output folder: its model folder
     found = detect_format(path)
     method = read_model_info(path)["method"] if found == "jaxir" else METHOD_OF[found]
     if fmt not in EXPORTS.get(method, ()):
         allowed = ", ".join(EXPORTS.get(method, ())) or "none"
         raise CheckpointError(f"{checkpoint} holds a {method} model: it exports to {allowed}, not {fmt}")
-    files = {}
-    if method == "cross-encoder":
-        from jaxir.retrievers.cross_encoder import CrossEncoderReranker
-
-        reranker = CrossEncoderReranker.load(path)
-        model, params = reranker.model, reranker.params
-    else:
-        import importlib
-
-        checkpoints = importlib.import_module(f"jaxir.retrievers.{method}").CHECKPOINTS
-        model, params = checkpoints.load_model(str(path), {})
-        if (path / "idf.json").is_file():
-            files["idf.json"] = path / "idf.json"
+    files = {}  # every method's retriever module holds its CHECKPOINTS
+    checkpoints = importlib.import_module(f"jaxir.retrievers.{method.replace('-', '_')}").CHECKPOINTS
+    model, params = checkpoints.load_model(str(path), {})
+    if (path / "idf.json").is_file():
+        files["idf.json"] = path / "idf.json"
     try:
         return export_model(model, params, fmt=fmt, out=out, files=files, force=force)
     except CheckpointError as e:

@@ -35,16 +35,16 @@ def tiny(tmp_path_factory, minilm_dir):
     """{"bert": a tiny HF folder, "cross-encoder": a tiny cross-encoder folder, "mice": a tiny MICE folder}."""
     import jax
 
-    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
     from jaxir.methods.mice import MiceConfig, MiceModel
     from jaxir.models.bert import BertConfig
-    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+    from jaxir.retrievers.cross_encoder import CrossEncoderScorer
     from jaxir.retrievers.mice import save_checkpoint as save_mice
 
     root = tmp_path_factory.mktemp("tiny")
     bert = _tiny_bert(root / "bert", minilm_dir)
-    model = CrossEncoder(CrossEncoderConfig(pair_maxlen=48), bert_config=BertConfig.tiny())
-    CrossEncoderReranker(model, model.init(jax.random.PRNGKey(0))).save(root / "ce")
+    model = CrossEncoderModel(CrossEncoderConfig(pair_maxlen=48), bert_config=BertConfig.tiny())
+    CrossEncoderScorer(model, model.init(jax.random.PRNGKey(0))).save(root / "ce")
     mice = MiceModel(MiceConfig(model=str(bert), fusion_layer=1, query_maxlen=16, doc_maxlen=32))
     save_mice(root / "mice", mice.config, mice.init(jax.random.PRNGKey(0)))
     return {"bert": str(bert), "cross-encoder": str(root / "ce"), "mice": str(root / "mice")}

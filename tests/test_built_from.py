@@ -72,12 +72,12 @@ def test_index_of_another_corpus_is_refused_unless_allowed(tmp_path, capsys):
 
 
 def test_index_without_a_corpus_record_is_refused(tmp_path, capsys):
-    from jaxir.retrievers.bm25 import BM25
+    from jaxir.retrievers.bm25 import BM25Retriever
 
     data = write_toy_beir(tmp_path / "toy")
     ds = load_beir(data, split="train")
     legacy = tmp_path / "legacy"
-    BM25().build(ds.doc_ids, ds.doc_texts(), legacy)  # the library call alone records no corpus
+    BM25Retriever().build(ds.doc_ids, ds.doc_texts(), legacy)  # the library call alone records no corpus
     assert main(_eval(data, "--index", str(legacy))) == 2
     assert "no corpus fingerprint" in capsys.readouterr().err
 
@@ -91,11 +91,11 @@ def test_cache_folder_with_a_stale_record_is_rebuilt(tmp_path, capsys):
     assert main(_eval(data, "--cache", str(cache))) == 0
     first = _ndcg(capsys)
     (folder,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
-    from jaxir.retrievers.bm25 import BM25
+    from jaxir.retrievers.bm25 import BM25Retriever
 
     ds = load_beir(data, split="train")
     shutil.rmtree(folder)
-    BM25().build(ds.doc_ids, ds.doc_texts(), folder)  # same path, no record
+    BM25Retriever().build(ds.doc_ids, ds.doc_texts(), folder)  # same path, no record
     assert "built_from" not in read_manifest(folder)
     assert main(_eval(data, "--cache", str(cache))) == 0
     assert _ndcg(capsys) == first and "built_from" in read_manifest(folder)
@@ -152,7 +152,7 @@ def test_an_index_that_appears_while_waiting_is_checked(tmp_path):
 
     from jaxir.errors import OptionError
     from jaxir.fs import writer_lock
-    from jaxir.retrievers.bm25 import BM25
+    from jaxir.retrievers.bm25 import BM25Retriever
     from jaxir.pipeline.built_from import build_index, index_at
 
     ds = load_beir(write_toy_beir(tmp_path / "toy"), split="train")
@@ -163,16 +163,16 @@ def test_an_index_that_appears_while_waiting_is_checked(tmp_path):
         with writer_lock(out):
             inside.set()
             time.sleep(0.3)
-            build_index(BM25(k1=1.2), ds, out)
+            build_index(BM25Retriever(k1=1.2), ds, out)
 
     thread = threading.Thread(target=first)
     thread.start()
     inside.wait()
     with pytest.raises(OptionError, match="k1=1.2"):
-        index_at(BM25(k1=0.9), ds, out)
+        index_at(BM25Retriever(k1=0.9), ds, out)
     thread.join()
     assert json.loads((out / "manifest.json").read_text())["built_from"]["settings"]["k1"] == 1.2
-    assert index_at(BM25(k1=1.2), ds, out) == ("reused", 0.0)
+    assert index_at(BM25Retriever(k1=1.2), ds, out) == ("reused", 0.0)
 
 
 # Content keys (issue 39, item 3): a model folder's config.json and an --idf file rewritten in
@@ -195,11 +195,11 @@ def test_model_config_edited_in_place_rebuilds_the_index(tmp_path, minilm_dir):
     from jaxir.index.flat import FlatIndex
     from jaxir.index.store import read_manifest
     from jaxir.pipeline.built_from import index_at, index_for
-    from jaxir.retrievers.dense import Dense
+    from jaxir.retrievers.dense import DenseRetriever
 
     ds = load_beir(write_toy_beir(tmp_path / "toy"), split="train")
     model, cache, out = _tiny_bert(tmp_path / "bert", minilm_dir), tmp_path / "cache", tmp_path / "idx"
-    dense = lambda: Dense(model=str(model), doc_maxlen=32)  # noqa: E731
+    dense = lambda: DenseRetriever(model=str(model), doc_maxlen=32)  # noqa: E731
     first, secs = index_for(dense(), ds, None, cache)
     assert secs > 0 and index_for(dense(), ds, None, cache) == (first, 0.0)  # identical: reused
     assert index_at(dense(), ds, out)[0] == "built" and index_at(dense(), ds, out) == ("reused", 0.0)
@@ -217,7 +217,7 @@ def test_model_config_edited_in_place_rebuilds_the_index(tmp_path, minilm_dir):
     # The same files at another path are the same index (keyed by content, not path).
     moved = tmp_path / "moved"
     shutil.copytree(model, moved)
-    assert index_for(Dense(model=str(moved), doc_maxlen=32), ds, None, cache) == (second, 0.0)
+    assert index_for(DenseRetriever(model=str(moved), doc_maxlen=32), ds, None, cache) == (second, 0.0)
 
 
 @pytest.mark.slow  # > 3 s: left out of `make test-fast`
@@ -226,7 +226,7 @@ def test_idf_file_rewritten_in_place_rebuilds_the_index(tmp_path, minilm_dir, ca
 
     from jaxir.errors import OptionError
     from jaxir.pipeline.built_from import index_at, index_for
-    from jaxir.retrievers.sparse import LearnedSparse
+    from jaxir.retrievers.sparse import SparseRetriever
     from jaxir.text.idf import save_idf
 
     ds = load_beir(write_toy_beir(tmp_path / "toy"), split="train")
@@ -235,7 +235,7 @@ def test_idf_file_rewritten_in_place_rebuilds_the_index(tmp_path, minilm_dir, ca
     idf = tmp_path / "idf.json"
     save_idf(idf, np.random.default_rng(0).uniform(0.5, 5.0, len(vocab)), vocab)
     cache, out = tmp_path / "cache", tmp_path / "idx"
-    sparse = lambda: LearnedSparse(model=str(model), idf=str(idf), doc_maxlen=32, progress=False)  # noqa: E731
+    sparse = lambda: SparseRetriever(model=str(model), idf=str(idf), doc_maxlen=32, progress=False)  # noqa: E731
     first, secs = index_for(sparse(), ds, None, cache)
     assert secs > 0 and index_for(sparse(), ds, None, cache) == (first, 0.0)
     assert index_at(sparse(), ds, out)[0] == "built" and index_at(sparse(), ds, out) == ("reused", 0.0)

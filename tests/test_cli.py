@@ -98,16 +98,16 @@ def test_tune_alpha_reports_heldout_table_with_bm25_at_zero(small_beir, tmp_path
     from jaxir.eval.beir import load_beir
     from jaxir.eval.metrics import evaluate
     from jaxir.index.bm25 import BM25Index
-    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
     from jaxir.models.bert import BertConfig
-    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+    from jaxir.retrievers.cross_encoder import CrossEncoderScorer
     from jaxir.recipes.cross_encoder import holdout_qids
 
     root = tmp_path / "with-train"
     shutil.copytree(small_beir, root)
     shutil.copy(root / "qrels" / "test.tsv", root / "qrels" / "train.tsv")
-    model = CrossEncoder(CrossEncoderConfig(pair_maxlen=48), bert_config=BertConfig.tiny())
-    CrossEncoderReranker(model, model.init(jax.random.PRNGKey(0))).save(tmp_path / "ce")
+    model = CrossEncoderModel(CrossEncoderConfig(pair_maxlen=48), bert_config=BertConfig.tiny())
+    CrossEncoderScorer(model, model.init(jax.random.PRNGKey(0))).save(tmp_path / "ce")
     capsys.readouterr()
     assert main(["tune-alpha", "--checkpoint", str(tmp_path / "ce"), "--data", str(root),
                  "--holdout", "6", "--depth", "10", "--cache", str(tmp_path / "idx")]) in (0, None)

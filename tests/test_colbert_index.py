@@ -14,7 +14,7 @@ from jaxir.index.plaid import PlaidIndex
 from jaxir.methods.colbert import ColBERTConfig
 from jaxir.index.plaid_update import FP16_ARRAY
 from jaxir.retrievers.colbert_build import compress_stream, fit_codec, sample_doc_indices
-from jaxir.retrievers.colbert import ColBERT, save_checkpoint
+from jaxir.retrievers.colbert import ColBERTRetriever, save_checkpoint
 
 N_DOCS = 60
 
@@ -68,7 +68,7 @@ def scifact(scifact_dir):
 @pytest.fixture(scope="module")
 def built(scifact, tmp_path_factory):
     ids, texts, _ = scifact
-    retriever = ColBERT(uncompressed=True, doc_maxlen=128, progress=False)
+    retriever = ColBERTRetriever(uncompressed=True, doc_maxlen=128, progress=False)
     out = retriever.build(ids, texts, tmp_path_factory.mktemp("colbert") / "index")
     return retriever, out
 
@@ -95,8 +95,8 @@ def test_search_modes_return_k_and_plaid_matches_exhaustive(built, scifact):
     retriever, out = built
     queries = scifact[2][:8]
     plaid = retriever.open(out).search(queries, 10)
-    exhaustive = ColBERT(exhaustive=True, doc_maxlen=128, progress=False).open(out).search(queries, 10)
-    reference = ColBERT(uncompressed=True, doc_maxlen=128, progress=False).open(out).search(queries, 10)
+    exhaustive = ColBERTRetriever(exhaustive=True, doc_maxlen=128, progress=False).open(out).search(queries, 10)
+    reference = ColBERTRetriever(uncompressed=True, doc_maxlen=128, progress=False).open(out).search(queries, 10)
     assert all(len(ids) == 10 and len(s) == 10 for ids, s in plaid + exhaustive + reference)
     assert all(np.all(np.diff(s) <= 0) for _, s in plaid)
     overlap = np.mean([len(set(a[0]) & set(b[0])) / 10 for a, b in zip(plaid, exhaustive)])
@@ -118,11 +118,11 @@ def test_index_of_other_weights_is_refused(built, tmp_path):
     other = dict(params, projection=model.init(jax.random.PRNGKey(7))["projection"])
     ckpt = save_checkpoint(tmp_path / "ckpt", ColBERTConfig(doc_maxlen=128), other)
     with pytest.raises(IndexFormatError, match="built with model"):
-        ColBERT(checkpoint=str(ckpt)).open(out)
+        ColBERTRetriever(checkpoint=str(ckpt)).open(out)
     same = save_checkpoint(tmp_path / "same", ColBERTConfig(doc_maxlen=128), params)
-    assert ColBERT(checkpoint=str(same), progress=False).open(out).search(["vitamin d"], 3)
+    assert ColBERTRetriever(checkpoint=str(same), progress=False).open(out).search(["vitamin d"], 3)
     with pytest.raises(IndexFormatError, match=FP16_ARRAY):
-        ColBERT(uncompressed=True, progress=False).open(_plain_index(model, params, tmp_path))
+        ColBERTRetriever(uncompressed=True, progress=False).open(_plain_index(model, params, tmp_path))
 
 
 def _plain_index(model, params, tmp):
@@ -223,7 +223,7 @@ def test_build_on_device_and_with_numpy_codec_write_identical_indexes(tmp_path):
 
 
 def test_colbert_rerank_scores_candidates_by_exact_maxsim_of_the_index(built, scifact):
-    from jaxir.retrievers.colbert_rerank import ColBERTRerank
+    from jaxir.retrievers.colbert_rerank import ColBERTReranker
     from jaxir.retrievers.registry import first_stage_methods, rerank_methods
 
     assert "colbert-rerank" in rerank_methods() and "colbert-rerank" not in first_stage_methods()
@@ -237,18 +237,18 @@ def test_colbert_rerank_scores_candidates_by_exact_maxsim_of_the_index(built, sc
     fp16 = np.load(out / f"{FP16_ARRAY}.npy")
     for uncompressed, reference in ((True, lambda q: exact.maxsim_scores(q, fp16, index.doclens)),
                                     (False, lambda q: exact.exhaustive_scores(index, q))):
-        reranker = ColBERTRerank(uncompressed=uncompressed, doc_maxlen=128, progress=False).open_reranker(out)
+        reranker = ColBERTReranker(uncompressed=uncompressed, doc_maxlen=128, progress=False).open_reranker(out)
         got = reranker.rerank_many(queries, cands)
         for q, ids, s in zip(encoded, cands, got):
             rows = [list(index.doc_ids).index(d) for d in ids]
             np.testing.assert_allclose(s, reference(q)[rows], rtol=1e-5)
-    mixed = ColBERTRerank(doc_maxlen=128, alpha=0.5, progress=False).open_reranker(out)
+    mixed = ColBERTReranker(doc_maxlen=128, alpha=0.5, progress=False).open_reranker(out)
     s = mixed.rerank_many(queries[:1], cands[:1], [np.arange(7, 0, -1.0)])[0]
     assert s.shape == (7,) and 0 <= s.min() and s.max() <= 1
     with pytest.raises(IndexFormatError, match="no document 'nope'"):
         reranker.rerank_many(queries[:1], [["nope"]])
     with pytest.raises(ValueError, match="--index"):
-        ColBERTRerank(progress=False).open_reranker(None)
+        ColBERTReranker(progress=False).open_reranker(None)
 
 
 def test_codec_fit_in_place_equals_the_copy_and_caps_the_kmeans_sample(monkeypatch):

@@ -8,9 +8,9 @@ import optax
 import pytest
 
 from jaxir.errors import CheckpointError
-from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig, interpolate
+from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig, interpolate
 from jaxir.models.bert import BertConfig
-from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 from jaxir.pipeline.rerank import merge_reranked, rerank_run
 
 QUERY = "how do cells divide"
@@ -20,7 +20,7 @@ DOCS = ["cells divide by mitosis", "the stock market fell sharply today",
 
 @pytest.fixture(scope="module")
 def tiny():
-    model = CrossEncoder(CrossEncoderConfig(pair_maxlen=32, rerank_batch_size=4),
+    model = CrossEncoderModel(CrossEncoderConfig(pair_maxlen=32, rerank_batch_size=4),
                          bert_config=BertConfig.tiny())
     return model, model.init(jax.random.PRNGKey(0))
 
@@ -92,7 +92,7 @@ def test_loss_decreases_with_head_lr_multiplier(tiny):
 
 def test_rerank_is_jitted_bucketed_and_matches_direct_scoring(tiny):
     model, params = tiny
-    rr = CrossEncoderReranker(model, params)
+    rr = CrossEncoderScorer(model, params)
     scores = rr.rerank(QUERY, DOCS)
     direct = [float(model.score(params, {k: v[0] for k, v in _pairs(model, [QUERY], [d], 1).items()})[0])
               for d in DOCS]
@@ -118,7 +118,7 @@ def test_interpolation_of_a_query_without_candidates_is_empty():
 
 def test_rerank_keeps_doc_sets_and_only_reorders_the_top_depth(tiny):
     model, params = tiny
-    rr = CrossEncoderReranker(model, params)
+    rr = CrossEncoderScorer(model, params)
     rng = np.random.default_rng(0)
     texts = {f"d{i}": f"document {i} about {w}" for i, w in
              enumerate(rng.choice(["cells", "stocks", "mitosis", "markets"], 12))}
@@ -140,29 +140,29 @@ def test_rerank_keeps_doc_sets_and_only_reorders_the_top_depth(tiny):
 def test_checkpoint_round_trip_and_mismatch(tiny, tmp_path):
     model, params = tiny
     params = jax.tree_util.tree_map(lambda x: x + 0.01, params)  # not the init values
-    rr = CrossEncoderReranker(model, params)
+    rr = CrossEncoderScorer(model, params)
     rr.save(tmp_path / "ce")
-    back = CrossEncoderReranker.load(tmp_path / "ce")
+    back = CrossEncoderScorer.load(tmp_path / "ce")
     assert back.config == model.config and back.model.bert_config == model.bert_config
     jax.tree_util.tree_map(np.testing.assert_array_equal, back.params, params)
     np.testing.assert_allclose(back.rerank(QUERY, DOCS), rr.rerank(QUERY, DOCS), rtol=1e-6)
-    assert CrossEncoderReranker.load(tmp_path / "ce", alpha=0.3).config.alpha == 0.3
+    assert CrossEncoderScorer.load(tmp_path / "ce", alpha=0.3).config.alpha == 0.3
 
     # Params that do not fit the saved config (wider BERT saved under the tiny config).
-    wide = CrossEncoder(model.config, bert_config=BertConfig.tiny(hidden_size=48))
-    bad = CrossEncoderReranker(wide, wide.init(jax.random.PRNGKey(1)))
+    wide = CrossEncoderModel(model.config, bert_config=BertConfig.tiny(hidden_size=48))
+    bad = CrossEncoderScorer(wide, wide.init(jax.random.PRNGKey(1)))
     bad.model.bert_config = model.bert_config  # lie about the architecture
     bad.save(tmp_path / "bad")
     with pytest.raises(CheckpointError, match="does not fit"):
-        CrossEncoderReranker.load(tmp_path / "bad")
+        CrossEncoderScorer.load(tmp_path / "bad")
     # A model folder of another method, and a folder without one.
     from jaxir.models.saved_model import save_model
 
     save_model(tmp_path / "other", method="colbert", config=model.config, params={"w": jnp.ones(3)})
     with pytest.raises(CheckpointError, match="not a 'cross-encoder'"):
-        CrossEncoderReranker.load(tmp_path / "other")
+        CrossEncoderScorer.load(tmp_path / "other")
     with pytest.raises(CheckpointError):
-        CrossEncoderReranker.load(tmp_path / "missing")
+        CrossEncoderScorer.load(tmp_path / "missing")
 
 
 def test_warm_start_carries_encoder_and_head_and_rejects_another_backbone(tiny, tmp_path):
@@ -170,10 +170,10 @@ def test_warm_start_carries_encoder_and_head_and_rejects_another_backbone(tiny, 
 
     model, params = tiny
     trained = jax.tree_util.tree_map(lambda x: x + 0.02, params)
-    CrossEncoderReranker(model, trained).save(tmp_path / "ce")
+    CrossEncoderScorer(model, trained).save(tmp_path / "ce")
     bert, head, pooler = warm_start_params(str(tmp_path / "ce"), model.bert_config, params["bert"])
     assert pooler is None
-    warm = CrossEncoder(model.config, bert_config=model.bert_config, bert_params=bert,
+    warm = CrossEncoderModel(model.config, bert_config=model.bert_config, bert_params=bert,
                         head_params=head, tokenizer=model.tokenizer)
     started = warm.init(jax.random.PRNGKey(7))  # the rng must not matter any more
     jax.tree_util.tree_map(np.testing.assert_array_equal, started, trained)

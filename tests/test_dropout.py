@@ -58,9 +58,9 @@ def _colbert():
 
 
 def _cross_encoder():
-    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
 
-    return lambda rate: CrossEncoder(CrossEncoderConfig(pair_maxlen=16, dropout=rate), bert_config=BertConfig.tiny())
+    return lambda rate: CrossEncoderModel(CrossEncoderConfig(pair_maxlen=16, dropout=rate), bert_config=BertConfig.tiny())
 
 
 def _mice():

@@ -214,16 +214,16 @@ def test_interpolation_refuses_nonfinite_reranker_scores_naming_the_query(alpha)
 
 
 def test_a_nan_cross_encoder_is_an_error_not_the_first_stage_ranking():
-    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
     from jaxir.models.bert import BertConfig
-    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+    from jaxir.retrievers.cross_encoder import CrossEncoderScorer
     from jaxir.pipeline.rerank import rerank_run
 
-    model = CrossEncoder(CrossEncoderConfig(pair_maxlen=32, rerank_batch_size=4, alpha=0.5),
+    model = CrossEncoderModel(CrossEncoderConfig(pair_maxlen=32, rerank_batch_size=4, alpha=0.5),
                          bert_config=BertConfig.tiny())
     params = model.init(jax.random.PRNGKey(0))
     params["head"] = jax.tree_util.tree_map(lambda x: jnp.full_like(x, jnp.nan), params["head"])
     texts = {"d1": "cells divide", "d2": "stocks fell"}
     with pytest.raises(NonFiniteError, match="query 'how do cells divide' nan"):
         rerank_run({"q1": {"d1": 2.0, "d2": 1.0}}, {"q1": "how do cells divide"}, texts.__getitem__,
-                   CrossEncoderReranker(model, params), 2, progress=False)
+                   CrossEncoderScorer(model, params), 2, progress=False)

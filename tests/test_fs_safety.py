@@ -241,7 +241,7 @@ def test_the_swap_itself_checks_the_manifest(toy, tmp_path):
     """Under the lock, at the swap (what appeared while waiting, or a library call)."""
     from jaxir.eval.beir import load_beir
     from jaxir.index.store import save_index
-    from jaxir.retrievers.bm25 import BM25
+    from jaxir.retrievers.bm25 import BM25Retriever
     from jaxir.pipeline.built_from import build_index
 
     out = tmp_path / "idx"
@@ -249,7 +249,7 @@ def test_the_swap_itself_checks_the_manifest(toy, tmp_path):
     (out / "manifest.json").write_text(json.dumps({"format_version": 1}))
     before = _snapshot(out)
     with pytest.raises(FileExistsError, match="no 'arrays' table"):
-        build_index(BM25(), load_beir(toy, split="train"), out)
+        build_index(BM25Retriever(), load_beir(toy, split="train"), out)
     with pytest.raises(IndexFormatError, match="refusing to replace"):
         save_index(out, {}, method="x", model_fingerprint="y")
     assert _snapshot(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["idx"]

@@ -57,9 +57,9 @@ def test_cross_encoder_import_matches_sentence_transformers(st_cross_encoder):
 
 def test_cross_encoder_export_loads_in_sentence_transformers(tmp_path):
     assert ip.ce_export_diff(tmp_path) <= TOL
-    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
 
-    model = CrossEncoder(CrossEncoderConfig(pooler=True), bert_config=BertConfig.tiny())
+    model = CrossEncoderModel(CrossEncoderConfig(pooler=True), bert_config=BertConfig.tiny())
     params = ip.toy_params(model, 1)
     _, back = load_foreign(tmp_path / "ce-export", method="cross-encoder", overrides={})
     assert same_tree(params, back)
@@ -70,10 +70,10 @@ def test_cross_encoder_import_without_pooler_would_differ(st_cross_encoder):
     """The check can fail: the same weights scored without BERT's pooler are far off."""
     import dataclasses
 
-    from jaxir.methods.cross_encoder import CrossEncoder
+    from jaxir.methods.cross_encoder import CrossEncoderModel
 
     model, params = load_foreign(st_cross_encoder, method="cross-encoder", overrides={})
-    plain = CrossEncoder(dataclasses.replace(model.config, pooler=False), bert_config=model.bert_config,
+    plain = CrossEncoderModel(dataclasses.replace(model.config, pooler=False), bert_config=model.bert_config,
                          bert_params=params["bert"], head_params=params["head"], tokenizer=model.tokenizer)
     plain_params = {k: v for k, v in params.items() if k != "pooler"}
     diff = np.abs(ip.jaxir_pair_scores(plain, plain_params) - ip.st_logits(st_cross_encoder)).max()
@@ -95,10 +95,10 @@ def test_cross_encoder_without_pooler_exports_as_modules_with_the_same_scores(tm
 
 def test_recipe_cross_encoder_of_minilm_exports_with_the_same_scores(tmp_path):
     """The recipe's own model (MiniLM, its pair length, no pooler) with a seeded head."""
-    from jaxir.methods.cross_encoder import CrossEncoder
+    from jaxir.methods.cross_encoder import CrossEncoderModel
     from jaxir.recipes.cross_encoder import config
 
-    model = CrossEncoder(config("cpu").model)
+    model = CrossEncoderModel(config("cpu").model)
     assert not model.config.pooler
     assert ip.ce_export_diff(tmp_path, model=model, params=ip.toy_params(model, 5)) <= TOL
 
@@ -108,13 +108,13 @@ def test_export_of_a_cross_encoder_saved_before_the_pooler_option(tmp_path, caps
     `jaxir export-model` says which layout it wrote, and both sentence-transformers and jaxir
     score the export as the checkpoint."""
     from jaxir import cli
-    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+    from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 
-    ckpt = CrossEncoderReranker(*ip.toy_cross_encoder(pooler=False)).save(tmp_path / "ce")
+    ckpt = CrossEncoderScorer(*ip.toy_cross_encoder(pooler=False)).save(tmp_path / "ce")
     info = json.loads((ckpt / "model.json").read_text())
     del info["config"]["pooler"]
     (ckpt / "model.json").write_text(json.dumps(info))
-    old = CrossEncoderReranker.load(ckpt)
+    old = CrossEncoderScorer.load(ckpt)
     assert not old.config.pooler
     capsys.readouterr()
     assert cli.main(["export-model", "--checkpoint", str(ckpt), "--format", "sentence-transformers",
@@ -122,7 +122,7 @@ def test_export_of_a_cross_encoder_saved_before_the_pooler_option(tmp_path, caps
     assert "Pooling cls, Dense" in capsys.readouterr().err
     ours = ip.jaxir_pair_scores(old.model, old.params)
     assert np.abs(ours - ip.st_logits(tmp_path / "st")).max() <= TOL
-    again = CrossEncoderReranker.load(tmp_path / "st")
+    again = CrossEncoderScorer.load(tmp_path / "st")
     np.testing.assert_allclose(ip.jaxir_pair_scores(again.model, again.params), ours, rtol=0, atol=1e-6)
 
 

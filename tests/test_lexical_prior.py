@@ -75,7 +75,7 @@ def test_prior_only_index_scores_bm25_over_wordpieces(tmp_path):
     """A head biased far below zero adds nothing: the index is the prior, and a search scores
     sum over distinct query WordPieces of idf * tf-saturation (float64 reference)."""
     from jaxir.methods.sparse import SparseConfig, SparseModel
-    from jaxir.retrievers.sparse import LearnedSparse, save_checkpoint
+    from jaxir.retrievers.sparse import SparseRetriever, save_checkpoint
     from jaxir.text.idf import compute_idf
     from jaxir.text import tokenize
     import jax
@@ -87,7 +87,7 @@ def test_prior_only_index_scores_bm25_over_wordpieces(tmp_path):
     config = SparseConfig(lexical_prior=True, init_vocab_bias=-1e4, doc_maxlen=32, batch_size=4)
     model = SparseModel(config)
     save_checkpoint(tmp_path / "ckpt", config, model.init(jax.random.PRNGKey(0)))
-    retriever = LearnedSparse(checkpoint=str(tmp_path / "ckpt"), progress=False, dtype="float32")
+    retriever = SparseRetriever(checkpoint=str(tmp_path / "ckpt"), progress=False, dtype="float32")
     path = retriever.build(["a", "b", "c", "d"], docs, tmp_path / "index")
     index = retriever.open(path).index
     tokens = tokenize(model.tokenizer, docs)
@@ -106,7 +106,7 @@ def test_prior_only_index_scores_bm25_over_wordpieces(tmp_path):
 def test_head_scale_weighs_the_head_against_the_prior(tmp_path):
     """score(scale) = score(0) + scale * (score(1) - score(0)): the prior plus a scaled head."""
     from jaxir.methods.sparse import SparseConfig, SparseModel
-    from jaxir.retrievers.sparse import LearnedSparse, save_checkpoint
+    from jaxir.retrievers.sparse import SparseRetriever, save_checkpoint
     import jax
 
     docs = ["Insulin resistance is linked to obesity in adults.", "Bone density improved after vitamin D.",
@@ -115,13 +115,13 @@ def test_head_scale_weighs_the_head_against_the_prior(tmp_path):
     save_checkpoint(tmp_path / "ckpt", config, SparseModel(config).init(jax.random.PRNGKey(0)))
     scores = {}
     for scale in (0.0, 1.0, 2.5):
-        r = LearnedSparse(checkpoint=str(tmp_path / "ckpt"), progress=False, dtype="float32", head_scale=scale)
+        r = SparseRetriever(checkpoint=str(tmp_path / "ckpt"), progress=False, dtype="float32", head_scale=scale)
         index = r.open(r.build(["a", "b", "c"], docs, tmp_path / f"index-{scale}")).index
         assert index.meta["head_scale"] == scale
         q = "obese adults insulin"
         scores[scale] = index.inverted.score_all(*index.query_vector(q)).astype(np.float64)
     with pytest.raises(ValueError, match="built with head_scale 1.0"):  # a build-time choice
-        LearnedSparse(checkpoint=str(tmp_path / "ckpt"), head_scale=0.5).open(tmp_path / "index-1.0")
+        SparseRetriever(checkpoint=str(tmp_path / "ckpt"), head_scale=0.5).open(tmp_path / "index-1.0")
     head = scores[1.0] - scores[0.0]
     assert np.abs(head).max() > 1e-3  # the head does add weight
     np.testing.assert_allclose(scores[2.5], scores[0.0] + 2.5 * head, rtol=1e-5, atol=1e-5)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
 from jaxir.methods.mice import MiceConfig, MiceModel
 from jaxir.models.bert import BertConfig
 from jaxir.ops import masks
@@ -62,7 +62,7 @@ def test_cross_encoder_parity_on_minilm():
     MICE's joint path is the cross-encoder, on the real MiniLM weights."""
     from jaxir.data.tuples import PairEncoder
 
-    ce = CrossEncoder(CrossEncoderConfig(pair_maxlen=48))
+    ce = CrossEncoderModel(CrossEncoderConfig(pair_maxlen=48))
     params = ce.init(jax.random.PRNGKey(3))
     batch = PairEncoder(ce.tokenizer, 48)(QUERIES, [DOCS, DOCS])
     flat = {k: v.reshape(6, -1) for k, v in batch.items()}
@@ -78,7 +78,7 @@ def test_cross_encoder_parity_on_minilm():
                                                          ("mice-no-qq", 2, "sinks"), ("late-full", 4, "sinks"),
                                                          ("mice", 6, "sinks"), ("mice", 3, "bare")])
 def test_precomputed_states_equal_the_joint_sequence_on_minilm(configuration, fusion, layout):
-    ce = CrossEncoder(CrossEncoderConfig())
+    ce = CrossEncoderModel(CrossEncoderConfig())
     params = ce.init(jax.random.PRNGKey(0))
     model = _model(params, ce.bert_config, configuration=configuration, fusion_layer=fusion, doc_layout=layout)
     qi, qm, di, dm, q_row, d_row = _all_pairs(model)
@@ -136,7 +136,7 @@ def test_sinks_bring_document_states_closer_to_the_cross_encoder_on_minilm(scifa
 
     data = load_beir(scifact_dir, split="test")
     pairs = [(data.queries[q], data.text_of(d)) for q in list(data.qrels)[:6] for d in list(data.qrels[q])[:1]]
-    ce = CrossEncoder(CrossEncoderConfig())
+    ce = CrossEncoderModel(CrossEncoderConfig())
     params = ce.init(jax.random.PRNGKey(0))
     kw = {"query_maxlen": 32, "doc_maxlen": 96, "fusion_layer": 3}
     models = {layout: MiceModel(MiceConfig(doc_layout=layout, **kw), bert_config=ce.bert_config,

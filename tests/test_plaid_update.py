@@ -273,7 +273,7 @@ def test_deleted_documents_are_out_of_every_colbert_path(parts, tmp_path):
     """The ColBERT searcher's PLAID (threaded), exhaustive and fp16 modes, colbert-rerank and a
     recompressed index all leave deleted documents out."""
     from jaxir.retrievers.colbert import ColBERTSearcher
-    from jaxir.retrievers.colbert_rerank import MaxSimReranker
+    from jaxir.retrievers.colbert_rerank import MaxSimScorer
 
     centers, codec, first, _ = parts
     index = _build(codec, first, _ids(300))
@@ -286,7 +286,7 @@ def test_deleted_documents_are_out_of_every_colbert_path(parts, tmp_path):
         for q in queries:
             _, rows = s.search_vectors(q, 10)
             assert len(rows) == 10 and not set(hidden.doc_ids[rows].tolist()) & best
-    rerank = MaxSimReranker(ColBERTSearcher(None, None, hidden, None, False, {}, False))
+    rerank = MaxSimScorer(ColBERTSearcher(None, None, hidden, None, False, {}, False))
     with pytest.raises(IndexFormatError, match="has no document"):
         rerank.rows([sorted(best)[0]])
     folder = tmp_path / "fp16"

@@ -1,6 +1,8 @@
 """Cross-encoder recipe: modes as overrides of one default, its options, and a one-step run of
 the real entry point (mining, held-out alpha choice, export)."""
 
+import json
+
 import pytest
 
 from jaxir.recipes import cross_encoder as recipe
@@ -25,16 +27,18 @@ def test_modes_keep_their_names_and_numbers():
 
 def test_main_trains_tunes_alpha_and_exports(toy_beir, tmp_path):
     """`jaxir train --recipe cross-encoder` calls main: one step, 2 held-out queries choose alpha."""
-    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+    from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 
     out = tmp_path / "run"
-    report = recipe.main(["--data.mine_depth", "10", "--data.tuples.n_negatives", "1",
-                          "--data.tuples.neg_depth", "5", "--data.tuples.draws", "1", "--data.holdout", "2",
-                          "--data.tune_depth", "5", "--data.alpha_grid", "0.5,1", "--model.pair_maxlen", "32",
-                          "--fit.batch_size", "8", "--fit.fast_compile", "true",
-                          "--data", str(toy_beir), "--out", str(out)])
+    recipe.main(["--data.mine_depth", "10", "--data.tuples.n_negatives", "1",
+                 "--data.tuples.neg_depth", "5", "--data.tuples.draws", "1", "--data.holdout", "2",
+                 "--data.tune_depth", "5", "--data.alpha_grid", "0.5,1", "--model.pair_maxlen", "32",
+                 "--fit.batch_size", "8", "--fit.fast_compile", "true",
+                 "--data", str(toy_beir), "--out", str(out)])
+    report = json.loads((out / "recipe_result.json").read_text())
     assert report["steps"] == 1  # 14 train queries x 1 draw // 8
-    assert set(report["holdout_ndcg@10_by_alpha"]) == {0.0, 0.5, 1.0} and report["alpha"] in (0.5, 1.0)
+    assert set(report["holdout_ndcg@10_by_alpha"]) == {"0.0", "0.5", "1.0"} and report["alpha"] in (0.5, 1.0)
     assert report["recipe"]["data"]["tuples"]["n_negatives"] == 1
-    reranker = CrossEncoderReranker.load(out)
+    assert report["model"] == str(out / "cross-encoder")
+    reranker = CrossEncoderScorer.load(out)
     assert reranker.config.pair_maxlen == 32 and reranker.config.alpha == report["alpha"]

@@ -33,12 +33,12 @@ def cross_encoder(tmp_path_factory):
     """A saved (untrained-head) MiniLM cross-encoder: what the recipe starts from and distils."""
     import jax
 
-    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
-    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
+    from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 
-    model = CrossEncoder(CrossEncoderConfig(pair_maxlen=36))
-    folder = tmp_path_factory.mktemp("ce") / "reranker"
-    CrossEncoderReranker(model, model.init(jax.random.PRNGKey(0))).save(folder)
+    model = CrossEncoderModel(CrossEncoderConfig(pair_maxlen=36))
+    folder = tmp_path_factory.mktemp("ce") / "cross-encoder"
+    CrossEncoderScorer(model, model.init(jax.random.PRNGKey(0))).save(folder)
     return folder
 
 
@@ -66,26 +66,26 @@ def _mice(ckpt, **kw):
 
 
 def test_trained_model_starts_from_the_cross_encoder_and_moves(trained, cross_encoder):
-    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+    from jaxir.retrievers.cross_encoder import CrossEncoderScorer
     from jaxir.retrievers.mice import load_mice
 
     model, params = load_mice(trained)
     assert (model.config.fusion_layer, model.config.doc_maxlen, model.config.query_maxlen) == (3, 24, 12)
-    start = CrossEncoderReranker.load(cross_encoder).params
+    start = CrossEncoderScorer.load(cross_encoder).params
     assert set(params) == set(start) == {"bert", "head"}
     moved = np.abs(np.asarray(params["head"]["dense"]["kernel"]) - np.asarray(start["head"]["dense"]["kernel"]))
     assert 0 < moved.max() < 0.1
 
 
 def test_stored_states_rerank_like_the_texts(trained, toy_beir, tmp_path):
-    from jaxir.retrievers.mice import MiceReranker, load_mice
+    from jaxir.retrievers.mice import MiceScorer, load_mice
 
     data = load_beir(toy_beir, split="train")
     model, params = load_mice(trained)
     ids = data.doc_ids[:7]
     texts = [data.text_of(d) for d in ids]
     query = data.queries["q1"]
-    ref = MiceReranker(model, params).scores([query], [texts])[0]  # no store: states on the fly
+    ref = MiceScorer(model, params).scores([query], [texts])[0]  # no store: states on the fly
     assert np.ptp(ref) > 1e-4
     for name, opts, tol in [("fp32", {"state_dtype": "float32"}, 1e-4), ("fp16", {}, 2e-2),
                             ("kv", {"precompute_kv": True, "state_dtype": "float32"}, 1e-4)]:
@@ -156,17 +156,17 @@ def test_teacher_scores_are_reused_only_for_the_same_teacher(toy_beir, cross_enc
     """A retrained (or another) teacher at the same path never reuses the old teacher's scores."""
     import jax
 
-    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
     from jaxir.recipes.nway_data import prepare_beir
-    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+    from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 
     cfg = recipe.config("cpu-scifact", {"data.dataset": str(toy_beir), "data.mine_depth": 10,
                                         "data.tuples.neg_depth": 2, "data.teacher_checkpoint": str(cross_encoder)})
     first = prepare_beir(cfg.data, str(tmp_path))[2]
     assert prepare_beir(cfg.data, str(tmp_path))[2] == first and "reused" in capsys.readouterr().out
-    other = tmp_path / "other" / "reranker"
-    model = CrossEncoder(CrossEncoderConfig(pair_maxlen=36))
-    CrossEncoderReranker(model, model.init(jax.random.PRNGKey(1))).save(other)
+    other = tmp_path / "other" / "cross-encoder"
+    model = CrossEncoderModel(CrossEncoderConfig(pair_maxlen=36))
+    CrossEncoderScorer(model, model.init(jax.random.PRNGKey(1))).save(other)
     second = prepare_beir(dataclasses.replace(cfg.data, teacher_checkpoint=str(other)), str(tmp_path))[2]
     assert second != first and first.is_file() and second.is_file()
     assert first.read_text() != second.read_text()

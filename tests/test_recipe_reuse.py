@@ -15,13 +15,13 @@ def tiny_teacher(tmp_path_factory):
     """A saved tiny cross-encoder (random weights): cheap teacher scores."""
     import jax
 
-    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
     from jaxir.models.bert import BertConfig
-    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+    from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 
-    model = CrossEncoder(CrossEncoderConfig(pair_maxlen=32), bert_config=BertConfig.tiny())
-    folder = tmp_path_factory.mktemp("ce") / "reranker"
-    CrossEncoderReranker(model, model.init(jax.random.PRNGKey(0))).save(folder)
+    model = CrossEncoderModel(CrossEncoderConfig(pair_maxlen=32), bert_config=BertConfig.tiny())
+    folder = tmp_path_factory.mktemp("ce") / "cross-encoder"
+    CrossEncoderScorer(model, model.init(jax.random.PRNGKey(0))).save(folder)
     return folder
 
 

@@ -9,7 +9,7 @@ import pytest
 from jaxir.config.overrides import apply_overrides
 from jaxir.eval.beir import load_beir
 from jaxir.index.bm25 import BM25Index
-from jaxir.methods.dense import DenseRetriever
+from jaxir.methods.dense import DenseModel
 from jaxir.recipes import sparse as recipe
 from jaxir.recipes.sparse_batches import TupleTexts
 
@@ -30,7 +30,7 @@ def toy_teachers(toy_beir, tmp_path_factory):
     data = load_beir(toy_beir, split="train")
     texts = dict(zip(data.doc_ids, data.doc_texts()))
     bm25 = BM25Index.build(list(texts.values()), doc_ids=list(texts))
-    dense = DenseRetriever()
+    dense = DenseModel()
     cache = tmp_path_factory.mktemp("indexes")
     return data, texts, bm25, dense, recipe.dense_corpus(data, dense, None, cache), cache
 
@@ -82,7 +82,7 @@ def test_in_batch_tuples_carry_teacher_scores_for_every_pair(toy_teachers):
 
 
 def test_train_exports_the_best_held_out_step(toy_beir, tmp_path):
-    from jaxir.retrievers.sparse import LearnedSparse, load_checkpoint
+    from jaxir.retrievers.sparse import SparseRetriever, load_checkpoint
 
     cfg = recipe.config(overrides={
         "data.dataset": str(toy_beir), "data.n_negatives": 3, "data.mine_depth": 10,
@@ -115,7 +115,7 @@ def test_train_exports_the_best_held_out_step(toy_beir, tmp_path):
     held_ids = json.loads((tmp_path / "run" / "holdout.json").read_text())["query_ids"]
     assert len(held_ids) == 8 and set(held_ids) <= set(load_beir(toy_beir, split="train").qrels)
     # ... and it searches.
-    retriever = LearnedSparse(checkpoint=str(path), progress=False, batch_size=4)
+    retriever = SparseRetriever(checkpoint=str(path), progress=False, batch_size=4)
     data = load_beir(toy_beir, split="train")
     searcher = retriever.open(retriever.build(data.doc_ids, data.doc_texts(), tmp_path / "index"))
     ids, _ = searcher.search([data.queries["q3"]], 4)[0]
@@ -186,7 +186,7 @@ def test_init_from_starts_from_a_trained_checkpoint(toy_beir, tmp_path):
 
 def test_lexical_prior_run_trains_and_indexes_with_the_prior(toy_beir, tmp_path):
     """Batches carry fixed-width prior rows; the exported model indexes prior + head weights."""
-    from jaxir.retrievers.sparse import LearnedSparse, load_checkpoint
+    from jaxir.retrievers.sparse import SparseRetriever, load_checkpoint
 
     cfg = recipe.config(overrides={**SMALL, "data.dataset": str(toy_beir), "model.lexical_prior": True,
                                    "model.prior_weight": 2.0, "model.prior_stem": True,
@@ -195,7 +195,7 @@ def test_lexical_prior_run_trains_and_indexes_with_the_prior(toy_beir, tmp_path)
     config, _ = load_checkpoint(path)
     assert config.lexical_prior and config.prior_weight == 2.0 and config.prior_stem
     data = load_beir(toy_beir, split="train")
-    with_prior = LearnedSparse(checkpoint=str(path), progress=False, batch_size=4, dtype="float32")
+    with_prior = SparseRetriever(checkpoint=str(path), progress=False, batch_size=4, dtype="float32")
     index = with_prior.open(with_prior.build(data.doc_ids, data.doc_texts(), tmp_path / "index")).index
     assert index.meta["prior_avgdl"] > 0 and index.meta["prior_stem"] is True
     assert index.search(data.queries["q3"], 4)[0][0].startswith("d3_")

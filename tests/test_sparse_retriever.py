@@ -1,8 +1,8 @@
-"""LearnedSparse build/search on the real MiniLM backbone: scoring vocabulary and windows."""
+"""SparseRetriever build/search on the real MiniLM backbone: scoring vocabulary and windows."""
 import numpy as np
 import pytest
 
-from jaxir.retrievers.sparse import LearnedSparse
+from jaxir.retrievers.sparse import SparseRetriever
 
 DOCS = ["Insulin resistance is linked to obesity in the adult population.",
         "Bone density improved after vitamin D and calcium supplements.",
@@ -13,8 +13,8 @@ DOCS = ["Insulin resistance is linked to obesity in the adult population.",
 def test_min_idf_leaves_low_idf_terms_unstored_and_unscored(tmp_path):
     """Terms at or below min_idf have no postings and no query weight; the rest is unchanged."""
     ids = ["a", "b", "c"]
-    base = LearnedSparse(progress=False, batch_size=4, doc_maxlen=32)
-    floor = LearnedSparse(progress=False, batch_size=4, doc_maxlen=32, min_idf=0.6)
+    base = SparseRetriever(progress=False, batch_size=4, doc_maxlen=32)
+    floor = SparseRetriever(progress=False, batch_size=4, doc_maxlen=32, min_idf=0.6)
     full = base.open(base.build(ids, DOCS, tmp_path / "full")).index
     cut = floor.open(floor.build(ids, DOCS, tmp_path / "cut")).index
     # 3 docs: df 1 -> idf 1.10; df 2 ("insulin", "resistance") -> 0.47
@@ -34,8 +34,8 @@ def test_long_documents_are_indexed_past_max_length(tmp_path):
     """A term beyond the first window is found with windows, lost without."""
     long_doc = "Obesity raises the risk of insulin resistance. " * 12 + "Pterodactyl."
     ids, docs = ["long", "other"], [long_doc, DOCS[1]]
-    one = LearnedSparse(progress=False, batch_size=2, doc_maxlen=32, doc_windows=1)
-    many = LearnedSparse(progress=False, batch_size=2, doc_maxlen=32, doc_windows=8)
+    one = SparseRetriever(progress=False, batch_size=2, doc_maxlen=32, doc_windows=1)
+    many = SparseRetriever(progress=False, batch_size=2, doc_maxlen=32, doc_windows=8)
     cut = one.open(one.build(ids, docs, tmp_path / "one")).index
     whole = many.open(many.build(ids, docs, tmp_path / "many")).index
     assert len(whole.search("pterodactyl", 2)[0]) and whole.search("pterodactyl", 2)[0][0] == "long"
@@ -45,10 +45,10 @@ def test_long_documents_are_indexed_past_max_length(tmp_path):
 
 def test_query_time_min_idf_drops_the_same_terms_as_build_time(tmp_path):
     ids = ["a", "b", "c"]
-    base = LearnedSparse(progress=False, batch_size=4, doc_maxlen=32)
+    base = SparseRetriever(progress=False, batch_size=4, doc_maxlen=32)
     path = base.build(ids, DOCS, tmp_path / "full")
-    late = LearnedSparse(progress=False, batch_size=4, doc_maxlen=32, min_idf=0.6).open(path).index
-    early = LearnedSparse(progress=False, batch_size=4, doc_maxlen=32, min_idf=0.6)
+    late = SparseRetriever(progress=False, batch_size=4, doc_maxlen=32, min_idf=0.6).open(path).index
+    early = SparseRetriever(progress=False, batch_size=4, doc_maxlen=32, min_idf=0.6)
     early = early.open(early.build(ids, DOCS, tmp_path / "cut")).index
     for q in ["insulin resistance obesity", "vitamin D adults trial", "metformin insulin"]:
         assert late.query_vector(q)[0].tolist() == early.query_vector(q)[0].tolist()
@@ -58,7 +58,7 @@ def test_query_time_min_idf_drops_the_same_terms_as_build_time(tmp_path):
 
 
 def test_stats_count_postings_and_nonzeros(tmp_path):
-    r = LearnedSparse(progress=False, batch_size=4, doc_maxlen=32)
+    r = SparseRetriever(progress=False, batch_size=4, doc_maxlen=32)
     searcher = r.open(r.build(["a", "b", "c"], DOCS, tmp_path / "ix"))
     index = searcher.index
     stats = searcher.stats(["insulin obesity", "vitamin"])

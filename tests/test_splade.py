@@ -36,10 +36,10 @@ def test_recipe_exports_a_splade_checkpoint_with_query_flops(trained):
 
 
 def test_search_is_the_dot_product_of_encoded_queries_and_indexed_weights(trained, toy_beir, tmp_path):
-    from jaxir.retrievers.splade import Splade
+    from jaxir.retrievers.splade import SpladeRetriever
 
     data = load_beir(toy_beir, split="train")
-    retriever = Splade(checkpoint=str(trained), progress=False, dtype="float32", threads=2)
+    retriever = SpladeRetriever(checkpoint=str(trained), progress=False, dtype="float32", threads=2)
     searcher = retriever.open(retriever.build(data.doc_ids, data.doc_texts(), tmp_path / "idx"))
     queries = [data.queries[q] for q in ("q1", "r5", "q7")]
     vectors = searcher.encode(queries)
@@ -62,7 +62,7 @@ def test_search_is_the_dot_product_of_encoded_queries_and_indexed_weights(traine
 
 def test_cli_eval_and_search_pick_the_method_and_refuse_the_other(trained, toy_beir, tmp_path, capsys):
     from jaxir import cli
-    from jaxir.retrievers.sparse import LearnedSparse
+    from jaxir.retrievers.sparse import SparseRetriever
 
     idx = tmp_path / "idx"
     common = ["--data", str(toy_beir), "--split", "train"]
@@ -80,27 +80,27 @@ def test_cli_eval_and_search_pick_the_method_and_refuse_the_other(trained, toy_b
                      *common]) == 2
     assert "splade" in capsys.readouterr().err
     with pytest.raises(JaxirError, match="built with model"):
-        LearnedSparse(progress=False).open(idx)
+        SparseRetriever(progress=False).open(idx)
     # Untrained, both methods have the same weights: the index's query side still tells them apart.
-    from jaxir.retrievers.splade import Splade
+    from jaxir.retrievers.splade import SpladeRetriever
 
     data = load_beir(toy_beir, split="train")
-    fresh = Splade(progress=False).build(data.doc_ids[:8], data.doc_texts()[:8], tmp_path / "fresh")
+    fresh = SpladeRetriever(progress=False).build(data.doc_ids[:8], data.doc_texts()[:8], tmp_path / "fresh")
     with pytest.raises(JaxirError, match="for 'mlm' queries; this model encodes 'idf' queries"):
-        LearnedSparse(progress=False).open(fresh)
+        SparseRetriever(progress=False).open(fresh)
 
 
 def test_a_splade_checkpoint_teaches_the_sparse_recipe(trained, toy_beir, tmp_path):
     """The heterogeneous ensemble's sparse side: a registry teacher "splade:CKPT" scores every
     (train query, doc) pair as the SPLADE searcher does, 0 for docs sharing no term."""
     from jaxir.recipes.sparse_teachers import teacher_scores
-    from jaxir.retrievers.splade import Splade
+    from jaxir.retrievers.splade import SpladeRetriever
 
     data = load_beir(toy_beir, split="train")
     queries = [data.queries[q] for q in list(data.qrels)[:5]]
     teacher = teacher_scores((f"splade:{trained}", "bm25"), data, queries, tmp_path / "indexes")
     assert teacher.scores.shape == (5, 2, len(data.doc_ids))
-    retriever = Splade(checkpoint=str(trained), progress=False)
+    retriever = SpladeRetriever(checkpoint=str(trained), progress=False)
     searcher = retriever.open(retriever.build(data.doc_ids, data.doc_texts(), tmp_path / "own"))
     for i, (ids, scores) in enumerate(searcher.search(queries, len(data.doc_ids))):
         np.testing.assert_allclose(teacher(i, ids)[0], scores, rtol=1e-5)

@@ -89,7 +89,7 @@ def test_a_query_inflection_finds_the_document_only_with_stemming(tmp_path):
     import jax
 
     from jaxir.methods.sparse import SparseConfig, SparseModel
-    from jaxir.retrievers.sparse import LearnedSparse, save_checkpoint
+    from jaxir.retrievers.sparse import SparseRetriever, save_checkpoint
 
     docs = ["Each cell divides after the trial.", "Bone density improved after vitamin D.",
             "Stem cells and memory loss."]  # "cells" needs an idf: some document must use it
@@ -97,10 +97,10 @@ def test_a_query_inflection_finds_the_document_only_with_stemming(tmp_path):
     save_checkpoint(tmp_path / "ckpt", config, SparseModel(config).init(jax.random.PRNGKey(0)))
     hits = {}
     for stem in (False, True):
-        r = LearnedSparse(checkpoint=str(tmp_path / "ckpt"), progress=False, dtype="float32", prior_stem=stem)
+        r = SparseRetriever(checkpoint=str(tmp_path / "ckpt"), progress=False, dtype="float32", prior_stem=stem)
         index = r.open(r.build(["a", "b", "c"], docs, tmp_path / f"index-{stem}")).index
         assert index.meta["prior_stem"] is stem
         hits[stem] = sorted(index.search("cells", 3)[0])
     assert hits[False] == ["c"] and hits[True] == ["a", "c"]
     with pytest.raises(ValueError, match="built with prior_stem False"):
-        LearnedSparse(checkpoint=str(tmp_path / "ckpt"), prior_stem=True).open(tmp_path / "index-False")
+        SparseRetriever(checkpoint=str(tmp_path / "ckpt"), prior_stem=True).open(tmp_path / "index-False")

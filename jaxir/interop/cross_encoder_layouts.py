@@ -40,7 +40,7 @@ SCORE_DENSE = {"out_features": 1, "bias": True, "activation_function": IDENTITY,
 
 
 def import_folder(path, fmt: str, overrides: dict):
-    from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
 
     del fmt
     path = Path(path)
@@ -51,7 +51,7 @@ def import_folder(path, fmt: str, overrides: dict):
     length = min(length or tokenizer_max_length(path), bert_config.max_position)  # sentence-transformers' cut
     config = CrossEncoderConfig(model=str(path.resolve()), pooler=not modular,
                                 **{"pair_maxlen": length, **overrides})
-    model = CrossEncoder(config, bert_config=bert_config, bert_params=params["bert"], head_params=params["head"],
+    model = CrossEncoderModel(config, bert_config=bert_config, bert_params=params["bert"], head_params=params["head"],
                          pooler_params=params.get("pooler"), tokenizer=folder_tokenizer(path))
     st_file = path / "config_sentence_transformers.json"
     version = read_json(st_file).get("__version__", {}).get("sentence_transformers") if st_file.is_file() else None

@@ -76,7 +76,7 @@ def bert_config_from_dict(d: dict) -> BertConfig:
     return BertConfig(**{**d, "dtype": jnp.dtype(d.get("dtype", "float32"))})
 
 
-class CrossEncoder:
+class CrossEncoderModel:
     """Static parts (configs, tokenizer, pretrained backbone) + pure functions of params.
 
     Pass ``bert_config`` (and optionally ``bert_params``) for another backbone, e.g. a tiny test
@@ -195,7 +195,7 @@ def interpolate(ce_scores: np.ndarray, first_stage: np.ndarray, alpha: float, *,
 class PairScorer:
     """Jitted, length-bucketed scoring of many (query, document) pairs with fixed batch rows."""
 
-    def __init__(self, model: CrossEncoder, params, *, buckets: Sequence[int] = DEFAULT_BUCKETS):
+    def __init__(self, model: CrossEncoderModel, params, *, buckets: Sequence[int] = DEFAULT_BUCKETS):
         self.model, self.params, self.buckets = model, params, buckets
         self._fn = jax.jit(lambda p, i, m, t: model.score(
             p, {"input_ids": i, "attention_mask": m, "token_type_ids": t}))

@@ -38,7 +38,7 @@ def embed(config, bert_config, params, input_ids, attention_mask, token_type_ids
     return l2_normalize(pooled) if config.normalize else pooled
 
 
-class DenseRetriever:
+class DenseModel:
     """Holds (config, params, tokenizer); encoding is a jitted pure function of params."""
 
     method = "dense"

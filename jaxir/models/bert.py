@@ -87,6 +87,11 @@ class BertConfig:
         d["dtype"] = jnp.dtype(self.dtype).name
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "BertConfig":
+        """The inverse of `to_dict` (a model folder's recorded backbone)."""
+        return cls(**{**d, "dtype": jnp.dtype(d.get("dtype", "float32"))})
+
 
 ACTIVATIONS = {  # the hidden_act values jaxir runs (checkpoint import refuses others)
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),

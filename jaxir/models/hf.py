@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.errors import CheckpointError, utf8_text
+from jaxir.models.folders import model_folder
 from jaxir.text.model_dir import resolve_model_dir
 
 def read_config(model_dir: str | Path) -> dict:
@@ -183,9 +184,6 @@ def load_bert(model: str | Path | None = None, **config_overrides):
     return bert_from_weights(path, read_weights(path), **config_overrides)
 
 
-# A training output folder's model lives in this subfolder (the cross-encoder recipe's export);
-# the loaders (`jaxir.interop`, the rerankers) read it from there, and so does the digest.
-EXPORT_SUBFOLDER = "reranker"
 SIDECAR_SUFFIX = ".meta.json"  # jaxir's sidecar of a data file (idf.json.meta.json)
 
 
@@ -196,7 +194,7 @@ def content_digest(path: str | Path | None) -> str | None:
     A file: its bytes, then its `<file>.meta.json` sidecar's if it has one (idf.json's missing-token
     weight lives there). A folder: every file under it, hidden ones (locks, stamps) excepted:
     config, tokenizer and weights alike, each as its relative path, size and bytes, in sorted
-    order; a training output folder whose model is in `reranker/` is that subfolder. None: nothing
+    order; a recipe's output folder is its model folder (`jaxir.models.folders.model_folder`). None: nothing
     at `path` (the option is unset, or its loader will say what is missing)."""
     if path is None:
         return None
@@ -210,8 +208,8 @@ def content_digest(path: str | Path | None) -> str | None:
         return digest.hexdigest()
     if not path.is_dir():
         return None
-    if not any((path / n).is_file() for n in ("model.json", "config.json")) and (path / EXPORT_SUBFOLDER).is_dir():
-        path = path / EXPORT_SUBFOLDER
+    if not (path / "config.json").is_file():  # a recipe's output folder: its model folder
+        path = model_folder(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(path).parts))
     for p in files:

@@ -31,10 +31,12 @@ import numpy as np
 from jaxir.config.bounds import check_bounds
 from jaxir.errors import CheckpointError, NonFiniteError
 from jaxir.fs import recover_missing, replace_folder, temp_folder_beside, writer_lock
+from jaxir.models.folders import MODEL_FILE
+from jaxir.models.bert import BertConfig
 from jaxir.models.hf import params_fingerprint
 
 FORMAT, VERSION = "jaxir-model", 2
-MODEL_FILE, PARAMS_DIR = "model.json", "params"
+PARAMS_DIR = "params"
 
 
 def save_model(path: str | Path, *, method: str, config, params, extra: dict | None = None,
@@ -198,7 +200,9 @@ def load_or_init(checkpoint, *, method: str, config_cls, default_config, make_mo
         return dataclasses.replace(config_from_dict(config_cls, raw), **given)
 
     def abstract(config, extra):
-        built["model"] = make_model(config)
+        # A folder that records its backbone's architecture is built from it (no backbone read)
+        backbone = {"bert_config": BertConfig.from_dict(extra["bert"])} if extra.get("bert") else {}
+        built["model"] = make_model(config, **backbone)
         return jax.eval_shape(built["model"].init, jax.random.PRNGKey(0))
 
     _, params, _ = load_model(checkpoint, method=method, make_config=make_config,

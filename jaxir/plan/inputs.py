@@ -90,10 +90,10 @@ def mice(r, bert, tokenizer) -> StepInputs:
 
 def cross_encoder(r, bert, tokenizer) -> StepInputs:
     from jaxir.data.tuples import PairEncoder
-    from jaxir.methods.cross_encoder import CrossEncoder
+    from jaxir.methods.cross_encoder import CrossEncoderModel
     from jaxir.recipes import cross_encoder as recipe
 
-    model = CrossEncoder(r.model, bert_config=bert, tokenizer=tokenizer)
+    model = CrossEncoderModel(r.model, bert_config=bert, tokenizer=tokenizer)
     batch = functools.partial(_nway, PairEncoder(tokenizer, r.model.pair_maxlen), r.fit.batch_size,
                               1 + r.data.tuples.n_negatives, teacher=False)
     return StepInputs(recipe.task_for(model), r.optim, batch, ("input_ids",))

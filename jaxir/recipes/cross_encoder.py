@@ -25,7 +25,7 @@ Steps: mine BM25 top-`mine_depth` negatives for the train split (or reuse <out>/
 when its key record matches the split's queries, qrels and corpus and the miner),
 hold out `holdout` train queries, train on the rest through the engine (checkpoints, resume),
 pick the interpolation weight alpha on the held-out queries (nDCG@10 over BM25 top-`tune_depth`;
-never on test), export the reranker to <out>/reranker with that alpha.
+never on test), save the model to <out>/cross-encoder with that alpha (figures: <out>/recipe_result.json).
 Run length: data.tuples.draws passes over the train queries (each with fresh negatives), at
 fit.batch_size queries per step; --fit.steps N > 0 stops after at most N steps (smoke runs).
 Any field can be overridden: --optim.learning_rate 3e-5 --data.tuples.draws 1 --model.alpha 0.5 ...
@@ -33,19 +33,18 @@ Any field can be overridden: --optim.learning_rate 3e-5 --data.tuples.draws 1 --
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from pathlib import Path
 
 import numpy as np
 
 from jaxir.config.bounds import bounded, one_of
-from jaxir.config.options import Derived, mode_config, parse_recipe
+from jaxir.config.options import Derived, mode_config
 from jaxir.config.overrides import apply_overrides
 from jaxir.data.tuples import TupleConfig
 from jaxir.fs import INDEX_CACHE
 from jaxir.methods.cross_encoder import CrossEncoderConfig
-from jaxir.recipes import best_metric_check
+from jaxir.recipes import entry_points
 from jaxir.retrievers.registry import first_stage_methods
 from jaxir.training.loop import FitConfig
 from jaxir.training.optim import OptimConfig
@@ -81,7 +80,7 @@ class Recipe:
     fit: FitConfig = FitConfig(steps=0, batch_size=4)
     # Warm-up as a fraction of all optimizer updates (optim.warmup_steps follows from it).
     warmup_fraction: float = 0.1
-    # Warm start from a trained cross-encoder (reranker or training folder): its encoder and head.
+    # Warm start from a trained cross-encoder (its model folder or training output folder): its encoder and head.
     init_from: str | None = None
 
 
@@ -159,15 +158,12 @@ def tune_alpha(reranker, data, qids, index_dir, *, miner: str, depth: int, alpha
     return table
 
 
-def train(r: Recipe, out_dir: str) -> dict:
+def train(r: Recipe, out_dir: str):
+    """(the saved model folder `OUT/cross-encoder`, FitResult); the alpha table and the run's
+    figures go to OUT/recipe_result.json."""
     from jaxir.data.mine import mine_or_reuse
-    from jaxir.data.tuples import PairEncoder, TupleSource
     from jaxir.eval.beir import load_beir
-    from jaxir.methods.cross_encoder import CrossEncoder
-    from jaxir.models.hf import load_bert
-    from jaxir.retrievers.cross_encoder import EXPORT_DIR, CrossEncoderReranker
-    from jaxir.training.loop import fit
-    from jaxir.training.step import COMPUTE_DTYPES
+    from jaxir.retrievers.cross_encoder import METHOD
 
     r, out = apply_overrides(r, {}, DERIVED), Path(out_dir)
     d = r.data
@@ -178,43 +174,59 @@ def train(r: Recipe, out_dir: str) -> dict:
     # A given alpha needs no tuning, so no query is held out then.
     n_held = d.holdout if r.model.alpha is None else 0
     train_file, held = split_holdout(mined, out / "train_tuples.jsonl", n_held, r.fit.seed)
+    model, result, steps = fit_model(r, data, train_file, out)
+    reranker, table = scorer_with(model, result.state.params, r.model.alpha), {}
+    if held:
+        index_dir = Path(summary.get("index") or first_stage_index(data, d.miner, out / "indexes"))
+        table = tune_alpha(reranker, data, held, index_dir, miner=d.miner, depth=d.tune_depth,
+                           alphas=d.alpha_grid)
+        reranker = scorer_with(model, result.state.params, float(max(d.alpha_grid, key=lambda a: table[a])))
+    folder = reranker.save(out / METHOD)
+    report = {"recipe": dataclasses.asdict(r), "steps": steps, "last_train": result.last_train,
+              "examples_per_s": result.examples_per_s, "holdout_ndcg@10_by_alpha": table,
+              "alpha": reranker.config.alpha, "model": str(folder)}
+    (out / "recipe_result.json").write_text(json.dumps(report, indent=2) + "\n")
+    return folder, result
+
+
+def fit_model(r: Recipe, data, train_file: Path, out: Path):
+    """(model, FitResult, steps): the cross-encoder trained on the tuples of `train_file`."""
+    from jaxir.data.tuples import PairEncoder, TupleSource
+    from jaxir.methods.cross_encoder import CrossEncoderModel
+    from jaxir.models.hf import load_bert
+    from jaxir.training.loop import fit
+    from jaxir.training.step import COMPUTE_DTYPES
 
     bert_config, bert_params = load_bert(r.model.model, dtype=COMPUTE_DTYPES[r.fit.compute_dtype])
     head_params = pooler_params = None
     if r.init_from:
         bert_params, head_params, pooler_params = warm_start_params(r.init_from, bert_config, bert_params,
                                                                     pooler=r.model.pooler)
-    model = CrossEncoder(r.model, bert_config=bert_config, bert_params=bert_params,
-                         head_params=head_params, pooler_params=pooler_params)
+    model = CrossEncoderModel(r.model, bert_config=bert_config, bert_params=bert_params,
+                              head_params=head_params, pooler_params=pooler_params)
     source = TupleSource(train_file, data.queries, data.text_of,
-                         PairEncoder(model.tokenizer, r.model.pair_maxlen), d.tuples)
+                         PairEncoder(model.tokenizer, r.model.pair_maxlen), r.data.tuples)
     steps = len(source) // r.fit.batch_size
     steps = min(steps, r.fit.steps) if r.fit.steps else steps
     updates = max(1, steps // r.optim.accumulate)
     optim = dataclasses.replace(r.optim, warmup_steps=int(r.warmup_fraction * updates), total_steps=updates)
     result = fit(task_for(model), source, optim=optim,
                  config=dataclasses.replace(r.fit, steps=steps, out_dir=str(out)))
+    return model, result, steps
 
-    def reranker_with(alpha):
-        model_alpha = CrossEncoder(dataclasses.replace(r.model, alpha=alpha), bert_config=bert_config)
-        return CrossEncoderReranker(model_alpha, result.state.params)
 
-    reranker, table = reranker_with(r.model.alpha), {}
-    if held:
-        index_dir = Path(summary.get("index") or first_stage_index(data, d.miner, out / "indexes"))
-        table = tune_alpha(reranker, data, held, index_dir, miner=d.miner, depth=d.tune_depth,
-                           alphas=d.alpha_grid)
-        reranker = reranker_with(float(max(d.alpha_grid, key=lambda a: table[a])))
-    reranker.save(out / EXPORT_DIR)
-    report = {"recipe": dataclasses.asdict(r), "steps": steps, "last_train": result.last_train,
-              "examples_per_s": result.examples_per_s, "holdout_ndcg@10_by_alpha": table,
-              "alpha": reranker.config.alpha, "reranker": str(out / EXPORT_DIR)}
-    (out / "recipe_result.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
+def scorer_with(model, params, alpha):
+    """The trained `model` as a scorer whose saved config carries `alpha`."""
+    from jaxir.methods.cross_encoder import CrossEncoderModel
+    from jaxir.retrievers.cross_encoder import CrossEncoderScorer
+
+    with_alpha = CrossEncoderModel(dataclasses.replace(model.config, alpha=alpha), bert_config=model.bert_config,
+                                   tokenizer=model.tokenizer)
+    return CrossEncoderScorer(with_alpha, params)
 
 
 def task_for(model):
-    """The engine's task for the CrossEncoder `model`: train() and `jaxir plan`."""
+    """The engine's task for the CrossEncoderModel `model`: train() and `jaxir plan`."""
     from jaxir.training.task import Task
 
     return Task(init=model.init, loss_fn=model.loss_fn, config=model.description())
@@ -228,9 +240,9 @@ def warm_start_params(path: str, bert_config, like: dict, *, pooler: bool = Fals
     import jax
 
     from jaxir.errors import CheckpointError
-    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+    from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 
-    source = CrossEncoderReranker.load(path)
+    source = CrossEncoderScorer.load(path)
     if source.model.bert_config.to_dict() != bert_config.to_dict():
         raise CheckpointError(f"--init-from {path}: its encoder config differs from this recipe's "
                               f"backbone ({source.model.bert_config.to_dict()} vs {bert_config.to_dict()})")
@@ -253,13 +265,13 @@ def tune_alpha_report(*, checkpoint, data, holdout: int = 50, depth: int = 100, 
     """
     from jaxir.data.mine import positives_of
     from jaxir.eval.beir import load_beir
-    from jaxir.retrievers.cross_encoder import CrossEncoderReranker
+    from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 
     dataset = load_beir(data, split="train")
     qids = [q for q in dataset.queries if positives_of(dataset.qrels.get(q, {}), dataset.corpus)]
     r = config("cpu", {"data.tune_depth": depth, "fit.seed": seed})
     held = holdout_qids(qids, holdout, seed)
-    table = tune_alpha(CrossEncoderReranker.load(checkpoint), dataset, held,
+    table = tune_alpha(CrossEncoderScorer.load(checkpoint), dataset, held,
                        first_stage_index(dataset, r.data.miner, Path(cache)), miner=r.data.miner,
                        depth=r.data.tune_depth, alphas=r.data.alpha_grid)
     best = float(max(r.data.alpha_grid, key=lambda a: table[a]))
@@ -277,19 +289,8 @@ def first_stage_index(data, miner: str, out: Path) -> Path:
     return index_for(get_retriever(miner), data, None, out)[0]
 
 
-# argv -> (the mode's config with every given option applied, --out).
-parse_args = functools.partial(parse_recipe, __doc__, Recipe, RECIPE, modes=MODES, flags=FLAGS,
-                               derived=DERIVED, out_help="output folder (see Steps above)",
-                               check=best_metric_check())
-
-
-def main(argv=None, parsed=None) -> dict:
-    """Train from `argv`, or from `parsed` = parse_args(argv) when the caller parsed it already
-    (parsing twice would say its notes twice)."""
-    r, out = parsed or parse_args(argv)
-    report = train(r, out)
-    print(json.dumps({k: report[k] for k in ("steps", "last_train", "alpha", "reranker")}, indent=2))
-    return report
+parse_args, main = entry_points(__doc__, Recipe, RECIPE, train, modes=MODES, flags=FLAGS, derived=DERIVED,
+                               out_help="output folder (see Steps above)")
 
 
 if __name__ == "__main__":

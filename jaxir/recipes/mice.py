@@ -96,7 +96,7 @@ def train(r: Recipe, out_dir: str):
     from jaxir.methods.mice import MiceModel
     from jaxir.models.hf import load_bert
     from jaxir.recipes.cross_encoder import first_stage_index, split_holdout, tune_alpha, warm_start_params
-    from jaxir.retrievers.mice import MiceReranker, save_checkpoint
+    from jaxir.retrievers.mice import MiceScorer, save_checkpoint
     from jaxir.training.loop import fit
     from jaxir.training.step import COMPUTE_DTYPES
 
@@ -122,7 +122,7 @@ def train(r: Recipe, out_dir: str):
               "held_out": len(held)}
     if held:
         index_dir = first_stage_index(data, "bm25", out / "indexes")
-        table = tune_alpha(MiceReranker(model, result.state.params), data, held, index_dir, miner="bm25",
+        table = tune_alpha(MiceScorer(model, result.state.params), data, held, index_dir, miner="bm25",
                            depth=HELDOUT_DEPTH, alphas=(1.0,))
         report["heldout_ndcg@10"] = {"bm25": table[0.0], "mice": table[1.0]}
     (out / "recipe_result.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -272,10 +272,10 @@ def mine_and_score(r: Recipe, data, texts: dict[str, str]):
     """(query ids, query texts, [positive, negatives...] doc ids, teacher scores) of the train split:
     BM25 and dense candidates, then every teacher over the whole corpus per query."""
     from jaxir.index.bm25 import BM25Index
-    from jaxir.methods.dense import DenseRetriever
+    from jaxir.methods.dense import DenseModel
 
     bm25 = BM25Index.build(list(texts.values()), doc_ids=list(texts))
-    dense = DenseRetriever()
+    dense = DenseModel()
     flat = dense_corpus(data, dense, r.data.dense_index, r.data.index_cache)
     qids, queries, candidates = mine_candidates(data, r.data, bm25, dense, flat)
     return qids, queries, candidates, teacher_scores(r.data.teachers, data, queries, r.data.index_cache)

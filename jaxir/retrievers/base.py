@@ -5,6 +5,14 @@ texts to ranked doc ids. A reranker opens (optionally over an index of its own, 
 document states) as a scorer of each query's candidates. Model-based retrievers record the model
 fingerprint in the index manifest and refuse to search an index built with other weights.
 
+One naming scheme, used everywhere:
+
+    jaxir.methods      <M>Config (the settings), <M>Model (init / apply, pure functions of params)
+    jaxir.retrievers   <M>Retriever: a registry entry that builds and opens an index (first stage)
+                       <M>Reranker:  a registry entry that opens a scorer of candidates
+                       <M>Searcher:  what a retriever opens (`search(queries, k)`)
+                       <M>Scorer:    what a reranker opens (`rerank_many(queries, candidates)`)
+
 Retrievers are dataclasses: their fields are the options `jaxir index/eval/search` take (one
 `--field-name` each, help from the field's metadata), so a new option is one field.
 """
@@ -33,14 +41,23 @@ class Retriever(Protocol):
     def open(self, index_dir: Path) -> Searcher: ...
 
 
+class Reranker(Protocol):
+    name: str
+    # The manifest "method" of the state index it reads (MICE's document states), else None.
+    index_kind: str | None
+
+    def open_reranker(self, index_dir: Path | None = None) -> "Scorer": ...
+
+
 class Encoder(Protocol):
     """Retrievers whose method encodes texts also offer `encode` (`jaxir.load(...).encode`)."""
 
     def encode(self, texts: Sequence[str], kind: str = "query"): ...
 
 
-class Reranker(Protocol):
-    name: str
+class Scorer(Protocol):
+    """What a reranker opens: per query, scores of its candidates (doc texts, or ids where the
+    scorer sets `takes_doc_ids`)."""
 
     def rerank_many(self, queries: Sequence[str], doc_lists: Sequence[Sequence[str]],
                     first_stage: Sequence | None = None) -> list[np.ndarray]: ...
@@ -105,11 +122,14 @@ class MethodCheckpoints:
     # the sparse config with query_encoder "mlm").
     defaults: tuple[tuple[str, object], ...] = ()
 
-    def save(self, path: str | Path, config, params, files: dict | None = None) -> Path:
-        """Write config + params as a model folder; `files` {name: source path} are copied in."""
+    def save(self, path: str | Path, config, params, files: dict | None = None, *, bert_config=None) -> Path:
+        """Write config + params as a model folder; `files` {name: source path} are copied in.
+        `bert_config`: the backbone's architecture, recorded so that loading builds the model
+        from it rather than from the backbone folder (a backbone given in memory, as tests do)."""
         from jaxir.models.saved_model import save_model
 
-        return save_model(path, method=self.method, config=config, params=params, files=files)
+        extra = {"bert": bert_config.to_dict()} if bert_config is not None else None
+        return save_model(path, method=self.method, config=config, params=params, files=files, extra=extra)
 
     def load(self, path: str | Path):
         """(config, params) of a saved folder."""
@@ -117,12 +137,15 @@ class MethodCheckpoints:
         return model.config, params
 
     def load_model(self, checkpoint, overrides: dict, model_dir=None):
-        """(model, params): the checkpoint's (a jaxir model folder, or a PyTorch tool's layout read
-        by `jaxir.interop`), or without one the backbone (`model_dir`) + a fresh seeded head.
-        `overrides` replace config fields unless None."""
+        """(model, params): the checkpoint's (a jaxir model folder, a recipe's output folder holding
+        one, or a PyTorch tool's layout read by `jaxir.interop`), or without one the backbone
+        (`model_dir`) + a fresh seeded head. `overrides` replace config fields unless None."""
         from jaxir.interop import detect_format, load_foreign
+        from jaxir.models.folders import model_folder
         from jaxir.models.saved_model import load_or_init
 
+        if checkpoint is not None:  # a recipe's output folder reads as its model folder
+            checkpoint = model_folder(checkpoint, self.method)
         if checkpoint is not None and detect_format(checkpoint, method=self.method) != "jaxir":
             return load_foreign(checkpoint, method=self.method,
                                 overrides={k: v for k, v in overrides.items() if v is not None})

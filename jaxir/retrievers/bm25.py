@@ -11,7 +11,7 @@ ANALYZERS = ("word", "wordpiece")
 
 
 @dataclasses.dataclass
-class BM25:
+class BM25Retriever:
     """Lucene BM25 over word tokens (stopwords + English stemming) or WordPiece tokens."""
 
     analyzer: str = option("word", "'word' (stopwords + Snowball stems) or 'wordpiece'", choices=ANALYZERS)

@@ -30,7 +30,7 @@ save_checkpoint, load_checkpoint = CHECKPOINTS.save, CHECKPOINTS.load
 
 
 @dataclasses.dataclass
-class ColBERT:
+class ColBERTRetriever:
     """ColBERTv2 + PLAID. `checkpoint=None`: MiniLM (or `model`) + untrained seeded projection."""
 
     checkpoint: str | None = option(None, "trained model folder (default: the backbone + an untrained, seeded head)")

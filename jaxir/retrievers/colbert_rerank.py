@@ -14,26 +14,26 @@ import dataclasses
 import numpy as np
 
 from jaxir.retrievers.base import option
-from jaxir.retrievers.colbert import ColBERT
+from jaxir.retrievers.colbert import ColBERTRetriever
 
 
 @dataclasses.dataclass
-class ColBERTRerank(ColBERT):
+class ColBERTReranker(ColBERTRetriever):
     """ColBERT's options and index; rescoring candidates instead of searching."""
 
     alpha: float | None = option(None, "weight of its score against the first stage (both min-max; "
                                        "default: MaxSim alone)", search_only=True, ge=0.0, le=1.0)
     name: str = dataclasses.field(default="colbert-rerank", init=False)
 
-    def open_reranker(self, index_dir=None) -> "MaxSimReranker":
+    def open_reranker(self, index_dir=None) -> "MaxSimScorer":
         if index_dir is None:
             raise ValueError("colbert-rerank reads token vectors from a ColBERT index: give --index DIR")
-        reranker = MaxSimReranker(self.open(index_dir), self.alpha)
+        reranker = MaxSimScorer(self.open(index_dir), self.alpha)
         reranker.source = self.checkpoint
         return reranker
 
 
-class MaxSimReranker:
+class MaxSimScorer:
     """Candidates by id -> exact MaxSim scores from the opened index's token vectors."""
 
     takes_doc_ids = True

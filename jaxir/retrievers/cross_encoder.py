@@ -1,9 +1,8 @@
 """Cross-encoder reranking behind the registry: load a trained reranker, score candidates.
 
-A reranker checkpoint is a model folder (`jaxir.models.saved_model`, method "cross-encoder")
-whose model.json also records the backbone's BertConfig; loading checks the method and the param
-tree and raises CheckpointError otherwise. A training folder holding `reranker/` loads too, as do
-0.1 exports (the engine's checkpoint layout).
+A cross-encoder is saved and loaded as every method is (`MethodCheckpoints`, method
+"cross-encoder"): a model folder that also records the backbone's BertConfig, a recipe's output
+folder holding one (`OUT/cross-encoder/`), or a sentence-transformers CrossEncoder.
 """
 from __future__ import annotations
 
@@ -13,14 +12,15 @@ from typing import Sequence
 
 import numpy as np
 
-from jaxir.retrievers.base import option
+from jaxir.retrievers.base import MethodCheckpoints, option
 
 METHOD = "cross-encoder"
-EXPORT_DIR = "reranker"  # inside a training output folder
+CHECKPOINTS = MethodCheckpoints(METHOD, "jaxir.methods.cross_encoder:CrossEncoderConfig",
+                                "jaxir.methods.cross_encoder:CrossEncoderModel")
 
 
-class CrossEncoderReranker:
-    """A CrossEncoder with trained params; ``rerank(query, doc_texts) -> scores [n]``."""
+class CrossEncoderScorer:
+    """A CrossEncoderModel with trained params; ``rerank(query, doc_texts) -> scores [n]``."""
 
     def __init__(self, model, params):
         from jaxir.methods.cross_encoder import PairScorer
@@ -31,51 +31,16 @@ class CrossEncoderReranker:
         self.source: str | None = None  # the folder it was loaded from
 
     def save(self, directory: str | Path) -> Path:
-        from jaxir.models.saved_model import save_model
-
-        return save_model(directory, method=METHOD, config=self.config, params=self.params,
-                          extra={"bert": self.model.bert_config.to_dict()})
+        return CHECKPOINTS.save(directory, self.config, self.params, bert_config=self.model.bert_config)
 
     @classmethod
-    def load(cls, ckpt_dir: str | Path, *, alpha: float | None = None,
-             rerank_batch_size: int | None = None) -> "CrossEncoderReranker":
-        """Restore from a reranker folder (or a training folder holding ``reranker/``).
-
-        ``alpha``/``rerank_batch_size`` override the saved rerank-time settings.
-        """
-        import jax
-
-        from jaxir.methods.cross_encoder import CrossEncoder, CrossEncoderConfig, bert_config_from_dict
-        from jaxir.models.saved_model import config_from_dict, load_model
-
-        path = Path(ckpt_dir)
-        if (path / EXPORT_DIR).is_dir():
-            path = path / EXPORT_DIR
-        overrides = {k: v for k, v in (("alpha", alpha), ("rerank_batch_size", rerank_batch_size))
-                     if v is not None}
-        from jaxir.interop import detect_format, load_foreign
-
-        if detect_format(path, method=METHOD) != "jaxir":  # a sentence-transformers CrossEncoder
-            reranker = cls(*load_foreign(path, method=METHOD, overrides=overrides))
-            reranker.source = str(ckpt_dir)
-            return reranker
-        built = {}
-
-        def make_config(raw, extra):
-            return dataclasses.replace(config_from_dict(CrossEncoderConfig, raw), **overrides)
-
-        def abstract(config, extra):
-            from jaxir.errors import CheckpointError
-
-            if not extra.get("bert"):
-                raise CheckpointError(f"{path}: model.json records no backbone config ('extra.bert')")
-            built["model"] = CrossEncoder(config, bert_config=bert_config_from_dict(extra["bert"]))
-            return jax.eval_shape(built["model"].init, jax.random.PRNGKey(0))
-
-        _, params, _ = load_model(path, method=METHOD, make_config=make_config, abstract_params=abstract)
-        reranker = cls(built["model"], params)
-        reranker.source = str(ckpt_dir)
-        return reranker
+    def load(cls, checkpoint: str | Path, *, alpha: float | None = None,
+             rerank_batch_size: int | None = None) -> "CrossEncoderScorer":
+        """Restore from a model folder (or a recipe's output folder holding one); ``alpha`` /
+        ``rerank_batch_size`` override the saved rerank-time settings."""
+        scorer = cls(*CHECKPOINTS.load_model(checkpoint, {"alpha": alpha, "rerank_batch_size": rerank_batch_size}))
+        scorer.source = str(checkpoint)
+        return scorer
 
     def rerank(self, query: str, doc_texts: Sequence[str], *,
                first_stage_scores: Sequence[float] | None = None) -> np.ndarray:
@@ -102,7 +67,7 @@ class CrossEncoderReranker:
 
 
 @dataclasses.dataclass
-class CrossEncoderRerank:
+class CrossEncoderReranker:
     """Registry entry: a trained cross-encoder over a first stage's candidates (no index)."""
 
     checkpoint: str | None = option(None, "trained model folder (cross-encoder: required)")
@@ -113,8 +78,7 @@ class CrossEncoderRerank:
     name: str = dataclasses.field(default=METHOD, init=False)
     index_kind = None
 
-    def open_reranker(self, index_dir=None) -> CrossEncoderReranker:
+    def open_reranker(self, index_dir=None) -> CrossEncoderScorer:
         if not self.checkpoint:
             raise FileNotFoundError(f"--method {METHOD} needs --checkpoint")
-        return CrossEncoderReranker.load(self.checkpoint, alpha=self.alpha,
-                                         rerank_batch_size=self.batch_size)
+        return CrossEncoderScorer.load(self.checkpoint, alpha=self.alpha, rerank_batch_size=self.batch_size)

@@ -35,7 +35,7 @@ def open_flat(index_dir, *, fingerprint: str, encode_queries: Callable, kind: st
 
 
 @dataclasses.dataclass
-class Dense:
+class DenseRetriever:
     """Bi-encoder (default: all-MiniLM-L6-v2, mean pooled, normalised) + exact flat search."""
 
     model: str | None = option(None, "local Hugging Face BERT folder (default: embedded all-MiniLM-L6-v2)")
@@ -48,10 +48,10 @@ class Dense:
     @cached_property
     def _encoder(self):
         """The DenseRetriever (weights loaded and jitted once per retriever)."""
-        from jaxir.methods.dense import DenseConfig, DenseRetriever
+        from jaxir.methods.dense import DenseConfig, DenseModel
 
         cfg = DenseConfig(model=self.model, max_length=self.doc_maxlen, batch_size=self.batch_size)
-        return DenseRetriever(cfg)
+        return DenseModel(cfg)
 
     def _retriever(self):
         return self._encoder

@@ -20,7 +20,7 @@ save_checkpoint, load_checkpoint = CHECKPOINTS.save, CHECKPOINTS.load
 
 
 @dataclasses.dataclass
-class I3:
+class I3Retriever:
     """I³ dual encoder (or, from a checkpoint trained without the interaction, the plain one)."""
 
     checkpoint: str | None = option(None, "trained model folder (default: the backbone + untrained, seeded new layers)")

@@ -30,13 +30,12 @@ def load_mice(checkpoint, overrides: dict | None = None):
     """(MiceModel, params) of a MICE folder; a cross-encoder folder gets the one-line hint to
     train MICE from it (it has no MICE config)."""
     from jaxir.errors import CheckpointError
+    from jaxir.models.folders import model_folder
     from jaxir.models.saved_model import read_model_info
 
     if checkpoint is not None:
-        path = Path(checkpoint)
-        probe = path / "reranker" if (path / "reranker").is_dir() and not (path / "model.json").is_file() else path
         try:
-            method = read_model_info(probe)["method"]
+            method = read_model_info(model_folder(checkpoint))["method"]
         except CheckpointError:
             method = None
         if method == "cross-encoder":
@@ -45,7 +44,7 @@ def load_mice(checkpoint, overrides: dict | None = None):
     return CHECKPOINTS.load_model(checkpoint, overrides or {})
 
 
-class MiceReranker:
+class MiceScorer:
     """Scores a query's candidates: by id from a state store, or (no store) from their texts."""
 
     def __init__(self, model, params, store=None):
@@ -105,7 +104,7 @@ class MiceReranker:
 
 
 @dataclasses.dataclass
-class Mice:
+class MiceReranker:
     """Registry entry: MICE reranking over its stored document states."""
 
     checkpoint: str | None = option(None, "trained MICE model folder (default: the backbone + a fresh head)")
@@ -182,7 +181,7 @@ class Mice:
         return write_doc_states(out, list(doc_ids), states, kv=kvs, fingerprint=self._fingerprint,
                                 meta=meta, state_dtype=dtype)
 
-    def open_reranker(self, index_dir=None) -> MiceReranker:
+    def open_reranker(self, index_dir=None) -> MiceScorer:
         from jaxir.errors import IndexFormatError
         from jaxir.index.doc_states import DocStateStore
 
@@ -193,6 +192,6 @@ class Mice:
             if store.has_kv and list(model.interaction) != store.meta["kv_layers"][: len(model.interaction)]:
                 raise IndexFormatError(f"{index_dir}: keys/values stored for layers {store.meta['kv_layers']}, "
                                        f"the model's interaction layers are {list(model.interaction)}")
-        reranker = MiceReranker(model, params, store)
+        reranker = MiceScorer(model, params, store)
         reranker.source = self.checkpoint
         return reranker

@@ -13,15 +13,15 @@ from jaxir.config.bounds import field_error
 from jaxir.errors import OptionError
 
 REGISTRY: dict[str, str] = {
-    "bm25": "jaxir.retrievers.bm25:BM25",
-    "dense": "jaxir.retrievers.dense:Dense",
-    "colbert": "jaxir.retrievers.colbert:ColBERT",
-    "sparse": "jaxir.retrievers.sparse:LearnedSparse",
-    "splade": "jaxir.retrievers.splade:Splade",
-    "i3": "jaxir.retrievers.i3:I3",
-    "cross-encoder": "jaxir.retrievers.cross_encoder:CrossEncoderRerank",
-    "mice": "jaxir.retrievers.mice:Mice",
-    "colbert-rerank": "jaxir.retrievers.colbert_rerank:ColBERTRerank",
+    "bm25": "jaxir.retrievers.bm25:BM25Retriever",
+    "dense": "jaxir.retrievers.dense:DenseRetriever",
+    "colbert": "jaxir.retrievers.colbert:ColBERTRetriever",
+    "sparse": "jaxir.retrievers.sparse:SparseRetriever",
+    "splade": "jaxir.retrievers.splade:SpladeRetriever",
+    "i3": "jaxir.retrievers.i3:I3Retriever",
+    "cross-encoder": "jaxir.retrievers.cross_encoder:CrossEncoderReranker",
+    "mice": "jaxir.retrievers.mice:MiceReranker",
+    "colbert-rerank": "jaxir.retrievers.colbert_rerank:ColBERTReranker",
 }
 
 

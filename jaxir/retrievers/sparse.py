@@ -44,7 +44,7 @@ def term_weights(tokenizer, vectors) -> list[dict[str, float]]:
 
 
 @dataclasses.dataclass
-class LearnedSparse:
+class SparseRetriever:
     """MLM-head document weights + IDF-weighted query tokens over an inverted index."""
 
     checkpoint: str | None = option(None, "trained model folder (default: the backbone + an untrained, seeded head)")

@@ -1,6 +1,6 @@
 """SPLADE (siamese learned sparse) behind the retriever protocol.
 
-The documents are indexed exactly as the inference-free method indexes them (`LearnedSparse.build`:
+The documents are indexed exactly as the inference-free method indexes them (`SparseRetriever.build`:
 MLM-head weights over the corpus's scoring vocabulary, the same inverted index); a query is
 encoded by the same model ([CLS] query [SEP] -> log-saturated, max-pooled MLM logits) and its
 weighted terms are searched in that index. Checkpoints are model folders of method "splade" (a
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.retrievers.base import MethodCheckpoints
-from jaxir.retrievers.sparse import IDF_FILE, LearnedSparse
+from jaxir.retrievers.sparse import IDF_FILE, SparseRetriever
 
 METHOD = "splade"
 
@@ -34,7 +34,7 @@ def save_checkpoint(path: str | Path, config, params, *, idf_file: str | Path | 
 
 
 @dataclasses.dataclass
-class Splade(LearnedSparse):
+class SpladeRetriever(SparseRetriever):
     """MLM-head weights on both sides (SPLADE) over the learned-sparse inverted index."""
 
     name: str = dataclasses.field(default=METHOD, init=False)
