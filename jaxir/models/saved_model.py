@@ -30,7 +30,8 @@ import numpy as np
 
 from jaxir.config_bounds import check_bounds
 from jaxir.errors import CheckpointError, NonFiniteError
-from jaxir.fs import recover_missing, replace_folder, temp_folder_beside, writer_lock
+from jaxir.fs import recover_missing, replace_folder, temp_folder_beside
+from jaxir.fs_lock import writer_lock
 from jaxir.models.hf import params_fingerprint
 
 FORMAT, VERSION = "jaxir-model", 2
