@@ -148,7 +148,7 @@ class Retriever:
         takes it) supplies titles and texts, and must be the one the index records."""
         path = Path(path)
         if corpus is not None:
-            from jaxir.index.store import BUILT_FROM, read_manifest
+            from jaxir.index.manifest import BUILT_FROM, read_manifest
             from jaxir.pipeline.built_from import corpus_mismatch
 
             dataset = self._use_corpus(corpus)

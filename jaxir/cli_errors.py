@@ -6,7 +6,7 @@ one line on stderr, never a traceback (`--debug`: the traceback first, then the 
                                            on disk before is still there)
 
 A full disk names the file being written (`jaxir.errors.names_file` marks the OSError of every
-write under a `jaxir.fs.writer_lock`). Standard library only.
+write under a `jaxir.fs_lock.writer_lock`). Standard library only.
 """
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ def test_save_load_round_trip(tmp_path):
         np.testing.assert_array_equal(loaded.score_all(query), index.score_all(query))
     manifest = json.loads((tmp_path / "bm25" / "manifest.json").read_text())
     manifest["model_fingerprint"] = "word:other-stemmer"  # as if built with another stemmer
-    from jaxir.index.store import DIGEST, manifest_digest
+    from jaxir.index.manifest import DIGEST, manifest_digest
 
     manifest[DIGEST] = manifest_digest(manifest)
     (tmp_path / "bm25" / "manifest.json").write_text(json.dumps(manifest))

@@ -84,7 +84,8 @@ def test_index_without_a_corpus_record_is_refused(tmp_path, capsys):
 
 def test_cache_folder_with_a_stale_record_is_rebuilt(tmp_path, capsys):
     """A cache folder whose record does not match (e.g. written by an older jaxir) is rebuilt."""
-    from jaxir.index.store import load_index, read_manifest
+    from jaxir.index.manifest import read_manifest
+    from jaxir.index.store import load_index
 
     data = write_toy_beir(tmp_path / "toy")
     cache = tmp_path / "cache"
@@ -134,9 +135,9 @@ def test_a_crashed_swap_is_restored_then_checked(tmp_path, capsys):
     index = tmp_path / "idx"
     assert main(["index", "--method", "bm25", "--data", str(a), "--split", "train", "--out", str(index)]) == 0
     manifest = (index / "manifest.json").read_bytes()
-    from jaxir.fs import _stamp
+    from jaxir.fs_aside import stamp
 
-    _stamp(index, ".idx.old-1-deadbeef")  # what a kill between the swap's renames leaves: the
+    stamp(index, ".idx.old-1-deadbeef")  # what a kill between the swap's renames leaves: the
     index.rename(tmp_path / ".idx.old-1-deadbeef")  # old index aside, stamped as jaxir's
     capsys.readouterr()
     assert main(_eval(b, "--index", str(index))) == 2
@@ -151,7 +152,7 @@ def test_an_index_that_appears_while_waiting_is_checked(tmp_path):
     import time
 
     from jaxir.errors import OptionError
-    from jaxir.fs import writer_lock
+    from jaxir.fs_lock import writer_lock
     from jaxir.retrievers.bm25 import BM25Retriever
     from jaxir.pipeline.built_from import build_index, index_at
 
@@ -193,7 +194,7 @@ def test_model_config_edited_in_place_rebuilds_the_index(tmp_path, minilm_dir):
 
     from jaxir.errors import OptionError
     from jaxir.index.flat import FlatIndex
-    from jaxir.index.store import read_manifest
+    from jaxir.index.manifest import read_manifest
     from jaxir.pipeline.built_from import index_at, index_for
     from jaxir.retrievers.dense import DenseRetriever
 

@@ -68,13 +68,13 @@ def test_ctrl_c_is_one_line_rc_130_and_the_old_index_stays(toy, tmp_path):
 def test_a_full_disk_names_the_file_being_written(toy, tmp_path, capsys, monkeypatch):
     """NumPy says only "N requested and M written" (no errno, no file): the line names the index."""
     import jaxir.cli_errors
-    import jaxir.index.store as store
+    import jaxir.index.array_files as array_files
 
     def short_write(file, *args, **kwargs):
         Path(file).write_bytes(b"\x93NUMPY")
         raise OSError("3235 requested and 1301 written")
 
-    monkeypatch.setattr(store.np, "save", short_write)
+    monkeypatch.setattr(array_files.np, "save", short_write)
     monkeypatch.setattr(jaxir.cli_errors, "_no_room", lambda path: True)  # what the full disk reports
     out = tmp_path / "idx"
     assert main(["index", "--method", "bm25", "--data", str(toy), "--split", "train", "--out", str(out)]) == 2

@@ -101,7 +101,7 @@ def _write_corpus(folder: Path, n_docs: int, seed: int) -> Path:
 def _answers(index_dir: Path):
     """(k1 recorded, top-10 of each query) of the index at index_dir, checksums verified."""
     from jaxir.index.bm25 import BM25Index
-    from jaxir.index.store import read_manifest
+    from jaxir.index.manifest import read_manifest
 
     k1 = read_manifest(index_dir)["built_from"]["settings"]["k1"]
     hits = BM25Index.load(index_dir, verify=True).search_batch(QUERIES, 10)

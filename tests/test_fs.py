@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 import jaxir
-from jaxir.fs import (LockTimeout, _stamp, atomic_output, recover, recover_missing, replace_folder,
-                      temp_folder_beside, writer_lock)
+from jaxir.fs import atomic_output, recover_missing, replace_folder, temp_folder_beside
+from jaxir.fs_aside import recover, stamp
+from jaxir.fs_lock import LockTimeout, writer_lock
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(jaxir.__file__).resolve().parents[1])}
 HOLD = """
 import sys, time
-from jaxir.fs import writer_lock
+from jaxir.fs_lock import writer_lock
 with writer_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -74,7 +75,7 @@ def _folder(path: Path, text: str, marker="manifest.json", stamped=False) -> Pat
     path.mkdir()
     (path / marker).write_text(text)
     if stamped:  # as jaxir's own swap or temp folder (a planted one has no stamp)
-        _stamp(path, path.name)
+        stamp(path, path.name)
     return path
 
 

@@ -13,8 +13,9 @@ import pytest
 import jaxir
 from jaxir.cli import main
 from jaxir.errors import IndexFormatError, OptionError
-from jaxir.fs import (UnsafeLock, _stamp, atomic_output, recover, recover_missing, replace_folder,
-                      write_text, writer_lock)
+from jaxir.fs import atomic_output, recover_missing, replace_folder, write_text
+from jaxir.fs_aside import recover, stamp
+from jaxir.fs_lock import UnsafeLock, writer_lock
 from tests.toy_beir import write_toy_beir
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(jaxir.__file__).resolve().parents[1])}
@@ -106,7 +107,7 @@ def test_no_lock_file_is_left_after_success_or_failure(toy, tmp_path, capsys):
 
 
 def test_a_stale_lock_of_a_killed_writer_is_used_then_removed(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom jaxir.fs import writer_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom jaxir.fs_lock import writer_lock\n"
                                "with writer_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)",
                                str(tmp_path / "idx")], env=ENV, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -120,7 +121,7 @@ def test_a_stale_lock_of_a_killed_writer_is_used_then_removed(tmp_path):
 
 WRITER = """
 import os, sys, time
-from jaxir.fs import writer_lock
+from jaxir.fs_lock import writer_lock
 target, log, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for i in range(n):
     with writer_lock(target):
@@ -165,7 +166,7 @@ def test_a_planted_old_folder_is_never_restored(tmp_path):
 def test_a_stamp_naming_another_folder_is_not_jaxirs(tmp_path):
     """A copied or renamed stamped folder names its original, not itself."""
     planted = _index_like(tmp_path / ".idx.old-1-deadbeef")
-    _stamp(planted, ".idx.old-2-cafef00d")
+    stamp(planted, ".idx.old-2-cafef00d")
     (tmp_path / ".idx.old-2-cafef00d").mkdir()  # a plain folder under the name the stamp gives
     assert recover(tmp_path / "idx", marker="manifest.json") == []
     assert (planted / "manifest.json").read_text() == "planted" and not (tmp_path / "idx").exists()
@@ -195,7 +196,8 @@ def test_cli_index_never_restores_a_planted_old_folder(toy, tmp_path):
 KILLED_SWAP = """
 import os, sys
 from pathlib import Path
-from jaxir.fs import replace_folder, temp_folder_beside, writer_lock
+from jaxir.fs import replace_folder, temp_folder_beside
+from jaxir.fs_lock import writer_lock
 target = Path(sys.argv[1])
 real, calls = os.replace, [0]
 def replace(a, b):

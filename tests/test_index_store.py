@@ -6,7 +6,8 @@ import pytest
 
 from jaxir.errors import IndexFormatError
 from jaxir.index import store
-from jaxir.index.store import FORMAT_VERSION, load_index, save_index
+from jaxir.index.manifest import FORMAT_VERSION
+from jaxir.index.store import load_index, save_index
 
 
 def _arrays(seed=0):
@@ -50,7 +51,7 @@ def test_replace_swaps_whole_index_and_leaves_no_temp_dirs(tmp_path):
     loaded = load_index(tmp_path / "idx")
     assert set(loaded.arrays) == set(new) and loaded.meta == {"v": 2}
     np.testing.assert_array_equal(loaded.arrays["embeddings"], new["embeddings"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]  # nor the lock (see jaxir.fs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]  # nor the lock (see jaxir.fs_lock)
 
 
 def test_failed_save_keeps_old_index(tmp_path, monkeypatch):
@@ -64,8 +65,8 @@ def test_failed_save_keeps_old_index(tmp_path, monkeypatch):
             raise OSError("disk full")
         return original(folder, name, array)
 
-    original = store._write_array
-    monkeypatch.setattr(store, "_write_array", failing_write)
+    original = store.write_array
+    monkeypatch.setattr(store, "write_array", failing_write)
     with pytest.raises(OSError, match="disk full"):
         _save(tmp_path / "idx", _arrays(1))
     np.testing.assert_array_equal(load_index(tmp_path / "idx").arrays["embeddings"], old["embeddings"])
@@ -157,7 +158,7 @@ def test_an_edited_manifest_is_refused_at_open(tmp_path, edit):
 
 def test_a_manifest_without_digest_still_opens(tmp_path):
     """Indexes written before the digest existed stay readable (and the arrays stay checksummed)."""
-    from jaxir.index.store import DIGEST
+    from jaxir.index.manifest import DIGEST
 
     path = _save(tmp_path / "idx")
     manifest = json.loads((path / "manifest.json").read_text())

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from jaxir.errors import IndexFormatError
-from jaxir.index import store
-from jaxir.index.store import load_index, read_manifest, save_index
+from jaxir.index import folder_reads, store
+from jaxir.index.manifest import read_manifest
+from jaxir.index.store import load_index, save_index
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,8 +61,8 @@ def _consistent(loaded, kept_on_even=True) -> bool:
 
 
 def test_reader_sees_old_or_new_index_while_a_writer_swaps_it(tmp_path, monkeypatch):
-    retried, real_replaced = [], store._replaced
-    monkeypatch.setattr(store, "_replaced", lambda *a: retried.append(1) or real_replaced(*a))
+    retried, real_replaced = [], folder_reads._replaced
+    monkeypatch.setattr(folder_reads, "_replaced", lambda *a: retried.append(1) or real_replaced(*a))
     path = tmp_path / "idx"
     save_index(path, _arrays(1), method="dense", model_fingerprint="m", meta={"gen": 1})
     seconds = float(os.environ.get("JAXIR_SWAP_STRESS_S", "3"))
@@ -108,7 +109,7 @@ def test_a_reader_retries_only_when_the_folder_was_replaced(tmp_path, monkeypatc
     """A load that fails because the folder it opened was swapped out retries on the new one; one
     that keeps being swapped out gives up with a message that says so, not 'corrupt'."""
     path = save_index(tmp_path / "idx", _arrays(1), method="dense", model_fingerprint="m", meta={"gen": 1})
-    real = store._load_array
+    real = store.load_array
     swaps = []
 
     def swap_first(*args, **kw):  # the first array read finds its folder replaced by generation 2
@@ -118,7 +119,7 @@ def test_a_reader_retries_only_when_the_folder_was_replaced(tmp_path, monkeypatc
             raise IndexFormatError("torn read")
         return real(*args, **kw)
 
-    monkeypatch.setattr(store, "_load_array", swap_first)
+    monkeypatch.setattr(store, "load_array", swap_first)
     loaded = load_index(path)
     assert loaded.meta["gen"] == 2 and _consistent(loaded, kept_on_even=False) and swaps == [1]
 
@@ -127,7 +128,7 @@ def test_a_reader_retries_only_when_the_folder_was_replaced(tmp_path, monkeypatc
         save_index(path, _arrays(g), method="dense", model_fingerprint="m", meta={"gen": g})
         raise IndexFormatError("torn read")
 
-    monkeypatch.setattr(store, "_load_array", always_swapped)
+    monkeypatch.setattr(store, "load_array", always_swapped)
     started = time.monotonic()
     with pytest.raises(IndexFormatError, match="replaced .* while it was read"):
         load_index(path)
@@ -138,7 +139,7 @@ def test_a_reader_retries_only_when_the_folder_was_replaced(tmp_path, monkeypatc
         raise IndexFormatError("really corrupt")
 
     calls = []
-    monkeypatch.setattr(store, "_load_array", fails_in_place)
+    monkeypatch.setattr(store, "load_array", fails_in_place)
     with pytest.raises(IndexFormatError, match="really corrupt"):
         load_index(path)
     assert calls == [1]

@@ -10,7 +10,7 @@ until the function runs). The same static read builds the import graph for the c
     python tests/test_layers.py     # prints the counts of import circles and upward imports
 
 Not seen: imports by string (the registry's "module:Class" names, importlib f-strings); the root
-modules (api.py, fs.py, cli*.py, ...) belong to no floor.
+modules (api.py, fs*.py, cli*.py, ...) belong to no floor.
 """
 import ast
 import pkgutil

@@ -180,3 +180,13 @@ def test_teacher_gets_no_gradient():
 def test_inbatch_shape_error_names_shape():
     with pytest.raises(ValueError, match=r"\(2, 5\)"):
         losses.inbatch_cross_entropy(jnp.zeros((2, 5)), group_size=2)
+
+
+def test_masked_numpy_float64_scores_stay_finite():
+    """NumPy float64 in (jax computes float32): the masked floor is float32's, not an overflowed
+    float64 one (-inf, which turned a masked one-hot product into NaN)."""
+    scores, mask = np.array([[2.0, 0.0], [1.0, 0.0]]), np.array([[1, 0], [1, 1]])
+    want = float(losses.infonce(jnp.asarray(scores, jnp.float32), jnp.zeros(2, jnp.int32), mask=mask))
+    got = float(losses.infonce(scores, np.zeros(2, np.int64), mask=mask))
+    assert math.isfinite(got) and got == pytest.approx(want, rel=1e-6)
+    assert float(losses.kl_distillation(scores, scores[::-1], mask=mask)) >= 0.0

@@ -17,7 +17,7 @@ from jaxir.index import plaid_update
 from jaxir.index.codec import fit_codec_numpy
 from jaxir.index.plaid import PlaidIndex
 from jaxir.index.plaid_builder import PlaidIndexBuilder
-from jaxir.index.store import BUILT_FROM, read_manifest, stamp_manifest
+from jaxir.index.manifest import BUILT_FROM, read_manifest, stamp_manifest
 from tests.test_plaid import make_docs, make_query, topic_centers
 
 ROOT = Path(jaxir.__file__).resolve().parents[1]
@@ -252,7 +252,7 @@ def test_append_takes_the_index_build_options_it_is_not_given(tmp_path, capsys):
     import json
 
     from jaxir import cli
-    from jaxir.index.store import read_manifest
+    from jaxir.index.manifest import read_manifest
     from tests.toy_beir import write_toy_beir
 
     full, part = write_toy_beir(tmp_path / "full"), write_toy_beir(tmp_path / "part")

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, IndexFormatError
-from ..fs import writer_lock
+from ..fs_lock import writer_lock
 from .plaid import METHOD, PlaidIndex
 from .plaid_builder import PlaidIndexBuilder
-from .store import BUILT_FROM, MANIFEST, StoredIndex, load_index, save_index
+from .manifest import BUILT_FROM, MANIFEST
+from .store import StoredIndex, load_index, save_index
 
 UPDATES = "updates"  # meta: the log of updates applied since the build, oldest first
 

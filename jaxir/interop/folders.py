@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 
 from jaxir.errors import CheckpointError, OptionError
-from jaxir.fs import replace_folder, temp_folder_beside, writer_lock
+from jaxir.fs import replace_folder, temp_folder_beside
+from jaxir.fs_lock import writer_lock
 
 EXPORT_FILE = "jaxir_export.json"
 EXPORT_FORMAT, EXPORT_VERSION = "jaxir-export", 1

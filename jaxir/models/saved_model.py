@@ -30,9 +30,10 @@ import numpy as np
 
 from jaxir.config.bounds import check_bounds
 from jaxir.errors import CheckpointError, NonFiniteError
-from jaxir.fs import recover_missing, replace_folder, temp_folder_beside, writer_lock
-from jaxir.models.folders import MODEL_FILE
+from jaxir.fs import recover_missing, replace_folder, temp_folder_beside
+from jaxir.fs_lock import writer_lock
 from jaxir.models.bert import BertConfig
+from jaxir.models.folders import MODEL_FILE
 from jaxir.models.hf import params_fingerprint
 
 FORMAT, VERSION = "jaxir-model", 2

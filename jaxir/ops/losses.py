@@ -21,8 +21,10 @@ def _valid(scores: chex.Array, mask: chex.Array | None) -> chex.Array:
 def _masked_log_softmax(logits: chex.Array, valid: chex.Array) -> chex.Array:
     """log softmax over the valid entries of the last axis; masked entries get a huge negative.
 
-    A finite fill (not -inf) keeps values and gradients finite even for all-masked rows.
+    A finite fill (not -inf) keeps values and gradients finite even for all-masked rows; it is
+    taken in the dtype jax computes in (a NumPy float64 input's float64 floor would be -inf).
     """
+    logits = jnp.asarray(logits)
     fill = jnp.finfo(logits.dtype).min / 2
     return jax.nn.log_softmax(jnp.where(valid, logits, fill), axis=-1)
 
@@ -62,7 +64,14 @@ def margin_mse(
     teacher_pos: chex.Array,
     teacher_neg: chex.Array,
 ) -> chex.Array:
-    """Margin-MSE (Hofstaetter et al., 2020): mean ((s+ - s-) - (t+ - t-))^2.  All inputs [B]."""
+    """Margin-MSE (Hofstaetter et al., 2020): mean ((s+ - s-) - (t+ - t-))^2.  All inputs [B].
+
+    >>> import numpy as np
+    >>> s_pos, s_neg = np.array([3., 2.]), np.array([1., 2.])   # student margins 2, 0
+    >>> t_pos, t_neg = np.array([5., 4.]), np.array([2., 2.])   # teacher margins 3, 2
+    >>> margin_mse(s_pos, s_neg, t_pos, t_neg).item()           # ((2 - 3)^2 + (0 - 2)^2) / 2
+    2.5
+    """
     chex.assert_rank(student_pos, 1)
     chex.assert_equal_shape([student_pos, student_neg, teacher_pos, teacher_neg])
     teacher_margin = jax.lax.stop_gradient(teacher_pos - teacher_neg)
@@ -95,9 +104,17 @@ def infonce(
     scores: [B, N]; labels: [B] ints; mask: [B, N] (masked candidates leave the softmax). A row
     whose label is masked or out of range is skipped; the mean runs over the other rows.
     Divide scores by a temperature before calling if the method uses one.
+
+    >>> import numpy as np
+    >>> scores = np.array([[0., 0.], [2., 0.]])
+    >>> round(infonce(scores, np.array([0, 0])).item(), 4)   # (ln 2 + ln(1 + e^-2)) / 2
+    0.41
+    >>> infonce(scores, np.array([0, 0]), mask=np.array([[1, 0], [1, 0]])).item()  # alone: -ln 1
+    0.0
     """
     chex.assert_rank([scores, labels], [2, 1])
     chex.assert_equal_shape_prefix([scores, labels], 1)
+    scores = jnp.asarray(scores)  # NumPy float64 in: one-hot and floor in jax's dtype
     valid = _valid(scores, mask)
     log_p = _masked_log_softmax(scores, valid)
     onehot = jax.nn.one_hot(labels, scores.shape[1], dtype=scores.dtype) * valid

@@ -97,6 +97,15 @@ def mice_masks(segment_ids: chex.Array, mask: chex.Array, *, variant: MiceVarian
     The mask only decides who attends to whom: in MICE's interaction layers the document states
     are frozen (no document self-attention, no FFN), which the model does by carrying the doc rows
     through unchanged, not by masking.
+
+    Two query tokens, two document tokens and a pad (rows attend to columns):
+
+    >>> import numpy as np
+    >>> seg, valid = np.array([[0, 0, 1, 1, 1]]), np.array([[1, 1, 1, 1, 0]])
+    >>> mice_masks(seg, valid, variant="query_to_doc")[0].astype(int).tolist()
+    [[1, 1, 1, 1, 0], [1, 1, 1, 1, 0], [0, 0, 1, 1, 0], [0, 0, 1, 1, 0], [0, 0, 0, 0, 0]]
+    >>> mice_masks(seg, valid, variant="block_diagonal")[0, 0].astype(int).tolist()
+    [1, 1, 0, 0, 0]
     """
     if variant not in MICE_VARIANTS:
         raise ValueError(

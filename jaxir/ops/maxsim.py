@@ -52,6 +52,19 @@ def maxsim_pairwise(q: Array, q_mask: Array | None, d: Array, d_mask: Array | No
       d_mask: [..., Ld] or None.
     Returns:
       [...] float32 scores.
+
+    One query of two tokens against one document of three (each query token keeps its best
+    document token):
+
+    >>> import numpy as np
+    >>> q = np.array([[[1., 0.], [0., 1.]]])
+    >>> d = np.array([[[1., 0.], [.5, .5], [0., 2.]]])
+    >>> maxsim_pairwise(q, None, d, None).tolist()                                # 1 + 2
+    [3.0]
+    >>> maxsim_pairwise(q, None, d, np.array([[True, True, False]])).tolist()     # 1 + 0.5
+    [1.5]
+    >>> maxsim_pairwise(q, None, d, np.zeros((1, 3), bool)).tolist()  # no valid token: 0
+    [0.0]
     """
     chex.assert_equal_rank([q, d])
     if q.ndim < 2:

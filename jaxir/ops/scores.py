@@ -36,7 +36,14 @@ def minmax_normalize(scores: chex.Array, *, mask: chex.Array | None = None) -> c
     """Per-row min-max scaling to [0, 1]: out[b, n] = (s[b, n] - min_b) / (max_b - min_b).
 
     min_b / max_b run over row b's valid candidates. scores: [B, N] -> [B, N].
+
+    >>> import numpy as np
+    >>> minmax_normalize(np.array([[1., 3., 2.], [7., 7., 7.]])).tolist()   # a flat row: zeros
+    [[0.0, 1.0, 0.5], [0.0, 0.0, 0.0]]
+    >>> minmax_normalize(np.array([[1., 3., 9.]]), mask=np.array([[1, 1, 0]])).tolist()
+    [[0.0, 1.0, 0.0]]
     """
+    scores = jnp.asarray(scores)  # jax's dtype: a NumPy float64's bounds would overflow float32
     valid = _valid(scores, mask)
     lo, hi = _row_range(scores, valid)
     span = hi - lo
@@ -52,6 +59,7 @@ def zscore_normalize(scores: chex.Array, *, mask: chex.Array | None = None) -> c
     Statistics run over row b's valid candidates. scores: [B, N] -> [B, N]. A row whose valid
     entries are all equal maps to zeros (detected exactly via max == min, not via a tiny std).
     """
+    scores = jnp.asarray(scores)  # jax's dtype: a NumPy float64's bounds would overflow float32
     valid = _valid(scores, mask)
     lo, hi = _row_range(scores, valid)
     count = jnp.maximum(jnp.sum(valid, axis=1, keepdims=True), 1).astype(scores.dtype)

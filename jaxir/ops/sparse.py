@@ -34,6 +34,7 @@ def masked_max_pool(x: chex.Array, mask: chex.Array) -> chex.Array:
     """
     chex.assert_rank([x, mask], [3, 2])
     chex.assert_equal_shape_prefix([x, mask], 2)
+    x = jnp.asarray(x)  # the floor in jax's dtype (a NumPy float64's would be -inf)
     valid = mask.astype(bool)[..., None]
     lowest = jnp.finfo(x.dtype).min
     pooled = jnp.max(jnp.where(valid, x, lowest), axis=1)
@@ -60,7 +61,12 @@ def sparse_doc_weights(
 
 
 def flops(w: chex.Array) -> chex.Array:
-    """FLOPS regulariser (Paria et al., 2020): sum_t (mean_b |w[b, t]|)^2.  w: [B, V] -> scalar."""
+    """FLOPS regulariser (Paria et al., 2020): sum_t (mean_b |w[b, t]|)^2.  w: [B, V] -> scalar.
+
+    >>> import numpy as np
+    >>> flops(np.array([[1., 0., 0.], [3., -2., 0.]])).item()   # column means 2, 1, 0: 4 + 1
+    5.0
+    """
     chex.assert_rank(w, 2)
     return jnp.sum(jnp.square(jnp.mean(jnp.abs(w), axis=0)))
 
@@ -132,6 +138,10 @@ def topk_prune(w: chex.Array, k: int) -> chex.Array:
 
     Ties are broken towards the lower vocabulary id (jax.lax.top_k). k >= V returns w unchanged.
     Gradients flow to the kept entries only.
+
+    >>> import numpy as np
+    >>> topk_prune(np.array([[1., 4., 2., 4.], [0., 3., 5., 1.]]), 2).tolist()
+    [[0.0, 4.0, 0.0, 4.0], [0.0, 3.0, 5.0, 0.0]]
     """
     chex.assert_rank(w, 2)
     if k < 0:

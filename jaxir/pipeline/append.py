@@ -18,8 +18,9 @@ from pathlib import Path
 
 from jaxir.errors import DataError, OptionError
 from jaxir.eval.beir import corpus_fingerprint
-from jaxir.fs import writer_lock
-from jaxir.index.store import BUILT_FROM, MANIFEST, load_index, read_manifest
+from jaxir.fs_lock import writer_lock
+from jaxir.index.manifest import BUILT_FROM, MANIFEST, read_manifest
+from jaxir.index.store import load_index
 from jaxir.pipeline.built_from import WEIGHT_OPTIONS, FILE_OPTIONS, build_settings, contents, identity
 
 

@@ -29,8 +29,9 @@ import time
 from pathlib import Path
 
 from jaxir.errors import IndexFormatError, OptionError
-from jaxir.fs import replace_folder, temp_folder_beside, writer_lock
-from jaxir.index.store import BUILT_FROM, MANIFEST, read_manifest, stamp_manifest
+from jaxir.fs import replace_folder, temp_folder_beside
+from jaxir.fs_lock import writer_lock
+from jaxir.index.manifest import BUILT_FROM, MANIFEST, read_manifest, stamp_manifest
 
 WEIGHT_OPTIONS = ("checkpoint", "model")  # also checked by the model fingerprint at open
 # Build options that name a file or folder: keyed by what they hold (`content_digest`), not by path.

@@ -81,7 +81,7 @@ class ColBERTRetriever:
         its codec (atomic; `fields` replace manifest entries such as the corpus record)."""
         from jaxir.index.plaid_update import append_to_folder
 
-        from jaxir.index.store import read_manifest
+        from jaxir.index.manifest import read_manifest
 
         model, params = self._loaded
         built = read_manifest(index_dir).get("model_fingerprint")
