@@ -7,7 +7,7 @@ settings; the script prints nDCG@10 of each (paired randomization p), the append
 overlap with the scratch index, and how many of the scratch index's top 10 per query are
 appended documents (how much the test leans on them). Times are of this run (encoder included).
 
-    python benchmarks/bench_append.py --data ../shared/data/beir/scifact \\
+    python -m benchmarks.claims.bench_append --data ../shared/data/beir/scifact \\
         --checkpoint runs/colbert-scifact/colbert --out runs/bench-append \\
         [--scratch-index runs/indexes/<scifact colbert index of that checkpoint>] [--held-out 0.2]
 """

@@ -8,7 +8,7 @@ choose) and compares each pair on the test split with `sparse_matched.py`, which
 index to the sparser one's postings (a small cut when training already matched them) and gives
 nDCG@10, postings and ms per query, and the paired p.
 
-    python benchmarks/flops_modes.py --data ../shared/data/beir/scifact \
+    python -m benchmarks.claims.flops_modes --data ../shared/data/beir/scifact \
         --lambdas idf_aware=0.01,0.1 --lambdas uniform=0.001,0.01 [--out runs/flops-scifact] [--dry-run]
 
 Resumable as `sparse_teacher_grid.py` is: a step whose output exists is not run again. Logs:
@@ -20,7 +20,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from sparse_teacher_grid import JAXIR, ROOT, Step, run_plan
+from benchmarks import ROOT
+from benchmarks.claims.sparse_teacher_grid import JAXIR, Step, module, run_plan
 
 MODES = ("idf_aware", "uniform")
 
@@ -45,8 +46,9 @@ def plan(data: Path, out: Path, lambdas: dict[str, list[str]]) -> list[Step]:
                                                         "--doc-windows", "1", "--out", str(index)],
                               index / "manifest.json", after=[name]))
     table = out / "matched.md"
-    steps.append(Step("matched", [sys.executable, str(Path(__file__).resolve()), "--data", str(data), "--out", str(out),
-                                  "--report", *[a for m, v in lambdas.items() for a in ("--lambdas", f"{m}={','.join(v)}")]],
+    steps.append(Step("matched", module("benchmarks.claims.flops_modes") + [
+                          "--data", str(data), "--out", str(out), "--report",
+                          *[a for m, v in lambdas.items() for a in ("--lambdas", f"{m}={','.join(v)}")]],
                       table, stdout=table, after=[s.name for s in steps if s.name.endswith("-index")]))
     return steps
 
@@ -81,10 +83,11 @@ def report(data: Path, out: Path, lambdas: dict[str, list[str]]) -> None:
         mine = nnz[("idf_aware", lam)]
         print(f"\n### IDF-aware lambda {lam} ({mine:.1f} nnz/doc) against uniform lambda {partner} "
               f"({nnz[('uniform', partner)]:.1f})\n", flush=True)
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sparse_matched.py"), "--data", str(data),
-                        *[a for m, v in (("idf_aware", lam), ("uniform", partner))
-                          for a in ("--index", f"{m} lambda {v}={out / 'indexes' / f'{run_name(m, v)}-w1'}")]],
-                       check=True)
+        subprocess.run(module("benchmarks.claims.sparse_matched") + [
+                           "--data", str(data),
+                           *[a for m, v in (("idf_aware", lam), ("uniform", partner))
+                             for a in ("--index", f"{m} lambda {v}={out / 'indexes' / f'{run_name(m, v)}-w1'}")]],
+                       check=True, cwd=ROOT)
 
 
 def main() -> None:

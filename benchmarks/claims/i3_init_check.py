@@ -12,7 +12,7 @@ Variants: "plain" (no interaction), "before" (the interactor a copy of the last 
 = 0.1: the earlier recipe, with today's reconstruction labels), "after" (zero-residual interactor,
 alpha = 1, beta = 0.1 in the first pass: the reference's set-up).
 
-    python benchmarks/i3_init_check.py --data ../shared/data/beir/scifact --out runs/results/i3-init.json
+    python -m benchmarks.claims.i3_init_check --data ../shared/data/beir/scifact --out runs/results/i3-init.json
 """
 from __future__ import annotations
 

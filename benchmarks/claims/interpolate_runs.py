@@ -4,7 +4,7 @@ candidates), so another alpha costs no rescoring. The reranked run must hold exa
 stage's candidates per query (eval with --k equal to --depth); the interpolation is the library's
 own (`jaxir.methods.cross_encoder.interpolate`).
 
-    python benchmarks/interpolate_runs.py --reranked runs/results/ce.scifact.d100.trec \\
+    python -m benchmarks.claims.interpolate_runs --reranked runs/results/ce.scifact.d100.trec \\
         --first-stage runs/results/bm25.scifact.k100.trec --alpha 0.5 \\
         --data ../shared/data/beir/scifact --run runs/results/ce.a05.scifact.d100.trec
 """

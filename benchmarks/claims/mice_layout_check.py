@@ -11,7 +11,7 @@ no precomputed layout can reach, `sinks at the cross-encoder's positions` (the d
 where this query puts it, which depends on the query's length). `--text-starts 16,20` adds the
 sinks layout with the text from those fixed positions instead of Lq (the sinks at 0 and start-1).
 
-    python benchmarks/mice_layout_check.py --data ../shared/data/beir/scifact --pairs 48
+    python -m benchmarks.claims.mice_layout_check --data ../shared/data/beir/scifact --pairs 48
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ queries without ranking better. This splits two runs' per-query nDCG@10 by wheth
 query has a judged positive among the train split's positives, with a paired randomization p in
 each part.
 
-    python benchmarks/seen_positive_split.py --data ../shared/data/beir/scifact \
+    python -m benchmarks.claims.seen_positive_split --data ../shared/data/beir/scifact \
         --run runs/results/i3-scifact.scifact.trec --reference runs/results/plain-scifact.scifact.trec
 """
 from __future__ import annotations

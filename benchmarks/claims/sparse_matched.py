@@ -9,7 +9,7 @@ compared with the first one: the mean per-query nDCG@10 difference and its two-s
 randomization test (10,000 sign flips, `jaxir.eval.significance`). `--min-idf` drops query terms
 with idf <= the value for every index (as `jaxir eval --min-idf`).
 
-    python benchmarks/sparse_matched.py --data ../shared/data/beir/scifact \
+    python -m benchmarks.claims.sparse_matched --data ../shared/data/beir/scifact \
         --index ensemble=runs/indexes/scifact-sparse-r1 --index dense=runs/indexes/scifact-sparse-dense
 """
 from __future__ import annotations

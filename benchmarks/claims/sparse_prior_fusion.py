@@ -13,7 +13,7 @@ scored on those held-out train queries (never trained on) over the full corpus, 
 ranks them best is the one to index with (`jaxir index --head-scale BETA`): chosen without the test
 queries.
 
-    python benchmarks/sparse_prior_fusion.py --data ../shared/data/beir/scifact \
+    python -m benchmarks.claims.sparse_prior_fusion --data ../shared/data/beir/scifact \
         --index runs/indexes/scifact-sparse-prior-w1 --holdout runs/sparse-prior/holdout.json
 """
 from __future__ import annotations
@@ -38,13 +38,13 @@ def index_vectors(inverted) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def main() -> None:
+    from benchmarks.claims.sparse_matched import measure
     from jaxir.eval.beir import load_beir
     from jaxir.eval.significance import compare_per_query
     from jaxir.index.sparse_search import SparseIndex
     from jaxir.methods.lexical_prior import LexicalPrior, add_vectors
     from jaxir.methods.stem_classes import StemClasses
     from jaxir.text import load_tokenizer, tokenize
-    from sparse_matched import measure  # same folder
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True)

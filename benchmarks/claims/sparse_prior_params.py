@@ -5,7 +5,7 @@ column is shown only to see whether the choice carries over. Queries keep the in
 weights; documents get the prior of `jaxir.methods.lexical_prior` (with `--stem`, the stemmed one
 of `jaxir.methods.stem_classes`), avgdl of this corpus.
 
-    python benchmarks/sparse_prior_params.py --data ../shared/data/beir/scifact \
+    python -m benchmarks.claims.sparse_prior_params --data ../shared/data/beir/scifact \
         --index runs/indexes/scifact-sparse-prior-w1 --k1 0.6,0.9,1.2,1.5,2,3 --b 0.3,0.5,0.75,0.9,1
 """
 from __future__ import annotations
@@ -18,12 +18,12 @@ import numpy as np
 
 
 def main() -> None:
+    from benchmarks.claims.sparse_matched import measure
     from jaxir.eval.beir import load_beir
     from jaxir.index.sparse_search import SparseIndex
     from jaxir.methods.lexical_prior import LexicalPrior
     from jaxir.methods.stem_classes import StemClasses
     from jaxir.text import load_tokenizer, tokenize
-    from sparse_matched import measure  # same folder
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True)

@@ -11,7 +11,7 @@ model: `--head-scale 0.25 --prior-stem true`). Each student is indexed with one 
 the groups are compared at matched sparsity by `sparse_matched.py` (paired p against the first row).
 Each teacher and each pair's min-max ensemble (`teacher_ensemble.py`) is scored on the test split too.
 
-    python benchmarks/sparse_teacher_grid.py --data ../shared/data/beir/scifact [--out runs/grid-scifact]
+    python -m benchmarks.claims.sparse_teacher_grid --data ../shared/data/beir/scifact [--out runs/grid-scifact]
         [--only plain,splade,ens-idf,...] [--dry-run]
 
 Every step is a command whose output is checked before it runs, so a killed grid resumes where it
@@ -32,9 +32,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import ROOT
+
 JAXIR = [sys.executable, "-m", "jaxir.cli"]
 PRIOR_INDEX = ["--head-scale", "0.25", "--prior-stem", "true"]
+
+
+def module(name: str) -> list[str]:
+    """The command line of a benchmark module, `python -m NAME` (the steps run from ROOT)."""
+    return [sys.executable, "-m", name]
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ def plan(data: Path, out: Path) -> list[Step]:
                                                 "--data", str(data), "--run", str(run)],
                           out / t / "test-eval.txt", stdout=out / t / "test-eval.txt", after=[t]))
     # Each teacher pair's min-max ensemble on the test split: what perfect distillation would reach.
-    ensemble = [sys.executable, str(ROOT / "benchmarks" / "teacher_ensemble.py"), "--data", str(data)]
+    ensemble = module("benchmarks.claims.teacher_ensemble") + ["--data", str(data)]
     for name, teachers, after in (
             ("teachers-ensemble", [f"{method[t]}:{ckpt[t]}" for t in ("plain", "splade")], ["plain", "splade"]),
             ("minilm-bm25-ensemble", [], [])):
@@ -109,9 +115,8 @@ def plan(data: Path, out: Path) -> list[Step]:
     for group, min_idf in (("no-prior", 0.0), ("prior", 0.5)):
         members = [s for s in STUDENTS if s.prior == (group == "prior")]
         table = out / f"matched-{group}.md"
-        steps.append(Step(f"matched-{group}", [
-            sys.executable, str(ROOT / "benchmarks" / "sparse_matched.py"), "--data", str(data),
-            "--min-idf", str(min_idf),
+        steps.append(Step(f"matched-{group}", module("benchmarks.claims.sparse_matched") + [
+            "--data", str(data), "--min-idf", str(min_idf),
             *[a for s in members for a in ("--index", f"{s.label}={out / 'indexes' / f'{s.name}-w1'}")]],
             table, stdout=table, after=[f"{s.name}-index" for s in members]))
     return steps

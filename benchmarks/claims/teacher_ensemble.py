@@ -8,8 +8,8 @@ would reach on these candidates. `--weights` lists one weight per teacher for ea
 score; "1,0" and "0,1" are the teachers alone. A sparse teacher's candidates are the documents it
 retrieves (those sharing a term with the query), not zero-scored ones.
 
-    python benchmarks/teacher_ensemble.py --data ../shared/data/beir/scifact --weights 1,0 0,1 1,1
-    python benchmarks/teacher_ensemble.py --data ../shared/data/beir/scifact \
+    python -m benchmarks.claims.teacher_ensemble --data ../shared/data/beir/scifact --weights 1,0 0,1 1,1
+    python -m benchmarks.claims.teacher_ensemble --data ../shared/data/beir/scifact \
         --teachers i3:runs/grid-scifact/plain/i3 splade:runs/grid-scifact/splade/splade
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@ PyLate 1.6 pins transformers <= 5.3 and its default backend (fast-plaid) pins a 
 gets a separate environment: the local CPU torch wheel first, then PyLate without fast-plaid.
 colbert-ai 0.2.22 predates transformers 5 and gets one of its own the same way (its Stanford
 PLAID C++ extensions compile on first use; the interop checks use only its encoder). fast-plaid 1.7
-gets a third, with the torch it pins. pyserini 1.6 (Lucene through a JVM, `engine_lucene.py`) gets
+gets a third, with the torch it pins. pyserini 1.6 (Lucene through a JVM, `interop/engine_lucene.py`) gets
 a fourth: the CPU torch, then pyserini without the web server, MCP, plotting and test packages it
 also requires (its search and index commands never import them).
 """
@@ -15,7 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import ROOT
+
 PEER_VENV = ROOT / ".benchvenv-pylate"
 COLBERT_VENV = ROOT / ".benchvenv-colbert"
 FASTPLAID_VENV = ROOT / ".benchvenv-fastplaid"
@@ -74,6 +75,18 @@ def ensure_peer_venv(venv: Path = PEER_VENV, peer: str = "pylate") -> Path:
     return python
 
 
-if __name__ == "__main__":  # python benchmarks/peer_venv.py pylate colbert-ai fast-plaid pyserini
-    for name in sys.argv[1:] or list(PEERS):
+def main(argv=None) -> None:
+    """python -m benchmarks.harness.peer_venv [pylate] [colbert-ai] [fast-plaid] [pyserini] (default: all)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("peers", nargs="*", metavar="PEER", help=f"one of {', '.join(PEERS)} (default: every one)")
+    names = ap.parse_args(argv).peers or list(PEERS)
+    if unknown := [n for n in names if n not in PEERS]:
+        ap.error(f"unknown peer(s) {', '.join(unknown)}; peers: {', '.join(PEERS)}")
+    for name in names:
         print(ensure_peer_venv(PEERS[name][0], name))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,10 +1,10 @@
 """jaxir's PLAID as the benchmark's child process: the counterpart of `plaid_peer_pylate.py` and
-`plaid_peer_fastplaid.py`, on the same cache layout and JSON protocol (`bench_plaid.py` runs it).
+`plaid_peer_fastplaid.py`, on the same cache layout and JSON protocol (`speed/bench_plaid.py` runs it).
 
-    python benchmarks/plaid_engine_jaxir.py build --cache C --index-dir I --nbits 2 [--kmeans numpy]
-    python benchmarks/plaid_engine_jaxir.py serve --cache C --index-dir I --k 10 --ncells 1 \
+    python -m benchmarks.harness.plaid_engine_jaxir build --cache C --index-dir I --nbits 2 [--kmeans numpy]
+    python -m benchmarks.harness.plaid_engine_jaxir serve --cache C --index-dir I --k 10 --ncells 1 \
         --threshold 0.5 --ndocs 256 [--mmap]     # "ready", then one timed pass per "search" line
-    python benchmarks/plaid_engine_jaxir.py exact --cache C --index-dir C --k 10   # exhaustive MaxSim
+    python -m benchmarks.harness.plaid_engine_jaxir exact --cache C --index-dir C --k 10   # exhaustive MaxSim
 
 A build reads token rows by file reads (`TokenFile`), so its peak RSS is what it holds. `serve`
 also answers "profile" (PlaidStats of the timed passes) and "batch N" (one `search_batch` over all
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from proc_stats import engine_arguments, folder_bytes, peak_rss_mb, reply, serve_searches
+from benchmarks.harness.proc_stats import engine_arguments, folder_bytes, peak_rss_mb, reply, serve_searches
 
 
 def load_docs(cache: Path):

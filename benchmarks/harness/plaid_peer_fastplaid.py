@@ -1,13 +1,14 @@
 """fast-plaid (LightOn's Rust PLAID, PyLate's default backend) on cached token embeddings, on CPU.
 
-Runs inside its own peer environment (`python benchmarks/peer_venv.py fast-plaid`: torch 2.11.0,
-which fast-plaid 1.7 pins, and fast-plaid 1.7.0.2110); it never imports jaxir. Same cache layout
-and JSON protocol as `plaid_peer_pylate.py` (build -> one JSON line; serve -> "ready", then one
-timed pass per "search" line). Its knobs are its own: `n_ivf_probe` cells per query token and
+Runs inside its own peer environment (`python -m benchmarks.harness.peer_venv fast-plaid`: torch
+2.11.0, which fast-plaid 1.7 pins, and fast-plaid 1.7.0.2110); it never imports jaxir. It runs as a
+module from the repository root (`plaid_workers.engine_argv`), which puts the `benchmarks` package
+on its path. Same cache layout and JSON protocol as `plaid_peer_pylate.py` (build -> one JSON line;
+serve -> "ready", then one timed pass per "search" line). Its knobs are its own: `n_ivf_probe` cells per query token and
 `n_full_scores` documents scored exactly (defaults 8 and 4096); `--ncells` and `--ndocs` set them.
 
-    python plaid_peer_fastplaid.py build --cache C --index-dir I --nbits 2
-    python plaid_peer_fastplaid.py serve --cache C --index-dir I --k 10 --ncells 8 --ndocs 4096
+    python -m benchmarks.harness.plaid_peer_fastplaid build --cache C --index-dir I --nbits 2
+    python -m benchmarks.harness.plaid_peer_fastplaid serve --cache C --index-dir I --k 10 --ncells 8 --ndocs 4096
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import time
 
 import numpy as np
 
-import proc_stats
-from proc_stats import engine_arguments, folder_bytes, peak_rss_mb, serve_searches
+from benchmarks.harness import proc_stats
+from benchmarks.harness.proc_stats import engine_arguments, folder_bytes, peak_rss_mb, serve_searches
 
 _PROTOCOL = sys.stdout  # the JSON protocol's stream (main() sends everything else to stderr)
 

@@ -1,12 +1,14 @@
 """PyLate's PLAID (its vendored Stanford backend, `use_fast=False`) on cached token embeddings.
 
-Runs inside the peer virtual environment that `bench_plaid.py` creates (PyLate 1.6 + the local
-CPU torch); it never imports jaxir. The cache folder holds doc_tokens.npy [T, D] float32,
-doclens.npy [N] int32 and queries.npy [Q, Lq, D] float32 (see bench_plaid.py).
+Runs inside the peer virtual environment that `speed/bench_plaid.py` creates (PyLate 1.6 + the local
+CPU torch); it never imports jaxir. It runs as a module from the repository root
+(`plaid_workers.engine_argv`), which puts the `benchmarks` package on its path. The cache folder
+holds doc_tokens.npy [T, D] float32, doclens.npy [N] int32 and queries.npy [Q, Lq, D] float32 (see
+speed/bench_plaid.py).
 
-    python plaid_peer_pylate.py build --cache C --index-dir I --nbits 2 --ncells 1 \
+    python -m benchmarks.harness.plaid_peer_pylate build --cache C --index-dir I --nbits 2 --ncells 1 \
         --threshold 0.5 --ndocs 256       # one JSON line: build seconds, peak RSS, disk bytes
-    python plaid_peer_pylate.py serve --cache C --index-dir I --k 10 ...
+    python -m benchmarks.harness.plaid_peer_pylate serve --cache C --index-dir I --k 10 ...
         # prints a "ready" JSON line, then answers each stdin line "search" with one JSON line of
         # per-query latencies (seconds) and top-k rows; "quit" ends it
 
@@ -23,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-import proc_stats
-from proc_stats import engine_arguments, folder_bytes, peak_rss_mb, serve_searches
+from benchmarks.harness import proc_stats
+from benchmarks.harness.proc_stats import engine_arguments, folder_bytes, peak_rss_mb, serve_searches
 
 INDEX_NAME = "pylate"
 _PROTOCOL = sys.stdout  # the JSON protocol's stream (main() sends everything else to stderr)

@@ -1,8 +1,10 @@
 """The benchmarks' side of the engines' child processes: their command lines and environments,
 the one-JSON-line protocol (`Worker`), builds in fresh processes (`run_build`, a peer's failure or
 timeout recorded, not raised) and timed rounds that alternate between engines (`time_rounds`).
-Each engine's own side is its script: `plaid_engine_jaxir.py`, `plaid_peer_pylate.py`,
-`plaid_peer_fastplaid.py`.
+Each engine's own side is its module: `plaid_engine_jaxir`, `plaid_peer_pylate`, `plaid_peer_fastplaid`,
+each started as `PYTHON -m benchmarks.harness.<module>` with the repository root as its working
+directory (so `benchmarks` imports with no path set up, in the peers' environments too, where
+jaxir is not installed).
 """
 from __future__ import annotations
 
@@ -14,12 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from peer_venv import PEER_VENV
+from benchmarks import ROOT
+from benchmarks.harness.peer_venv import PEER_VENV
 
-ROOT = Path(__file__).resolve().parents[1]
-HERE = Path(__file__).resolve().parent
-OUR_SCRIPT = HERE / "plaid_engine_jaxir.py"
-PEER_SCRIPTS = {"pylate": HERE / "plaid_peer_pylate.py", "fast-plaid": HERE / "plaid_peer_fastplaid.py"}
+OUR_SCRIPT = "benchmarks.harness.plaid_engine_jaxir"  # modules, run as `python -m` from ROOT
+PEER_SCRIPTS = {"pylate": "benchmarks.harness.plaid_peer_pylate",
+                "fast-plaid": "benchmarks.harness.plaid_peer_fastplaid"}
 FASTPLAID_PROBE, FASTPLAID_FULL = 8, 4096  # fast-plaid's search defaults (n_ivf_probe, n_full_scores)
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -61,9 +63,15 @@ def engine_argv(engine: str, mode: str, args, index_dir: Path) -> list[str]:
         argv += ["--query-limit", str(args.query_limit)]
     if engine in PEER_SCRIPTS:
         threads = [] if mode == "build" else ["--threads", str(args.search_threads)]
-        return [str(args.peer_pythons[engine]), str(PEER_SCRIPTS[engine]), *argv, *threads]
+        return [str(args.peer_pythons[engine]), "-m", PEER_SCRIPTS[engine], *argv, *threads]
     mmap = ["--mmap"] if getattr(args, "mmap", False) else []
-    return [sys.executable, str(OUR_SCRIPT), *argv, "--kmeans", args.kmeans, *mmap]
+    return [sys.executable, "-m", OUR_SCRIPT, *argv, "--kmeans", args.kmeans, *mmap]
+
+
+def script_and_mode(argv: list[str]) -> list[str]:
+    """[script or module name, mode] of a child's command line (`python -m M mode ...` or `python S mode`)."""
+    rest = argv[2:] if argv[1:2] == ["-m"] else argv[1:]
+    return [Path(rest[0]).name, *rest[1:2]] if rest else []
 
 
 class WorkerDied(RuntimeError):
@@ -92,7 +100,7 @@ class Worker:
                 f.seek(self.log_start)
                 lines = f.read().decode(errors="replace").strip().splitlines() or ["(nothing)"]
             why = "killed by signal 9, e.g. for memory" if rc == -9 else f"exit status {rc}"
-            what = " ".join([Path(self.proc.args[1]).name, *self.proc.args[2:3]])  # script and mode
+            what = " ".join(script_and_mode(self.proc.args))
             raise WorkerDied(f"{what}: {why}; last line of {self.log}: {lines[-1][:300]}")
         return json.loads(line)
 

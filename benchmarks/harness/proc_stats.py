@@ -1,6 +1,7 @@
 """Process and folder measurements shared by the benchmark scripts and the peer's script.
 
-Standard library only: the peer's script imports this from its own virtual environment.
+Standard library only: the peers' scripts import this from their own virtual environments (as
+`benchmarks.harness.proc_stats`: they run as `python -m` from the repository root, see `plaid_workers`).
 """
 from __future__ import annotations
 

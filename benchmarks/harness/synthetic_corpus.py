@@ -122,7 +122,7 @@ class SyntheticCorpus:
 
     def write(self, folder: Path, queries: np.ndarray, query_ids: list[str], *,
               progress: bool = True) -> Path:
-        """The benchmark cache layout (`benchmarks/plaid_embeddings.py`): doc_tokens.npy [T, D]
+        """The benchmark cache layout (`benchmarks/harness/plaid_embeddings.py`): doc_tokens.npy [T, D]
         written block by block through a memory map, doclens.npy, queries.npy, ids.json, meta.json."""
         folder.mkdir(parents=True, exist_ok=True)
         lens = self.doclens

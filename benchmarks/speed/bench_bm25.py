@@ -16,7 +16,7 @@ learned-sparse searcher runs interleaved with the others: "text" = query string 
 IDF weights -> top-k (no model), "ids" = weighted WordPieces -> top-k. It prints the ratios
 learned-sparse / our BM25 and / bm25s, non-zeros per document and postings touched per query.
 
-    python benchmarks/bench_bm25.py [--data ../shared/data/beir/scifact] [--repeats 5] [--k 10]
+    python -m benchmarks.speed.bench_bm25 [--data ../shared/data/beir/scifact] [--repeats 5] [--k 10]
         [--build-repeats 3] [--sparse-index runs/indexes/scifact-sparse] [--sparse-min-idf 0]
 """
 from __future__ import annotations
@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("DISABLE_TQDM", "1")  # bm25s builds a tqdm bar per call otherwise
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
+from benchmarks import BEIR  # noqa: E402
+
+DEFAULT_DATA = BEIR / "scifact"
 
 
 def load_scifact(folder: Path) -> tuple[list[str], list[str], dict[str, str], dict | None]:

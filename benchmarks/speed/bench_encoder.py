@@ -3,7 +3,7 @@
 All-MiniLM-L6-v2 shapes, batch 32, sequence lengths 32 and 180, fp32 (and bf16 variants).
 Runs interleaved rounds and prints tokens/s per system and the ratio jaxir / torch.
 
-    python benchmarks/bench_encoder.py [--rounds 5] [--lengths 32 180] [--bf16]
+    python -m benchmarks.speed.bench_encoder [--rounds 5] [--lengths 32 180] [--bf16]
 """
 from __future__ import annotations
 

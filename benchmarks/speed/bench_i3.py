@@ -10,7 +10,7 @@ with neither given the untrained I³ and plain models of the default config (sam
 Queries are timed one at a time, interleaved (the order of the two alternating by query), over
 `--repeats` passes; passages are encoded in `--passages`-sized corpora, interleaved by repeat.
 
-    python benchmarks/bench_i3.py [--data ../shared/data/beir/scifact] [--i3 runs/i3-scifact/i3]
+    python -m benchmarks.speed.bench_i3 [--data ../shared/data/beir/scifact] [--i3 runs/i3-scifact/i3]
         [--plain runs/plain-scifact/i3] [--passages 512] [--repeats 3] [--k 10]
 """
 from __future__ import annotations
@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from pathlib import Path
 
 import numpy as np
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
+from benchmarks import BEIR
+
+DEFAULT_DATA = BEIR / "scifact"
 
 
 def load(folder: str | None, interaction: bool):

@@ -10,7 +10,7 @@ each system compiles and is not timed. Every `--mice CKPT STATES` is one MICE (n
 fusion layer l_f); `--mice-layers 4 5` adds the first with layers dropped (L' = 4, 5) on the
 same states; `--mice-kv-index DIR` adds the first over stored keys/values.
 
-    python benchmarks/bench_mice.py --ce runs/ce-scifact \\
+    python -m benchmarks.speed.bench_mice --ce runs/ce-scifact \\
         --mice runs/mice-scifact/mice runs/indexes/scifact-mice \\
         --colbert runs/short-colbert/colbert --colbert-index runs/indexes/scifact-colbert-short \\
         [--mice-layers 4 5] [--mice-kv-index DIR] [--queries 30] [--depth 100]
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import BEIR
 from jaxir.fs import INDEX_CACHE
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
+DEFAULT_DATA = BEIR / "scifact"
 
 
 def systems_of(args) -> dict:

@@ -5,7 +5,7 @@
    queries.npy [Q, Lq, D] float32, ids.json, meta.json. Both engines index exactly these vectors,
    so the comparison is of the engines, not the encoders.
 2. Build each index in its own fresh process (build seconds, peak RSS, bytes on disk; the processes
-   and their protocol: `plaid_workers.py`): ours with `jaxir.index.plaid` (`plaid_engine_jaxir.py`;
+   and their protocol: `harness/plaid_workers.py`): ours with `jaxir.index.plaid` (`harness/plaid_engine_jaxir.py`;
    codec from `jaxir.retrievers.colbert_build.fit_codec`, JAX k-means; or `--kmeans numpy`), PyLate
    1.6's vendored Stanford backend (`use_fast=False`) in its own virtual environment
    `.benchvenv-pylate/` (created on first use, CPU torch from the local wheel).
@@ -16,11 +16,11 @@
 4. Exhaustive MaxSim (`jaxir.index.exact.maxsim_scores`, uncompressed fp32) is the reference:
    recall@10 vs exhaustive = |top10(engine) & top10(exact)| / 10, averaged over queries.
 
-    python benchmarks/bench_plaid.py [--data ../shared/data/beir/scifact] [--nbits 2] [--k 10]
+    python -m benchmarks.speed.bench_plaid [--data ../shared/data/beir/scifact] [--nbits 2] [--k 10]
         [--max-docs 300 --max-queries 20] [--rounds 3] [--skip-peer] [--cache runs/bench_plaid]
         [--peers pylate,fast-plaid] [--fastplaid-probe 8 --fastplaid-full 4096] [--search-threads 1]
 
-fast-plaid 1.7 (`plaid_peer_fastplaid.py`, in its own environment with the torch 2.11.0 it pins)
+fast-plaid 1.7 (`harness/plaid_peer_fastplaid.py`, in its own environment with the torch 2.11.0 it pins)
 runs with its own search knobs, by default its defaults (8 cells per query token, 4096 documents
 scored exactly; it has no centroid-score threshold); `--fastplaid-probe 1 --fastplaid-full 256`
 sets PLAID's k=10 values. Compare it at its recall.
@@ -37,13 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
-from peer_venv import PEERS, ensure_peer_venv
-from plaid_embeddings import ensure_cache
-from plaid_workers import (FASTPLAID_FULL, FASTPLAID_PROBE, PEER_SCRIPTS, Worker, child_env, engine_argv,
-                           peer_list, run_build, search_threads, time_rounds)
+from benchmarks import BEIR, ROOT
+from benchmarks.harness.peer_venv import PEERS, ensure_peer_venv
+from benchmarks.harness.plaid_embeddings import ensure_cache
+from benchmarks.harness.plaid_workers import (FASTPLAID_FULL, FASTPLAID_PROBE, PEER_SCRIPTS, Worker, child_env,
+                                              engine_argv, peer_list, run_build, search_threads, time_rounds)
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "beir" / "scifact"
+DEFAULT_DATA = BEIR / "scifact"
 
 
 # ---- report -------------------------------------------------------------------------------------

@@ -26,9 +26,9 @@ The card samples min(1 + 16 sqrt(120 N), N) documents: every document while N <=
 SciFact's size (5,183 docs, ~0.97M tokens) S is the whole stream and the fit term dominates;
 `--sample-docs` fixes the sample to show the streaming part alone.
 
-    python benchmarks/bench_plaid_memory.py --sizes 250000,500000,1000000,2000000 --sample-docs 500
-    python benchmarks/bench_plaid_memory.py --sizes 250000,500000,1000000    # card: all docs
-    python benchmarks/bench_plaid_memory.py --child '{"n_tokens": 200000, ...}'   # one build, JSON
+    python -m benchmarks.speed.bench_plaid_memory --sizes 250000,500000,1000000,2000000 --sample-docs 500
+    python -m benchmarks.speed.bench_plaid_memory --sizes 250000,500000,1000000    # card: all docs
+    python -m benchmarks.speed.bench_plaid_memory --child '{"n_tokens": 200000, ...}'   # one build, JSON
 """
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import ROOT
 
 MIB = 1 << 20
 SLACK = 32 * MIB  # allocator arenas, Python objects, the doc id strings
@@ -210,8 +212,8 @@ def stream_bound_bytes(r: dict, dim: int = 128) -> int:
 
 def start_child(cfg: dict) -> subprocess.Popen:
     """build_once in a fresh interpreter, so VmHWM is this build's alone."""
-    return subprocess.Popen([sys.executable, __file__, "--child", json.dumps(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.speed.bench_plaid_memory", "--child", json.dumps(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
 def read_child(proc: subprocess.Popen) -> dict:

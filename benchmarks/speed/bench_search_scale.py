@@ -1,17 +1,17 @@
 """Search at scale: jaxir's PLAID beside the peers', from SciFact (0.97M token vectors) to 16M.
 
-    python benchmarks/bench_search_scale.py --sizes 1000000,4000000,16000000
+    python -m benchmarks.speed.bench_search_scale --sizes 1000000,4000000,16000000
         [--data ../shared/data/beir/scifact] [--peers pylate[,fast-plaid]] [--peer-timeout 1800]
         [--sample-queries 50] [--rounds 3] [--out runs/bench_scale] [--skip-peer] [--redo] [--rebuild]
         [--plots benchmarks/plots]
 
-Corpora: SciFact's real vectors (the `bench_plaid.py` cache: MiniLM + seeded 128-d projection,
+Corpora: SciFact's real vectors (the `bench_plaid` cache: MiniLM + seeded 128-d projection,
 its test queries), then one SciFact-shaped synthetic corpus per --sizes entry
-(`synthetic_corpus.py`: SciFact's per-document code sequences and its tokens, resampled by
+(`harness/synthetic_corpus.py`: SciFact's per-document code sequences and its tokens, resampled by
 centroid code and jittered; SciFact's real queries). dim 128, nbits 2, every engine indexes the same
 vectors.
 
-Per corpus and engine, each in a fresh process (`plaid_workers.py`):
+Per corpus and engine, each in a fresh process (`harness/plaid_workers.py`):
 - build: seconds, peak RSS, bytes on disk (a peer's build is stopped after --peer-timeout, and one
   that dies, e.g. for memory, is recorded as failed);
 - search at k 10 and k 100 with PLAID's defaults for k (fast-plaid, which has no threshold: its
@@ -33,16 +33,16 @@ from pathlib import Path
 
 import numpy as np
 
-import plaid_workers as pw
-from bench_plaid import DEFAULT_DATA
+from benchmarks import ROOT
+from benchmarks.harness import plaid_workers as pw
+from benchmarks.harness.peer_venv import PEERS, ensure_peer_venv
+from benchmarks.harness.plaid_embeddings import ensure_cache
+from benchmarks.harness.plaid_engine_jaxir import load_docs
+from benchmarks.harness.synthetic_corpus import SyntheticCorpus, code_stats, measure_shape
+from benchmarks.speed.bench_plaid import DEFAULT_DATA
 from jaxir.index.plaid import PlaidIndex, PlaidParams
-from peer_venv import PEERS, ensure_peer_venv
-from plaid_embeddings import ensure_cache
-from plaid_engine_jaxir import load_docs
-from synthetic_corpus import SyntheticCorpus, code_stats, measure_shape
 
-ROOT = Path(__file__).resolve().parents[1]
-PLOTS = Path(__file__).resolve().with_name("plots")
+PLOTS = ROOT / "benchmarks" / "plots"
 KS = (10, 100)
 
 

@@ -5,7 +5,7 @@ corpus, each batch of test queries is searched with every thread count in turn, 
 per round; the table gives queries/s (median over rounds) and the ratio to one thread, and the
 script fails if any thread count returns other hits than one thread.
 
-    python benchmarks/bench_search_threads.py --data ../shared/data/beir/scifact \\
+    python -m benchmarks.speed.bench_search_threads --data ../shared/data/beir/scifact \\
         --checkpoint runs/colbert-scifact/colbert --index runs/indexes/<scifact colbert index> \\
         [--threads 1,2] [--rounds 5] [--k 10]
 

@@ -15,9 +15,9 @@ with the same groups and ``clip_grad_norm_``, dropout off (jaxir's encoder has n
 copied from jaxir to torch, so the first-step losses must agree (fp32: within 1e-6 here). Warm-up steps
 (compile) come first, then timed rounds of ``--steps`` steps alternate between the systems.
 
-    python benchmarks/bench_train_step.py [--queries 2 --docs 8 --length 192 --steps 2 --rounds 3]
-    python benchmarks/bench_train_step.py --bf16     # jaxir bf16 compute, torch bf16 autocast
-    python benchmarks/bench_train_step.py --torch-threads 1   # torch on a busy machine, see below
+    python -m benchmarks.speed.bench_train_step [--queries 2 --docs 8 --length 192 --steps 2 --rounds 3]
+    python -m benchmarks.speed.bench_train_step --bf16     # jaxir bf16 compute, torch bf16 autocast
+    python -m benchmarks.speed.bench_train_step --torch-threads 1   # torch on a busy machine, see below
 
 On a machine that other jobs keep busy, torch's OpenMP threads (one per core) wait on each other
 and its step slows far more than XLA's (seen here under load 6 on 2 cores: a tiny step took 2.8 s

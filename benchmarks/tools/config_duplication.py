@@ -8,16 +8,15 @@ Counted by reading the source (AST), not by importing it, so old revisions work 
             setting copied back by hand from a recipe field into a method config (passing a
             whole nested group, `optim=r.optim`, is not counted).
 
-    python benchmarks/config_duplication.py [--rev 25b1ce2] [--rev HEAD] [--rev WORKTREE]
+    python -m benchmarks.tools.config_duplication [--rev 25b1ce2] [--rev HEAD] [--rev WORKTREE]
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import subprocess
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import ROOT
 
 
 def files(rev: str, folder: str) -> dict[str, str]:

@@ -3,9 +3,9 @@ die mid-swap, out-of-range recipe values, readers during a swap, outputs over in
 real `jaxir` command line, on a small BEIR set cut from SciFact (the first --docs documents and
 the test queries judged on them), and prints one row per probe: what came back (exit status,
 first stderr line or the metric) and whether it is the right answer. Then the probes of options
-checked before heavy work and one-line errors (`probe_validation.py`), in a table of their own.
+checked before heavy work and one-line errors (`tools/probe_validation.py`), in a table of their own.
 
-    python benchmarks/probe_reliability.py [--data ../shared/data/beir/scifact] [--docs 27]
+    python -m benchmarks.tools.probe_reliability [--data ../shared/data/beir/scifact] [--docs 27]
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from probe_validation import open_beir, print_table, validation_rows
+from benchmarks import BEIR, ROOT
+from benchmarks.tools.probe_validation import open_beir, print_table, validation_rows
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "beir" / "scifact"
+DEFAULT_DATA = BEIR / "scifact"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 # SIGKILL just before the n-th os.replace of one index build (4: between the two renames of the swap).

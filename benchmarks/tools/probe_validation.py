@@ -2,7 +2,7 @@
 before any heavy work (parse time, or the model's shapes before any data), and whatever goes
 wrong past parsing ends as one line on stderr (a file that is not UTF-8 named with its line, a
 full disk named with the file being written, Ctrl-C as rc 130 with the old output kept).
-`benchmarks/probe_reliability.py` runs these after its own probes and prints their table.
+`benchmarks/tools/probe_reliability.py` runs these after its own probes and prints their table.
 
 Each row: the outcome expected, then what came back: the exit status, the stderr line that says
 what went wrong, how many lines stderr held and the seconds the command took.

@@ -8,8 +8,8 @@ JSON (`metrics`: `ndcg@10`, `recall@100`); and prints one line per row: expected
 OK or FAIL (tolerance 1e-4; the figures in RESULTS.md have four decimals). It exits with status 1
 if any row fails or any command fails.
 
-    python benchmarks/reproduce_quick.py           # or: make reproduce-quick
-    python benchmarks/reproduce_quick.py --list    # the parsed rows and commands; runs nothing
+    python -m benchmarks.tools.reproduce_quick           # or: make reproduce-quick
+    python -m benchmarks.tools.reproduce_quick --list    # the parsed rows and commands; runs nothing
 
 The commands read ../shared/data/beir/{scifact,nfcorpus} relative to the repository root. Only the
 standard library is imported here: --list works without jaxir installed.
@@ -24,7 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import ROOT
+
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 METRICS = {"nDCG@10": "ndcg@10", "Recall@100": "recall@100"}  # column in RESULTS -> key in the JSON
 

@@ -5,7 +5,7 @@ compile at a time (a cell's `--json` is written atomically and a cell whose JSON
 compiled again, so an interrupted run resumes), then prints the markdown table of every cell
 compiled so far and, with `--write FILE` (repeatable), puts it between the table markers of FILE.
 
-    python benchmarks/tpu_plan_table.py --out runs/plan-table \
+    python -m benchmarks.tools.tpu_plan_table --out runs/plan-table \
         [--recipes colbert,i3,sparse,splade,cross-encoder,mice] \
         [--topologies v4:2x2x1,v5e:4x4,v5p:2x2x1,v6e:2x4,v5e:16x16] [--remat off,on] \
         [--backbone bert-base] [--write tpu/README.md] [--dry-run]
@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from sparse_teacher_grid import JAXIR, ROOT, Step, run_plan
-
-sys.path.insert(0, str(ROOT))
-from jaxir.plan.table import replace_block, table  # noqa: E402
+from benchmarks.claims.sparse_teacher_grid import JAXIR, Step, run_plan
+from jaxir.plan.table import replace_block, table
 
 RECIPES = "colbert,i3,sparse,splade,cross-encoder,mice"
 TOPOLOGIES = "v4:2x2x1,v5e:4x4,v5p:2x2x1,v6e:2x4,v5e:16x16"
