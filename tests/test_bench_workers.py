@@ -1,4 +1,4 @@
-"""The benchmarks' child-process plumbing (`benchmarks/plaid_workers.py`): a peer build that dies (a
+"""The benchmarks' child-process plumbing (`benchmarks/harness/plaid_workers.py`): a peer build that dies (a
 peer killed for memory at 16M token vectors) or hangs is a recorded outcome, not a crash that
 loses the rest of a multi-hour run; ours dying stays an error."""
 import argparse
@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import plaid_workers as pw  # noqa: E402
+from benchmarks.harness import plaid_workers as pw
 
 
 def _args(tmp_path, python_code: str) -> argparse.Namespace:
@@ -73,8 +72,9 @@ def test_every_command_line_parses_in_its_engines_script(engine, mode):
     import importlib
 
     argv = pw.engine_argv(engine, mode, _engine_args(fastplaid_probe=3, fastplaid_full=512), Path("/i"))
-    script = importlib.import_module(Path(argv[1]).stem)
-    got = script.arguments(argv[2:])
+    assert argv[1] == "-m"  # run as a module from the repository root, in the peers' venvs too
+    script = importlib.import_module(argv[2])
+    got = script.arguments(argv[3:])
     assert (got.mode, got.cache, got.index_dir, got.nbits, got.k, got.warmup, got.query_limit) == \
         (mode, Path("/c"), Path("/i"), 2, 100, 3, 7)
     want = {"jaxir": (2, 0.45, 1024), "pylate": (2, 0.45, 1024), "fast-plaid": (3, 0.45, 512)}[engine]
@@ -86,7 +86,7 @@ def test_every_command_line_parses_in_its_engines_script(engine, mode):
 
 
 def test_ours_runs_without_knobs_and_unknown_engines_are_refused():
-    from plaid_engine_jaxir import arguments
+    from benchmarks.harness.plaid_engine_jaxir import arguments
 
     got = arguments(["build", "--cache", "c", "--index-dir", "i"])
     assert (got.ncells, got.threshold, got.ndocs) == (None, None, None)  # PLAID's for k, in serve

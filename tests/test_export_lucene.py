@@ -1,10 +1,9 @@
 """`jaxir export` of a real (toy) learned-sparse index: documents with their text, queries as
 impact topics and OpenSearch bodies, one --scale for both sides; and, where a pyserini venv and a
-JDK >= 21 exist, the Lucene round trip (benchmarks/engine_lucene.py at toy size)."""
+JDK >= 21 exist, the Lucene round trip (benchmarks/interop/engine_lucene.py at toy size)."""
 import json
 import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from jaxir.cli import main
 from jaxir.eval.beir import doc_text, load_beir
 from jaxir.export import index_documents, quantize, token_weights
 from tests.toy_beir import write_toy_beir
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +135,7 @@ def test_queries_of_a_splade_index_are_refused(tmp_path):
 
 def test_the_benchmark_takes_the_first_jdk_of_21_or_later(tmp_path):
     """`java -version` parsed as the JVMs print it; a JDK 17 or 1.8 is passed over."""
-    from engine_lucene import find_java_home, java_major
+    from benchmarks.interop.engine_lucene import find_java_home, java_major
 
     homes = {}
     for name, line in (("jdk8", 'java version "1.8.0_292"'), ("jdk17", 'openjdk version "17.0.15" 2025-04-15'),
@@ -158,14 +155,14 @@ def test_the_benchmark_takes_the_first_jdk_of_21_or_later(tmp_path):
 def test_lucene_scores_the_exported_integer_dot_product(toy):
     """pyserini indexes the export and searches the topics: every Lucene score is the integer dot
     product of the exported weights, and Lucene's top 5 are jaxir's up to ties."""
-    from engine_lucene import find_java_home, index_command, pyserini, search_command
-    from peer_venv import peer_python
+    from benchmarks.harness.peer_venv import peer_python
+    from benchmarks.interop.engine_lucene import find_java_home, index_command, pyserini, search_command
     from jaxir.eval.runs import read_trec
 
     python, home = peer_python("pyserini"), find_java_home()
     if python is None or home is None:
-        pytest.skip("no pyserini venv or JDK >= 21: run `python benchmarks/peer_venv.py pyserini` and install "
-                    "a JDK >= 21 (benchmarks/engine_lucene.py does both)")
+        pytest.skip("no pyserini venv or JDK >= 21: run `python -m benchmarks.harness.peer_venv pyserini` and install "
+                    "a JDK >= 21 (benchmarks/interop/engine_lucene.py does both)")
     root, data, idx, index, _ = toy
     (root / "coll").mkdir(exist_ok=True)
     assert export(toy, "--format", "anserini", "--contents", "DATA", "--out", root / "coll" / "d.jsonl") == 0

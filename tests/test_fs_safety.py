@@ -280,9 +280,7 @@ def test_index_force_replaces_a_valid_index(toy, tmp_path):
 @pytest.fixture(scope="module")
 def pylate_export(tmp_path_factory):
     """A tiny ColBERT exported by jaxir as PyLate (a checkpoint export-model reads too)."""
-    sys.path.insert(0, str(Path(jaxir.__file__).resolve().parents[1] / "benchmarks"))
-    import interop_parity as ip
-
+    from benchmarks.interop import interop_parity as ip
     from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
     from jaxir.models.bert import BertConfig
     from jaxir.interop import export_model

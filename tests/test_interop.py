@@ -1,13 +1,12 @@
 """Checkpoints of the PyTorch tools, in process: sentence-transformers (CrossEncoder,
 SparseEncoder) and transformers write the layouts from the real MiniLM weights and jaxir imports
 them; jaxir exports toy models that the same libraries load. Each check: max abs diff <= 1e-4
-(the functions are benchmarks/interop_parity.py's, which prints them as a table). The writing
+(the functions are benchmarks/interop/interop_parity.py's, which prints them as a table). The writing
 libraries are the installed ones (sentence-transformers 6.3, transformers 5.24 at the time of
 writing); PyLate and colbert-ai run in their own venvs (test_interop_peers.py).
 """
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import jax
@@ -18,8 +17,7 @@ from jaxir.errors import CheckpointError, DataError
 from jaxir.models.bert import BertConfig
 from jaxir.interop import detect_format, export_model, load_foreign
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import interop_parity as ip  # noqa: E402
+from benchmarks.interop import interop_parity as ip
 
 TOL = 1e-4
 

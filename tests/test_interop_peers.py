@@ -1,26 +1,23 @@
-"""PyLate and colbert-ai, each in its own venv (benchmarks/peer_venv.py): the library writes a
+"""PyLate and colbert-ai, each in its own venv (benchmarks/harness/peer_venv.py): the library writes a
 ColBERT from the real MiniLM weights and jaxir imports it; jaxir exports a toy ColBERT and the
 library encodes with it. Max abs diff of query and kept document vectors <= 1e-4.
 
-The venvs (about 1.5 GB each) are made by `python benchmarks/peer_venv.py`, not by the test run;
-without them these tests skip and say so (benchmarks/interop_parity.py makes them and reports
+The venvs (about 1.5 GB each) are made by `python -m benchmarks.harness.peer_venv`, not by the test run;
+without them these tests skip and say so (benchmarks/interop/interop_parity.py makes them and reports
 the same numbers).
 """
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import interop_parity as ip  # noqa: E402
-from peer_venv import peer_python  # noqa: E402
+from benchmarks.harness.peer_venv import peer_python
+from benchmarks.interop import interop_parity as ip
 
 pytestmark = pytest.mark.slow
 
 
 def need(lib: str) -> None:
     if peer_python(lib) is None:
-        pytest.skip(f"no {lib} venv: run `python benchmarks/peer_venv.py {lib}` to check parity with it")
+        pytest.skip(f"no {lib} venv: run `python -m benchmarks.harness.peer_venv {lib}` to check parity with it")
 
 
 @pytest.mark.parametrize("lib", ["pylate", "colbert-ai"])

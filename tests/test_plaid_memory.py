@@ -1,18 +1,15 @@
 """Peak RSS of a streaming PLAID build stays within the stated bound; a leaky build breaks it.
 
-A small version of `benchmarks/bench_plaid_memory.py`: 200k synthetic token vectors (98 MiB as
+A small version of `benchmarks/speed/bench_plaid_memory.py`: 200k synthetic token vectors (98 MiB as
 float32) stream through `compress_stream` in 2,048-token batches, each build in its own fresh
 process (VmHWM is per process). The honest build must stay under the benchmark's bound; the same
 build that keeps every float batch alive (`--leak`) must exceed it, so the test can fail.
 """
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_plaid_memory as bpm  # noqa: E402
+from benchmarks.speed import bench_plaid_memory as bpm
 
 N_TOKENS, DIM = 200_000, 128
 CFG = {"n_tokens": N_TOKENS, "nbits": 2, "batch_tokens": 2048, "sample_docs": 50,

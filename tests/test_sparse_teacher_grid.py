@@ -1,4 +1,4 @@
-"""benchmarks/sparse_teacher_grid.py: every command it would run parses through the real CLI and
+"""benchmarks/claims/sparse_teacher_grid.py: every command it would run parses through the real CLI and
 recipes into the configuration the grid means, and a step whose output exists is not run again."""
 import importlib
 import subprocess
@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import sparse_teacher_grid as grid  # noqa: E402
-import teacher_ensemble  # noqa: E402
-
-from jaxir.cli import build_parser  # noqa: E402
-from jaxir.recipes import RECIPES  # noqa: E402
+from benchmarks import ROOT
+from benchmarks.claims import sparse_teacher_grid as grid
+from benchmarks.claims import teacher_ensemble
+from jaxir.cli import build_parser
+from jaxir.recipes import RECIPES
 
 
 def _cli(step):
@@ -60,10 +59,11 @@ def test_eval_and_matched_steps_name_what_they_read(tmp_path):
         (tmp_path / "g" / teacher).mkdir(parents=True)  # made by the teacher's training
         args, extra = _cli(plan[f"{teacher}-eval"])
         assert not extra and args.method == method and plan[f"{teacher}-eval"].after == [teacher]
-    pair = teacher_ensemble.arguments(plan["teachers-ensemble"].argv[2:])
+    assert plan["teachers-ensemble"].argv[1:3] == ["-m", "benchmarks.claims.teacher_ensemble"]
+    pair = teacher_ensemble.arguments(plan["teachers-ensemble"].argv[3:])
     assert pair.teachers == [f"i3:{tmp_path}/g/plain/i3", f"splade:{tmp_path}/g/splade/splade"]
     assert pair.weights == [[1, 0], [0, 1], [1, 1]] and plan["teachers-ensemble"].after == ["plain", "splade"]
-    assert teacher_ensemble.arguments(plan["minilm-bm25-ensemble"].argv[2:]).teachers == ["dense", "bm25"]
+    assert teacher_ensemble.arguments(plan["minilm-bm25-ensemble"].argv[3:]).teachers == ["dense", "bm25"]
     matched = plan["matched-no-prior"].argv
     named = [a.split("=", 1)[1] for a in matched if "=" in a and "/indexes/" in a]
     assert [Path(n).name for n in named] == [f"{s.name}-w1" for s in grid.STUDENTS if not s.prior]
@@ -95,27 +95,26 @@ def test_dependants_of_a_failed_step_are_skipped_and_the_rest_run(tmp_path, monk
 
 
 def test_done_steps_are_not_run_again(tmp_path):
-    script = Path(grid.__file__)
+    script = [sys.executable, "-m", "benchmarks.claims.sparse_teacher_grid"]  # as the README runs it
     data = tmp_path / "scifact"
     out = tmp_path / "g"
     for step in grid.plan(data, out):  # every output there but one student's index
         if step.name != "ens-idf-index" and not step.name.startswith("matched"):
             step.done.parent.mkdir(parents=True, exist_ok=True)
             step.done.write_text("{}")
-    dry = subprocess.run([sys.executable, str(script), "--data", str(data), "--out", str(out),
-                          "--only", "matched-no-prior", "--dry-run"], capture_output=True, text=True)
+    dry = subprocess.run(script + ["--data", str(data), "--out", str(out), "--only", "matched-no-prior", "--dry-run"],
+                         capture_output=True, text=True, cwd=ROOT)
     assert dry.returncode == 0, dry.stderr
     to_run = [line.split(":")[0] for line in dry.stdout.splitlines() if ": to run:" in line]
     assert to_run == ["ens-idf-index", "matched-no-prior"]  # nothing done is listed, nothing outside --only
-    bad = subprocess.run([sys.executable, str(script), "--data", str(data), "--only", "nope"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(script + ["--data", str(data), "--only", "nope"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode != 0 and "unknown step" in bad.stderr
 
 
 def test_flops_modes_plan_trains_each_mode_and_lambda_and_pairs_by_sparsity(tmp_path):
-    """benchmarks/flops_modes.py: each (mode, lambda) run parses to the sparse recipe with that
+    """benchmarks/claims/flops_modes.py: each (mode, lambda) run parses to the sparse recipe with that
     FLOPS mode and lambda_d, its index has one window, and the report pairs runs by nnz/doc."""
-    import flops_modes  # noqa: E402 (benchmarks/ is on the path above)
+    from benchmarks.claims import flops_modes
 
     out = tmp_path / "f"
     lambdas = {"idf_aware": ["0.01", "0.1"], "uniform": ["0.001", "0.01"]}

@@ -1,13 +1,10 @@
-"""benchmarks/teacher_ensemble.py: candidates are the union of each teacher's retrieved top-depth,
+"""benchmarks/claims/teacher_ensemble.py: candidates are the union of each teacher's retrieved top-depth,
 and each run is the per-query min-max weighted mean of the teachers over those candidates (float64
 reference)."""
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import teacher_ensemble as te  # noqa: E402
+from benchmarks.claims import teacher_ensemble as te
 
 
 def test_candidates_skip_a_sparse_teachers_unretrieved_documents():

@@ -82,7 +82,7 @@ class SparseConfig:
     # with one Snowball stem share a tf and a weight, so a query's "cells" matches "cell".
     prior_stem: bool = False
     # Index-time factor on the head's weights next to the prior (1 = as trained). A head trained
-    # on few queries can overfit; benchmarks/sparse_prior_fusion.py picks it on held-out train
+    # on few queries can overfit; benchmarks/claims/sparse_prior_fusion.py picks it on held-out train
     # queries. Needs lexical_prior (without one a common factor changes no ranking).
     head_scale: float = 1.0
     # Seed of the head init when no checkpoint is loaded.

@@ -1,0 +1,188 @@
+"""The sparse paper's teacher grid (issue 18, item 4), one dataset per call, resumable.
+
+Teachers: a plain dual encoder (`--recipe i3 --model.implicit_interaction false`, the dense siamese
+retriever) and SPLADE (`--recipe splade`, the siamese learned-sparse one). Students: the
+inference-free model distilled from
+- both teachers (min-max per query, equal weights), IDF-aware and uniform FLOPS;
+- each teacher alone;
+- today's MiniLM + BM25 teachers, IDF-aware and uniform FLOPS;
+all without the lexical prior; then the ensemble and MiniLM + BM25 with it (indexed as today's prior
+model: `--head-scale 0.25 --prior-stem true`). Each student is indexed with one document window and
+the groups are compared at matched sparsity by `sparse_matched.py` (paired p against the first row).
+Each teacher and each pair's min-max ensemble (`teacher_ensemble.py`) is scored on the test split too.
+
+    python -m benchmarks.claims.sparse_teacher_grid --data ../shared/data/beir/scifact [--out runs/grid-scifact]
+        [--only plain,splade,ens-idf,...] [--dry-run]
+
+Every step is a command whose output is checked before it runs, so a killed grid resumes where it
+stopped. The plain teacher (the longest run: about 50 min on NFCorpus) checkpoints every 50 steps and
+resumes bit-exactly from the last one; the sparse runs restart, because their held-out selection
+keeps the best params in memory. Logs: OUT/logs/STEP.log; wall
+seconds per step: OUT/steps.jsonl. `--mode cpu-scifact` or `cpu-nfcorpus`, chosen by the dataset's
+name, gives every run the budget of the earlier runs of its recipe: the sparse students and SPLADE
+200 steps on SciFact, 100 on NFCorpus; the plain dense teacher the I3 recipe's 300 steps on both.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks import ROOT
+
+JAXIR = [sys.executable, "-m", "jaxir.cli"]
+PRIOR_INDEX = ["--head-scale", "0.25", "--prior-stem", "true"]
+
+
+def module(name: str) -> list[str]:
+    """The command line of a benchmark module, `python -m NAME` (the steps run from ROOT)."""
+    return [sys.executable, "-m", name]
+
+
+@dataclass(frozen=True)
+class Student:
+    name: str
+    label: str
+    teachers: tuple[str, ...] = ()  # "plain" / "splade" (this grid's teachers); () = the recipe default
+    flops: str = "idf_aware"
+    prior: bool = False
+
+
+STUDENTS = (
+    Student("ens-idf", "ensemble {plain dense, SPLADE}, IDF-aware", ("plain", "splade")),
+    Student("dense-idf", "plain dense teacher only, IDF-aware", ("plain",)),
+    Student("splade-idf", "SPLADE teacher only, IDF-aware", ("splade",)),
+    Student("minilm-bm25-idf", "MiniLM + BM25 (earlier default), IDF-aware"),
+    Student("ens-uniform", "ensemble {plain dense, SPLADE}, uniform FLOPS", ("plain", "splade"), "uniform"),
+    Student("minilm-bm25-uniform", "MiniLM + BM25, uniform FLOPS", (), "uniform"),
+    Student("ens-idf-prior", "ensemble {plain dense, SPLADE}, lexical prior", ("plain", "splade"), prior=True),
+    Student("minilm-bm25-idf-prior", "MiniLM + BM25, lexical prior (earlier default)", (), prior=True),
+)
+
+
+@dataclass
+class Step:
+    name: str
+    argv: list[str]
+    done: Path  # exists once the step's output is complete (written atomically, last)
+    stdout: Path | None = None  # the step's stdout goes here too (a table, an eval line)
+    after: list[str] = field(default_factory=list)
+
+
+def plan(data: Path, out: Path) -> list[Step]:
+    mode = "cpu-nfcorpus" if "nfcorpus" in data.name else "cpu-scifact"
+    common = ["--mode", mode, "--data", str(data)]
+    ckpt = {"plain": out / "plain" / "i3", "splade": out / "splade" / "splade"}
+    method = {"plain": "i3", "splade": "splade"}
+    steps = [
+        Step("plain", JAXIR + ["train", "--recipe", "i3", *common, "--out", str(out / "plain"),
+                               "--model.implicit_interaction", "false", "--fit.checkpoint_every", "50"],
+             ckpt["plain"] / "model.json"),
+        Step("splade", JAXIR + ["train", "--recipe", "splade", *common, "--out", str(out / "splade")],
+             ckpt["splade"] / "model.json"),
+    ]
+    for t in ("plain", "splade"):
+        run = out / t / "test.trec"
+        steps.append(Step(f"{t}-eval", JAXIR + ["eval", "--method", method[t], "--checkpoint", str(ckpt[t]),
+                                                "--data", str(data), "--run", str(run)],
+                          out / t / "test-eval.txt", stdout=out / t / "test-eval.txt", after=[t]))
+    # Each teacher pair's min-max ensemble on the test split: what perfect distillation would reach.
+    ensemble = module("benchmarks.claims.teacher_ensemble") + ["--data", str(data)]
+    for name, teachers, after in (
+            ("teachers-ensemble", [f"{method[t]}:{ckpt[t]}" for t in ("plain", "splade")], ["plain", "splade"]),
+            ("minilm-bm25-ensemble", [], [])):
+        table = out / f"{name}.txt"
+        steps.append(Step(name, ensemble + (["--teachers", *teachers] if teachers else []), table,
+                          stdout=table, after=after))
+    for s in STUDENTS:
+        argv = JAXIR + ["train", "--recipe", "sparse", *common, "--out", str(out / s.name),
+                        "--model.flops_mode", s.flops]
+        if s.teachers:
+            argv += ["--data.teachers", ",".join(f"{method[t]}:{ckpt[t]}" for t in s.teachers),
+                     "--model.teacher_weights", ",".join("1" for _ in s.teachers)]
+        if s.prior:
+            argv += ["--model.lexical_prior", "true"]
+        steps.append(Step(s.name, argv, out / s.name / "sparse" / "model.json", after=list(s.teachers)))
+        index = out / "indexes" / f"{s.name}-w1"
+        steps.append(Step(f"{s.name}-index", JAXIR + [
+            "index", "--method", "sparse", "--checkpoint", str(out / s.name / "sparse"), "--data", str(data),
+            "--doc-windows", "1", *(PRIOR_INDEX if s.prior else []), "--out", str(index)],
+            index / "manifest.json", after=[s.name]))
+    for group, min_idf in (("no-prior", 0.0), ("prior", 0.5)):
+        members = [s for s in STUDENTS if s.prior == (group == "prior")]
+        table = out / f"matched-{group}.md"
+        steps.append(Step(f"matched-{group}", module("benchmarks.claims.sparse_matched") + [
+            "--data", str(data), "--min-idf", str(min_idf),
+            *[a for s in members for a in ("--index", f"{s.label}={out / 'indexes' / f'{s.name}-w1'}")]],
+            table, stdout=table, after=[f"{s.name}-index" for s in members]))
+    return steps
+
+
+def run_step(step: Step, logs: Path, record: Path) -> bool:
+    logs.mkdir(parents=True, exist_ok=True)
+    print(f"[{time.strftime('%H:%M:%S')}] {step.name}: {' '.join(step.argv[2:] if step.argv[:2] == JAXIR[:2] else step.argv)}",
+          flush=True)
+    start = time.time()
+    with (logs / f"{step.name}.log").open("a") as log:
+        proc = subprocess.run(step.argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+        log.write(proc.stdout)
+    seconds = time.time() - start
+    if proc.returncode == 0 and step.stdout is not None:
+        tmp = step.stdout.with_suffix(".tmp")
+        tmp.write_text(proc.stdout)
+        tmp.replace(step.stdout)
+    with record.open("a") as f:
+        f.write(json.dumps({"step": step.name, "seconds": round(seconds, 1), "rc": proc.returncode}) + "\n")
+    print(f"  {'ok' if proc.returncode == 0 else f'failed (rc {proc.returncode})'} in {seconds / 60:.1f} min"
+          + (f"\n{proc.stdout.strip()}" if step.stdout is not None else ""), flush=True)
+    return proc.returncode == 0 and step.done.exists()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, required=True, help="BEIR folder (scifact or nfcorpus)")
+    ap.add_argument("--out", type=Path, default=None, help="default: runs/grid-<dataset>")
+    ap.add_argument("--only", default="", help="comma-separated step names (and what they need)")
+    ap.add_argument("--dry-run", action="store_true", help="print the steps still to run, run nothing")
+    args = ap.parse_args()
+    out = (args.out or ROOT / "runs" / f"grid-{args.data.name}").resolve()
+    steps = plan(args.data.resolve(), out)
+    by_name = {s.name: s for s in steps}
+    wanted = [n for n in args.only.split(",") if n]
+    unknown = [n for n in wanted if n not in by_name]
+    if unknown:
+        sys.exit(f"unknown step(s) {unknown}; steps: {', '.join(by_name)}")
+    if wanted:  # a step and everything it needs, in plan order
+        need, todo = set(), list(wanted)
+        while todo:
+            n = todo.pop()
+            if n not in need:
+                need.add(n)
+                todo.extend(by_name[n].after)
+        steps = [s for s in steps if s.name in need]
+    run_plan(steps, out, args.dry_run)
+
+
+def run_plan(steps: list[Step], out: Path, dry_run: bool) -> None:
+    """Run the steps in order, skipping the done ones and those after a failed step they need."""
+    failed: set[str] = set()
+    for step in steps:
+        if step.done.exists():
+            print(f"{step.name}: done ({step.done.relative_to(out)})", flush=True)
+        elif set(step.after) & failed:
+            print(f"{step.name}: skipped, needs {sorted(set(step.after) & failed)}", flush=True)
+            failed.add(step.name)
+        elif dry_run:
+            print(f"{step.name}: to run: {' '.join(step.argv)}", flush=True)
+        elif not run_step(step, out / "logs", out / "steps.jsonl"):
+            failed.add(step.name)
+    if failed and not dry_run:
+        sys.exit(f"failed: {sorted(failed)} (logs in {out / 'logs'})")
+
+
+if __name__ == "__main__":
+    main()
