@@ -8,7 +8,7 @@ the library loads (export). Both sides encode the same texts; the figure is the 
 difference of query/document embeddings (ColBERT), document weights and query-document scores
 (inference-free sparse) or logits (cross-encoder). PyLate and colbert-ai run in their own venvs
 (benchmarks/harness/peer_venv.py, made on first use); sentence-transformers and transformers in this one.
-tests/test_interop.py and tests/test_interop_peers.py assert the same functions <= 1e-4.
+tests/interop/test_interop.py and tests/interop/test_interop_peers.py assert the same functions <= 1e-4.
 """
 from __future__ import annotations
 

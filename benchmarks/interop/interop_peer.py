@@ -1,6 +1,6 @@
 """Run inside a peer library's own venv (see benchmarks/harness/peer_venv.py): write a checkpoint with
 the library itself, or encode texts with a checkpoint through the library, for the parity checks
-of benchmarks/interop/interop_parity.py and tests/test_interop_peers.py (`interop_parity.peer`
+of benchmarks/interop/interop_parity.py and tests/interop/test_interop_peers.py (`interop_parity.peer`
 runs it, from the repository root, with the peer venv's python).
 
     python -m benchmarks.interop.interop_peer write  {pylate,colbert-ai} --base BERT_DIR --out DIR [--seed 0]

@@ -3,7 +3,7 @@
 Imports NumPy and the standard library only. A run is ``{query_id: {doc_id: score}}``; qrels are
 ``{query_id: {doc_id: grade}}``. Each convention below was measured against ir_measures 0.4.3
 (pytrec_eval 0.5 for nDCG/R/AP/RR, MS MARCO's evaluator for RR@k) and is re-checked per query in
-``tests/test_metrics.py``:
+``tests/eval/test_metrics.py``:
 
 * Relevant means grade >= 1. Grades <= 0 are judged non-relevant: gain 0, not counted in the
   number of relevant documents.

@@ -26,7 +26,7 @@ Choices made here (no public reference code exists; each is ours):
   cross-encoder, document tokens put about a third of their attention on those two in layers
   2-4, and without them their states drift from the cross-encoder's (mean cosine to the
   cross-encoder's document states at layer 3 on SciFact pairs, pretrained MiniLM: 0.920 bare,
-  0.958 with sinks; `tests/test_mice.py`). The query's interaction layers see the copies as
+  0.958 with sinks; `tests/methods/test_mice.py`). The query's interaction layers see the copies as
   document keys. `doc_layout "bare"` keeps the first layout (`d [SEP]`).
 - Interaction layers reuse the backbone layer's weights; the frozen document states give the
   keys and values through that layer's own K/V projections (precomputable per layer: `doc_kv`).

@@ -6,7 +6,7 @@ import dataclasses
 from jaxir.retrievers.base import FunctionSearcher, option, threads_option
 
 # jaxir.text.analysis.ANALYZERS, spelled here so that listing the CLI's options imports no
-# tokenizer (tests/test_cli_validation.py checks they agree).
+# tokenizer (tests/cli/test_cli_validation.py checks they agree).
 ANALYZERS = ("word", "wordpiece")
 
 

@@ -16,7 +16,7 @@ import pytest
 from jaxir.cli import main
 from tests.toy_beir import write_toy_beir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

@@ -23,7 +23,7 @@ NAN, INF = float("nan"), float("inf")
 
 # --- config numbers: one rule, command line and configs built any other way ---------------------
 
-# (the command-line cases are rows of tests/test_cli_validation.py's parse-time table)
+# (the command-line cases are rows of tests/cli/test_cli_validation.py's parse-time table)
 
 
 def test_method_options_refuse_nonfinite_numbers(tmp_path, capsys):

@@ -99,7 +99,7 @@ def test_readme_lists_every_recipes_modes():
 
     from jaxir.recipes import modes_markdown
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     table = readme.split("<!-- modes:begin -->\n", 1)[1].split("\n<!-- modes:end -->", 1)[0]
     assert table == modes_markdown()
     for name in RECIPES:

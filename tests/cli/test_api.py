@@ -16,7 +16,7 @@ from jaxir.errors import CheckpointError, DataError, EmptyInputError, IndexForma
 from jaxir.retrievers import registry
 from tests.tiny_hf import tiny_bert_folder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCS = [{"_id": "d1", "title": "Purring", "text": "Cats purr when they are content and warm."},
         {"_id": "d2", "title": "Barking", "text": "Dogs bark at strangers walking past at night."},
         {"_id": "d3", "title": "Vitamin D", "text": "Vitamin D supplements improved bone density in adults."},

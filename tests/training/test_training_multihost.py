@@ -12,7 +12,7 @@ import pytest
 
 from jaxir import parallel
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/: multihost_worker.py
 sys.path.insert(0, str(HERE))
 import multihost_worker  # noqa: E402
 

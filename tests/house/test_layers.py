@@ -7,7 +7,7 @@ static read of every file of every floor (sub-packages included) finds no import
 a jaxir layer above it, not even one inside a function (a lazy import would pass the first check
 until the function runs). The same static read builds the import graph for the circle check.
 
-    python tests/test_layers.py     # prints the counts of import circles and upward imports
+    python tests/house/test_layers.py     # prints the counts of import circles and upward imports
 
 Not seen: imports by string (the registry's "module:Class" names, importlib f-strings); the root
 modules (api.py, fs*.py, cli*.py, ...) belong to no floor.

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jaxir.methods.sparse import SparseConfig
-from tests.test_sparse_method import (fast_jit, idf, make_model, model, params, ref_logits,  # noqa: F401
+from tests.methods.test_sparse_method import (fast_jit, idf, make_model, model, params, ref_logits,  # noqa: F401
                                       ref_weights, training_batch)
 
 

@@ -18,7 +18,7 @@ from jaxir.index.codec import fit_codec_numpy
 from jaxir.index.plaid import PlaidIndex
 from jaxir.index.plaid_builder import PlaidIndexBuilder
 from jaxir.index.manifest import BUILT_FROM, read_manifest, stamp_manifest
-from tests.test_plaid import make_docs, make_query, topic_centers
+from tests.index.test_plaid import make_docs, make_query, topic_centers
 
 ROOT = Path(jaxir.__file__).resolve().parents[1]
 FP = "model-a"

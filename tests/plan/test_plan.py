@@ -1,6 +1,6 @@
 """`jaxir plan`: bad input is one line (rc 2) before anything compiles; the figures' arithmetic.
 
-The compile itself (every recipe, the real TPU compiler) is tests/test_plan_tpu.py.
+The compile itself (every recipe, the real TPU compiler) is tests/plan/test_plan_tpu.py.
 """
 import importlib.util
 import json

@@ -102,7 +102,7 @@ KILL_MID_SAVE = """
 import os, signal, sys
 import numpy as np
 from jaxir.models import saved_model
-from tests.test_saved_model import ToyConfig, toy_params
+from tests.models.test_saved_model import ToyConfig, toy_params
 def die(*a, **k):  # the params are on disk, model.json is not yet: the worst moment
     os.kill(os.getpid(), signal.SIGKILL)
 saved_model.shutil.copy = die
@@ -117,7 +117,7 @@ def test_a_kill_during_a_save_leaves_the_previous_folder(tmp_path):
     save_model(tmp_path / "m", method="toy", config=cfg, params=before)
     script = tmp_path / "kill.py"
     script.write_text(KILL_MID_SAVE)
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     done = subprocess.run([sys.executable, str(script), str(tmp_path / "m")], capture_output=True,
                           env={**os.environ, "PYTHONPATH": repo})
     assert done.returncode == -9, done.stderr.decode()[-2000:]

@@ -45,7 +45,7 @@ def test_other_commands_reject_bad_values(toy, tmp_path, capsys):
                                            "--out", str(tmp_path / "m.jsonl")], capsys)
     assert "must be >= 1" in _usage_error(["tune-alpha", "--checkpoint", "x", "--data", str(toy),
                                            "--holdout", "0"], capsys)
-    (tmp_path / "a-file").write_text("")  # a missing folder is created (tests/test_score.py); a file is no folder
+    (tmp_path / "a-file").write_text("")  # a missing folder is created (tests/eval/test_score.py); a file is no folder
     assert "is not a folder" in _usage_error(["search", "--index", str(tmp_path), "--queries", str(toy),
                                               "--run", str(tmp_path / "a-file" / "r.trec")], capsys)
     assert "is not a folder" in _usage_error(["eval", "--method", "bm25", "--data", str(toy),

@@ -2,7 +2,7 @@
 function or method is longer than 60 (from its `def` line to its last line, nested functions
 included: `ast`'s end_lineno - lineno + 1). Split what grows past either.
 
-    python tests/test_code_shape.py     # prints the longest files and functions
+    python tests/house/test_code_shape.py     # prints the longest files and functions
 """
 import ast
 import sys

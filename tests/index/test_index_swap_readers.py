@@ -16,7 +16,7 @@ from jaxir.index import folder_reads, store
 from jaxir.index.manifest import read_manifest
 from jaxir.index.store import load_index, save_index
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Generation g: "ids" grows by one row per generation (sizes differ between generations, so a
 # file of another generation fails the size check, as a torn read once did), "hidden" marks

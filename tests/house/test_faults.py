@@ -2,7 +2,7 @@
 swap), concurrent writers, and corrupted or edited index files. After each fault the previous good
 state must be intact (or the new one complete), every answer returned must equal a fault-free
 reference, and the next writer must succeed and leave no debris. The module's tally (faults
-injected / survived / data lost) is printed at the end (`pytest -s tests/test_faults.py`).
+injected / survived / data lost) is printed at the end (`pytest -s tests/house/test_faults.py`).
 """
 import json
 import os
