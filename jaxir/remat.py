@@ -2,8 +2,8 @@
 
 The training engine knows no model, and models know no engine, so the switch is a trace-time
 setting both can see: `make_train_step(..., remat=policy)` traces the loss inside
-`remat_layers(policy)`, and every encoder layer built meanwhile (`jaxir.models.bert.BertEncoder`,
-MICE's interaction layers via `remat_layer_fn`) is wrapped in `jax.checkpoint` with that
+`remat_layers(policy)`, and every encoder layer built meanwhile (`jaxir.models.bert.layer_module`:
+the BertEncoder's layers, MICE's interaction layers) is wrapped in `nn.remat` with that
 policy. The backward pass then recomputes what the policy does not keep instead of holding
 every layer's activations: less accelerator memory, more FLOPs, the same loss and gradients.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import jax
 
@@ -44,11 +44,3 @@ def active_policy() -> str | None:
     """The policy of the innermost `remat_layers` being traced (None: remat off)."""
     return _POLICY.get()
 
-
-def remat_layer_fn(fn: Callable, static_argnums: tuple[int, ...] = ()) -> Callable:
-    """`fn` (one layer written without flax, e.g. MICE's interaction layer) under the active
-    policy: `jax.checkpoint`ed inside `remat_layers(policy)`, unchanged outside."""
-    policy = active_policy()
-    if policy is None:
-        return fn
-    return jax.checkpoint(fn, policy=REMAT_POLICIES[policy], static_argnums=static_argnums)

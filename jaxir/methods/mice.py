@@ -28,8 +28,10 @@ Choices made here (no public reference code exists; each is ours):
   cross-encoder's document states at layer 3 on SciFact pairs, pretrained MiniLM: 0.920 bare,
   0.958 with sinks; `tests/methods/test_mice.py`). The query's interaction layers see the copies as
   document keys. `doc_layout "bare"` keeps the first layout (`d [SEP]`).
-- Interaction layers reuse the backbone layer's weights; the frozen document states give the
-  keys and values through that layer's own K/V projections (precomputable per layer: `doc_kv`).
+- Interaction layers are the backbone's own layers (`TransformerLayer` over the query rows, the
+  frozen document's keys and values as its `memory`); the document states give those keys and
+  values through that layer's own K/V projections (`layer_key_values`; precomputable per layer:
+  `doc_kv`).
 - Training is Margin-MSE against the full cross-encoder's scores over (query, positive,
   negatives) tuples mined by BM25 (`loss_fn`).
 
@@ -48,13 +50,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxir.config.bounds import bounded, check_bounds
-from jaxir.methods.mice_layers import interaction_layer, kv_projection, split_heads
-from jaxir.models.bert import BertConfig, BertEncoder, bert_apply, dropout_keys
+from jaxir.models.bert import (BertConfig, BertEncoder, attention_bias, bert_apply, dropout_keys, layer_key_values,
+                               layer_module, merge_heads, split_heads)
 from jaxir.models.heads import ScoreHead
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.ops import losses
 from jaxir.ops.masks import MICE_CONFIGURATIONS, mice_masks
-from jaxir.remat import remat_layer_fn
 from jaxir.text import load_tokenizer, tokenize
 
 METHOD = "mice"
@@ -203,9 +204,14 @@ class MiceModel:
         if self.updates_docs:
             raise ValueError(f"configuration {self.config.configuration!r} updates the documents: "
                              "their keys/values depend on the query and cannot be precomputed")
-        out = [kv_projection(params["bert"][f"layer_{i}"], d_states) for i in self.interaction]
+        out = [jnp.stack([merge_heads(a) for a in self._layer_kv(params, i, d_states)], axis=2)
+               for i in self.interaction]
         return jnp.stack(out, axis=2) if out else jnp.zeros((*d_states.shape[:2], 0, 2, d_states.shape[-1]),
                                                             d_states.dtype)
+
+    def _layer_kv(self, params, i, d_states):
+        """Layer i's keys and values [n, heads, Ld, d] of document states [n, Ld, H]."""
+        return layer_key_values(self.bert_config, params["bert"][f"layer_{i}"], d_states.astype(self.bert_config.dtype))
 
     def interact(self, params, q_states, q_mask, d_states, d_mask, d_kv=None, *, rng=None) -> jax.Array:
         """Scores [n] of n (query, document) pairs from their l_f states.
@@ -220,16 +226,19 @@ class MiceModel:
         if self.updates_docs:
             hidden = self._joint_layers(params, jnp.concatenate([q, d_states.astype(cfg.dtype)], 1),
                                         q_mask, d_mask, rng)
-            q = hidden[:, : q.shape[1]]
-        else:
-            qq = q_mask if self.late_mask == "query_to_doc" else jnp.zeros_like(q_mask)
-            layer_rngs = dropout_keys(rng, len(self.interaction))
-            for j, i in enumerate(self.interaction):
-                layer = params["bert"][f"layer_{i}"]
-                kv = kv_projection(layer, d_states.astype(cfg.dtype)) if d_kv is None else d_kv[:, :, j]
-                d_k, d_v = split_heads(kv[:, :, 0], cfg.num_heads), split_heads(kv[:, :, 1], cfg.num_heads)
-                # (rematerialised like the encoder's layers under FitConfig.remat; 6: cfg is static)
-                q = remat_layer_fn(interaction_layer, (6,))(layer, q, qq, d_k, d_v, d_mask, cfg, layer_rngs[j])
+            return self._head_score(params, hidden[:, 0])
+        # query rows attend to the query (not under mice-no-qq) and to the frozen document's keys
+        q_bias = attention_bias(q_mask if self.late_mask == "query_to_doc" else jnp.zeros_like(q_mask), jnp.float32)
+        d_bias = attention_bias(d_mask, jnp.float32)
+        layer = layer_module()(cfg)  # rematerialised like the encoder's layers under FitConfig.remat
+        for j, (i, r) in enumerate(zip(self.interaction, dropout_keys(rng, len(self.interaction)))):
+            if d_kv is None:
+                d_k, d_v = self._layer_kv(params, i, d_states)
+            else:
+                d_k, d_v = (split_heads(d_kv[:, :, j, a], cfg.num_heads) for a in (0, 1))
+            # (positional: nn.remat's static deterministic is argument 3)
+            q = layer.apply({"params": params["bert"][f"layer_{i}"]}, q, q_bias, r is None, (d_k, d_v, d_bias),
+                            rngs={} if r is None else {"dropout": r})
         return self._head_score(params, q[:, 0])
 
     def _joint_layers(self, params, hidden, q_mask, d_mask, rng=None):

@@ -6,7 +6,9 @@ runs in the [B, heads, T, d] layout (about 3x faster on CPU than a [B, T, heads,
 
 The encoder takes a (B, L) padding mask or a full (B, L, L) attention mask, and can run a
 sub-range of layers (`start_layer`/`end_layer`, resuming from given `hidden_states`), which
-MICE (split stack) and I3 need.
+MICE (split stack) and I3 need. A layer can also attend to extra precomputed keys/values besides
+its own rows (`TransformerLayer(..., memory=...)`, with `layer_key_values` giving a layer's keys
+and values of other rows), updating only its own rows: MICE's interaction layers.
 
 Dropout (hidden and attention-probability rates, from the HF config as BERT fine-tuning uses
 them) runs only when the caller passes a training rng (`bert_apply(..., rng=key)`, i.e. flax's
@@ -111,22 +113,63 @@ def attention_bias(mask: jax.Array, dtype) -> jax.Array:
     return jnp.where(mask.astype(bool), 0.0, jnp.finfo(dtype).min).astype(dtype)
 
 
+def split_heads(x: jax.Array, num_heads: int) -> jax.Array:
+    """[B, T, H] -> [B, heads, T, d] (attention's layout)."""
+    b, t, h = x.shape
+    return x.reshape(b, t, num_heads, h // num_heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x: jax.Array) -> jax.Array:
+    """[B, heads, T, d] -> [B, T, H] (the inverse of split_heads)."""
+    b, nh, t, hd = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(b, t, nh * hd)
+
+
 class SelfAttention(nn.Module):
+    """Multi-head self-attention of rows x [B, T, H] under an additive `bias` [B, 1, T|1, T].
+
+    `memory` = (keys, values, bias): extra keys/values [B, heads, Lm, d] (e.g. another segment's,
+    from `key_values`, precomputed) that the rows attend to besides themselves, under their own
+    additive bias [B, 1, T|1, Lm]; only the rows x are updated. Without it, plain self-attention.
+    """
+
     config: BertConfig
 
+    def setup(self):
+        cfg = self.config
+        self.qkv = nn.Dense(3 * cfg.hidden_size, dtype=cfg.dtype)  # fused Q | K | V
+        self.out = nn.Dense(cfg.hidden_size, dtype=cfg.dtype)
+
     @nn.compact
-    def __call__(self, x: jax.Array, bias: jax.Array, deterministic: bool = True) -> jax.Array:
+    def __call__(self, x: jax.Array, bias: jax.Array, deterministic: bool = True,
+                 memory: tuple[jax.Array, jax.Array, jax.Array] | None = None) -> jax.Array:
         cfg = self.config
         b, t, h = x.shape
         nh, hd = cfg.num_heads, h // cfg.num_heads
-        qkv = nn.Dense(3 * h, dtype=cfg.dtype, name="qkv")(x)
-        qkv = qkv.reshape(b, t, 3, nh, hd).transpose(2, 0, 3, 1, 4)  # [3, B, heads, T, d]
+        qkv = self.qkv(x).reshape(b, t, 3, nh, hd).transpose(2, 0, 3, 1, 4)  # [3, B, heads, T, d]
         q, k, v = qkv[0], qkv[1], qkv[2]
+        if memory is not None:
+            m_k, m_v, m_bias = memory
+            k = jnp.concatenate([k, m_k.astype(k.dtype)], axis=2)
+            v = jnp.concatenate([v, m_v.astype(v.dtype)], axis=2)
+            lead = jnp.broadcast_shapes(bias.shape[:-1], m_bias.shape[:-1])
+            bias = jnp.concatenate([jnp.broadcast_to(bias, (*lead, bias.shape[-1])),
+                                    jnp.broadcast_to(m_bias, (*lead, m_bias.shape[-1]))], axis=-1)
         scores = jnp.einsum("bhqd,bhkd->bhqk", q, k) / jnp.sqrt(hd).astype(cfg.dtype)
         probs = jax.nn.softmax(scores.astype(jnp.float32) + bias, axis=-1).astype(cfg.dtype)
         probs = nn.Dropout(cfg.attention_dropout)(probs, deterministic=deterministic)
         ctx = jnp.einsum("bhqk,bhkd->bhqd", probs, v).transpose(0, 2, 1, 3).reshape(b, t, h)
-        return nn.Dense(h, dtype=cfg.dtype, name="out")(ctx)
+        return self.out(ctx)
+
+    def key_values(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Keys and values [B, heads, T, d] of rows x [B, T, H] (this attention's own K and V
+        projections, the K | V columns of `qkv`; Q is not computed): what `memory` takes."""
+        cfg = self.config
+        h, p = cfg.hidden_size, self.qkv.variables["params"]
+        kv_params = {"kernel": p["kernel"][:, h:], "bias": p["bias"][h:]}
+        kv = nn.Dense(2 * h, dtype=cfg.dtype, parent=None).apply({"params": kv_params}, x)
+        kv = split_heads(kv, 2 * cfg.num_heads)  # [B, 2 heads, T, d]: the K heads, then the V heads
+        return kv[:, : cfg.num_heads], kv[:, cfg.num_heads:]
 
 
 def hidden_dropout(cfg: BertConfig, x: jax.Array, deterministic: bool) -> jax.Array:
@@ -135,17 +178,36 @@ def hidden_dropout(cfg: BertConfig, x: jax.Array, deterministic: bool) -> jax.Ar
 
 
 class TransformerLayer(nn.Module):
+    """One post-LN BERT layer over rows x [B, T, H]; `memory` (see SelfAttention): extra keys and
+    values the rows also attend to, only the rows x being updated."""
+
     config: BertConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, bias: jax.Array, deterministic: bool = True) -> jax.Array:
+    def __call__(self, x: jax.Array, bias: jax.Array, deterministic: bool = True,
+                 memory: tuple[jax.Array, jax.Array, jax.Array] | None = None) -> jax.Array:
         cfg = self.config
         ln = lambda name: nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=cfg.dtype, name=name)
-        a = SelfAttention(cfg, name="attention")(x, bias, deterministic)
+        a = SelfAttention(cfg, name="attention")(x, bias, deterministic, memory)
         x = ln("attention_norm")(x + hidden_dropout(cfg, a, deterministic))
         y = nn.Dense(cfg.intermediate_size, dtype=cfg.dtype, name="intermediate")(x)
         y = nn.Dense(cfg.hidden_size, dtype=cfg.dtype, name="output")(ACTIVATIONS[cfg.hidden_act](y))
         return ln("output_norm")(x + hidden_dropout(cfg, y, deterministic))
+
+
+def layer_module() -> type[nn.Module]:
+    """TransformerLayer, or inside `jaxir.remat.remat_layers(policy)` (a train step with
+    FitConfig.remat being traced) its `nn.remat` with that policy."""
+    policy = active_policy()
+    if policy is None:
+        return TransformerLayer
+    return nn.remat(TransformerLayer, policy=REMAT_POLICIES[policy], static_argnums=(3,))  # 3: deterministic
+
+
+def layer_key_values(config: BertConfig, layer_params: dict, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A TransformerLayer's (params `layer_params`) keys and values [B, heads, T, d] of rows x
+    [B, T, H]: its `memory` for another segment's rows to attend to."""
+    return SelfAttention(config).apply({"params": layer_params["attention"]}, x, method=SelfAttention.key_values)
 
 
 class Embeddings(nn.Module):
@@ -183,9 +245,7 @@ class BertEncoder(nn.Module):
 
     def setup(self):
         self.embeddings = Embeddings(self.config)
-        policy = active_policy()  # set while a train step with FitConfig.remat is traced
-        layer = TransformerLayer if policy is None else nn.remat(
-            TransformerLayer, policy=REMAT_POLICIES[policy], static_argnums=(3,))  # 3: deterministic
+        layer = layer_module()  # rematerialised while a train step with FitConfig.remat is traced
         self.layers = [layer(self.config, name=f"layer_{i}") for i in range(self.config.num_layers)]
 
     def __call__(self, input_ids, attention_mask, token_type_ids=None, *, start_layer: int = 0,
@@ -224,14 +284,6 @@ def init_params(config: BertConfig, rng: jax.Array, seq_len: int = 8) -> dict:
 def dropout_rngs(rng: jax.Array | None) -> dict:
     """apply() keywords for a training rng: dropout on with that rng, or off (None)."""
     return {"deterministic": True} if rng is None else {"deterministic": False, "rngs": {"dropout": rng}}
-
-
-def dropout(x: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
-    """Inverted dropout of a plain array (layers written without flax); identity without rng."""
-    if rng is None or rate == 0.0:
-        return x
-    keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
 
 
 def dropout_keys(rng: jax.Array | None, n: int) -> list:
