@@ -36,9 +36,9 @@ def replace(a, b):
     return real(a, b)
 os.replace = replace
 from jaxir.eval.beir import load_beir
-from jaxir.retrievers.bm25 import BM25
+from jaxir.retrievers.bm25 import BM25Retriever
 from jaxir.pipeline.built_from import build_index
-build_index(BM25(k1=0.9), load_beir(sys.argv[1], split="test"), Path(sys.argv[2]))
+build_index(BM25Retriever(k1=0.9), load_beir(sys.argv[1], split="test"), Path(sys.argv[2]))
 """
 
 # Rebuilds one index, alternating between two corpora, for argv[4] seconds; prints the swaps made
@@ -47,12 +47,12 @@ SWAP_WRITER = """
 import json, sys, time
 from pathlib import Path
 from jaxir.eval.beir import load_beir
-from jaxir.retrievers.bm25 import BM25
+from jaxir.retrievers.bm25 import BM25Retriever
 from jaxir.pipeline.built_from import build_index
 sets = [load_beir(p, split="test") for p in sys.argv[2:4]]
 end, swaps = time.monotonic() + float(sys.argv[4]), 0
 while time.monotonic() < end:
-    build_index(BM25(k1=0.9), sets[swaps % 2], Path(sys.argv[1]))
+    build_index(BM25Retriever(k1=0.9), sets[swaps % 2], Path(sys.argv[1]))
     swaps += 1
 print(json.dumps({"swaps": swaps, "corpora": [d.corpus_fingerprint for d in sets]}))
 """

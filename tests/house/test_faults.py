@@ -40,9 +40,9 @@ if kill_at:
         return real(a, b)
     os.replace = replace
 from jaxir.eval.beir import load_beir
-from jaxir.retrievers.bm25 import BM25
+from jaxir.retrievers.bm25 import BM25Retriever
 from jaxir.pipeline.built_from import build_index
-build_index(BM25(k1=k1), load_beir(data, split="train"), out)
+build_index(BM25Retriever(k1=k1), load_beir(data, split="train"), out)
 """
 
 # Child: write a TREC run of `tag` at `path` `n` times (kill_at as above, on write_trec's rename).
