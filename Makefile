@@ -26,9 +26,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q tests
 
-# The quick tests before a commit: no real BEIR data, no recipe training, no TPU compile.
+# The quick tests before a commit: no real BEIR data, no recipe training, no TPU compile; one
+# worker per core (pytest-xdist).
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -m "not slow" -n auto tests
 
 reproduce-quick: setup
 	$(BIN)/python -m benchmarks.tools.reproduce_quick
