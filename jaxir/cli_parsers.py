@@ -140,7 +140,7 @@ def add_teacher(sub, fn) -> None:
     first, rerankers, indexed = _methods()
     p = sub.add_parser("teacher", help="score mined train candidates with a trained reranker")
     p.add_argument("--method", choices=rerankers, default="cross-encoder")
-    p.add_argument("--checkpoint", required=True, help="reranker folder (or a training folder holding one)")
+    p.add_argument("--checkpoint", required=True, help="reranker model folder (or the recipe output folder holding it)")
     p.add_argument("--mined", required=True, help="JSONL written by `jaxir mine`")
     p.add_argument("--depth", type=check.positive_int, default=30, help="mined candidates scored per query")
     p.add_argument("--data", required=True)
@@ -151,7 +151,7 @@ def add_teacher(sub, fn) -> None:
 
 def add_tune_alpha(sub, fn) -> None:
     p = sub.add_parser("tune-alpha", help="choose a reranker's alpha on held-out train queries")
-    p.add_argument("--checkpoint", required=True, help="cross-encoder training or reranker folder")
+    p.add_argument("--checkpoint", required=True, help="cross-encoder model folder (or the recipe output folder holding it)")
     p.add_argument("--data", required=True, help="BEIR folder with a train split")
     p.add_argument("--holdout", type=check.positive_int, default=50, help="held-out train queries")
     p.add_argument("--depth", type=check.positive_int, default=100, help="BM25 candidates reranked per query")

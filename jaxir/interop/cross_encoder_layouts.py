@@ -1,4 +1,4 @@
-"""Cross-encoders of sentence-transformers <-> jaxir's CrossEncoder. The layout follows the
+"""Cross-encoders of sentence-transformers <-> jaxir's CrossEncoderModel. The layout follows the
 model's head; both are the `sentence-transformers` format and both import:
 
   with `pooler`, s = w . tanh(P [CLS] + c) + b: BertForSequenceClassification, num_labels 1 (every

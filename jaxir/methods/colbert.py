@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import string
-from typing import ClassVar, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import chex
 import jax
@@ -65,11 +65,6 @@ class ColBERTConfig:
     seed: int = bounded(0, ge=0)
     # Texts per jitted forward call when encoding text lists.
     batch_size: int = bounded(32, ge=1)
-
-    # Checkpoint configs saved before these names changed: {old: new}, and the training settings
-    # that moved to the recipe (the n-way width is the recipe's data.tuples.n_negatives + 1).
-    RENAMED_FIELDS: ClassVar[dict] = {"use_ib_negatives": "in_batch_negatives"}
-    DROPPED_FIELDS: ClassVar[tuple] = ("nway",)
 
     def __post_init__(self):
         check_bounds(self)  # every range and choice is declared once, on its field

@@ -14,7 +14,7 @@ params = {"bert": BertEncoder params, "head": {"dense": {"kernel": [H, 1], "bias
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 import chex
 import flax.linen as nn
@@ -53,12 +53,6 @@ class CrossEncoderConfig:
     # reads [CLS] itself (exported as sentence-transformers modules Transformer, Pooling, Dense).
     pooler: bool = False
 
-    # Checkpoint configs saved before these names changed: {old: new}, and the training settings
-    # that moved to jaxir.recipes.cross_encoder (data.tuples, optim, fit).
-    RENAMED_FIELDS: ClassVar[dict] = {"max_length": "pair_maxlen"}
-    DROPPED_FIELDS: ClassVar[tuple] = ("n_negatives", "neg_depth", "learning_rate", "head_lr_multiplier",
-                                       "warmup", "epochs", "batch_queries")
-
     def __post_init__(self):
         check_bounds(self)  # every range and choice is declared once, on its field
 
@@ -70,10 +64,6 @@ def init_pair_params(rng: jax.Array, bert_config: BertConfig, bert=None, head=No
     bert = bert if bert is not None else init_params(bert_config, rng_bert)
     head = head if head is not None else ScoreHead().init(rng_head, jnp.zeros((1, bert_config.hidden_size)))["params"]
     return {"bert": bert, "head": head}
-
-
-def bert_config_from_dict(d: dict) -> BertConfig:
-    return BertConfig(**{**d, "dtype": jnp.dtype(d.get("dtype", "float32"))})
 
 
 class CrossEncoderModel:

@@ -91,9 +91,6 @@ class MiceConfig:
     # Seeds a fresh score head when none is given.
     seed: int = bounded(0, ge=0)
 
-    # Folders saved before a field existed were trained with this value, not today's default.
-    ABSENT_MEANS = {"doc_layout": "bare"}
-
     def __post_init__(self):
         check_bounds(self)  # the ranges declared on the fields; below, what relates two fields
         if self.doc_layout not in DOC_LAYOUTS:

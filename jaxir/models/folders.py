@@ -1,11 +1,14 @@
 """Where a model folder is: a `--checkpoint` names the folder itself or a recipe's output folder.
 
-Every recipe saves its model in `OUT/<method>/` (`runs/ce/cross-encoder`, `runs/sparse/sparse`);
-the loaders, the content digests that key caches, and `jaxir export-model` all accept `OUT` for
-it through this one rule. No jax here: the digests run in the index floor's callers.
+Every recipe saves its model in `OUT/<method>/` (`runs/ce/cross-encoder`, `runs/sparse/sparse`),
+named by the method its model.json records; the loaders, the content digests that key caches and
+`jaxir export-model` accept `OUT` for it through this one rule. Any other subfolder holding a
+model (the sparse recipe's `mlm-params/` warm-up) is never taken for it. No jax here: the digests
+run in the index floor's callers.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 MODEL_FILE = "model.json"
@@ -13,12 +16,19 @@ MODEL_FILE = "model.json"
 
 def model_folder(path: str | Path, method: str | None = None) -> Path:
     """`path` itself when it holds a model.json (or is no folder: its loader says what is
-    missing); else its `<method>/` subfolder when that holds one, else its only subfolder that
-    does (several, or none: `path`, and the loader names what is missing)."""
+    missing); else its subfolder named by the method the subfolder's model.json records (that
+    `method`, when given), when exactly one such exists; else `path` (its loader names what is
+    missing)."""
     path = Path(path)
     if (path / MODEL_FILE).is_file() or not path.is_dir():
         return path
-    if method is not None and (path / method / MODEL_FILE).is_file():
-        return path / method
-    found = [p for p in sorted(path.iterdir()) if p.is_dir() and (p / MODEL_FILE).is_file()]
+    found = [p for p in sorted(path.iterdir())
+             if (method is None or p.name == method) and _recorded_method(p) == p.name]
     return found[0] if len(found) == 1 else path
+
+
+def _recorded_method(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / MODEL_FILE).read_text()).get("method")
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -107,25 +107,16 @@ def read_model_info(path: str | Path) -> dict:
 
 
 def config_from_dict(cls, raw: dict):
-    """A config dataclass from saved JSON. Keys renamed since (cls.RENAMED_FIELDS) are mapped,
-    settings that moved out of the model (cls.DROPPED_FIELDS) are ignored, lists become tuples
-    where the field is a tuple; any other unknown key is a CheckpointError naming it. A field the
-    folder predates takes cls.ABSENT_MEANS's value (what such folders were trained with), not
-    today's default."""
-    renamed = getattr(cls, "RENAMED_FIELDS", {})
-    dropped = set(getattr(cls, "DROPPED_FIELDS", ()))
+    """A config dataclass from saved JSON: every field the class has, no other key (a folder
+    written by another jaxir version is a CheckpointError naming the key, never a model silently
+    filled in with today's defaults); lists become tuples where the field is a tuple."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls) if f.init}
-    values = dict(getattr(cls, "ABSENT_MEANS", {}))
-    for key, value in raw.items():
-        key = renamed.get(key, key)
-        if key in dropped:
-            continue
-        if key not in known:
-            raise CheckpointError(f"{cls.__name__} has no field {key!r} (saved by another jaxir version?)")
-        if isinstance(value, list) and "tuple" in str(hints[key]):
-            value = tuple(value)
-        values[key] = value
+    if unknown := sorted(set(raw) - known):
+        raise CheckpointError(f"{cls.__name__} has no field {unknown[0]!r} (saved by another jaxir version?)")
+    if missing := sorted(known - set(raw)):
+        raise CheckpointError(f"saved {cls.__name__} lacks the field {missing[0]!r} (saved by another jaxir version?)")
+    values = {k: tuple(v) if isinstance(v, list) and "tuple" in str(hints[k]) else v for k, v in raw.items()}
     try:
         config = cls(**values)
         check_bounds(config)  # ranges, and finite numbers (a saved alpha of nan is refused)

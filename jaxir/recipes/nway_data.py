@@ -154,16 +154,12 @@ def prepare_beir(d: NwayData, out_dir: str):
     else:
         mined, _ = mine_or_reuse(data, "bm25", d.mine_depth,
                                  out=Path(out_dir) / f"negatives.bm25.d{d.mine_depth}.jsonl")
-    base = mined.stem
     mined = subset_mined(mined, d.max_queries, d.max_positives, d.tuples.seed, folder=Path(out_dir))
     teacher = d.teacher
     if teacher is None and d.teacher_checkpoint:
         from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 
-        # BM25's own negatives keep their historical names (teacher.q800.p4.d15...); others are
-        # named by the negatives file and its digest.
-        bm25 = f"negatives.bm25.d{d.mine_depth}"
-        tag = mined.stem.removeprefix(bm25) if base == bm25 else "." + mined.stem.removeprefix("negatives.")
+        tag = "." + mined.stem.removeprefix("negatives.")  # named by the negatives file it scores
         reranker = CrossEncoderScorer.load(d.teacher_checkpoint)
         # Named by the teacher's weights: another (or retrained) checkpoint never reuses its scores.
         weights = reranker.model.fingerprint(reranker.params)

@@ -47,7 +47,7 @@ class DenseRetriever:
 
     @cached_property
     def _encoder(self):
-        """The DenseRetriever (weights loaded and jitted once per retriever)."""
+        """The DenseModel (weights loaded and jitted once per retriever)."""
         from jaxir.methods.dense import DenseConfig, DenseModel
 
         cfg = DenseConfig(model=self.model, max_length=self.doc_maxlen, batch_size=self.batch_size)

@@ -101,20 +101,28 @@ def test_recipe_cross_encoder_of_minilm_exports_with_the_same_scores(tmp_path):
     assert ip.ce_export_diff(tmp_path, model=model, params=ip.toy_params(model, 5)) <= TOL
 
 
-def test_export_of_a_cross_encoder_saved_before_the_pooler_option(tmp_path, capsys):
-    """A reranker whose model.json predates --model.pooler (no such key) loads without one;
-    `jaxir export-model` says which layout it wrote, and both sentence-transformers and jaxir
-    score the export as the checkpoint."""
+def test_export_of_a_cross_encoder_without_the_pooler_field_is_refused(tmp_path, capsys):
+    """A reranker whose model.json lacks a field (`pooler`, as one saved before that option) is
+    refused in one line by the loader and by `jaxir export-model`, never read with today's
+    default; the complete folder exports (saying which layout it wrote), and sentence-transformers
+    and jaxir score the export as the checkpoint."""
     from jaxir import cli
+    from jaxir.errors import CheckpointError
     from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 
     ckpt = CrossEncoderScorer(*ip.toy_cross_encoder(pooler=False)).save(tmp_path / "ce")
-    info = json.loads((ckpt / "model.json").read_text())
+    complete = (ckpt / "model.json").read_text()
+    info = json.loads(complete)
     del info["config"]["pooler"]
     (ckpt / "model.json").write_text(json.dumps(info))
-    old = CrossEncoderScorer.load(ckpt)
-    assert not old.config.pooler
+    with pytest.raises(CheckpointError, match="lacks the field 'pooler'"):
+        CrossEncoderScorer.load(ckpt)
     capsys.readouterr()
+    assert cli.main(["export-model", "--checkpoint", str(ckpt), "--format", "sentence-transformers",
+                     "--out", str(tmp_path / "st")]) == 2
+    assert "lacks the field 'pooler'" in capsys.readouterr().err and not (tmp_path / "st").exists()
+    (ckpt / "model.json").write_text(complete)
+    old = CrossEncoderScorer.load(ckpt)
     assert cli.main(["export-model", "--checkpoint", str(ckpt), "--format", "sentence-transformers",
                      "--out", str(tmp_path / "st")]) == 0
     assert "Pooling cls, Dense" in capsys.readouterr().err

@@ -115,11 +115,16 @@ def test_document_layouts():
     positions, types = bare.doc_layout_arrays()
     np.testing.assert_array_equal(positions[:2], [16, 17])
     assert types.min() == 1
-    # A folder saved before the field existed was trained with the bare layout: it loads as such.
+    # A saved config without the field is refused, never read with today's default layout.
+    import dataclasses
+
+    from jaxir.errors import CheckpointError
     from jaxir.models.saved_model import config_from_dict
 
-    assert config_from_dict(MiceConfig, {"fusion_layer": 2}).doc_layout == "bare"
-    assert config_from_dict(MiceConfig, {"doc_layout": "sinks"}).doc_layout == "sinks"
+    saved = dataclasses.asdict(MiceConfig(doc_layout="bare"))
+    assert config_from_dict(MiceConfig, saved).doc_layout == "bare"
+    with pytest.raises(CheckpointError, match="lacks the field 'doc_layout'"):
+        config_from_dict(MiceConfig, {k: v for k, v in saved.items() if k != "doc_layout"})
     with pytest.raises(ValueError, match="unknown doc_layout"):
         MiceConfig(doc_layout="nope")
     with pytest.raises(ValueError, match="needs doc_maxlen >= 4"):

@@ -59,7 +59,7 @@ def test_key_values_are_the_layers_own_projection():
 
 def test_memory_leaves_the_param_tree_alone():
     """The layer's params are the same with and without memory (the encoder's tree: the real
-    weights load as before, tests/test_bert_parity.py)."""
+    weights load as before, tests/models/test_bert_parity.py)."""
     x, m, x_mask, m_mask = _inputs()
     plain = TransformerLayer(CFG).init(jax.random.PRNGKey(2), x, attention_bias(x_mask, jnp.float32))
     k = jnp.zeros((x.shape[0], CFG.num_heads, m.shape[1], CFG.hidden_size // CFG.num_heads))

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import ClassVar
 
 import jax
 import numpy as np
@@ -20,8 +19,6 @@ from jaxir.models.saved_model import config_from_dict, load_model, save_model
 class ToyConfig:
     width: int = 3
     weights: tuple[float, ...] = (1.0, 1.0)
-    RENAMED_FIELDS: ClassVar[dict] = {"size": "width"}
-    DROPPED_FIELDS: ClassVar[tuple] = ("learning_rate",)
 
 
 def toy_params(config, seed=0):
@@ -73,11 +70,12 @@ def test_params_that_do_not_fit_truncated_or_edited_folders_are_errors(tmp_path)
         load(tmp_path / "t")
 
 
-def test_saved_configs_map_renamed_and_dropped_fields_and_refuse_unknown_ones():
-    assert config_from_dict(ToyConfig, {"size": 7, "learning_rate": 1e-5, "weights": [1, 2]}) == \
-        ToyConfig(width=7, weights=(1, 2))
+def test_saved_configs_need_every_field_and_no_other():
+    assert config_from_dict(ToyConfig, {"width": 7, "weights": [1, 2]}) == ToyConfig(width=7, weights=(1, 2))
     with pytest.raises(CheckpointError, match="no field 'colour'"):
-        config_from_dict(ToyConfig, {"colour": "red"})
+        config_from_dict(ToyConfig, {"width": 7, "weights": [1, 2], "colour": "red"})
+    with pytest.raises(CheckpointError, match="lacks the field 'weights'"):  # never today's default
+        config_from_dict(ToyConfig, {"width": 7})
 
 
 def test_a_0_1_folder_is_refused_in_one_line(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 
 from jaxir.recipes import cross_encoder as recipe
 
+
 def test_modes_keep_their_names_and_numbers():
     cpu, out = recipe.parse_args(["--data", "beir/x", "--out", "o"])
     assert cpu == recipe.config("cpu", {"data.dataset": "beir/x"}) and out == "o"

@@ -59,9 +59,10 @@ def test_saved_configs_refuse_nonfinite_numbers():
     from jaxir.methods.colbert import ColBERTConfig
     from jaxir.models.saved_model import config_from_dict
 
-    assert config_from_dict(ColBERTConfig, {"distill_temperature": 2.0}).distill_temperature == 2.0
+    saved = dataclasses.asdict(ColBERTConfig())
+    assert config_from_dict(ColBERTConfig, {**saved, "distill_temperature": 2.0}).distill_temperature == 2.0
     with pytest.raises(CheckpointError, match="distill_temperature must be a finite number, got inf"):
-        config_from_dict(ColBERTConfig, {"distill_temperature": INF})
+        config_from_dict(ColBERTConfig, {**saved, "distill_temperature": INF})
 
 
 # --- teacher score files ------------------------------------------------------------------------
