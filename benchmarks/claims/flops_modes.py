@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import ROOT
-from benchmarks.claims.sparse_teacher_grid import JAXIR, Step, module, run_plan
+from benchmarks.harness.steps import JAXIR, Step, module, run_plan
 
 MODES = ("idf_aware", "uniform")
 

@@ -25,22 +25,14 @@ name, gives every run the budget of the earlier runs of its recipe: the sparse s
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import ROOT
+from benchmarks.harness.steps import JAXIR, Step, module, run_plan
 
-JAXIR = [sys.executable, "-m", "jaxir.cli"]
 PRIOR_INDEX = ["--head-scale", "0.25", "--prior-stem", "true"]
-
-
-def module(name: str) -> list[str]:
-    """The command line of a benchmark module, `python -m NAME` (the steps run from ROOT)."""
-    return [sys.executable, "-m", name]
 
 
 @dataclass(frozen=True)
@@ -62,15 +54,6 @@ STUDENTS = (
     Student("ens-idf-prior", "ensemble {plain dense, SPLADE}, lexical prior", ("plain", "splade"), prior=True),
     Student("minilm-bm25-idf-prior", "MiniLM + BM25, lexical prior (earlier default)", (), prior=True),
 )
-
-
-@dataclass
-class Step:
-    name: str
-    argv: list[str]
-    done: Path  # exists once the step's output is complete (written atomically, last)
-    stdout: Path | None = None  # the step's stdout goes here too (a table, an eval line)
-    after: list[str] = field(default_factory=list)
 
 
 def plan(data: Path, out: Path) -> list[Step]:
@@ -122,26 +105,6 @@ def plan(data: Path, out: Path) -> list[Step]:
     return steps
 
 
-def run_step(step: Step, logs: Path, record: Path) -> bool:
-    logs.mkdir(parents=True, exist_ok=True)
-    print(f"[{time.strftime('%H:%M:%S')}] {step.name}: {' '.join(step.argv[2:] if step.argv[:2] == JAXIR[:2] else step.argv)}",
-          flush=True)
-    start = time.time()
-    with (logs / f"{step.name}.log").open("a") as log:
-        proc = subprocess.run(step.argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
-        log.write(proc.stdout)
-    seconds = time.time() - start
-    if proc.returncode == 0 and step.stdout is not None:
-        tmp = step.stdout.with_suffix(".tmp")
-        tmp.write_text(proc.stdout)
-        tmp.replace(step.stdout)
-    with record.open("a") as f:
-        f.write(json.dumps({"step": step.name, "seconds": round(seconds, 1), "rc": proc.returncode}) + "\n")
-    print(f"  {'ok' if proc.returncode == 0 else f'failed (rc {proc.returncode})'} in {seconds / 60:.1f} min"
-          + (f"\n{proc.stdout.strip()}" if step.stdout is not None else ""), flush=True)
-    return proc.returncode == 0 and step.done.exists()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="BEIR folder (scifact or nfcorpus)")
@@ -165,23 +128,6 @@ def main() -> None:
                 todo.extend(by_name[n].after)
         steps = [s for s in steps if s.name in need]
     run_plan(steps, out, args.dry_run)
-
-
-def run_plan(steps: list[Step], out: Path, dry_run: bool) -> None:
-    """Run the steps in order, skipping the done ones and those after a failed step they need."""
-    failed: set[str] = set()
-    for step in steps:
-        if step.done.exists():
-            print(f"{step.name}: done ({step.done.relative_to(out)})", flush=True)
-        elif set(step.after) & failed:
-            print(f"{step.name}: skipped, needs {sorted(set(step.after) & failed)}", flush=True)
-            failed.add(step.name)
-        elif dry_run:
-            print(f"{step.name}: to run: {' '.join(step.argv)}", flush=True)
-        elif not run_step(step, out / "logs", out / "steps.jsonl"):
-            failed.add(step.name)
-    if failed and not dry_run:
-        sys.exit(f"failed: {sorted(failed)} (logs in {out / 'logs'})")
 
 
 if __name__ == "__main__":

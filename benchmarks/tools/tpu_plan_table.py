@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.claims.sparse_teacher_grid import JAXIR, Step, run_plan
+from benchmarks.harness.steps import JAXIR, Step, run_plan
 from jaxir.plan.table import replace_block, table
 
 RECIPES = "colbert,i3,sparse,splade,cross-encoder,mice"

@@ -1,0 +1,70 @@
+"""A resumable plan of command-line steps, for the studies that train, index and compare in
+sequence (the sparse teacher grid, the FLOPS modes, the TPU plan table).
+
+A step whose `done` file exists is not run again; a step after a failed one it needs is skipped.
+Each step runs from the repository root; its stderr goes to OUT/logs/STEP.log and its wall
+seconds and return code to OUT/steps.jsonl.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks import ROOT
+
+JAXIR = [sys.executable, "-m", "jaxir.cli"]
+
+
+def module(name: str) -> list[str]:
+    """The command line of a benchmark module, `python -m NAME` (the steps run from ROOT)."""
+    return [sys.executable, "-m", name]
+
+
+@dataclass
+class Step:
+    name: str
+    argv: list[str]
+    done: Path  # exists once the step's output is complete (written atomically, last)
+    stdout: Path | None = None  # the step's stdout goes here too (a table, an eval line)
+    after: list[str] = field(default_factory=list)
+
+
+def run_step(step: Step, logs: Path, record: Path) -> bool:
+    logs.mkdir(parents=True, exist_ok=True)
+    print(f"[{time.strftime('%H:%M:%S')}] {step.name}: {' '.join(step.argv[2:] if step.argv[:2] == JAXIR[:2] else step.argv)}",
+          flush=True)
+    start = time.time()
+    with (logs / f"{step.name}.log").open("a") as log:
+        proc = subprocess.run(step.argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+        log.write(proc.stdout)
+    seconds = time.time() - start
+    if proc.returncode == 0 and step.stdout is not None:
+        tmp = step.stdout.with_suffix(".tmp")
+        tmp.write_text(proc.stdout)
+        tmp.replace(step.stdout)
+    with record.open("a") as f:
+        f.write(json.dumps({"step": step.name, "seconds": round(seconds, 1), "rc": proc.returncode}) + "\n")
+    print(f"  {'ok' if proc.returncode == 0 else f'failed (rc {proc.returncode})'} in {seconds / 60:.1f} min"
+          + (f"\n{proc.stdout.strip()}" if step.stdout is not None else ""), flush=True)
+    return proc.returncode == 0 and step.done.exists()
+
+
+def run_plan(steps: list[Step], out: Path, dry_run: bool) -> None:
+    """Run the steps in order, skipping the done ones and those after a failed step they need."""
+    failed: set[str] = set()
+    for step in steps:
+        if step.done.exists():
+            print(f"{step.name}: done ({step.done.relative_to(out)})", flush=True)
+        elif set(step.after) & failed:
+            print(f"{step.name}: skipped, needs {sorted(set(step.after) & failed)}", flush=True)
+            failed.add(step.name)
+        elif dry_run:
+            print(f"{step.name}: to run: {' '.join(step.argv)}", flush=True)
+        elif not run_step(step, out / "logs", out / "steps.jsonl"):
+            failed.add(step.name)
+    if failed and not dry_run:
+        sys.exit(f"failed: {sorted(failed)} (logs in {out / 'logs'})")
