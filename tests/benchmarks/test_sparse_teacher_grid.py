@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import ROOT
 from benchmarks.claims import sparse_teacher_grid as grid
+from benchmarks.harness import steps
 from benchmarks.claims import teacher_ensemble
 from jaxir.cli import build_parser
 from jaxir.recipes import RECIPES
@@ -80,7 +81,7 @@ def test_dependants_of_a_failed_step_are_skipped_and_the_rest_run(tmp_path, monk
         step.done.write_text("{}")
         return True
 
-    monkeypatch.setattr(grid, "run_step", fake_run)
+    monkeypatch.setattr(steps, "run_step", fake_run)
     monkeypatch.setattr(sys, "argv", ["grid", "--data", str(tmp_path / "scifact"), "--out", str(tmp_path / "g")])
     with pytest.raises(SystemExit, match="failed"):
         grid.main()
