@@ -25,12 +25,11 @@ name, gives every run the budget of the earlier runs of its recipe: the sparse s
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import ROOT
-from benchmarks.harness.steps import JAXIR, Step, module, run_plan
+from benchmarks.harness.steps import JAXIR, Step, module, run_plan, select
 
 PRIOR_INDEX = ["--head-scale", "0.25", "--prior-stem", "true"]
 
@@ -114,20 +113,7 @@ def main() -> None:
     args = ap.parse_args()
     out = (args.out or ROOT / "runs" / f"grid-{args.data.name}").resolve()
     steps = plan(args.data.resolve(), out)
-    by_name = {s.name: s for s in steps}
-    wanted = [n for n in args.only.split(",") if n]
-    unknown = [n for n in wanted if n not in by_name]
-    if unknown:
-        sys.exit(f"unknown step(s) {unknown}; steps: {', '.join(by_name)}")
-    if wanted:  # a step and everything it needs, in plan order
-        need, todo = set(), list(wanted)
-        while todo:
-            n = todo.pop()
-            if n not in need:
-                need.add(n)
-                todo.extend(by_name[n].after)
-        steps = [s for s in steps if s.name in need]
-    run_plan(steps, out, args.dry_run)
+    run_plan(select(steps, args.only), out, args.dry_run)
 
 
 if __name__ == "__main__":

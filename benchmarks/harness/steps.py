@@ -68,3 +68,22 @@ def run_plan(steps: list[Step], out: Path, dry_run: bool) -> None:
             failed.add(step.name)
     if failed and not dry_run:
         sys.exit(f"failed: {sorted(failed)} (logs in {out / 'logs'})")
+
+
+def select(steps: list[Step], only: str) -> list[Step]:
+    """`--only a,b`: those steps and every step they need, in plan order ("" : all). An unknown
+    name exits naming the steps there are."""
+    by_name = {s.name: s for s in steps}
+    wanted = [n for n in only.split(",") if n]
+    if unknown := [n for n in wanted if n not in by_name]:
+        sys.exit(f"unknown step(s) {unknown}; steps: {', '.join(by_name)}")
+    if not wanted:
+        return steps
+    need, todo = set(), list(wanted)
+    while todo:
+        n = todo.pop()
+        if n not in need:
+            need.add(n)
+            todo.extend(by_name[n].after)
+    return [s for s in steps if s.name in need]
+
