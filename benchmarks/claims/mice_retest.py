@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 
 from benchmarks import ROOT
-from benchmarks.harness.steps import JAXIR, Step, module, run_plan, select
+from benchmarks.harness.steps import JAXIR, Step, add_plan_options, module, run_plan, select
 
 DATASETS = ("scifact", "nfcorpus")
 # name -> MICE recipe overrides; the reference each is compared with comes after it.
@@ -96,8 +96,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--beir", type=Path, required=True, help="folder holding scifact/ and nfcorpus/")
     ap.add_argument("--out", type=Path, default=None, help="default: runs/mice-retest")
-    ap.add_argument("--only", default="", help="comma-separated step names (and what they need)")
-    ap.add_argument("--dry-run", action="store_true", help="print the steps still to run, run nothing")
+    add_plan_options(ap)
     ap.add_argument("--report", action="store_true", help="(the last step) print the comparison tables")
     args = ap.parse_args()
     beir, out = args.beir.resolve(), (args.out or ROOT / "runs" / "mice-retest").resolve()

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import ROOT
-from benchmarks.harness.steps import JAXIR, Step, module, run_plan, select
+from benchmarks.harness.steps import JAXIR, Step, add_plan_options, module, run_plan, select
 
 PRIOR_INDEX = ["--head-scale", "0.25", "--prior-stem", "true"]
 
@@ -108,8 +108,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="BEIR folder (scifact or nfcorpus)")
     ap.add_argument("--out", type=Path, default=None, help="default: runs/grid-<dataset>")
-    ap.add_argument("--only", default="", help="comma-separated step names (and what they need)")
-    ap.add_argument("--dry-run", action="store_true", help="print the steps still to run, run nothing")
+    add_plan_options(ap)
     args = ap.parse_args()
     out = (args.out or ROOT / "runs" / f"grid-{args.data.name}").resolve()
     steps = plan(args.data.resolve(), out)

@@ -87,3 +87,9 @@ def select(steps: list[Step], only: str) -> list[Step]:
             todo.extend(by_name[n].after)
     return [s for s in steps if s.name in need]
 
+
+def add_plan_options(ap) -> None:
+    """The options every resumable study takes: --only NAME,... and --dry-run."""
+    ap.add_argument("--only", default="", help="comma-separated step names (and what they need)")
+    ap.add_argument("--dry-run", action="store_true", help="print the steps still to run, run nothing")
+
