@@ -70,12 +70,13 @@ def report(data: Path, out: Path, lambdas: dict[str, list[str]]) -> None:
     import numpy as np
 
     from jaxir.index.sparse_search import SparseIndex
+    from jaxir.text import load_tokenizer
 
-    nnz = {}
+    nnz, tok = {}, load_tokenizer()
     for mode, values in lambdas.items():
         for lam in values:
             folder = out / "indexes" / f"{run_name(mode, lam)}-w1"
-            nnz[(mode, lam)] = float(np.mean(SparseIndex.load(folder).inverted.nonzeros_per_doc()))
+            nnz[(mode, lam)] = float(np.mean(SparseIndex.load(folder, tokenizer=tok).inverted.nonzeros_per_doc()))
     print("| run | lambda_d | nnz/doc (one window) |\n|---|---|---|")
     for (mode, lam), value in nnz.items():
         print(f"| {mode} | {lam} | {value:.1f} |")
