@@ -32,9 +32,15 @@ def add_method_options(p: argparse.ArgumentParser, methods: list[str]) -> None:
         cls = retriever_class(users[0])
         field = options_of(users[0])[name]
         extra = field_option(cls, field, bare_bool=True) or {"type": str}  # a type the CLI cannot check: text
-        who = "" if len(users) == len(methods) else f" ({', '.join(users)})"
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
-                       help=field_help(cls, field) + who, **extra)
+        helps: dict[str, list[str]] = {}  # {help: its methods}: each may set a field of its own config
+        for method in users:
+            helps.setdefault(field_help(retriever_class(method), options_of(method)[name]), []).append(method)
+        if len(helps) == 1:
+            who = "" if len(users) == len(methods) else f" ({', '.join(users)})"
+            text = next(iter(helps)) + who
+        else:
+            text = "; ".join(f"{', '.join(ms)}: {h.removesuffix('.')}" for h, ms in helps.items())
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, help=text.replace("%", "%%"), **extra)
 
 
 def add_demo(sub, fn) -> None:

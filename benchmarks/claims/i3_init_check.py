@@ -74,7 +74,8 @@ def tower_grad_norms(model, params, batch) -> dict:
 def main(argv=None) -> dict:
     from jaxir.eval.beir import load_beir
     from jaxir.eval.metrics import evaluate
-    from jaxir.methods.i3 import I3Config, I3Model
+    from jaxir.methods.i3 import I3Model
+    from jaxir.methods.i3_config import I3Config
     from jaxir.models.hf import load_bert
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -26,7 +26,8 @@ def main() -> None:
     import jax.numpy as jnp
 
     from jaxir.eval.beir import load_beir
-    from jaxir.methods.mice import MiceConfig, MiceModel
+    from jaxir.methods.mice import MiceModel
+    from jaxir.methods.mice_config import MiceConfig
     from jaxir.models.bert import bert_apply
     from jaxir.models.hf import load_bert
     from jaxir.text import load_tokenizer

@@ -36,7 +36,8 @@ def encode(texts, query_texts, *, random: bool, batch_size: int):
         return docs, unit(rng.normal(size=(len(query_texts), 32, 128))), "random-unit-vectors"
     import jax
 
-    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.methods.colbert import ColBERTModel
+    from jaxir.methods.colbert_config import ColBERTConfig
 
     model = ColBERTModel(ColBERTConfig(batch_size=batch_size))
     params = model.init(jax.random.PRNGKey(model.config.seed))

@@ -90,7 +90,8 @@ def ce_import_diff(folder) -> float:
 def toy_cross_encoder(pooler: bool):
     """(model, params) of a toy jaxir cross-encoder: BertForSequenceClassification's head with
     `pooler`, else the recipe's default (a head on [CLS] itself)."""
-    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel
+    from jaxir.methods.cross_encoder_config import CrossEncoderConfig
     from jaxir.models.bert import BertConfig
 
     model = CrossEncoderModel(CrossEncoderConfig(pooler=pooler), bert_config=BertConfig.tiny())
@@ -263,7 +264,8 @@ def colbert_import_diff(lib: str, base, work: Path) -> tuple[float, str]:
 
 
 def colbert_export_diff(lib: str, work: Path) -> tuple[float, str]:
-    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.methods.colbert import ColBERTModel
+    from jaxir.methods.colbert_config import ColBERTConfig
     from jaxir.models.bert import BertConfig
     from jaxir.interop import export_model
 

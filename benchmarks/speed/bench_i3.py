@@ -29,7 +29,8 @@ DEFAULT_DATA = BEIR / "scifact"
 def load(folder: str | None, interaction: bool):
     import jax
 
-    from jaxir.methods.i3 import I3Config, I3Model
+    from jaxir.methods.i3 import I3Model
+    from jaxir.methods.i3_config import I3Config
     from jaxir.retrievers.i3 import CHECKPOINTS
 
     if folder:

@@ -51,7 +51,8 @@ class JaxirStep:
         import jax
         import jax.numpy as jnp
 
-        from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
+        from jaxir.methods.cross_encoder import CrossEncoderModel
+        from jaxir.methods.cross_encoder_config import CrossEncoderConfig
         from jaxir.models.hf import load_bert
         from jaxir.parallel import make_mesh, shard_batch
         from jaxir.training.optim import OptimConfig, make_optimizer

@@ -39,7 +39,8 @@ def import_folder(path, fmt: str, overrides: dict):
 
 
 def _build(root: Path, settings: dict, kernel: np.ndarray, overrides: dict, weights: dict):
-    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.methods.colbert import ColBERTModel
+    from jaxir.methods.colbert_config import ColBERTConfig
 
     weights = {k: v for k, v in weights.items() if k != "linear.weight"}
     bert_config, bert = bert_from_weights(root, weights)

@@ -40,7 +40,8 @@ SCORE_DENSE = {"out_features": 1, "bias": True, "activation_function": IDENTITY,
 
 
 def import_folder(path, fmt: str, overrides: dict):
-    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel
+    from jaxir.methods.cross_encoder_config import CrossEncoderConfig
 
     del fmt
     path = Path(path)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxir.config.bounds import bounded, check_bounds
+from jaxir.methods.cross_encoder_config import CrossEncoderConfig
 from jaxir.models.bert import BertConfig, bert_apply, init_params
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.models.heads import ScoreHead
@@ -32,29 +32,6 @@ from jaxir.ops.scores import minmax_normalize
 from jaxir.text import DEFAULT_BUCKETS, assemble, length_sorted_batches, load_tokenizer, tokenize
 
 METHOD = "cross-encoder"
-
-
-@dataclasses.dataclass(frozen=True)
-class CrossEncoderConfig:
-    # Local HF BERT folder for the backbone; None = embedded all-MiniLM-L6-v2.
-    model: str | None = None
-    # Tokens per (query, document) pair incl. [CLS] and both [SEP]s; documents are cut first.
-    pair_maxlen: int = bounded(256, ge=4)
-    # Rerank-time interpolation weight of the cross-encoder score; None = cross-encoder only.
-    alpha: float | None = bounded(None, ge=0.0, le=1.0)
-    # Pairs per jitted forward at rerank time.
-    rerank_batch_size: int = bounded(32, ge=1)
-    # Backbone dropout while training (hidden and attention); None = the backbone config's.
-    dropout: float | None = bounded(None, ge=0.0, lt=1.0)
-    # Seeds the new head (and, with a random backbone, the encoder).
-    seed: int = bounded(0, ge=0)
-    # [CLS] goes through BERT's pooler, tanh(W h + b), before the head, as in Hugging Face's
-    # BertForSequenceClassification; imported checkpoints of that layout set it. Off: the head
-    # reads [CLS] itself (exported as sentence-transformers modules Transformer, Pooling, Dense).
-    pooler: bool = False
-
-    def __post_init__(self):
-        check_bounds(self)  # every range and choice is declared once, on its field
 
 
 def init_pair_params(rng: jax.Array, bert_config: BertConfig, bert=None, head=None) -> dict:

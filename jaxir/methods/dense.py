@@ -4,31 +4,17 @@ With the embedded all-MiniLM-L6-v2 this reproduces the model's published SciFact
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Sequence
 
 import jax
 import numpy as np
 
-from jaxir.config.bounds import bounded
+from jaxir.methods.dense_config import DenseConfig
 from jaxir.methods.encoding import encode_pooled
 from jaxir.models.bert import BertEncoder
 from jaxir.models.heads import l2_normalize, mean_pool
 from jaxir.models.hf import load_bert, params_fingerprint
 from jaxir.text import load_tokenizer
-
-
-@dataclasses.dataclass(frozen=True)
-class DenseConfig:
-    # Local HF BERT folder; None = embedded all-MiniLM-L6-v2.
-    model: str | None = None
-    # Tokens per text incl. [CLS]/[SEP]; 256 is all-MiniLM-L6-v2's sentence_bert_config value.
-    max_length: int = bounded(256, ge=1)
-    # Texts per jitted forward call (rows are padded so the shape repeats).
-    batch_size: int = bounded(32, ge=1)
-    # "mean" (sentence-transformers default for MiniLM) or "cls".
-    pooling: str = "mean"
-    normalize: bool = True
 
 
 def embed(config, bert_config, params, input_ids, attention_mask, token_type_ids):

@@ -18,7 +18,7 @@ class SparseConfig:
     dropout: float | None = bounded(None, ge=0.0, lt=1.0)
     # Document tokens incl. [CLS]/[SEP] per window: 256 for indexing; jaxir.recipes.sparse trains
     # (and so exports checkpoints) at 180 on CPU, 256 in its tpu-msmarco mode.
-    doc_maxlen: int = bounded(256, ge=1)
+    doc_maxlen: int = bounded(256, ge=3)
     # Query side: "idf" (inference-free: q_t = idf_t for each distinct query WordPiece, no model)
     # or "mlm" (SPLADE, siamese: the document encoder on [CLS] query [SEP], FLOPS on both sides).
     query_encoder: str = one_of("idf", QUERY_ENCODERS)
@@ -30,7 +30,7 @@ class SparseConfig:
     # Second log1p on the weights (the later "L0" variant; off in the paper's default).
     double_log: bool = False
     # Keep the head's top_k weights per document at index time (None: every positive weight).
-    top_k: int | None = None
+    top_k: int | None = bounded(None, ge=1)
     # Longer documents are cut into up to doc_windows windows of doc_maxlen tokens, each encoded
     # as [CLS] piece [SEP]; w max-pools over the tokens of all windows, so no text is dropped
     # below doc_windows * (doc_maxlen - 2) tokens. Training scores the first window only.
@@ -84,7 +84,7 @@ class SparseConfig:
     # Index-time factor on the head's weights next to the prior (1 = as trained). A head trained
     # on few queries can overfit; benchmarks/claims/sparse_prior_fusion.py picks it on held-out train
     # queries. Needs lexical_prior (without one a common factor changes no ranking).
-    head_scale: float = 1.0
+    head_scale: float = bounded(1.0, ge=0.0)
     # Seed of the head init when no checkpoint is loaded.
     seed: int = bounded(0, ge=0)
     # Texts per jitted encode call.
@@ -105,8 +105,3 @@ class SparseConfig:
                              "against the prior")
         if self.prior_stem and not self.lexical_prior:
             raise ValueError("prior_stem needs lexical_prior: it stems the prior's document side")
-        if self.head_scale < 0:
-            raise ValueError(f"head_scale must be >= 0, got {self.head_scale}")
-        if self.logit_chunk < 1 or self.doc_maxlen < 3 or self.doc_windows < 1:
-            raise ValueError(f"bad logit_chunk {self.logit_chunk} / doc_maxlen {self.doc_maxlen} / "
-                             f"doc_windows {self.doc_windows}")

@@ -46,7 +46,8 @@ from pathlib import Path
 
 from jaxir.config.options import mode_config
 from jaxir.config.overrides import apply_overrides
-from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+from jaxir.methods.colbert import ColBERTModel
+from jaxir.methods.colbert_config import ColBERTConfig
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
 from jaxir.recipes.nway_data import (NWAY_DERIVED, NWAY_FLAGS, NWAY_SMOKE, NWAY_WARMUPS, NwayData, nway_source,

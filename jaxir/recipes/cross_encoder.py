@@ -43,7 +43,7 @@ from jaxir.config.options import Derived, mode_config
 from jaxir.config.overrides import apply_overrides
 from jaxir.data.tuples import TupleConfig
 from jaxir.fs import INDEX_CACHE
-from jaxir.methods.cross_encoder import CrossEncoderConfig
+from jaxir.methods.cross_encoder_config import CrossEncoderConfig
 from jaxir.recipes import entry_points
 from jaxir.retrievers.registry import first_stage_methods
 from jaxir.training.loop import FitConfig

@@ -35,7 +35,8 @@ from jaxir.config.options import mode_config
 from jaxir.config.overrides import apply_overrides
 from jaxir.data.tuples import TupleConfig
 from jaxir.errors import DataError, OptionError, utf8_lines
-from jaxir.methods.i3 import NEW_MODULES, I3Config, I3Model
+from jaxir.methods.i3 import NEW_MODULES, I3Model
+from jaxir.methods.i3_config import I3Config
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
 from jaxir.recipes.nway_data import (NWAY_DERIVED, NWAY_FLAGS, NWAY_SMOKE, NWAY_WARMUPS, NwayData, nway_source,

@@ -33,7 +33,7 @@ from jaxir.config.options import mode_config
 from jaxir.config.overrides import apply_overrides
 from jaxir.data.tuples import TupleConfig
 from jaxir.errors import OptionError
-from jaxir.methods.mice import MiceConfig
+from jaxir.methods.mice_config import MiceConfig
 from jaxir.recipes import entry_points
 from jaxir.recipes.nway_data import (NWAY_DERIVED, NWAY_FLAGS, NWAY_SMOKE, NWAY_WARMUPS, NwayData, nway_source,
                                      prepare_beir)

@@ -60,7 +60,8 @@ from jaxir.config.options import Derived, mode_config
 from jaxir.config.overrides import apply_overrides
 from jaxir.config.warmup import check_warmups
 from jaxir.fs import INDEX_CACHE
-from jaxir.methods.sparse import SparseConfig, SparseModel
+from jaxir.methods.sparse import SparseModel
+from jaxir.methods.sparse_config import SparseConfig
 from jaxir.parallel import EMBED, VOCAB
 from jaxir.recipes import entry_points
 from jaxir.recipes.sparse_batches import TextSource, tuple_texts

@@ -19,7 +19,7 @@ import dataclasses
 
 from jaxir.config.options import mode_config
 from jaxir.config.overrides import apply_overrides
-from jaxir.methods.sparse import SparseConfig
+from jaxir.methods.sparse_config import SparseConfig
 from jaxir.recipes import entry_points
 from jaxir.recipes import sparse as base
 

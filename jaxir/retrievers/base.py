@@ -7,14 +7,17 @@ fingerprint in the index manifest and refuse to search an index built with other
 
 One naming scheme, used everywhere:
 
-    jaxir.methods      <M>Config (the settings), <M>Model (init / apply, pure functions of params)
+    jaxir.methods      <M>Config (the settings, in <m>_config.py: no jax)
+                       <M>Model (init / apply, pure functions of params)
     jaxir.retrievers   <M>Retriever: a registry entry that builds and opens an index (first stage)
                        <M>Reranker:  a registry entry that opens a scorer of candidates
                        <M>Searcher:  what a retriever opens (`search(queries, k)`)
                        <M>Scorer:    what a reranker opens (`rerank_many(queries, candidates)`)
 
 Retrievers are dataclasses: their fields are the options `jaxir index/eval/search` take (one
-`--field-name` each, help from the field's metadata), so a new option is one field.
+`--field-name` each, help from the field's metadata), so a new option is one field. An option that
+overrides a field of the method's config is declared with `config_option`: its range, choices and
+help are that config field's (declared once, in `jaxir/methods/<m>_config.py`), never restated.
 """
 from __future__ import annotations
 
@@ -73,6 +76,30 @@ def option(default=None, help: str = "", *, search_only: bool = False, ge=None, 
     metadata = {"help": help, "search_only": search_only, "bounds": bounds}
     return dataclasses.field(default=default, repr=not search_only,
                              metadata=metadata if choices is None else {**metadata, "choices": tuple(choices)})
+
+
+# What a config field's metadata declares of its values (`jaxir.config.bounds`): an option that
+# overrides the field takes exactly these.
+VALUE_RULES = ("bounds", "choices", "finite")
+
+
+def config_option(config: str, field: str, *, default=None, help: str = "", search_only: bool = False):
+    """A retriever field that is a CLI option overriding the field `field` of the method config
+    `config` ("module:Class", a jax-free `jaxir/methods/<m>_config.py`). The field is the one
+    source: the option takes its range, choices and finiteness (`bounded`, `one_of`) and its help
+    is the comment above it, followed by `help`, the retriever's own note ("(default: the
+    checkpoint's)"). The retriever passes the value on as that field's override."""
+    from jaxir.config.options import field_help
+
+    cls = _resolve(config)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if field not in fields:
+        raise TypeError(f"{config} has no field {field!r}")
+    f = fields[field]
+    rules = {"bounds": {}, **{k: f.metadata[k] for k in VALUE_RULES if k in f.metadata}}
+    metadata = {**rules, "help": " ".join(filter(None, (field_help(cls, f), help))), "search_only": search_only,
+                "config_field": f"{config}.{field}"}
+    return dataclasses.field(default=default, repr=not search_only, metadata=metadata)
 
 
 def threads_option():

@@ -19,13 +19,13 @@ import numpy as np
 from jaxir.errors import IndexFormatError
 from jaxir.index.codec import NBITS_CHOICES
 from jaxir.index.query_pool import map_queries, resolve_threads
-from jaxir.retrievers.base import MethodCheckpoints, check_kind, option, threads_option
+from jaxir.retrievers.base import MethodCheckpoints, check_kind, config_option, option, threads_option
 
 METHOD = "colbert"
+CONFIG = "jaxir.methods.colbert_config:ColBERTConfig"  # some options below override its fields
 
 
-CHECKPOINTS = MethodCheckpoints(METHOD, "jaxir.methods.colbert:ColBERTConfig",
-                                "jaxir.methods.colbert:ColBERTModel")
+CHECKPOINTS = MethodCheckpoints(METHOD, CONFIG, "jaxir.methods.colbert:ColBERTModel")
 save_checkpoint, load_checkpoint = CHECKPOINTS.save, CHECKPOINTS.load
 
 
@@ -37,7 +37,7 @@ class ColBERTRetriever:
     model: str | None = option(None, "backbone folder when no checkpoint is given (default: embedded all-MiniLM-L6-v2)")
     nbits: int = option(2, "residual bits per dimension (1, 2 or 4)", choices=NBITS_CHOICES)
     uncompressed: bool = option(False, "keep (index) / search (eval) an fp16 copy of the token vectors")
-    doc_maxlen: int | None = option(None, "tokens per document (default: the checkpoint's)", ge=4)
+    doc_maxlen: int | None = config_option(CONFIG, "doc_maxlen", help="(default: the checkpoint's)")
     # Search-time options do not change the index, so they stay out of repr (the cache key).
     exhaustive: bool = option(False, "exact MaxSim over all decompressed docs instead of PLAID",
                               search_only=True)
@@ -47,7 +47,7 @@ class ColBERTRetriever:
         None, "PLAID: centroids scoring below this are pruned (default: by k)", search_only=True)
     ndocs: int | None = option(None, "PLAID: candidates kept after stage 2 (default: by k)",
                                search_only=True, ge=1)
-    batch_size: int | None = option(None, "texts per encoder call", search_only=True, ge=1)
+    batch_size: int | None = config_option(CONFIG, "batch_size", search_only=True)
     threads: int | None = threads_option()
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default=METHOD, init=False)

@@ -12,11 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from jaxir.retrievers.base import MethodCheckpoints, option
+from jaxir.retrievers.base import MethodCheckpoints, config_option, option
 
 METHOD = "cross-encoder"
-CHECKPOINTS = MethodCheckpoints(METHOD, "jaxir.methods.cross_encoder:CrossEncoderConfig",
-                                "jaxir.methods.cross_encoder:CrossEncoderModel")
+CONFIG = "jaxir.methods.cross_encoder_config:CrossEncoderConfig"  # some options below override its fields
+CHECKPOINTS = MethodCheckpoints(METHOD, CONFIG, "jaxir.methods.cross_encoder:CrossEncoderModel")
 
 
 class CrossEncoderScorer:
@@ -71,10 +71,8 @@ class CrossEncoderReranker:
     """Registry entry: a trained cross-encoder over a first stage's candidates (no index)."""
 
     checkpoint: str | None = option(None, "trained model folder (cross-encoder: required)")
-    alpha: float | None = option(None, "weight of its score against the first stage "
-                                       "(both min-max; 0 = first stage only; default: the checkpoint's)",
-                                 ge=0.0, le=1.0)
-    batch_size: int | None = option(None, "texts per encoder call", search_only=True, ge=1)
+    alpha: float | None = config_option(CONFIG, "alpha", help="(default: the checkpoint's)")
+    batch_size: int | None = config_option(CONFIG, "rerank_batch_size", search_only=True)
     name: str = dataclasses.field(default=METHOD, init=False)
     index_kind = None
 

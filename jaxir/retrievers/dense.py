@@ -11,7 +11,9 @@ from typing import Callable
 
 import numpy as np
 
-from jaxir.retrievers.base import FunctionSearcher, check_kind, option
+from jaxir.retrievers.base import FunctionSearcher, check_kind, config_option, option
+
+CONFIG = "jaxir.methods.dense_config:DenseConfig"  # some options below override its fields
 
 
 def build_flat(vectors: np.ndarray, doc_ids, out, *, fingerprint: str, meta: dict, kind: str) -> Path:
@@ -39,8 +41,8 @@ class DenseRetriever:
     """Bi-encoder (default: all-MiniLM-L6-v2, mean pooled, normalised) + exact flat search."""
 
     model: str | None = option(None, "local Hugging Face BERT folder (default: embedded all-MiniLM-L6-v2)")
-    doc_maxlen: int = option(256, "tokens per document (dense: also per query)", ge=3)
-    batch_size: int = option(32, "texts per encoder call", search_only=True, ge=1)
+    doc_maxlen: int = config_option(CONFIG, "max_length", default=256, help="(queries and documents alike)")
+    batch_size: int = config_option(CONFIG, "batch_size", default=32, search_only=True)
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default="dense", init=False)
     index_kind = "dense"
@@ -48,7 +50,8 @@ class DenseRetriever:
     @cached_property
     def _encoder(self):
         """The DenseModel (weights loaded and jitted once per retriever)."""
-        from jaxir.methods.dense import DenseConfig, DenseModel
+        from jaxir.methods.dense import DenseModel
+        from jaxir.methods.dense_config import DenseConfig
 
         cfg = DenseConfig(model=self.model, max_length=self.doc_maxlen, batch_size=self.batch_size)
         return DenseModel(cfg)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 from functools import cached_property
 
-from jaxir.retrievers.base import MethodCheckpoints, check_kind, option
+from jaxir.retrievers.base import MethodCheckpoints, check_kind, config_option, option
 from jaxir.retrievers.dense import build_flat, open_flat
 
 METHOD = "i3"
-CHECKPOINTS = MethodCheckpoints(METHOD, "jaxir.methods.i3:I3Config", "jaxir.methods.i3:I3Model")
+CONFIG = "jaxir.methods.i3_config:I3Config"  # some options below override its fields
+CHECKPOINTS = MethodCheckpoints(METHOD, CONFIG, "jaxir.methods.i3:I3Model")
 save_checkpoint, load_checkpoint = CHECKPOINTS.save, CHECKPOINTS.load
 
 
@@ -25,8 +26,8 @@ class I3Retriever:
 
     checkpoint: str | None = option(None, "trained model folder (default: the backbone + untrained, seeded new layers)")
     model: str | None = option(None, "backbone folder when no checkpoint is given (default: embedded all-MiniLM-L6-v2)")
-    doc_maxlen: int | None = option(None, "tokens per passage (default: the checkpoint's)", ge=3)
-    batch_size: int | None = option(None, "texts per encoder call", search_only=True, ge=1)
+    doc_maxlen: int | None = config_option(CONFIG, "doc_maxlen", help="(default: the checkpoint's)")
+    batch_size: int | None = config_option(CONFIG, "batch_size", search_only=True)
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default=METHOD, init=False)
     index_kind = "i3"

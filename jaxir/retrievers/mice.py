@@ -18,10 +18,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxir.index.doc_states import STATE_DTYPES
-from jaxir.retrievers.base import MethodCheckpoints, option
+from jaxir.retrievers.base import MethodCheckpoints, config_option, option
 
 METHOD = "mice"
-CHECKPOINTS = MethodCheckpoints(METHOD, "jaxir.methods.mice:MiceConfig", "jaxir.methods.mice:MiceModel")
+CONFIG = "jaxir.methods.mice_config:MiceConfig"  # some options below override its fields
+CHECKPOINTS = MethodCheckpoints(METHOD, CONFIG, "jaxir.methods.mice:MiceModel")
 save_checkpoint = CHECKPOINTS.save
 BUILD_BATCH = 32  # documents per jitted layers-1..l_f call at index time
 
@@ -108,13 +109,13 @@ class MiceReranker:
     """Registry entry: MICE reranking over its stored document states."""
 
     checkpoint: str | None = option(None, "trained MICE model folder (default: the backbone + a fresh head)")
-    alpha: float | None = option(None, "weight of its score against the first stage (both min-max; "
-                                       "default: the checkpoint's)", search_only=True, ge=0.0, le=1.0)
-    num_layers: int | None = option(None, "layers run, L' (default: the checkpoint's, the L' it was trained "
-                                          "with; another needs --untrained-layers)", search_only=True, ge=1)
+    alpha: float | None = config_option(CONFIG, "alpha", help="(default: the checkpoint's)", search_only=True)
+    num_layers: int | None = config_option(CONFIG, "num_layers", search_only=True,
+                                           help="(default: the checkpoint's, the L' it was trained with; "
+                                                "another needs --untrained-layers)")
     untrained_layers: bool = option(False, "allow --num-layers other than the trained L': the head then reads "
                                            "[CLS] states it was never trained on", search_only=True)
-    batch_size: int | None = option(None, "candidates per interaction call", search_only=True, ge=1)
+    batch_size: int | None = config_option(CONFIG, "rerank_batch_size", search_only=True)
     state_dtype: str | None = option(None, "stored state dtype: float16 (default) or float32", choices=STATE_DTYPES)
     prune_tokens: int | None = option(None, "keep each document's k highest-IDF tokens (default 0: all)", ge=0)
     precompute_kv: bool | None = option(None, "also store every interaction layer's keys/values (default false)")

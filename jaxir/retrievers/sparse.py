@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.index.inverted import WEIGHT_DTYPES
-from jaxir.retrievers.base import MethodCheckpoints, check_kind, option, threads_option
+from jaxir.retrievers.base import MethodCheckpoints, check_kind, config_option, option, threads_option
 
 METHOD, IDF_FILE = "sparse", "idf.json"
+CONFIG = "jaxir.methods.sparse_config:SparseConfig"  # the options below override its fields
 
 
-CHECKPOINTS = MethodCheckpoints(METHOD, "jaxir.methods.sparse:SparseConfig",
-                                "jaxir.methods.sparse:SparseModel")
+CHECKPOINTS = MethodCheckpoints(METHOD, CONFIG, "jaxir.methods.sparse:SparseModel")
 load_checkpoint = CHECKPOINTS.load
 
 
@@ -50,15 +50,14 @@ class SparseRetriever:
     checkpoint: str | None = option(None, "trained model folder (default: the backbone + an untrained, seeded head)")
     model: str | None = option(None, "backbone folder when no checkpoint is given (default: embedded all-MiniLM-L6-v2)")
     idf: str | None = option(None, "idf.json for query weights (default: the checkpoint's, else the corpus's)")
-    top_k: int | None = option(None, "keep the top-k terms per document (default: the model config's)", ge=1)
-    doc_maxlen: int | None = option(None, "tokens per document (default: the checkpoint's)", ge=3)
-    doc_windows: int | None = option(None, "encode up to this many windows of doc_maxlen tokens per document", ge=1)
-    min_idf: float | None = option(None, "tokens with idf <= this are neither stored nor scored (default 0)")
-    head_scale: float | None = option(None, "with a lexical prior: index prior + this x the head's weights (default 1)",
-                                      ge=0.0)
-    prior_stem: bool | None = option(None, "with a lexical prior: stem the prior's document side")
+    top_k: int | None = config_option(CONFIG, "top_k", help="(default: the checkpoint's)")
+    doc_maxlen: int | None = config_option(CONFIG, "doc_maxlen", help="(default: the checkpoint's)")
+    doc_windows: int | None = config_option(CONFIG, "doc_windows", help="(default: the checkpoint's)")
+    min_idf: float | None = config_option(CONFIG, "min_idf", help="(default: the checkpoint's; 0 when searching)")
+    head_scale: float | None = config_option(CONFIG, "head_scale", help="(default: the checkpoint's)")
+    prior_stem: bool | None = config_option(CONFIG, "prior_stem", help="(default: the checkpoint's)")
     dtype: str = option("uint8", "posting weights, uint8 | float16 | float32", choices=WEIGHT_DTYPES)
-    batch_size: int | None = option(None, "texts per encoder call", search_only=True, ge=1)
+    batch_size: int | None = config_option(CONFIG, "batch_size", search_only=True)
     threads: int | None = threads_option()
     progress: bool = dataclasses.field(default=True, repr=False)
     name: str = dataclasses.field(default=METHOD, init=False)

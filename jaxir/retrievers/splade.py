@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from jaxir.retrievers.base import MethodCheckpoints
-from jaxir.retrievers.sparse import IDF_FILE, SparseRetriever
+from jaxir.retrievers.sparse import CONFIG, IDF_FILE, SparseRetriever
 
 METHOD = "splade"
 
-CHECKPOINTS = MethodCheckpoints(METHOD, "jaxir.methods.sparse:SparseConfig", "jaxir.methods.sparse:SparseModel",
+CHECKPOINTS = MethodCheckpoints(METHOD, CONFIG, "jaxir.methods.sparse:SparseModel",
                                 defaults=(("query_encoder", "mlm"),))
 load_checkpoint = CHECKPOINTS.load
 

@@ -35,8 +35,10 @@ def tiny(tmp_path_factory, minilm_dir):
     """{"bert": a tiny HF folder, "cross-encoder": a tiny cross-encoder folder, "mice": a tiny MICE folder}."""
     import jax
 
-    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
-    from jaxir.methods.mice import MiceConfig, MiceModel
+    from jaxir.methods.cross_encoder import CrossEncoderModel
+    from jaxir.methods.cross_encoder_config import CrossEncoderConfig
+    from jaxir.methods.mice import MiceModel
+    from jaxir.methods.mice_config import MiceConfig
     from jaxir.models.bert import BertConfig
     from jaxir.retrievers.cross_encoder import CrossEncoderScorer
     from jaxir.retrievers.mice import save_checkpoint as save_mice

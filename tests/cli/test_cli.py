@@ -98,7 +98,8 @@ def test_tune_alpha_reports_heldout_table_with_bm25_at_zero(small_beir, tmp_path
     from jaxir.eval.beir import load_beir
     from jaxir.eval.metrics import evaluate
     from jaxir.index.bm25 import BM25Index
-    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel
+    from jaxir.methods.cross_encoder_config import CrossEncoderConfig
     from jaxir.models.bert import BertConfig
     from jaxir.retrievers.cross_encoder import CrossEncoderScorer
     from jaxir.recipes.cross_encoder import holdout_qids

@@ -281,7 +281,8 @@ def test_index_force_replaces_a_valid_index(toy, tmp_path):
 def pylate_export(tmp_path_factory):
     """A tiny ColBERT exported by jaxir as PyLate (a checkpoint export-model reads too)."""
     from benchmarks.interop import interop_parity as ip
-    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.methods.colbert import ColBERTModel
+    from jaxir.methods.colbert_config import ColBERTConfig
     from jaxir.models.bert import BertConfig
     from jaxir.interop import export_model
 

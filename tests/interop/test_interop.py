@@ -55,7 +55,8 @@ def test_cross_encoder_import_matches_sentence_transformers(st_cross_encoder):
 
 def test_cross_encoder_export_loads_in_sentence_transformers(tmp_path):
     assert ip.ce_export_diff(tmp_path) <= TOL
-    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel
+    from jaxir.methods.cross_encoder_config import CrossEncoderConfig
 
     model = CrossEncoderModel(CrossEncoderConfig(pooler=True), bert_config=BertConfig.tiny())
     params = ip.toy_params(model, 1)
@@ -188,7 +189,8 @@ def test_sparse_export_loads_in_sentence_transformers(tmp_path):
 @pytest.mark.parametrize("flags", [{}, {"attend_to_mask_tokens": True, "mask_punctuation": False}])
 @pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_colbert_export_import_round_trip(tmp_path, fmt, flags):
-    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.methods.colbert import ColBERTModel
+    from jaxir.methods.colbert_config import ColBERTConfig
 
     model = ColBERTModel(ColBERTConfig(query_maxlen=24, doc_maxlen=64, dim=16, **flags), bert_config=BertConfig.tiny())
     params = ip.toy_params(model, 3)
@@ -210,7 +212,8 @@ def test_export_model_cli_and_eval_of_an_exported_folder(tmp_path, toy_beir, cap
     """`jaxir export-model` of a saved jaxir ColBERT (MiniLM + a seeded head), then `jaxir eval
     --checkpoint` of each export: the log names the layout and the nDCG equals the original's."""
     from jaxir import cli
-    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.methods.colbert import ColBERTModel
+    from jaxir.methods.colbert_config import ColBERTConfig
     from jaxir.retrievers.colbert import save_checkpoint
 
     model = ColBERTModel(ColBERTConfig(doc_maxlen=48))
@@ -285,7 +288,8 @@ def test_idf_of_another_vocabulary_is_named(tmp_path, hf_mlm):
 
 
 def test_pylate_dense_bias_is_refused_even_when_its_config_is_silent(tmp_path):
-    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.methods.colbert import ColBERTModel
+    from jaxir.methods.colbert_config import ColBERTConfig
 
     model = ColBERTModel(ColBERTConfig(dim=16), bert_config=BertConfig.tiny())
     out = export_model(model, ip.toy_params(model), fmt="pylate", out=tmp_path / "pl")
@@ -297,7 +301,8 @@ def test_pylate_dense_bias_is_refused_even_when_its_config_is_silent(tmp_path):
 
 
 def test_unsupported_pylate_module_is_named(tmp_path):
-    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.methods.colbert import ColBERTModel
+    from jaxir.methods.colbert_config import ColBERTConfig
 
     model = ColBERTModel(ColBERTConfig(dim=16), bert_config=BertConfig.tiny())
     out = export_model(model, ip.toy_params(model), fmt="pylate", out=tmp_path / "pl")

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+from jaxir.methods.colbert import ColBERTModel
+from jaxir.methods.colbert_config import ColBERTConfig
 from jaxir.models.bert import BertConfig, BertEncoder
 
 CLS, SEP, PAD, MASK, Q_MARK, D_MARK = 101, 102, 0, 103, 1, 2

@@ -8,7 +8,8 @@ import optax
 import pytest
 
 from jaxir.errors import CheckpointError
-from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig, interpolate
+from jaxir.methods.cross_encoder import CrossEncoderModel, interpolate
+from jaxir.methods.cross_encoder_config import CrossEncoderConfig
 from jaxir.models.bert import BertConfig
 from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 from jaxir.pipeline.rerank import merge_reranked, rerank_run

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxir.methods.i3 import I3Config, I3Model
+from jaxir.methods.i3 import I3Model
+from jaxir.methods.i3_config import I3Config
 from jaxir.models.bert import BertConfig, attention_bias
 from jaxir.models.decoder import CrossAttention, DecoderLayer
 

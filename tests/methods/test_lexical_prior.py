@@ -74,7 +74,8 @@ def test_empty_corpus_is_an_error():
 def test_prior_only_index_scores_bm25_over_wordpieces(tmp_path):
     """A head biased far below zero adds nothing: the index is the prior, and a search scores
     sum over distinct query WordPieces of idf * tf-saturation (float64 reference)."""
-    from jaxir.methods.sparse import SparseConfig, SparseModel
+    from jaxir.methods.sparse import SparseModel
+    from jaxir.methods.sparse_config import SparseConfig
     from jaxir.retrievers.sparse import SparseRetriever, save_checkpoint
     from jaxir.text.idf import compute_idf
     from jaxir.text import tokenize
@@ -105,7 +106,8 @@ def test_prior_only_index_scores_bm25_over_wordpieces(tmp_path):
 @pytest.mark.slow  # > 3 s: left out of `make test-fast`
 def test_head_scale_weighs_the_head_against_the_prior(tmp_path):
     """score(scale) = score(0) + scale * (score(1) - score(0)): the prior plus a scaled head."""
-    from jaxir.methods.sparse import SparseConfig, SparseModel
+    from jaxir.methods.sparse import SparseModel
+    from jaxir.methods.sparse_config import SparseConfig
     from jaxir.retrievers.sparse import SparseRetriever, save_checkpoint
     import jax
 
@@ -128,7 +130,7 @@ def test_head_scale_weighs_the_head_against_the_prior(tmp_path):
 
 
 def test_head_scale_needs_the_prior():
-    from jaxir.methods.sparse import SparseConfig
+    from jaxir.methods.sparse_config import SparseConfig
 
     with pytest.raises(ValueError, match="needs lexical_prior"):
         SparseConfig(head_scale=0.5)

@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
-from jaxir.methods.mice import MiceConfig, MiceModel
+from jaxir.methods.cross_encoder import CrossEncoderModel
+from jaxir.methods.cross_encoder_config import CrossEncoderConfig
+from jaxir.methods.mice import MiceModel
+from jaxir.methods.mice_config import CONFIGURATIONS, MiceConfig
 from jaxir.models.bert import BertConfig
 from jaxir.ops import masks
 
@@ -39,6 +41,7 @@ def test_configuration_masks_by_layer_range():
                 "mice": ("block_diagonal", "query_to_doc", False),
                 "mice-no-qq": ("block_diagonal", "query_to_doc_no_qq", False)}
     assert masks.MICE_CONFIGURATIONS == expected
+    assert tuple(masks.MICE_CONFIGURATIONS) == CONFIGURATIONS  # the config's jax-free spelling of the names
     rules = {"full": lambda a, b: True, "block_diagonal": lambda a, b: a == b,
              "query_to_doc": lambda a, b: a == 0 or b == 1, "query_to_doc_no_qq": lambda a, b: b == 1}
     for name, (early, late, _) in masks.MICE_CONFIGURATIONS.items():

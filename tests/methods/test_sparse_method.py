@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxir.methods.sparse import SparseConfig, SparseModel
+from jaxir.methods.sparse import SparseModel
+from jaxir.methods.sparse_config import SparseConfig
 from jaxir.models.bert import BertConfig, BertEncoder
 from jaxir.training.step import FAST_CPU_COMPILE
 

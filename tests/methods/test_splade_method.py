@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxir.methods.sparse import SparseConfig
+from jaxir.methods.sparse_config import SparseConfig
 from tests.methods.test_sparse_method import (fast_jit, idf, make_model, model, params, ref_logits,  # noqa: F401
                                       ref_weights, training_batch)
 

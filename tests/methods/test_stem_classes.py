@@ -76,7 +76,7 @@ def test_without_stems_the_prior_is_unchanged():
 
 
 def test_prior_stem_needs_the_prior():
-    from jaxir.methods.sparse import SparseConfig
+    from jaxir.methods.sparse_config import SparseConfig
 
     with pytest.raises(ValueError, match="prior_stem needs lexical_prior"):
         SparseConfig(prior_stem=True)
@@ -88,7 +88,8 @@ def test_a_query_inflection_finds_the_document_only_with_stemming(tmp_path):
     only says "cell" when the prior is stemmed, and not otherwise; build-time choices are checked."""
     import jax
 
-    from jaxir.methods.sparse import SparseConfig, SparseModel
+    from jaxir.methods.sparse import SparseModel
+    from jaxir.methods.sparse_config import SparseConfig
     from jaxir.retrievers.sparse import SparseRetriever, save_checkpoint
 
     docs = ["Each cell divides after the trial.", "Bone density improved after vitamin D.",

@@ -41,20 +41,23 @@ def test_encoder_off_is_bit_identical_and_on_depends_only_on_the_key():
 
 
 def _colbert():
-    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.methods.colbert import ColBERTModel
+    from jaxir.methods.colbert_config import ColBERTConfig
 
     return lambda rate: ColBERTModel(ColBERTConfig(query_maxlen=8, doc_maxlen=12, dim=16, dropout=rate),
                                      bert_config=BertConfig.tiny())
 
 
 def _cross_encoder():
-    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel
+    from jaxir.methods.cross_encoder_config import CrossEncoderConfig
 
     return lambda rate: CrossEncoderModel(CrossEncoderConfig(pair_maxlen=16, dropout=rate), bert_config=BertConfig.tiny())
 
 
 def _mice():
-    from jaxir.methods.mice import MiceConfig, MiceModel
+    from jaxir.methods.mice import MiceModel
+    from jaxir.methods.mice_config import MiceConfig
 
     return lambda rate: MiceModel(MiceConfig(query_maxlen=8, doc_maxlen=12, fusion_layer=1, dropout=rate),
                                   bert_config=BertConfig.tiny())

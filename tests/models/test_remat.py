@@ -30,7 +30,8 @@ def assert_close(actual, desired):
 
 
 def _colbert():
-    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.methods.colbert import ColBERTModel
+    from jaxir.methods.colbert_config import ColBERTConfig
     from jaxir.recipes.colbert import nway_arrays
 
     model = ColBERTModel(ColBERTConfig(doc_maxlen=24, query_maxlen=8, dropout=0.1),
@@ -43,7 +44,8 @@ def _colbert():
 
 
 def _mice():
-    from jaxir.methods.mice import MiceConfig, MiceModel
+    from jaxir.methods.mice import MiceModel
+    from jaxir.methods.mice_config import MiceConfig
     from jaxir.recipes.mice import mice_arrays
 
     model = MiceModel(MiceConfig(query_maxlen=8, doc_maxlen=16, fusion_layer=1, dropout=0.1),

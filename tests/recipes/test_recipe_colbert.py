@@ -104,7 +104,8 @@ def test_main_runs_two_steps_from_a_beir_folder(toy_beir, tmp_path):
                  "--data", str(toy_beir), "--out", str(warm)])
     jax.tree_util.tree_map(np.testing.assert_array_equal, load_checkpoint(warm / "colbert")[1], params)
     # A folder of another method, or of another projection width, is refused before any mining.
-    from jaxir.methods.i3 import I3Config, I3Model
+    from jaxir.methods.i3 import I3Model
+    from jaxir.methods.i3_config import I3Config
     from jaxir.models.bert import BertConfig
     from jaxir.retrievers.i3 import save_checkpoint as save_i3
 

@@ -52,7 +52,8 @@ def test_pseudo_query_file_errors_name_the_line(tmp_path):
 
 def test_pseudo_queries_become_the_reconstruction_targets(toy_beir, tmp_path):
     from jaxir.data.mine import write_mined
-    from jaxir.methods.i3 import I3Config, I3Model
+    from jaxir.methods.i3 import I3Model
+    from jaxir.methods.i3_config import I3Config
     from jaxir.models.bert import BertConfig
     from jaxir.recipes.nway_data import nway_source
 
@@ -120,7 +121,8 @@ def test_main_trains_both_variants_and_they_search(trained, toy_beir, tmp_path):
 def test_bad_inputs_get_one_line_errors(trained, toy_beir, tmp_path):
     import jax
 
-    from jaxir.methods.colbert import ColBERTConfig, ColBERTModel
+    from jaxir.methods.colbert import ColBERTModel
+    from jaxir.methods.colbert_config import ColBERTConfig
     from jaxir.retrievers.colbert import save_checkpoint as save_colbert
 
     data = load_beir(toy_beir, split="train")

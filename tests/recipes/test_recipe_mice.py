@@ -33,7 +33,8 @@ def cross_encoder(tmp_path_factory):
     """A saved (untrained-head) MiniLM cross-encoder: what the recipe starts from and distils."""
     import jax
 
-    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel
+    from jaxir.methods.cross_encoder_config import CrossEncoderConfig
     from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 
     model = CrossEncoderModel(CrossEncoderConfig(pair_maxlen=36))
@@ -156,7 +157,8 @@ def test_teacher_scores_are_reused_only_for_the_same_teacher(toy_beir, cross_enc
     """A retrained (or another) teacher at the same path never reuses the old teacher's scores."""
     import jax
 
-    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel
+    from jaxir.methods.cross_encoder_config import CrossEncoderConfig
     from jaxir.recipes.nway_data import prepare_beir
     from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 

@@ -15,7 +15,8 @@ def tiny_teacher(tmp_path_factory):
     """A saved tiny cross-encoder (random weights): cheap teacher scores."""
     import jax
 
-    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel
+    from jaxir.methods.cross_encoder_config import CrossEncoderConfig
     from jaxir.models.bert import BertConfig
     from jaxir.retrievers.cross_encoder import CrossEncoderScorer
 

@@ -56,7 +56,8 @@ def test_candidates_and_teacher_scores(toy_teachers):
 
 
 def test_in_batch_tuples_carry_teacher_scores_for_every_pair(toy_teachers):
-    from jaxir.methods.sparse import SparseConfig, SparseModel
+    from jaxir.methods.sparse import SparseModel
+    from jaxir.methods.sparse_config import SparseConfig
     from jaxir.ops.sparse import inbatch_columns
 
     data, texts, bm25, dense, flat, cache = toy_teachers

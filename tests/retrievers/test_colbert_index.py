@@ -11,7 +11,7 @@ from jaxir.eval.beir import load_beir
 from jaxir.index import exact
 from jaxir.index.codec import fit_codec_numpy, normalize
 from jaxir.index.plaid import PlaidIndex
-from jaxir.methods.colbert import ColBERTConfig
+from jaxir.methods.colbert_config import ColBERTConfig
 from jaxir.index.plaid_update import FP16_ARRAY
 from jaxir.retrievers.colbert_build import compress_stream, fit_codec, sample_doc_indices
 from jaxir.retrievers.colbert import ColBERTRetriever, save_checkpoint

@@ -56,7 +56,7 @@ def test_a_field_may_allow_nonfinite_values():
 
 
 def test_saved_configs_refuse_nonfinite_numbers():
-    from jaxir.methods.colbert import ColBERTConfig
+    from jaxir.methods.colbert_config import ColBERTConfig
     from jaxir.models.saved_model import config_from_dict
 
     saved = dataclasses.asdict(ColBERTConfig())
@@ -215,7 +215,8 @@ def test_interpolation_refuses_nonfinite_reranker_scores_naming_the_query(alpha)
 
 
 def test_a_nan_cross_encoder_is_an_error_not_the_first_stage_ranking():
-    from jaxir.methods.cross_encoder import CrossEncoderModel, CrossEncoderConfig
+    from jaxir.methods.cross_encoder import CrossEncoderModel
+    from jaxir.methods.cross_encoder_config import CrossEncoderConfig
     from jaxir.models.bert import BertConfig
     from jaxir.retrievers.cross_encoder import CrossEncoderScorer
     from jaxir.pipeline.rerank import rerank_run
