@@ -154,6 +154,7 @@ def export_checkpoint(checkpoint, *, fmt: str, out, force: bool = False):
     from jaxir.interop.folders import check_replaceable
     from jaxir.models.folders import model_folder
     from jaxir.models.saved_model import read_model_info
+    from jaxir.retrievers.registry import REGISTRY
 
     check_replaceable(out, force=force)  # before the model is loaded; again under the lock
     path = model_folder(checkpoint)  # a recipe's output folder: its model folder
@@ -162,8 +163,8 @@ def export_checkpoint(checkpoint, *, fmt: str, out, force: bool = False):
     if fmt not in EXPORTS.get(method, ()):
         allowed = ", ".join(EXPORTS.get(method, ())) or "none"
         raise CheckpointError(f"{checkpoint} holds a {method} model: it exports to {allowed}, not {fmt}")
-    files = {}  # every method's retriever module holds its CHECKPOINTS
-    checkpoints = importlib.import_module(f"jaxir.retrievers.{method.replace('-', '_')}").CHECKPOINTS
+    files = {}  # the method's retriever module (the registry's) holds its CHECKPOINTS
+    checkpoints = importlib.import_module(REGISTRY[method].split(":")[0]).CHECKPOINTS
     model, params = checkpoints.load_model(str(path), {})
     if (path / "idf.json").is_file():
         files["idf.json"] = path / "idf.json"

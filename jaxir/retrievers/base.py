@@ -72,10 +72,15 @@ def option(default=None, help: str = "", *, search_only: bool = False, ge=None, 
     least / greatest value, choices: the values, it takes (`jaxir.config.bounds.field_error`:
     checked at parse time and by `registry.get_retriever`, before any data is read; numbers
     must be finite)."""
-    bounds = {k: v for k, v in (("ge", ge), ("le", le)) if v is not None}
-    metadata = {"help": help, "search_only": search_only, "bounds": bounds}
-    return dataclasses.field(default=default, repr=not search_only,
-                             metadata=metadata if choices is None else {**metadata, "choices": tuple(choices)})
+    rules = {"bounds": {k: v for k, v in (("ge", ge), ("le", le)) if v is not None}}
+    return _option_field(default, help, search_only, rules if choices is None else {**rules, "choices": tuple(choices)})
+
+
+def _option_field(default, help: str, search_only: bool, rules: dict, **extra):
+    """The one shape of an option field: its value rules, help and search_only in the metadata,
+    out of the index cache key (repr) when search_only."""
+    metadata = {**rules, "help": help, "search_only": search_only, **extra}
+    return dataclasses.field(default=default, repr=not search_only, metadata=metadata)
 
 
 # What a config field's metadata declares of its values (`jaxir.config.bounds`): an option that
@@ -97,9 +102,8 @@ def config_option(config: str, field: str, *, default=None, help: str = "", sear
         raise TypeError(f"{config} has no field {field!r}")
     f = fields[field]
     rules = {"bounds": {}, **{k: f.metadata[k] for k in VALUE_RULES if k in f.metadata}}
-    metadata = {**rules, "help": " ".join(filter(None, (field_help(cls, f), help))), "search_only": search_only,
-                "config_field": f"{config}.{field}"}
-    return dataclasses.field(default=default, repr=not search_only, metadata=metadata)
+    return _option_field(default, " ".join(filter(None, (field_help(cls, f), help))), search_only, rules,
+                         config_field=f"{config}.{field}")
 
 
 def threads_option():
